@@ -1,0 +1,72 @@
+"""Self-describing checkpoints: config, token table, SentencePiece model, CMVN and locale masks (as buffers),
+training-data summary, evaluation results, name and version, all as plain tensors/containers so that loading
+uses `torch.load(..., weights_only=True)`: a checkpoint can never run code."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from model.network import ModelConfig, SpeechRecognizer
+from model.tokenizer import Tokenizer
+
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default.pt"
+
+
+@dataclass
+class LoadedModel:
+    model: SpeechRecognizer
+    tokenizer: Tokenizer
+    name: str
+    version: str
+    metadata: dict = field(default_factory=dict)  # training data summary, evaluation, anything descriptive
+
+
+def checkpoint_payload(model: SpeechRecognizer, tokenizer: Tokenizer, name: str, version: str, metadata: dict) -> dict:
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    return {
+        "format_version": FORMAT_VERSION, "name": name, "version": version,
+        "config": model.config.to_dict(), "tokenizer": tokenizer.to_payload(),
+        "state_dict": state, "metadata": metadata,
+    }
+
+
+def atomic_save(payload: dict, path: str | os.PathLike) -> None:
+    """Write next to the target and rename, so a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: SpeechRecognizer, tokenizer: Tokenizer, name: str, version: str, metadata: dict
+) -> None:
+    atomic_save(checkpoint_payload(model, tokenizer, name, version, metadata), path)
+
+
+def validate_checkpoint_path(path: str | os.PathLike) -> Path:
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"checkpoint {resolved} does not exist")
+    if resolved.suffix not in {".pt", ".pth"}:
+        raise ValueError(f"checkpoint {resolved} must be a .pt file")
+    return resolved
+
+
+def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> LoadedModel:
+    payload = torch.load(validate_checkpoint_path(path), map_location="cpu", weights_only=True)
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported checkpoint format {payload.get('format_version')}")
+    model = SpeechRecognizer(ModelConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    return LoadedModel(
+        model=model, tokenizer=Tokenizer.from_payload(payload["tokenizer"]),
+        name=payload["name"], version=payload["version"], metadata=payload.get("metadata", {}),
+    )

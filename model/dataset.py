@@ -1,0 +1,128 @@
+"""Training data: a manifest -> a feature cache (MFCC computed once with the same front end the service uses,
+float16 on disk, memory-mapped) -> length-bucketed batches with SpecAugment.
+
+Cache layout in a folder: `<split>.features.npy` (frames, N_MFCC) float16 and `<split>.index.jsonl` with one row
+per utterance: id, offset, frames, text, locale, speaker, duration.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.audio import load_audio_file
+from model.corpus.manifest import Utterance, read_manifest
+from model.features import N_MFCC, MfccExtractor
+
+
+def _features_of(paths: list[str]) -> list[np.ndarray]:
+    torch.set_num_threads(1)
+    extractor = MfccExtractor()
+    return [extractor(load_audio_file(path)).numpy().astype(np.float16) for path in paths]
+
+
+def build_feature_cache(manifest: str | Path, cache_dir: str | Path, split: str, jobs: int = 2) -> Path:
+    """Compute MFCC for every utterance of the manifest; skip if the cache already exists."""
+    cache_dir = Path(cache_dir)
+    index_path = cache_dir / f"{split}.index.jsonl"
+    if index_path.exists():
+        return index_path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    utterances = read_manifest(manifest)
+    groups = [[u.audio for u in utterances[i : i + 64]] for i in range(0, len(utterances), 64)]
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        arrays = [a for group in tqdm(pool.imap(_features_of, groups), total=len(groups), desc=f"features {split}") for a in group]
+    np.save(cache_dir / f"{split}.features.npy", np.concatenate(arrays) if arrays else np.zeros((0, N_MFCC), np.float16))
+    offset, rows = 0, []
+    for utterance, array in zip(utterances, arrays):
+        rows.append(index_row(utterance, offset, len(array)))
+        offset += len(array)
+    index_path.with_suffix(".tmp").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    index_path.with_suffix(".tmp").rename(index_path)
+    return index_path
+
+
+def index_row(utterance: Utterance, offset: int, frames: int) -> dict:
+    return {
+        "id": utterance.id, "offset": offset, "frames": frames, "text": utterance.text,
+        "locale": utterance.locale, "speaker": utterance.speaker, "duration": utterance.duration,
+        "condition": utterance.condition,
+    }
+
+
+@dataclass
+class FeatureCorpus:
+    features: np.ndarray  # (all frames, N_MFCC) float16, memory-mapped
+    rows: list[dict]
+
+    @staticmethod
+    def open(cache_dir: str | Path, split: str) -> "FeatureCorpus":
+        cache_dir = Path(cache_dir)
+        rows = [json.loads(line) for line in (cache_dir / f"{split}.index.jsonl").read_text().splitlines()]
+        return FeatureCorpus(np.load(cache_dir / f"{split}.features.npy", mmap_mode="r"), rows)
+
+    def utterance_features(self, index: int) -> torch.Tensor:
+        row = self.rows[index]
+        return torch.from_numpy(self.features[row["offset"] : row["offset"] + row["frames"]].astype(np.float32))
+
+    def cmvn(self, max_frames: int = 2_000_000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global mean and inverse standard deviation over (a prefix of) the cache."""
+        sample = torch.from_numpy(self.features[:max_frames].astype(np.float64))
+        return sample.mean(0).float(), (1.0 / sample.std(0).clamp(min=1e-3)).float()
+
+    def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8) -> list[list[int]]:
+        """Utterances sorted by length (with jitter), cut so that B * longest <= max_batch_frames; shuffled."""
+        lengths = np.array([r["frames"] for r in self.rows])
+        order = np.argsort(lengths + rng.uniform(0, 20, size=len(lengths)))
+        batches, current, longest = [], [], 0
+        for index in order:
+            if lengths[index] < min_frames:
+                continue
+            longest_next = max(longest, lengths[index])
+            if current and longest_next * (len(current) + 1) > max_batch_frames:
+                batches.append(current)
+                current, longest_next = [], lengths[index]
+            current.append(int(index))
+            longest = longest_next
+        if current:
+            batches.append(current)
+        rng.shuffle(batches)
+        return batches
+
+
+@dataclass(frozen=True)
+class SpecAugment:
+    """SpecAugment (Park et al., 2019) on raw MFCC: masked cells take the global mean, i.e. zero after CMVN."""
+
+    freq_masks: int = 2
+    freq_width: int = 10
+    time_masks: int = 2
+    time_width: int = 40
+
+    def __call__(self, features: torch.Tensor, mean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        features = features.clone()
+        frames, dims = features.shape
+        for _ in range(self.freq_masks):
+            width = int(rng.integers(0, self.freq_width + 1))
+            start = int(rng.integers(0, max(dims - width, 1)))
+            features[:, start : start + width] = mean[start : start + width]
+        for _ in range(self.time_masks):
+            width = int(rng.integers(0, min(self.time_width, frames // 5) + 1))
+            start = int(rng.integers(0, max(frames - width, 1)))
+            features[start : start + width] = mean
+        return features
+
+
+def pad_features(arrays: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """list of (T_i, F) -> (B, T_max, F) zero-padded, lengths (B,)."""
+    lengths = torch.tensor([a.shape[0] for a in arrays], dtype=torch.long)
+    batch = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[1])
+    for row, array in enumerate(arrays):
+        batch[row, : array.shape[0]] = array
+    return batch, lengths

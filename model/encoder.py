@@ -1,0 +1,256 @@
+"""Streaming Transformer encoder: convolutional x4 subsampling, pre-LN self-attention blocks with rotary
+relative positions, trained with dynamic chunk masks (WeNet U2, arXiv:2012.05481) so one set of weights serves
+full context and any chunk size.
+
+Shape legend: B batch, T feature frames (10 ms), S encoder frames (40 ms), C encoder frames per chunk,
+L left-context frames kept in the cache, D model width, H heads, N layers.
+
+Two entry points share every weight:
+- `forward(features, lengths, chunk_frames)` for training and offline decoding, with a chunk mask;
+- `forward_chunk(features, lengths, state)` for streaming, with a fixed-size key/value cache and a per-row
+  count of processed frames, so streams of different ages batch together. Rotary positions make attention depend
+  on relative distance only, so the cache needs no absolute positions and nothing grows with stream age.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SUBSAMPLING = 4
+SUBSAMPLING_CONTEXT = 7  # feature frames seen by one encoder frame: two 3x3 stride-2 convs, no time padding
+SUBSAMPLING_OVERLAP = SUBSAMPLING_CONTEXT - SUBSAMPLING  # feature frames shared by consecutive chunks
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    feature_dim: int = 80
+    d_model: int = 192
+    n_heads: int = 4
+    n_layers: int = 6
+    ffn_dim: int = 768
+    subsampling_channels: int = 64
+    dropout: float = 0.1
+    left_context_frames: int = 64  # L: encoder frames (40 ms each) of left context in streaming, 2.56 s
+    rope_base: float = 10_000.0
+
+
+def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Feature frames -> encoder frames produced by the time-valid subsampling."""
+    return torch.clamp(torch.div(lengths - SUBSAMPLING_CONTEXT, SUBSAMPLING, rounding_mode="floor") + 1, min=0)
+
+
+def chunk_feature_frames(chunk_frames: int) -> int:
+    """Feature frames one streaming step consumes for `chunk_frames` encoder frames (4C + 3)."""
+    return SUBSAMPLING * (chunk_frames - 1) + SUBSAMPLING_CONTEXT
+
+
+class ConvSubsampling(nn.Module):
+    """(B, T, F) -> (B, S, D) with S = (T - 7) // 4 + 1; no padding in time, so it is chunk-invariant."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        channels = config.subsampling_channels
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(), nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU()
+        )
+        freq = ((config.feature_dim - 3) // 2 + 1 - 3) // 2 + 1
+        self.project = nn.Linear(channels * freq, config.d_model)
+        self.scale = math.sqrt(config.d_model)  # as in WeNet's x * xscale: keeps the residual stream at unit scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.convs(features.unsqueeze(1))  # (B, C', S, F')
+        batch, channels, frames, freq = x.shape
+        x = x.transpose(1, 2).reshape(batch, frames, channels * freq)  # (B, S, C'F')
+        return self.project(x) * self.scale
+
+
+def rotary_tables(positions: torch.Tensor, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin tables (P, dim) for RoPE (Su et al., arXiv:2104.09864) at integer positions."""
+    inv_freq = 1.0 / base ** (torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim)
+    angles = positions.float()[:, None] * inv_freq[None, :]  # (P, dim/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (P, dim)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (B, H, P, dh) rotated by position; cos/sin (P, dh)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.head_dim = config.d_model // config.n_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.out = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.dropout
+        self.rope_base = config.rope_base
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, frames, _ = x.shape
+        return x.view(batch, frames, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, P, dh)
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_offset: int, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """q (B, Q, D) at positions q_offset.., k/v (B, K, D) at positions 0..; mask (B, 1, Q, K) True = attend."""
+        positions = torch.arange(k.shape[1], device=k.device)
+        cos, sin = rotary_tables(positions, self.head_dim, self.rope_base)
+        qh = apply_rotary(self.heads(q), cos[q_offset:], sin[q_offset:])
+        kh = apply_rotary(self.heads(k), cos, sin)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(qh, kh, self.heads(v), attn_mask=mask, dropout_p=dropout)
+        batch, _, frames, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(batch, frames, -1))  # (B, Q, D)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.d_model)
+        self.attn = SelfAttention(config)
+        self.ffn_norm = nn.LayerNorm(config.d_model)
+        self.ffn = nn.Sequential(
+            nn.Linear(config.d_model, config.ffn_dim), nn.SiLU(), nn.Dropout(config.dropout),
+            nn.Linear(config.ffn_dim, config.d_model),
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.attn.qkv(self.attn_norm(x)).chunk(3, dim=-1)
+        x = x + self.dropout(self.attn.attend(q, k, v, 0, mask))
+        return self.feed_forward(x)
+
+    def forward_chunk(
+        self, x: torch.Tensor, cache: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, C, D); cache (B, 2, L, D) un-rotated keys and values -> y (B, C, D), keys+values (B, 2, L+C, D)."""
+        q, k, v = self.attn.qkv(self.attn_norm(x)).chunk(3, dim=-1)
+        keys = torch.cat([cache[:, 0], k], dim=1)  # (B, L+C, D)
+        values = torch.cat([cache[:, 1], v], dim=1)
+        x = x + self.dropout(self.attn.attend(q, keys, values, cache.shape[2], mask))
+        return self.feed_forward(x), torch.stack([keys, values], dim=1)
+
+
+def chunk_attention_mask(
+    lengths: torch.Tensor, frames: int, chunk_frames: int | None, left_frames: int | None
+) -> torch.Tensor:
+    """(B, 1, S, S) bool. Frame i of chunk c = i // C sees frames j < (c + 1) C, j >= c C - L, j < length.
+    chunk_frames None = full context. This is exactly what `forward_chunk` sees through its cache."""
+    index = torch.arange(frames, device=lengths.device)
+    mask = index[None, None, None, :] < lengths[:, None, None, None]  # (B, 1, 1, S)
+    if chunk_frames is None:
+        return mask.expand(-1, 1, frames, frames)
+    chunk_start = torch.div(index, chunk_frames, rounding_mode="floor") * chunk_frames  # (S,)
+    visible = index[None, :] < (chunk_start + chunk_frames)[:, None]
+    if left_frames is not None:
+        visible &= index[None, :] >= (chunk_start - left_frames)[:, None]
+    return mask & visible[None, None]
+
+
+@dataclass
+class EncoderState:
+    """Streaming state of a batch of streams; row b belongs to one stream.
+
+    cache: (B, N, 2, L, D) un-rotated keys and values of the last L frames per layer, right-aligned: slot L-1 is
+        the newest frame; slots older than the stream's start are zeros and masked out.
+    processed_frames: (B,) int64 encoder frames this stream has produced so far.
+    """
+
+    cache: torch.Tensor
+    processed_frames: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.cache.shape[0]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "EncoderState":
+        return EncoderState(self.cache.to(device=device, dtype=dtype), self.processed_frames.to(device))
+
+
+def stack_states(states: list[EncoderState]) -> EncoderState:
+    """Join per-stream states (each batch 1 or more) into one batch; inverse of `unstack_states`."""
+    return EncoderState(
+        cache=torch.cat([s.cache for s in states], dim=0),
+        processed_frames=torch.cat([s.processed_frames for s in states], dim=0),
+    )
+
+
+def unstack_states(state: EncoderState) -> list[EncoderState]:
+    """Split a batch state into batch-1 states, one per row."""
+    return [
+        EncoderState(cache=state.cache[row : row + 1].clone(), processed_frames=state.processed_frames[row : row + 1].clone())
+        for row in range(state.batch_size)
+    ]
+
+
+class StreamingEncoder(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.subsampling = ConvSubsampling(config)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layers))
+        self.final_norm = nn.LayerNorm(config.d_model)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        lengths: torch.Tensor,
+        chunk_frames: int | None = None,
+        left_frames: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, T, F), lengths (B,) -> encoded (B, S, D), encoded_lengths (B,).
+
+        chunk_frames None: full context. Otherwise each chunk sees itself and `left_frames` frames before it
+        (None = all of them; pass `config.left_context_frames` to match streaming exactly)."""
+        x = self.subsampling(features)  # (B, S, D)
+        out_lengths = subsampled_lengths(lengths)
+        mask = chunk_attention_mask(out_lengths, x.shape[1], chunk_frames, left_frames)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.final_norm(x), out_lengths
+
+    def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu", dtype=torch.float32) -> EncoderState:
+        c = self.config
+        cache = torch.zeros(batch_size, c.n_layers, 2, c.left_context_frames, c.d_model, device=device, dtype=dtype)
+        return EncoderState(cache, torch.zeros(batch_size, dtype=torch.long, device=device))
+
+    def forward_chunk(
+        self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+    ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
+        """One streaming step.
+
+        features (B, 4C+3, F): this chunk's feature frames, including the 3 frames shared with the next chunk;
+        lengths (B,): valid feature frames per row (a stream's last chunk may be short; 0 = idle row);
+        state: the batch's EncoderState. Returns encoded (B, C, D), valid encoded frames (B,), next state.
+        Rows past their valid length return garbage frames that the caller must ignore.
+        """
+        left = self.config.left_context_frames
+        x = self.subsampling(features)  # (B, C, D)
+        valid = subsampled_lengths(lengths)  # (B,)
+        chunk = x.shape[1]
+        slots = torch.arange(left + chunk, device=x.device)
+        cache_valid = slots[None, :] >= left - torch.clamp(state.processed_frames, max=left)[:, None]
+        chunk_valid = slots[None, :] < left + valid[:, None]
+        key_valid = torch.where(slots[None, :] < left, cache_valid, chunk_valid)  # (B, L+C)
+        mask = key_valid[:, None, None, :]  # (B, 1, 1, L+C) broadcast over queries
+        # New cache: the L frames ending at each row's last valid frame (rows with short chunks shift less).
+        gather = (valid[:, None] + torch.arange(left, device=x.device)[None, :])  # (B, L)
+        new_cache = []
+        for index, layer in enumerate(self.layers):
+            x, keys_values = layer.forward_chunk(x, state.cache[:, index], mask)  # kv (B, 2, L+C, D)
+            idx = gather[:, None, :, None].expand(-1, 2, -1, keys_values.shape[-1])
+            new_cache.append(torch.gather(keys_values, 2, idx))  # (B, 2, L, D)
+        next_state = EncoderState(torch.stack(new_cache, dim=1), state.processed_frames + valid)
+        return self.final_norm(x), valid, next_state

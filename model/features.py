@@ -1,0 +1,88 @@
+"""Audio front end: 16 kHz mono waveform -> MFCC frames, whole-utterance or incrementally.
+
+The MFCC is configured to be *chunk-invariant*: frame i always covers samples
+[i * HOP_SAMPLES, i * HOP_SAMPLES + WINDOW_SAMPLES) of the utterance, whoever calls it and however the audio
+was split. torchaudio's defaults break this twice (see the `MFCC` docstring): `MelSpectrogram` centres each
+call by reflect-padding, and the default dB scaling clamps relative to the loudest frame of the input. We
+therefore use `center=False` and `log_mels=True` (a plain log with a fixed floor). Mean/variance
+normalisation is global (statistics from the training data, stored in the checkpoint) and lives in the
+network, so this module has no per-utterance state at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+
+SAMPLE_RATE = 16_000
+WINDOW_SAMPLES = 400  # 25 ms
+HOP_SAMPLES = 160  # 10 ms
+N_MELS = 80
+N_MFCC = 80  # n_mfcc == n_mels: an orthonormal DCT of the log-mel, so no spectral detail (pitch harmonics) is lost
+FRAME_SHIFT_S = HOP_SAMPLES / SAMPLE_RATE
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames produced by `num_samples` samples (no padding: a partial window yields no frame)."""
+    if num_samples < WINDOW_SAMPLES:
+        return 0
+    return 1 + (num_samples - WINDOW_SAMPLES) // HOP_SAMPLES
+
+
+class MfccExtractor(torch.nn.Module):
+    """(..., samples) float waveform at 16 kHz -> (..., frames, N_MFCC) float32 MFCC."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mfcc = torchaudio.transforms.MFCC(
+            sample_rate=SAMPLE_RATE,
+            n_mfcc=N_MFCC,
+            log_mels=True,
+            melkwargs=dict(
+                n_fft=WINDOW_SAMPLES,
+                win_length=WINDOW_SAMPLES,
+                hop_length=HOP_SAMPLES,
+                n_mels=N_MELS,
+                f_min=20.0,
+                f_max=7600.0,
+                center=False,
+            ),
+        )
+
+    @torch.no_grad()
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        frames = num_frames(waveform.shape[-1])
+        if frames == 0:
+            return waveform.new_zeros(*waveform.shape[:-1], 0, N_MFCC)
+        used = waveform[..., : (frames - 1) * HOP_SAMPLES + WINDOW_SAMPLES]
+        return self.mfcc(used.float()).transpose(-1, -2).contiguous()  # (..., frames, N_MFCC)
+
+
+@dataclass(frozen=True)
+class FeatureStreamState:
+    """Samples received but not yet fully consumed by a frame: the window overlap carried between calls."""
+
+    pending: torch.Tensor  # (samples,) float32, fewer than WINDOW_SAMPLES + HOP_SAMPLES in steady state
+    frames_emitted: int = 0
+
+    @staticmethod
+    def initial() -> "FeatureStreamState":
+        return FeatureStreamState(pending=torch.zeros(0))
+
+
+def push_samples(
+    extractor: MfccExtractor, state: FeatureStreamState, samples: torch.Tensor
+) -> tuple[torch.Tensor, FeatureStreamState]:
+    """Feed any number of new samples; return the newly completed MFCC frames (n, N_MFCC) and the next state.
+
+    Concatenating the outputs over any split of an utterance equals `extractor(utterance)`.
+    """
+    buffer = torch.cat([state.pending, samples.float().reshape(-1)])
+    frames = num_frames(buffer.shape[0])
+    if frames == 0:
+        return buffer.new_zeros(0, N_MFCC), FeatureStreamState(buffer, state.frames_emitted)
+    features = extractor(buffer)
+    rest = buffer[frames * HOP_SAMPLES :].clone()
+    return features, FeatureStreamState(rest, state.frames_emitted + frames)

@@ -1,0 +1,56 @@
+"""Hotword biasing for CTC prefix beam search: a token trie of the requested phrases. A hypothesis earns `boost`
+per token while it follows a phrase and gives the partial bonus back if it leaves the phrase before finishing
+(the contextual-biasing scheme of icefall's ContextGraph, without the Aho-Corasick fail arcs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NO_MATCH = 0  # trie node id of the root: not inside any phrase
+
+
+@dataclass
+class HotwordTrie:
+    boost: float = 0.0
+    children: list[dict[int, int]] = field(default_factory=lambda: [{}])
+    depth: list[int] = field(default_factory=lambda: [0])
+    terminal: list[bool] = field(default_factory=lambda: [False])
+
+    @staticmethod
+    def build(phrases: list[list[int]], boost: float) -> "HotwordTrie":
+        trie = HotwordTrie(boost=boost)
+        for phrase in phrases:
+            trie.add(phrase)
+        return trie
+
+    def add(self, token_ids: list[int]) -> None:
+        node = NO_MATCH
+        for token_id in token_ids:
+            if token_id not in self.children[node]:
+                self.children.append({})
+                self.depth.append(self.depth[node] + 1)
+                self.terminal.append(False)
+                self.children[node][token_id] = len(self.children) - 1
+            node = self.children[node][token_id]
+        self.terminal[node] = True
+
+    @property
+    def empty(self) -> bool:
+        return not self.children[NO_MATCH]
+
+    def advance(self, node: int, token_id: int) -> tuple[int, float]:
+        """Follow `token_id` from `node`: (next node, score change). Completing a phrase keeps its bonus and
+        returns to the root; falling off a phrase refunds the bonus collected inside it."""
+        child = self.children[node].get(token_id)
+        if child is None:
+            restart = self.children[NO_MATCH].get(token_id)
+            refund = -self.boost * self.depth[node]
+            if restart is None:
+                return NO_MATCH, refund
+            return self._settle(restart, refund + self.boost)
+        return self._settle(child, self.boost)
+
+    def _settle(self, node: int, delta: float) -> tuple[int, float]:
+        if self.terminal[node] and not self.children[node]:
+            return NO_MATCH, delta
+        return node, delta

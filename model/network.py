@@ -1,0 +1,91 @@
+"""The recognizer: global CMVN -> streaming encoder -> CTC head (first pass, streaming), locale head (language
+identification for `auto`), attention decoder (second pass, rescoring finals).
+
+Shape legend: B batch, T feature frames, S encoder frames, D width, V vocabulary, G locales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.decoder import AttentionDecoder, DecoderConfig
+from model.encoder import EncoderConfig, EncoderState, StreamingEncoder
+from model.features import N_MFCC
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    locales: tuple[str, ...]
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    def to_dict(self) -> dict:
+        return {
+            "vocab_size": self.vocab_size, "locales": list(self.locales),
+            "encoder": dict(self.encoder.__dict__), "decoder": dict(self.decoder.__dict__),
+        }
+
+    @staticmethod
+    def from_dict(data: dict) -> "ModelConfig":
+        unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder"}
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return ModelConfig(
+            vocab_size=int(data["vocab_size"]), locales=tuple(data["locales"]),
+            encoder=EncoderConfig(**data["encoder"]), decoder=DecoderConfig(**data["decoder"]),
+        )
+
+
+class SpeechRecognizer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("cmvn_mean", torch.zeros(N_MFCC))
+        self.register_buffer("cmvn_istd", torch.ones(N_MFCC))
+        # (G, V) True where a token belongs to the locale; set from the tokenizer when the model is built.
+        self.register_buffer("locale_token_mask", torch.ones(len(config.locales), config.vocab_size, dtype=torch.bool))
+        self.encoder = StreamingEncoder(config.encoder)
+        self.ctc_head = nn.Linear(config.encoder.d_model, config.vocab_size)
+        self.locale_head = nn.Linear(config.encoder.d_model, len(config.locales))
+        self.decoder = AttentionDecoder(config.decoder, config.vocab_size)
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.cmvn_mean) * self.cmvn_istd
+
+    def encode(
+        self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None = None,
+        left_frames: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw MFCC (B, T, F) -> encoded (B, S, D), lengths (B,)."""
+        return self.encoder(self.normalize(features), lengths, chunk_frames, left_frames)
+
+    def encode_chunk(
+        self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+    ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
+        return self.encoder.forward_chunk(self.normalize(features), lengths, state)
+
+    def ctc_log_probs(self, encoded: torch.Tensor, locale_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens."""
+        logits = self.ctc_head(encoded).float()
+        if locale_ids is not None:
+            allowed = self.locale_token_mask[locale_ids.clamp(min=0)]  # (B, V)
+            allowed = allowed | (locale_ids < 0)[:, None]
+            logits = logits.masked_fill(~allowed[:, None, :], float("-inf"))
+        return F.log_softmax(logits, dim=-1)
+
+    def locale_log_probs(self, encoded_sum: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Language identification from mean-pooled encoder output: sums (B, D), frame counts (B,) -> (B, G)."""
+        pooled = encoded_sum / frames.clamp(min=1)[:, None].to(encoded_sum.dtype)
+        return F.log_softmax(self.locale_head(pooled).float(), dim=-1)
+
+    def pooled_sum(self, encoded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = torch.arange(encoded.shape[1], device=encoded.device)[None, :] < lengths[:, None]
+        return (encoded * valid[..., None].to(encoded.dtype)).sum(dim=1)  # (B, D)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())

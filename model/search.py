@@ -1,0 +1,186 @@
+"""First-pass CTC search, incremental across chunks: greedy and prefix beam search with hotword biasing.
+
+Both take a row of log posteriors for the new frames (S, V) and a search state, and return the next state; the
+same functions serve streaming (one chunk at a time) and offline decoding (all frames at once), so streamed
+and offline results agree by construction. Times are in encoder frames (40 ms); the caller converts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from model.hotwords import HotwordTrie, NO_MATCH
+from model.tokenizer import BLANK_ID
+
+
+@dataclass(frozen=True)
+class TokenTiming:
+    token_id: int
+    start_frame: int  # first frame where the token fired
+    end_frame: int  # last frame of its run (inclusive)
+    confidence: float  # highest posterior over its frames
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: tuple[TokenTiming, ...]
+    log_prob: float  # CTC log-probability of the label sequence (summed over alignments)
+    bias: float = 0.0  # hotword boost included in the ranking score
+
+    @property
+    def token_ids(self) -> tuple[int, ...]:
+        return tuple(t.token_id for t in self.tokens)
+
+    @property
+    def score(self) -> float:
+        return self.log_prob + self.bias
+
+
+# ---------------------------------------------------------------------------------------------- greedy search
+
+
+@dataclass(frozen=True)
+class GreedyState:
+    tokens: tuple[TokenTiming, ...] = ()
+    last_id: int = BLANK_ID
+    frames: int = 0  # frames consumed so far
+    log_prob: float = 0.0  # sum of best-path frame log-probs (a Viterbi score, used as a confidence)
+
+
+def greedy_search(log_probs: torch.Tensor, state: GreedyState = GreedyState()) -> GreedyState:
+    """log_probs (S, V) for the next S frames -> next state. Collapses repeats, drops blanks."""
+    best, best_ids = log_probs.max(dim=-1)
+    tokens, last_id = list(state.tokens), state.last_id
+    for offset, (token_id, score) in enumerate(zip(best_ids.tolist(), best.tolist())):
+        frame = state.frames + offset
+        if token_id != BLANK_ID and token_id == last_id and tokens:
+            previous = tokens[-1]
+            tokens[-1] = replace(previous, end_frame=frame, confidence=max(previous.confidence, math.exp(score)))
+        elif token_id != BLANK_ID:
+            tokens.append(TokenTiming(token_id, frame, frame, math.exp(score)))
+        last_id = token_id
+    return GreedyState(tuple(tokens), last_id, state.frames + len(best_ids), state.log_prob + float(best.sum()))
+
+
+def greedy_hypothesis(state: GreedyState) -> Hypothesis:
+    return Hypothesis(state.tokens, state.log_prob)
+
+
+# ---------------------------------------------------------------------------------------- prefix beam search
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    beam_size: int = 4
+    token_candidates: int = 6  # per frame, the most likely non-blank tokens considered
+    min_token_log_prob: float = math.log(1e-4)  # ...and only those above this
+    blank_skip_prob: float = 0.999  # a frame this sure of blank only extends blanks (CTC peaky behaviour)
+
+
+@dataclass
+class _Beam:
+    blank: float  # log P(prefix, last frame blank)
+    non_blank: float  # log P(prefix, last frame = its last token)
+    timings: tuple[TokenTiming, ...]
+    node: int = NO_MATCH  # hotword trie position
+    bias: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return _logaddexp(self.blank, self.non_blank)
+
+
+@dataclass(frozen=True)
+class BeamState:
+    beams: dict = field(default_factory=lambda: {(): _Beam(0.0, -math.inf, ())})
+    frames: int = 0
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    high, low = (a, b) if a > b else (b, a)
+    return high + math.log1p(math.exp(low - high))
+
+
+def _extend(beams: dict, prefix: tuple, parent: _Beam, token: int, frame: int, log_prob: float,
+            path: float, trie: HotwordTrie | None) -> None:
+    """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next beams."""
+    new_prefix = prefix + (token,)
+    entry = beams.get(new_prefix)
+    if entry is None:
+        node, delta = trie.advance(parent.node, token) if trie else (NO_MATCH, 0.0)
+        timing = TokenTiming(token, frame, frame, math.exp(log_prob))
+        beams[new_prefix] = _Beam(-math.inf, path, parent.timings + (timing,), node, parent.bias + delta)
+    else:
+        entry.non_blank = _logaddexp(entry.non_blank, path)
+
+
+def _stay(beams: dict, prefix: tuple, parent: _Beam, blank_path: float, repeat_path: float, frame: int,
+          log_prob: float) -> None:
+    """The prefix survives the frame: by a blank, or by repeating its last token (which extends its time span)."""
+    entry = beams.get(prefix)
+    timings = parent.timings
+    if repeat_path > -math.inf and timings:
+        last = timings[-1]
+        timings = timings[:-1] + (replace(last, end_frame=frame, confidence=max(last.confidence, math.exp(log_prob))),)
+    if entry is None:
+        beams[prefix] = _Beam(blank_path, repeat_path, timings, parent.node, parent.bias)
+    else:
+        entry.blank = _logaddexp(entry.blank, blank_path)
+        entry.non_blank = _logaddexp(entry.non_blank, repeat_path)
+
+
+def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
+                   options: BeamOptions, trie: HotwordTrie | None) -> dict:
+    following: dict = {}
+    for prefix, beam in beams.items():
+        last = prefix[-1] if prefix else None
+        repeat_lp = next((lp for token, lp in candidates if token == last), -math.inf)
+        _stay(following, prefix, beam, beam.total + blank_lp, beam.non_blank + repeat_lp, frame, repeat_lp)
+        for token, lp in candidates:
+            # A repeated token only starts a new label after a blank.
+            path = beam.blank + lp if token == last else beam.total + lp
+            if path > -math.inf:
+                _extend(following, prefix, beam, token, frame, lp, path, trie)
+    ranked = sorted(following.items(), key=lambda item: item[1].total + item[1].bias, reverse=True)
+    return dict(ranked[: options.beam_size])
+
+
+def prefix_beam_search(
+    log_probs: torch.Tensor, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
+    trie: HotwordTrie | None = None,
+) -> BeamState:
+    """CTC prefix beam search (Graves 2006; Hannun et al. 2014) over the next frames (S, V) -> next state."""
+    state = state or BeamState()
+    if trie is not None and trie.empty:
+        trie = None
+    top_lp, top_ids = log_probs.topk(min(options.token_candidates + 1, log_probs.shape[-1]), dim=-1)
+    blank_lps = log_probs[:, BLANK_ID].tolist()
+    skip = math.log(options.blank_skip_prob)
+    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias) for prefix, b in state.beams.items()}
+    for offset, (lps, ids, blank_lp) in enumerate(zip(top_lp.tolist(), top_ids.tolist(), blank_lps)):
+        frame = state.frames + offset
+        if blank_lp > skip:
+            for beam in beams.values():
+                beam.blank, beam.non_blank = beam.total + blank_lp, -math.inf
+            continue
+        candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
+        beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie)
+    return BeamState(beams, state.frames + log_probs.shape[0])
+
+
+def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False) -> list[Hypothesis]:
+    """The n-best, best first. For a final result, bonus for an unfinished hotword is taken back."""
+    hypotheses = []
+    for beam in state.beams.values():
+        bias = beam.bias
+        if final and trie is not None:
+            bias -= trie.boost * trie.depth[beam.node]
+        hypotheses.append(Hypothesis(beam.timings, beam.total, bias))
+    return sorted(hypotheses, key=lambda h: h.score, reverse=True)

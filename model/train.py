@@ -1,0 +1,262 @@
+"""Train the recognizer: joint CTC + attention + locale-ID loss with dynamic chunk masks.
+
+    python -m model.train --config model/configs/synth_small.toml            # CPU, or one GPU
+    torchrun --nproc-per-node 8 -m model.train --config ...                  # data parallel (DDP)
+
+Every invocation resumes from `<output_dir>/last.pt` when it exists and stops after `max_minutes`, so a long
+training runs as a series of sessions. `--average` writes the mean of the last snapshots as a model checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from model.checkpoint import atomic_save, checkpoint_payload, save_checkpoint
+from model.dataset import FeatureCorpus, build_feature_cache, pad_features
+from model.decoder import decoder_io
+from model.evaluate import evaluate_corpus, sample_per_locale, summarize
+from model.network import ModelConfig, SpeechRecognizer
+from model.checkpoint import LoadedModel
+from model.tokenizer import Tokenizer
+from model.train_config import TrainConfig
+
+
+def data_summary(corpus: FeatureCorpus) -> dict:
+    """Hours per locale and per condition, for the model card."""
+    hours: Counter = Counter()
+    conditions: Counter = Counter()
+    for row in corpus.rows:
+        hours[row["locale"]] += row["duration"] / 3600
+        conditions[f'{row["locale"]}/{row.get("condition", "clean")}'] += row["duration"] / 3600
+    return {
+        "utterances": len(corpus.rows),
+        "hours_per_locale": {k: round(v, 2) for k, v in sorted(hours.items())},
+        "hours_per_condition": {k: round(v, 2) for k, v in sorted(conditions.items())},
+        "speakers": len({row["speaker"] for row in corpus.rows}),
+    }
+
+
+def build_model(config: TrainConfig, corpus: FeatureCorpus, tokenizer: Tokenizer, texts: dict) -> SpeechRecognizer:
+    model_config = ModelConfig(tokenizer.vocab_size, tuple(tokenizer.locales), config.encoder, config.decoder)
+    model = SpeechRecognizer(model_config)
+    mean, istd = corpus.cmvn()
+    model.cmvn_mean.copy_(mean)
+    model.cmvn_istd.copy_(istd)
+    model.locale_token_mask.copy_(tokenizer.locale_token_mask(texts))
+    return model
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up then inverse square-root decay (Vaswani et al., 2017)."""
+    step = max(step, 1)
+    return config.peak_lr * min(step / config.warmup_steps, math.sqrt(config.warmup_steps / step))
+
+
+def sample_chunk(config: TrainConfig, rng: np.random.Generator) -> int | None:
+    if rng.random() < config.full_context_prob:
+        return None
+    return int(rng.integers(config.min_chunk_frames, config.max_chunk_frames + 1))
+
+
+def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[torch.Tensor, dict]:
+    core = model.module if hasattr(model, "module") else model
+    rows = [corpus.rows[i] for i in indices]
+    mean = core.cmvn_mean.cpu()
+    features, lengths = pad_features([config.spec_augment(corpus.utterance_features(i), mean, rng) for i in indices])
+    targets = [tokenizer.encode(r["text"]) for r in rows]
+    locale_ids = torch.tensor([tokenizer.locales.index(r["locale"]) for r in rows], device=device)
+    chunk = sample_chunk(config, rng)
+    left = config.encoder.left_context_frames if chunk else None
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+        encoded, encoded_lengths = core.encode(features.to(device), lengths.to(device), chunk, left)
+        log_probs = core.ctc_log_probs(encoded)  # (B, S, V), float32
+        flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
+        target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+        ctc = F.ctc_loss(log_probs.transpose(0, 1), flat, encoded_lengths.cpu(), target_lengths,
+                         zero_infinity=True, reduction="sum") / len(rows)
+        inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
+        logits = core.decoder(inputs.to(device), input_lengths.to(device), encoded, encoded_lengths)
+        attention = F.cross_entropy(logits.float().flatten(0, 1), outputs.to(device).flatten(), ignore_index=-1,
+                                    label_smoothing=config.label_smoothing, reduction="sum") / len(rows)
+        locale_lp = core.locale_log_probs(core.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
+        locale = F.nll_loss(locale_lp, locale_ids)
+    loss = config.ctc_weight * ctc + config.attention_weight * attention + config.locale_weight * locale
+    audio_s = float(lengths.sum()) / 100
+    return loss, {"ctc": ctc.item(), "att": attention.item(), "lid": locale.item(), "audio_s": audio_s}
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, device: torch.device, rank: int, world: int) -> None:
+        self.config, self.device, self.rank, self.world = config, device, rank, world
+        self.out = Path(config.output_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if rank == 0:
+            build_feature_cache(config.train_manifest, config.cache_dir, "train")
+            build_feature_cache(config.dev_manifest, config.cache_dir, "dev")
+        if world > 1:
+            dist.barrier()
+        self.train = FeatureCorpus.open(config.cache_dir, "train")
+        self.dev = FeatureCorpus.open(config.cache_dir, "dev")
+        self.texts: dict[str, list[str]] = {}
+        for row in self.train.rows:
+            self.texts.setdefault(row["locale"], []).append(row["text"])
+        self.state = {"step": 0, "epoch": 0, "audio_hours": 0.0, "elapsed_s": 0.0, "log": []}
+        self._init_model()
+
+    def _init_model(self) -> None:
+        last = self.out / "last.pt"
+        if last.exists():
+            payload = torch.load(last, map_location="cpu", weights_only=True)
+            self.tokenizer = Tokenizer.from_payload(payload["model"]["tokenizer"])
+            self.model = SpeechRecognizer(ModelConfig.from_dict(payload["model"]["config"]))
+            self.model.load_state_dict(payload["model"]["state_dict"])
+            self.state = payload["trainer"]
+        else:
+            self.tokenizer = Tokenizer.build(self.texts, self.config.subword_vocab_size)
+            torch.manual_seed(self.config.seed)
+            self.model = build_model(self.config, self.train, self.tokenizer, self.texts)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.peak_lr, betas=(0.9, 0.98),
+                                           weight_decay=self.config.weight_decay)
+        if last.exists():
+            self.optimizer.load_state_dict(payload["optimizer"])
+        self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+
+    def metadata(self) -> dict:
+        return {"training_data": data_summary(self.train), "trainer": {k: v for k, v in self.state.items() if k != "log"},
+                "parameters": self.model.parameter_count(), "config": self.config.__class__.__name__}
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        model_payload = checkpoint_payload(self.model, self.tokenizer, self.config.name, self.config.version, self.metadata())
+        atomic_save({"model": model_payload, "optimizer": self.optimizer.state_dict(), "trainer": self.state}, self.out / "last.pt")
+        atomic_save(model_payload, self.out / f"snapshot_{self.state['step']:07d}.pt")
+        for old in sorted(self.out.glob("snapshot_*.pt"))[: -self.config.keep_snapshots]:
+            old.unlink()
+
+    def evaluate(self) -> dict:
+        self.model.eval()
+        loaded = LoadedModel(self.model, self.tokenizer, self.config.name, self.config.version)
+        indices = sample_per_locale(self.dev, self.config.eval_utterances_per_locale)
+        result = {"full": summarize(evaluate_corpus(loaded, self.dev, None, list(indices))),
+                  "chunk_640ms": summarize(evaluate_corpus(loaded, self.dev, 16, list(indices)))}
+        self.model.train()
+        return result
+
+    def log(self, entry: dict) -> None:
+        entry = {"step": self.state["step"], "hours_seen": round(self.state["audio_hours"], 2), **entry}
+        self.state["log"].append(entry)
+        if self.rank == 0:
+            with open(self.out / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            tqdm.write(json.dumps(entry, ensure_ascii=False))
+
+    def run(self) -> None:
+        config, started = self.config, time.monotonic()
+        last_save = last_eval = started
+        self.model.train()
+        rng = np.random.default_rng(config.seed + 1000 * self.state["epoch"] + self.rank)
+        progress = tqdm(disable=self.rank != 0, desc="train", unit="step", initial=self.state["step"], mininterval=1 if os.isatty(2) else 30)
+        while self.state["step"] < config.max_steps:
+            batches = self.train.length_batches(config.max_batch_frames, np.random.default_rng(config.seed + self.state["epoch"]))
+            for indices in batches[self.rank :: self.world]:
+                self.step(indices, rng, progress)
+                now = time.monotonic()
+                if now - last_save > config.checkpoint_every_minutes * 60:
+                    self.state["elapsed_s"] += now - last_save
+                    last_save = now
+                    self.save()
+                if now - last_eval > config.eval_every_minutes * 60 and self.rank == 0:
+                    last_eval = now
+                    self.log({"dev": self.evaluate()})
+                if now - started > config.max_minutes * 60 or self.state["step"] >= config.max_steps:
+                    break
+            else:
+                self.state["epoch"] += 1
+                continue
+            break
+        self.state["elapsed_s"] += time.monotonic() - last_save
+        self.save()
+        if self.rank == 0:
+            self.log({"dev": self.evaluate(), "final": True})
+
+    def step(self, indices: list[int], rng: np.random.Generator, progress: tqdm) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, self.state["step"] + 1)
+        loss, parts = batch_loss(self.ddp, self.config, self.train, self.tokenizer, indices, rng, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.state["step"] += 1
+        self.state["audio_hours"] += parts["audio_s"] * self.world / 3600
+        progress.update(1)
+        progress.set_postfix(ctc=f'{parts["ctc"]:.1f}', att=f'{parts["att"]:.1f}', lid=f'{parts["lid"]:.2f}',
+                             h=f'{self.state["audio_hours"]:.1f}')
+        if self.state["step"] % 100 == 0:
+            self.log({"loss": {k: round(v, 3) for k, v in parts.items()}, "lr": learning_rate(self.config, self.state["step"])})
+
+
+def average_snapshots(output_dir: str | Path, destination: str | Path, last: int) -> Path:
+    """Average the parameters of the newest `last` snapshots (checkpoint averaging as in WeNet/ESPnet)."""
+    snapshots = sorted(Path(output_dir).glob("snapshot_*.pt"))[-last:]
+    payloads = [torch.load(p, map_location="cpu", weights_only=True) for p in snapshots]
+    averaged = payloads[-1]
+    for key, value in averaged["state_dict"].items():
+        if value.is_floating_point():
+            averaged["state_dict"][key] = sum(p["state_dict"][key] for p in payloads) / len(payloads)
+    averaged["metadata"]["averaged_snapshots"] = [p.name for p in snapshots]
+    atomic_save(averaged, destination)
+    return Path(destination)
+
+
+def setup_device(config: TrainConfig) -> tuple[torch.device, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(config.threads)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, rank, world
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="TOML file (see model/configs/)")
+    parser.add_argument("--max-minutes", type=float, help="override the config's wall-clock budget")
+    parser.add_argument("--average", type=int, metavar="N", help="only average the last N snapshots")
+    parser.add_argument("--export", help="with --average: where to write the averaged model checkpoint")
+    args = parser.parse_args(argv)
+    config = TrainConfig.from_toml(args.config)
+    if args.max_minutes is not None:
+        config = dataclasses.replace(config, max_minutes=args.max_minutes)
+    if args.average:
+        print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average))
+        return
+    device, rank, world = setup_device(config)
+    Trainer(config, device, rank, world).run()
+    if world > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

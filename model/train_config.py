@@ -1,0 +1,60 @@
+"""Typed training configuration, read from a TOML file; an unknown key is an error."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from model.dataset import SpecAugment
+from model.decoder import DecoderConfig
+from model.encoder import EncoderConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    train_manifest: str
+    dev_manifest: str
+    cache_dir: str = "data/cache"
+    output_dir: str = "runs/default"
+    name: str = "openasr-synth"
+    version: str = "0.1.0"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    spec_augment: SpecAugment = field(default_factory=SpecAugment)
+    subword_vocab_size: int = 256
+    max_batch_frames: int = 24_000  # feature frames (10 ms) per batch, padding included
+    peak_lr: float = 1.5e-3
+    warmup_steps: int = 1_500
+    weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    max_steps: int = 1_000_000
+    max_minutes: float = 60.0  # wall-clock budget of one invocation; resume continues from the last checkpoint
+    ctc_weight: float = 0.6
+    attention_weight: float = 0.4
+    locale_weight: float = 0.1
+    label_smoothing: float = 0.1
+    full_context_prob: float = 0.5  # dynamic chunk training: share of batches with full context
+    min_chunk_frames: int = 4
+    max_chunk_frames: int = 32
+    eval_every_minutes: float = 10.0
+    eval_utterances_per_locale: int = 100
+    checkpoint_every_minutes: float = 5.0
+    keep_snapshots: int = 5
+    threads: int = 2
+    seed: int = 0
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+
+    @staticmethod
+    def from_toml(path: str | Path) -> "TrainConfig":
+        return TrainConfig.from_dict(tomllib.loads(Path(path).read_text()))
+
+    @staticmethod
+    def from_dict(data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        nested = {"encoder": EncoderConfig, "decoder": DecoderConfig, "spec_augment": SpecAugment}
+        values = {k: nested[k](**v) if k in nested else v for k, v in data.items()}
+        return TrainConfig(**values)

@@ -1,0 +1,28 @@
+"""Checkpoints describe themselves and load with weights_only=True."""
+
+import pytest
+import torch
+
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.tokenizer import Tokenizer
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path, tiny_model):
+    tokenizer = Tokenizer.build({"zh-CN": ["你好"], "yue-HK": ["你好嗎"], "en-US": ["hello there"]}, 20)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, tiny_model, tokenizer, "tiny", "0.0.1", {"training_data": {"hours_per_locale": {"zh-CN": 1.0}}})
+    payload = torch.load(path, weights_only=True)  # raises if anything but plain data were stored
+    assert payload["config"]["encoder"]["left_context_frames"] == 12
+    loaded = load_checkpoint(path)
+    assert loaded.name == "tiny" and loaded.metadata["training_data"]["hours_per_locale"]["zh-CN"] == 1.0
+    for key, value in tiny_model.state_dict().items():
+        assert torch.equal(value, loaded.model.state_dict()[key])
+
+
+def test_checkpoint_path_is_validated(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    bogus = tmp_path / "model.txt"
+    bogus.write_text("x")
+    with pytest.raises(ValueError):
+        load_checkpoint(bogus)

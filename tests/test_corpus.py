@@ -1,0 +1,215 @@
+"""Tests for model.corpus (fast: synthesis is a handful of espeak calls)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from model.corpus import augment as aug
+from model.corpus.build import BuildConfig, build, split_variants
+from model.corpus.importers import import_commonvoice, import_kaldi, main as importers_main
+from model.corpus.manifest import Utterance, read_manifest, write_manifest
+from model.corpus.normalize import is_clean_sentence, normalize_text
+from model.corpus.readable import filter_readable
+from model.corpus.synthesize import SAMPLE_RATE, VoiceSpec, parse_wav_bytes, synthesize
+
+
+@pytest.mark.parametrize("text, locale, expected", [
+    ("你好，世界！", "zh-CN", "你好世界"),
+    ("我 用 iPhone 手机。", "zh-CN", "我用iphone手机"),
+    ("ＡＢＣ１２３ Hello World，再见", "zh-CN", "abc123 hello world再见"),
+    ("佢哋今日唔得閒呀。", "yue-HK", "佢哋今日唔得閒呀"),
+    ("中文 ,  text", "zh-TW", "中文text"),
+    ("Hello, World!  It's   café-time.", "en-US", "hello world it's cafe time"),
+    ("'Quoted' words — and \u2019tis", "en-US", "quoted words and tis"),
+])
+def test_normalize_text(text, locale, expected):
+    assert normalize_text(text, locale) == expected
+
+
+@pytest.mark.parametrize("text, locale, ok", [
+    ("迈向充满希望的新世纪", "zh-CN", True),
+    ("你好，世界", "zh-CN", True),
+    ("你好", "zh-CN", False),  # too short
+    ("一九九八年是１９９８", "zh-CN", False),  # digits
+    ("我用iPhone手机打电话", "zh-CN", False),  # Latin
+    ("好" * 21, "yue-HK", False),
+    ("Hello there, friend.", "en-US", True),
+    ("Hi", "en-US", False),
+    ("Call 911 now please", "en-US", False),
+    ("x = y + z; done", "en-US", False),
+])
+def test_is_clean_sentence(text, locale, ok):
+    assert is_clean_sentence(text, locale) is ok
+
+
+def test_manifest_roundtrip(tmp_path):
+    utts = [Utterance("a", "wav/a.wav", "你好", "zh-CN", "s1", 1.5, "clean"),
+            Utterance("b", "/abs/b.wav", "hi there", "en-US", "s2", 2.0, "noise")]
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, utts)
+    assert "你好" in path.read_text(encoding="utf-8")  # ensure_ascii=False
+    back = read_manifest(path)
+    assert back[0].audio == str(tmp_path / "wav/a.wav")
+    assert back[1].audio == "/abs/b.wav" and back[1].condition == "noise"
+
+
+@pytest.mark.parametrize("text, voice, units_per_s", [
+    ("迈向充满希望的新世纪", VoiceSpec("cmn-latn-pinyin", "m3", speed=230), (3.0, 8.0)),
+    ("你老公有冇平機票啊", VoiceSpec("yue", "f2", speed=230), (3.0, 8.0)),
+    ("the sun must repair your eyes", VoiceSpec("en-us", "klatt2", speed=175), (1.5, 5.0)),
+])
+def test_synthesize(text, voice, units_per_s):
+    audio = synthesize(text, voice, np.random.default_rng(0))
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    seconds = audio.size / SAMPLE_RATE
+    units = len(text.split()) if " " in text else len(text)
+    assert units_per_s[0] <= units / seconds <= units_per_s[1]
+    assert np.sqrt(np.mean(audio ** 2)) > 0.01
+    # 50-150 ms padding kept at both ends.
+    assert np.max(np.abs(audio[:800])) == 0.0 and np.max(np.abs(audio[-800:])) == 0.0
+
+
+def test_parse_wav_bytes_rejects_garbage():
+    with pytest.raises(ValueError):
+        parse_wav_bytes(b"not a wav at all" * 4)
+
+
+def _tone(n=16000):
+    t = np.arange(n) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("condition", sorted(aug.CONDITION_WEIGHTS))
+def test_augment_shape_dtype_determinism(condition):
+    x = _tone()
+    a = aug.augment(x, condition, np.random.default_rng(5))
+    b = aug.augment(x, condition, np.random.default_rng(5))
+    assert a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.max(np.abs(a)) <= 1.0
+    if condition == "speed":
+        assert min(abs(a.size - x.size / f) for f in (0.9, 1.1)) <= 1
+    else:
+        assert a.size == x.size
+
+
+def test_augment_effects():
+    x = _tone()
+    rng = np.random.default_rng(0)
+    noisy = aug.add_noise(x, 10.0, rng, "pink")
+    snr = 10 * np.log10(np.mean(x ** 2) / np.mean((noisy - x) ** 2))
+    assert 9.0 < snr < 11.0
+    tel = aug.telephone(x)
+    assert np.sqrt(np.mean(tel ** 2)) > 0.05  # 440 Hz is inside the phone band
+    low = aug.telephone((0.3 * np.sin(2 * np.pi * 100 * np.arange(16000) / 16000)).astype(np.float32))
+    assert np.sqrt(np.mean(low ** 2)) < 0.05  # 100 Hz is cut
+    quiet = aug.apply_gain(x, -20.0)
+    assert np.isclose(np.max(np.abs(quiet)), 0.03, rtol=0.01)
+    assert np.max(np.abs(aug.apply_gain(x, 12.0))) <= 0.98
+    assert abs(aug.speed_perturb(x, 1.1).size - x.size / 1.1) <= 1
+    with pytest.raises(ValueError):
+        aug.augment(x, "underwater", rng)
+
+
+def test_condition_weights():
+    rng = np.random.default_rng(0)
+    picks = [aug.choose_condition(rng) for _ in range(4000)]
+    assert 0.36 < picks.count("clean") / 4000 < 0.44
+
+
+def test_readable_filter(tmp_path):
+    cache = tmp_path / "rc.json"
+    kept, bad = filter_readable(["我哋去飲茶", "鿏鿏好好"], "yue", cache)
+    assert kept == ["我哋去飲茶"] and bad == ["鿏"]
+    assert json.loads(cache.read_text(encoding="utf-8"))["我"] is True
+
+
+def test_split_variants_disjoint_and_deterministic():
+    train, held = split_variants(0, 0.1)
+    assert held and not set(train) & set(held)
+    assert split_variants(0, 0.1) == (train, held)
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    cfg = BuildConfig(out=out, hours_per_locale=0.005, jobs=2, seed=0,
+                      dev_sentences=3, test_sentences=4, max_sentences=40)
+    return out, build(cfg)
+
+
+def test_build_splits(tiny_build):
+    out, stats = tiny_build
+    splits = {s: read_manifest(out / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    for locale in ("zh-CN", "yue-HK", "en-US"):
+        per = {s: [u for u in us if u.locale == locale] for s, us in splits.items()}
+        assert len(per["dev"]) == 3 and len(per["test"]) == 4 and per["train"]
+        texts = {s: {u.text for u in us} for s, us in per.items()}
+        assert not texts["train"] & texts["dev"] and not texts["train"] & texts["test"]
+        assert not texts["dev"] & texts["test"]
+        assert sum(u.duration for u in per["train"]) > 0.5 * 0.005 * 3600
+    train_spk = {u.speaker for u in splits["train"]}
+    assert not train_spk & {u.speaker for u in splits["dev"] + splits["test"]}
+    for u in [u for us in splits.values() for u in us]:
+        info = sf.info(u.audio)
+        assert info.samplerate == 16000 and info.channels == 1 and info.subtype == "PCM_16"
+        assert abs(info.frames / 16000 - u.duration) < 1e-3
+        assert normalize_text(u.text, u.locale) == u.text
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["n_errors"] == 0
+    assert stats["by_locale"]["dev"]["zh-CN"]["utterances"] == 3
+
+
+def test_build_is_resumable(tiny_build):
+    out, _ = tiny_build
+    first = (out / "train.jsonl").read_text(encoding="utf-8")
+    wav = out / read_manifest(out / "train.jsonl")[0].audio
+    mtime = wav.stat().st_mtime_ns
+    build(BuildConfig(out=out, hours_per_locale=0.005, jobs=1, seed=0,
+                      dev_sentences=3, test_sentences=4, max_sentences=40))
+    assert (out / "train.jsonl").read_text(encoding="utf-8") == first
+    assert wav.stat().st_mtime_ns == mtime  # skipped, not re-synthesised
+
+
+def _write_wav(path: Path, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.zeros(int(seconds * 16000), np.float32), 16000, subtype="PCM_16")
+
+
+def test_import_kaldi(tmp_path):
+    d = tmp_path / "kaldi"
+    _write_wav(d / "a.wav", 1.0)
+    _write_wav(tmp_path / "b.wav", 0.5)
+    (d / "wav.scp").write_text(f"u1 a.wav\nu2 {tmp_path / 'b.wav'}\n", encoding="utf-8")
+    (d / "text").write_text("u1 你 好 世界\nu2 Hello, World!\n", encoding="utf-8")
+    (d / "utt2spk").write_text("u1 spk1\nu2 spk2\n", encoding="utf-8")
+    (d / "utt2locale").write_text("u2 en-US\n", encoding="utf-8")
+    utts = import_kaldi(d, "zh-CN")
+    assert utts == [
+        Utterance("u1", str((d / "a.wav").resolve()), "你好世界", "zh-CN", "spk1", 1.0, "clean"),
+        Utterance("u2", str(tmp_path / "b.wav"), "hello world", "en-US", "spk2", 0.5, "clean"),
+    ]
+    (d / "wav.scp").write_text("u1 sox a.wav -t wav - |\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="pipe"):
+        import_kaldi(d)
+
+
+def test_import_commonvoice(tmp_path):
+    d = tmp_path / "cv"
+    _write_wav(d / "clips" / "c1.wav", 0.75)
+    _write_wav(d / "clips" / "c2.wav", 0.25)
+    (d / "validated.tsv").write_text(
+        "client_id\tpath\tsentence\tup_votes\tlocale\n"
+        "abc\tc1.wav\t佢哋去咗邊度？\t2\tzh-HK\n"
+        "def\tc2.wav\t\"Quoted\" English.\t2\ten\n", encoding="utf-8")
+    utts = import_commonvoice(d, probe_durations=True)
+    assert [(u.id, u.text, u.locale, u.speaker, u.duration) for u in utts] == [
+        ("c1", "佢哋去咗邊度", "yue-HK", "abc", 0.75), ("c2", "quoted english", "en-US", "def", 0.25)]
+    assert all(Path(u.audio).is_absolute() and Path(u.audio).is_file() for u in utts)
+    (d / "clip_durations.tsv").write_text("clip\tduration[ms]\nc1.wav\t750\n", encoding="utf-8")
+    lazy = import_commonvoice(d)
+    assert [u.duration for u in lazy] == [0.75, 0.0]  # unknown left at 0.0
+    importers_main(["commonvoice", str(d), "--out", str(tmp_path / "cv.jsonl")])
+    assert len(read_manifest(tmp_path / "cv.jsonl")) == 2

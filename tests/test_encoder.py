@@ -1,0 +1,82 @@
+"""Streaming encoder contracts: chunk-by-chunk == masked full forward; a batch of streams of different ages ==
+each stream alone; unstack(stack(states)) == states; chunk-step cost does not depend on stream age."""
+
+import pytest
+import torch
+
+from model.encoder import EncoderState, chunk_feature_frames, stack_states, unstack_states
+from model.streaming import FeatureBuffer, encode_streaming, take_chunk
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 4, 8, 16])
+@pytest.mark.parametrize("feature_frames", [7, 50, 203, 430])
+def test_chunked_encoder_equals_masked_full_forward(tiny_model, chunk_frames, feature_frames):
+    torch.manual_seed(feature_frames)
+    features = torch.randn(feature_frames, 80) * 3 + 1
+    left = tiny_model.config.encoder.left_context_frames
+    with torch.no_grad():
+        full, lengths = tiny_model.encode(features[None], torch.tensor([feature_frames]), chunk_frames, left)
+    streamed = encode_streaming(tiny_model, features, chunk_frames, piece_frames=13)
+    assert streamed.shape[0] == int(lengths[0])
+    torch.testing.assert_close(streamed, full[0, : int(lengths[0])], atol=2e-5, rtol=1e-4)
+
+
+def test_batch_of_streams_of_different_ages_equals_each_alone(tiny_model):
+    """Three streams, started at different times, share batched steps; each row matches its solo run."""
+    torch.manual_seed(1)
+    chunk = 4
+    need = chunk_feature_frames(chunk)
+    utterances = [torch.randn(n, 80) for n in (300, 200, 120)]
+    solo = [encode_streaming(tiny_model, u, chunk) for u in utterances]
+    starts = [0, 3, 9]  # the chunk step at which each stream joins
+    buffers = [FeatureBuffer(u) for u in utterances]
+    states: list[EncoderState | None] = [None] * 3
+    outputs: list[list[torch.Tensor]] = [[], [], []]
+    with torch.no_grad():
+        for step in range(40):
+            rows, chunks = [], []
+            for i in range(3):
+                if step < starts[i]:
+                    continue
+                piece, buffers[i] = take_chunk(buffers[i], chunk, final=True)
+                if piece is not None:
+                    rows.append(i)
+                    chunks.append(piece)
+                    states[i] = states[i] or tiny_model.encoder.initial_state(1)
+            if not rows:
+                continue
+            batch = torch.stack([c.features for c in chunks])
+            lengths = torch.tensor([c.valid_frames for c in chunks])
+            encoded, valid, state = tiny_model.encode_chunk(batch, lengths, stack_states([states[i] for i in rows]))
+            for row, (i, next_state) in enumerate(zip(rows, unstack_states(state))):
+                states[i] = next_state
+                outputs[i].append(encoded[row, : int(valid[row])])
+    for i in range(3):
+        torch.testing.assert_close(torch.cat(outputs[i]), solo[i], atol=2e-5, rtol=1e-4)
+    assert need == 4 * chunk + 3
+
+
+def test_unstack_is_the_inverse_of_stack(tiny_model):
+    torch.manual_seed(2)
+    states = [
+        EncoderState(torch.randn(1, 3, 2, 12, 64), torch.tensor([n])) for n in (0, 5, 40)
+    ]
+    for original, restored in zip(states, unstack_states(stack_states(states))):
+        assert torch.equal(original.cache, restored.cache)
+        assert torch.equal(original.processed_frames, restored.processed_frames)
+    batched = stack_states(states)
+    again = stack_states(unstack_states(batched))
+    assert torch.equal(batched.cache, again.cache) and torch.equal(batched.processed_frames, again.processed_frames)
+
+
+def test_state_size_is_fixed_whatever_the_stream_age(tiny_model):
+    """The cache is fixed-size, so a chunk step costs the same at 1 s and at 60 s (the benchmark measures time)."""
+    torch.manual_seed(3)
+    state = tiny_model.encoder.initial_state(1)
+    shapes = set()
+    with torch.no_grad():
+        for _ in range(30):
+            _, _, state = tiny_model.encode_chunk(torch.randn(1, chunk_feature_frames(4), 80), torch.tensor([19]), state)
+            shapes.add(tuple(state.cache.shape))
+    assert shapes == {(1, 3, 2, 12, 64)}
+    assert int(state.processed_frames[0]) == 120

@@ -1,0 +1,87 @@
+"""CTC search: greedy collapse and timings; prefix beam search is exact when nothing is pruned, incremental over
+chunks, and hotwords lift a phrase in partial and final results."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model.hotwords import HotwordTrie
+from model.search import (BeamOptions, GreedyState, beam_hypotheses, greedy_search, prefix_beam_search)
+
+EXHAUSTIVE = BeamOptions(beam_size=10_000, token_candidates=100, min_token_log_prob=-math.inf, blank_skip_prob=1.0)
+
+
+def one_hot_log_probs(frames: list[int], vocab: int = 6, peak: float = 0.9) -> torch.Tensor:
+    probs = torch.full((len(frames), vocab), (1 - peak) / (vocab - 1))
+    probs[torch.arange(len(frames)), torch.tensor(frames)] = peak
+    return probs.log()
+
+
+def test_greedy_collapses_repeats_and_blanks_with_timings():
+    state = greedy_search(one_hot_log_probs([0, 3, 3, 0, 3, 4, 4, 0]))
+    assert [t.token_id for t in state.tokens] == [3, 3, 4]
+    assert [(t.start_frame, t.end_frame) for t in state.tokens] == [(1, 2), (4, 4), (5, 6)]
+    assert all(abs(t.confidence - 0.9) < 1e-6 for t in state.tokens)
+
+
+def test_greedy_is_incremental_across_chunk_boundaries():
+    log_probs = one_hot_log_probs([0, 3, 3, 3, 0, 5, 5, 2])
+    whole = greedy_search(log_probs)
+    split = greedy_search(log_probs[3:], greedy_search(log_probs[:3]))
+    assert whole.tokens == split.tokens and whole.last_id == split.last_id
+    assert whole.log_prob == pytest.approx(split.log_prob)
+
+
+def test_prefix_beam_search_probabilities_equal_ctc_forward_algorithm():
+    torch.manual_seed(0)
+    log_probs = torch.randn(7, 4).mul(2).log_softmax(-1)
+    hypotheses = beam_hypotheses(prefix_beam_search(log_probs, options=EXHAUSTIVE))
+    for hypothesis in hypotheses[:10]:
+        labels = torch.tensor(hypothesis.token_ids or (1,))
+        if not hypothesis.token_ids:
+            expected = float(log_probs[:, 0].sum())
+        else:
+            expected = -float(F.ctc_loss(log_probs[:, None], labels[None], torch.tensor([7]),
+                                         torch.tensor([len(labels)]), reduction="sum"))
+        assert hypothesis.log_prob == pytest.approx(expected, abs=1e-4)
+    total = math.log(sum(math.exp(h.log_prob) for h in hypotheses))
+    assert total == pytest.approx(0.0, abs=1e-4)  # every label sequence, probabilities sum to one
+
+
+def test_prefix_beam_search_is_incremental_across_chunks():
+    torch.manual_seed(1)
+    log_probs = torch.randn(40, 12).mul(3).log_softmax(-1)
+    whole = beam_hypotheses(prefix_beam_search(log_probs))
+    state = None
+    for start in range(0, 40, 7):
+        state = prefix_beam_search(log_probs[start : start + 7], state)
+    chunked = beam_hypotheses(state)
+    assert [h.token_ids for h in whole] == [h.token_ids for h in chunked]
+    assert [h.log_prob for h in whole] == pytest.approx([h.log_prob for h in chunked])
+
+
+def test_hotword_boost_promotes_a_phrase_and_refunds_unfinished_ones():
+    # Frames favour token 3 slightly over 4 at two places; the hotword [4, 5] should win with a boost.
+    log_probs = torch.tensor([
+        [0.1, 0.0, 0.0, 0.5, 0.4, 0.0],
+        [0.9, 0.0, 0.0, 0.05, 0.05, 0.0],
+        [0.1, 0.0, 0.0, 0.0, 0.0, 0.9],
+    ]).clamp(min=1e-6).log()
+    plain = beam_hypotheses(prefix_beam_search(log_probs))[0]
+    trie = HotwordTrie.build([[4, 5]], boost=1.5)
+    biased = beam_hypotheses(prefix_beam_search(log_probs, trie=trie), trie, final=True)[0]
+    assert plain.token_ids == (3, 5)
+    assert biased.token_ids == (4, 5)
+    # After only the first frame the partial already shows the hotword's first token.
+    partial = beam_hypotheses(prefix_beam_search(log_probs[:1], trie=trie), trie)[0]
+    assert partial.token_ids == (4,)
+
+
+def test_hotword_trie_refunds_bonus_when_leaving_a_phrase():
+    trie = HotwordTrie.build([[1, 2, 3]], boost=2.0)
+    node, delta = trie.advance(0, 1)
+    node, delta2 = trie.advance(node, 2)
+    node, delta3 = trie.advance(node, 9)
+    assert (delta, delta2, delta3) == (2.0, 2.0, -4.0) and node == 0
