@@ -87,5 +87,16 @@ class SpeechRecognizer(nn.Module):
         valid = torch.arange(encoded.shape[1], device=encoded.device)[None, :] < lengths[:, None]
         return (encoded * valid[..., None].to(encoded.dtype)).sum(dim=1)  # (B, D)
 
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
+        decoder_inputs: torch.Tensor, decoder_lengths: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training forward (one call, so DistributedDataParallel sees it): returns CTC log-probs (B, S, V),
+        encoded lengths (B,), decoder logits (B, U, V) and locale log-probs (B, G)."""
+        encoded, encoded_lengths = self.encode(features, lengths, chunk_frames, left_frames)
+        decoder_logits = self.decoder(decoder_inputs, decoder_lengths, encoded, encoded_lengths)
+        locale = self.locale_log_probs(self.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
+        return self.ctc_log_probs(encoded), encoded_lengths, decoder_logits, locale
+
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

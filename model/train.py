@@ -72,27 +72,26 @@ def sample_chunk(config: TrainConfig, rng: np.random.Generator) -> int | None:
 
 
 def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[torch.Tensor, dict]:
+    """Joint loss of one batch: ctc_weight * CTC + attention_weight * decoder CE + locale_weight * locale CE."""
     core = model.module if hasattr(model, "module") else model
     rows = [corpus.rows[i] for i in indices]
     mean = core.cmvn_mean.cpu()
     features, lengths = pad_features([config.spec_augment(corpus.utterance_features(i), mean, rng) for i in indices])
     targets = [tokenizer.encode(r["text"]) for r in rows]
     locale_ids = torch.tensor([tokenizer.locales.index(r["locale"]) for r in rows], device=device)
+    inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
     chunk = sample_chunk(config, rng)
     left = config.encoder.left_context_frames if chunk else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
-        encoded, encoded_lengths = core.encode(features.to(device), lengths.to(device), chunk, left)
-        log_probs = core.ctc_log_probs(encoded)  # (B, S, V), float32
-        flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
-        target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
-        ctc = F.ctc_loss(log_probs.transpose(0, 1), flat, encoded_lengths.cpu(), target_lengths,
-                         zero_infinity=True, reduction="sum") / len(rows)
-        inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
-        logits = core.decoder(inputs.to(device), input_lengths.to(device), encoded, encoded_lengths)
-        attention = F.cross_entropy(logits.float().flatten(0, 1), outputs.to(device).flatten(), ignore_index=-1,
-                                    label_smoothing=config.label_smoothing, reduction="sum") / len(rows)
-        locale_lp = core.locale_log_probs(core.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
-        locale = F.nll_loss(locale_lp, locale_ids)
+        log_probs, encoded_lengths, logits, locale_lp = model(
+            features.to(device), lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
+    flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
+    target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    ctc = F.ctc_loss(log_probs.float().transpose(0, 1), flat, encoded_lengths.cpu(), target_lengths,
+                     zero_infinity=True, reduction="sum") / len(rows)
+    attention = F.cross_entropy(logits.float().flatten(0, 1), outputs.to(device).flatten(), ignore_index=-1,
+                                label_smoothing=config.label_smoothing, reduction="sum") / len(rows)
+    locale = F.nll_loss(locale_lp.float(), locale_ids)
     loss = config.ctc_weight * ctc + config.attention_weight * attention + config.locale_weight * locale
     audio_s = float(lengths.sum()) / 100
     return loss, {"ctc": ctc.item(), "att": attention.item(), "lid": locale.item(), "audio_s": audio_s}
@@ -125,7 +124,7 @@ class Trainer:
             self.model.load_state_dict(payload["model"]["state_dict"])
             self.state = payload["trainer"]
         else:
-            self.tokenizer = Tokenizer.build(self.texts, self.config.subword_vocab_size)
+            self.tokenizer = self._shared_tokenizer()
             torch.manual_seed(self.config.seed)
             self.model = build_model(self.config, self.train, self.tokenizer, self.texts)
         self.model.to(self.device)
@@ -134,6 +133,24 @@ class Trainer:
         if last.exists():
             self.optimizer.load_state_dict(payload["optimizer"])
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+
+    def _shared_tokenizer(self) -> Tokenizer:
+        """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""
+        path = self.out / "tokenizer.pt"
+        if self.rank == 0 and not path.exists():
+            atomic_save(Tokenizer.build(self.texts, self.config.subword_vocab_size).to_payload(), path)
+        if self.world > 1:
+            dist.barrier()
+        return Tokenizer.from_payload(torch.load(path, weights_only=True))
+
+    def should_stop(self, started: float) -> bool:
+        """Rank 0's clock decides for everyone: ranks that disagree would deadlock in the gradient all-reduce."""
+        stop = time.monotonic() - started > self.config.max_minutes * 60 or self.state["step"] >= self.config.max_steps
+        if self.world == 1:
+            return stop
+        flag = torch.tensor([float(stop and self.rank == 0)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def metadata(self) -> dict:
         return {"training_data": data_summary(self.train), "trainer": {k: v for k, v in self.state.items() if k != "log"},
@@ -171,9 +188,10 @@ class Trainer:
         self.model.train()
         rng = np.random.default_rng(config.seed + 1000 * self.state["epoch"] + self.rank)
         progress = tqdm(disable=self.rank != 0, desc="train", unit="step", initial=self.state["step"], mininterval=1 if os.isatty(2) else 30)
-        while self.state["step"] < config.max_steps:
+        while not self.should_stop(started):
             batches = self.train.length_batches(config.max_batch_frames, np.random.default_rng(config.seed + self.state["epoch"]))
-            for indices in batches[self.rank :: self.world]:
+            usable = len(batches) // self.world * self.world  # equal step counts on every rank
+            for indices in batches[self.rank : usable : self.world]:
                 self.step(indices, rng, progress)
                 now = time.monotonic()
                 if now - last_save > config.checkpoint_every_minutes * 60:
@@ -183,7 +201,7 @@ class Trainer:
                 if now - last_eval > config.eval_every_minutes * 60 and self.rank == 0:
                     last_eval = now
                     self.log({"dev": self.evaluate()})
-                if now - started > config.max_minutes * 60 or self.state["step"] >= config.max_steps:
+                if self.should_stop(started):
                     break
             else:
                 self.state["epoch"] += 1
