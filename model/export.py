@@ -1,0 +1,198 @@
+"""Export of one streaming encoder step (CMVN -> `forward_chunk` -> CTC log-softmax) as a self-contained graph,
+so a serving runtime can run the first pass without this package's Python code.
+
+The exported function is tensors in, tensors out: the `EncoderState` dataclass is flattened into its cache and
+processed-frame count. The chunk size is fixed at export time (it sets the feature-frame count 4C+3); the batch
+size stays dynamic, which `export_torchscript` checks by running the traced module on a batch size other than the
+example's and comparing with eager.
+
+    python -m model.export --checkpoint model/checkpoints/default.pt --chunk-ms 640 --out exported/encoder_step_640ms.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from model.encoder import SUBSAMPLING, EncoderState, chunk_feature_frames
+from model.features import FRAME_SHIFT_S, N_MFCC
+from model.network import SpeechRecognizer
+
+ENCODER_FRAME_MS = round(SUBSAMPLING * FRAME_SHIFT_S * 1000)  # 40 ms per encoder frame
+EXAMPLE_BATCH = 2  # not 1: tracing at batch 1 could let a broadcast of a size-1 dim pass where B > 1 would not
+CHECK_BATCH = 3  # a second batch size, to prove the traced graph did not bake in EXAMPLE_BATCH
+INPUT_NAMES = ("features", "lengths", "cache", "processed_frames")
+OUTPUT_NAMES = ("ctc_log_probs", "encoded", "valid", "next_cache", "next_processed_frames")
+METADATA_FILE = "streaming_step.json"  # stored inside the TorchScript archive (torch.jit.save _extra_files)
+
+
+class StreamingStep(nn.Module):
+    """One streaming step of `model` over flat tensors.
+
+    features (B, 4C+3, F) raw MFCC, lengths (B,) valid feature frames, cache (B, N, 2, L, D),
+    processed_frames (B,) -> ctc_log_probs (B, C, V) (no locale mask: the runtime applies its own),
+    encoded (B, C, D), valid (B,), next_cache (B, N, 2, L, D), next_processed_frames (B,).
+    """
+
+    def __init__(self, model: SpeechRecognizer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, cache: torch.Tensor, processed_frames: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        encoded, valid, state = self.model.encode_chunk(features, lengths, EncoderState(cache, processed_frames))
+        return self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames
+
+
+@dataclass(frozen=True)
+class StepMetadata:
+    """What a runtime needs to drive the exported step without the checkpoint's config."""
+
+    chunk_frames: int  # C, encoder frames per step
+    chunk_ms: int
+    feature_frames: int  # 4C+3 feature frames per step, 3 of them shared with the next step
+    feature_dim: int
+    n_layers: int
+    left_context_frames: int  # L
+    d_model: int
+    vocab_size: int
+    locales: tuple[str, ...]
+
+    @staticmethod
+    def of(model: SpeechRecognizer, chunk_frames: int) -> "StepMetadata":
+        c = model.config
+        return StepMetadata(
+            chunk_frames=chunk_frames, chunk_ms=chunk_frames * ENCODER_FRAME_MS,
+            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=N_MFCC, n_layers=c.encoder.n_layers,
+            left_context_frames=c.encoder.left_context_frames, d_model=c.encoder.d_model,
+            vocab_size=c.vocab_size, locales=tuple(c.locales),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({**self.__dict__, "locales": list(self.locales)}, indent=2)
+
+
+def chunk_frames_from_ms(chunk_ms: int) -> int:
+    if chunk_ms <= 0 or chunk_ms % ENCODER_FRAME_MS:
+        raise ValueError(f"--chunk-ms must be a positive multiple of {ENCODER_FRAME_MS} ms, got {chunk_ms}")
+    return chunk_ms // ENCODER_FRAME_MS
+
+
+def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs with streams of different ages and one short (last) chunk, so every mask branch is live."""
+    generator = torch.Generator().manual_seed(seed)
+    c = model.config.encoder
+    frames = chunk_feature_frames(chunk_frames)
+    features = torch.randn(batch, frames, N_MFCC, generator=generator) * 3
+    lengths = torch.full((batch,), frames, dtype=torch.long)
+    lengths[-1] = max(frames - SUBSAMPLING, 7)  # a short last chunk: one encoder frame fewer (7 = one frame's context)
+    cache = torch.randn(batch, c.n_layers, 2, c.left_context_frames, c.d_model, generator=generator)
+    processed = torch.arange(batch, dtype=torch.long) * (c.left_context_frames // 2 + 1)  # ages 0, L/2+1, ...
+    return features, lengths, cache, processed
+
+
+def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> float:
+    return max(float((a.double() - e.double()).abs().max()) if a.numel() else 0.0 for a, e in zip(actual, expected))
+
+
+def check_exported(exported, model: SpeechRecognizer, chunk_frames: int, atol: float = 1e-4) -> None:
+    """Exported step == eager step at a batch size other than the example's; raises if not (e.g. batch baked in)."""
+    inputs = example_inputs(model, chunk_frames, CHECK_BATCH, seed=1)
+    with torch.no_grad():
+        expected = StreamingStep(model)(*inputs)
+        actual = exported(*inputs)
+    if tuple(actual[0].shape) != tuple(expected[0].shape):
+        raise RuntimeError(f"exported step returned {tuple(actual[0].shape)} for batch {CHECK_BATCH}")
+    difference = max_difference(tuple(actual), expected)
+    if difference > atol:
+        raise RuntimeError(f"exported step differs from eager by {difference:.3g} at batch {CHECK_BATCH}")
+
+
+def require_eval(model: SpeechRecognizer) -> None:
+    # Tracing in training mode would bake dropout into the graph.
+    if model.training:
+        raise ValueError("call model.eval() before exporting")
+
+
+def trace_step(model: SpeechRecognizer, chunk_frames: int) -> torch.jit.ScriptModule:
+    require_eval(model)
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about Python ints read from shapes; the only ones that become constants are the chunk
+        # and cache lengths, which are fixed per export by design. check_exported catches any batch constant.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return torch.jit.trace(StreamingStep(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), check_trace=False)
+
+
+def export_torchscript(model: SpeechRecognizer, path: str | os.PathLike, chunk_frames: int) -> Path:
+    """Trace the step, verify it at another batch size, save it with its metadata inside the archive."""
+    traced = trace_step(model, chunk_frames)
+    check_exported(traced, model, chunk_frames)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: StepMetadata.of(model, chunk_frames).to_json()})
+    return path
+
+
+def read_torchscript_metadata(path: str | os.PathLike) -> dict:
+    files = {METADATA_FILE: ""}
+    torch.jit.load(str(path), _extra_files=files)
+    return json.loads(files[METADATA_FILE])
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(model: SpeechRecognizer, path: str | os.PathLike, chunk_frames: int) -> Path | None:
+    """ONNX export with a dynamic batch axis; None when the `onnx` package is not installed (it is optional)."""
+    if not onnx_available():
+        return None
+    require_eval(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch_axis = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(
+            StreamingStep(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), str(path),
+            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+            dynamic_axes={name: batch_axis for name in INPUT_NAMES + OUTPUT_NAMES}, opset_version=18,
+        )
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export the streaming encoder step (CMVN, encoder chunk, CTC head).")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--chunk-ms", type=int, default=640)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    args = parser.parse_args(argv)
+    chunk_frames = chunk_frames_from_ms(args.chunk_ms)
+    loaded = load_checkpoint(args.checkpoint)
+    if args.format == "onnx":
+        written = export_onnx(loaded.model, args.out, chunk_frames)
+        if written is None:
+            print("ONNX export skipped: the `onnx` package is not installed (pip install onnx onnxscript); "
+                  "use --format torchscript")
+            raise SystemExit(2)
+    else:
+        written = export_torchscript(loaded.model, args.out, chunk_frames)
+    print(f"exported {loaded.name} {loaded.version} streaming step ({args.format}, C={chunk_frames}, "
+          f"{args.chunk_ms} ms, dynamic batch) -> {written}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Locale names the service accepts: the model's BCP-47 codes, common aliases, and `auto` (detect)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+AUTO = "auto"
+ALIASES = {
+    "zh": "zh-CN", "cmn": "zh-CN", "zh-cn": "zh-CN", "zh-hans": "zh-CN", "cmn-hans-cn": "zh-CN", "mandarin": "zh-CN",
+    "yue": "yue-HK", "zh-hk": "yue-HK", "yue-hk": "yue-HK", "zh-yue": "yue-HK", "cantonese": "yue-HK",
+    "en": "en-US", "en-us": "en-US", "english": "en-US",
+}
+
+
+class UnsupportedLocaleError(ValueError):
+    def __init__(self, requested: str, supported: Sequence[str]) -> None:
+        super().__init__(f"unsupported locale {requested!r}; use one of {', '.join(supported)}, an alias "
+                         f"({', '.join(sorted(ALIASES))}) or {AUTO!r}")
+        self.requested = requested
+
+
+def resolve_locale(requested: str | None, supported: Sequence[str]) -> str | None:
+    """'zh' -> 'zh-CN'; None/''/'auto' -> None (detect); anything the model lacks raises UnsupportedLocaleError."""
+    if requested is None or requested.strip().lower() in {"", AUTO}:
+        return None
+    key = requested.strip().lower().replace("_", "-")
+    by_lower = {code.lower(): code for code in supported}
+    code = by_lower.get(key) or ALIASES.get(key)
+    if code is None or code not in supported:
+        raise UnsupportedLocaleError(requested, supported)
+    return code
+
+
+def bounded_locale_label(locale: str | None, supported: Sequence[str]) -> str:
+    """A metrics label from a closed set: a supported locale, or 'unknown' (never the client's raw string)."""
+    return locale if locale in supported else "unknown"

@@ -1,0 +1,163 @@
+"""The shared recognition engine: weights, device, tokenizer and the batched compute steps. Thread-safe in the
+sense that matters here: it holds no per-request state (WeNet's `DecodeResource`); per-stream state lives in
+`model.stream_decoder.StreamState` and is passed in and returned.
+
+Offline: `transcribe_batch` cuts each recording at silences, encodes all segments of all requests together
+(sorted by length), detects the locale where asked, then searches and rescores every segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from model.checkpoint import LoadedModel
+from model.dataset import pad_features
+from model.encoder import EncoderState, stack_states, unstack_states
+from model.features import SAMPLE_RATE, MfccExtractor
+from model.hotwords import HotwordTrie
+from model.rescoring import RescoredHypothesis, rescore
+from model.results import SegmentResult, Transcript, join_texts, segment_result
+from model.search import BeamOptions, Hypothesis, beam_hypotheses, greedy_hypothesis, greedy_search, prefix_beam_search
+from model.segmenter import SegmenterOptions, split_at_silences
+from model.streaming import EncoderChunk
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    locale: str | None = None  # a model locale, or None to detect
+    nbest: int = 1
+    hotwords: tuple[str, ...] = ()
+    hotword_boost: float = 2.0  # log-probability bonus per hotword token
+    beam_size: int = 4
+    rescore: bool = True  # attention rescoring of finals (second pass)
+    chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    encoded: torch.Tensor  # (S, D) on the model device
+    log_probs_unmasked: torch.Tensor | None = None
+
+
+@dataclass
+class Recognizer:
+    loaded: LoadedModel
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
+    max_batch_frames: int = 60_000  # feature frames per encoder batch (offline)
+
+    def __post_init__(self) -> None:
+        self.model = self.loaded.model.to(self.device, self.dtype).eval()
+        self.tokenizer = self.loaded.tokenizer
+        self.extractor = MfccExtractor()
+        self.locales = list(self.tokenizer.locales)
+
+    # ------------------------------------------------------------------------------------------- shared pieces
+
+    @property
+    def chunk_frame_s(self) -> float:
+        return 0.04
+
+    def locale_index(self, locale: str | None) -> int:
+        return self.locales.index(locale) if locale in self.locales else -1
+
+    def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
+        phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]
+        return HotwordTrie.build([p for p in phrases if p], options.hotword_boost) if phrases else None
+
+    @torch.no_grad()
+    def detect_locale(self, encoded_sum: torch.Tensor, frames: int) -> tuple[str, float]:
+        log_probs = self.model.locale_log_probs(encoded_sum[None].float(), torch.tensor([frames], device=encoded_sum.device))
+        probability, index = log_probs[0].exp().max(dim=-1)
+        return self.locales[int(index)], float(probability)
+
+    @torch.no_grad()
+    def ctc_log_probs(self, encoded: torch.Tensor, locale: str | None) -> torch.Tensor:
+        """(S, D) -> (S, V) on CPU, restricted to the locale's tokens when it is known."""
+        locale_ids = torch.tensor([self.locale_index(locale)], device=encoded.device)
+        return self.model.ctc_log_probs(encoded[None], locale_ids)[0].float().cpu()
+
+    def search(self, log_probs: torch.Tensor, options: DecodeOptions, trie: HotwordTrie | None) -> list[Hypothesis]:
+        if options.nbest == 1 and trie is None and not options.rescore:
+            return [greedy_hypothesis(greedy_search(log_probs))]
+        beam = BeamOptions(beam_size=max(options.beam_size, options.nbest))
+        return beam_hypotheses(prefix_beam_search(log_probs, None, beam, trie), trie, final=True)
+
+    def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
+        if options.rescore and len(hypotheses) > 1:
+            return rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale))
+        return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
+
+    # ------------------------------------------------------------------------------------------------ offline
+
+    @torch.no_grad()
+    def encode_segments(self, segments: list[torch.Tensor], chunk_frames: int | None) -> list[torch.Tensor]:
+        """Waveforms -> encoder outputs (S_i, D), batched by length."""
+        features = [self.extractor(s) for s in segments]
+        order = sorted(range(len(features)), key=lambda i: features[i].shape[0])
+        outputs: list[torch.Tensor | None] = [None] * len(features)
+        left = self.model.config.encoder.left_context_frames if chunk_frames else None
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and features[order[end]].shape[0] * (end - start + 1) <= self.max_batch_frames:
+                end += 1
+            batch, lengths = pad_features([features[i] if features[i].shape[0] else torch.zeros(1, features[i].shape[1]) for i in order[start:end]])
+            encoded, encoded_lengths = self.model.encode(batch.to(self.device, self.dtype), lengths.to(self.device), chunk_frames, left)
+            for row, index in enumerate(order[start:end]):
+                outputs[index] = encoded[row, : int(encoded_lengths[row])]
+            start = end
+        return outputs  # type: ignore[return-value]
+
+    def transcribe_batch(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
+        """Many recordings (16 kHz mono) at once; each with its own options."""
+        spans = [split_at_silences(r, self.segmenter) for r in recordings]
+        pieces = [(i, span) for i, request_spans in enumerate(spans) for span in request_spans]
+        encoded = self.encode_segments([recordings[i][s.start : s.end] for i, s in pieces],
+                                       options[0].chunk_frames if options else None)
+        transcripts = []
+        for request, (recording, option) in enumerate(zip(recordings, options)):
+            mine = [(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request]
+            transcripts.append(self._transcript(recording, mine, option))
+        return transcripts
+
+    def _transcript(self, recording: torch.Tensor, segments: list, options: DecodeOptions) -> Transcript:
+        locale, probability = options.locale, None
+        if locale is None:
+            total = sum(enc.float().sum(0) for _, enc in segments if enc.shape[0])
+            frames = sum(enc.shape[0] for _, enc in segments)
+            locale, probability = self.detect_locale(total, frames) if frames else (self.locales[0], 0.0)
+        trie = self.hotword_trie(options)
+        results: list[SegmentResult] = []
+        for index, (span, enc) in enumerate(segments):
+            ranked = self.finalize(enc, self.search(self.ctc_log_probs(enc, locale), options, trie), locale, options) if enc.shape[0] else []
+            results.append(segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest))
+        spoken = [r for r in results if r.text]
+        return Transcript(join_texts([r.text for r in spoken]), locale, probability, len(recording) / SAMPLE_RATE,
+                          tuple(spoken))
+
+    def transcribe(self, recording: torch.Tensor, options: DecodeOptions = DecodeOptions()) -> Transcript:
+        return self.transcribe_batch([recording], [options])[0]
+
+    # ---------------------------------------------------------------------------------------------- streaming
+
+    def initial_encoder_state(self) -> EncoderState:
+        return self.model.encoder.initial_state(1, self.device, self.dtype)
+
+    @torch.no_grad()
+    def encode_chunks(
+        self, chunks: list[EncoderChunk], states: list[EncoderState], locales: list[str | None]
+    ) -> list[tuple[torch.Tensor, torch.Tensor, EncoderState]]:
+        """One batched streaming step over many streams (one chunk each, any ages).
+        Returns per stream: CTC log-probs (C_valid, V) on CPU, encoder output (C_valid, D), next state."""
+        features = torch.stack([c.features for c in chunks]).to(self.device, self.dtype)
+        lengths = torch.tensor([c.valid_frames for c in chunks], device=self.device)
+        encoded, valid, state = self.model.encode_chunk(features, lengths, stack_states(states))
+        locale_ids = torch.tensor([self.locale_index(loc) for loc in locales], device=self.device)
+        log_probs = self.model.ctc_log_probs(encoded, locale_ids).float().cpu()
+        valid = valid.tolist()
+        return [(log_probs[row, : valid[row]], encoded[row, : valid[row]], next_state)
+                for row, next_state in enumerate(unstack_states(state))]

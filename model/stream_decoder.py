@@ -1,0 +1,205 @@
+"""Per-stream decoding state and its transitions: audio in -> chunks out -> (after the batched encoder step)
+partial and final results, with endpointing that splits one connection into segments.
+
+Everything here is a pure function of (recognizer, state, inputs) -> (state, events); the service decides when
+to call which, and batches the encoder step of many streams in between (`Recognizer.encode_chunks`).
+Endpoint rules follow k2-fsa/sherpa's (`endpoint.h`): units are in the names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+import torch
+
+from model.encoder import EncoderState
+from model.features import SAMPLE_RATE, FeatureStreamState, push_samples
+from model.hotwords import HotwordTrie
+from model.recognizer import DecodeOptions, Recognizer
+from model.results import ENCODER_FRAME_S, SegmentResult, segment_result
+from model.search import BeamOptions, BeamState, beam_hypotheses, prefix_beam_search
+from model.streaming import EncoderChunk, FeatureBuffer, take_chunk
+from model.tokenizer import BLANK_ID
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    min_trailing_silence_s: float = 0.8  # after something was decoded
+    max_silence_without_speech_s: float = 5.0  # nothing decoded yet: give up on the segment and start afresh
+    max_segment_s: float = 20.0
+
+
+class StreamStatus(Enum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class PartialEvent:
+    segment: int
+    text: str
+    tokens: tuple  # TokenResult, from the best current hypothesis
+    start_s: float
+
+
+@dataclass(frozen=True)
+class FinalEvent:
+    segment: SegmentResult
+    reason: str  # "endpoint" | "max_segment" | "stop"
+
+
+@dataclass(frozen=True)
+class StreamState:
+    options: DecodeOptions
+    endpoint: EndpointConfig
+    chunk_frames: int
+    features: FeatureStreamState
+    buffer: FeatureBuffer
+    encoder: EncoderState
+    search: BeamState = field(default_factory=BeamState)
+    segment_index: int = 0
+    segment_start_frame: int = 0  # stream encoder frame where the current segment began
+    segment_encoded: tuple[torch.Tensor, ...] = ()  # encoder frames of the current segment, for rescoring
+    frames: int = 0  # encoder frames decoded so far in the stream
+    trailing_blank_frames: int = 0
+    locale_sum: torch.Tensor | None = None  # (D,) running sum of encoder output, for `auto`
+    status: StreamStatus = StreamStatus.ACTIVE
+
+    @property
+    def samples_received(self) -> int:
+        return self.features.frames_emitted * 160 + self.features.pending.shape[0]
+
+
+def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
+               endpoint: EndpointConfig = EndpointConfig()) -> StreamState:
+    return StreamState(options, endpoint, chunk_frames, FeatureStreamState.initial(), FeatureBuffer.empty(),
+                       recognizer.initial_encoder_state())
+
+
+def accept_samples(recognizer: Recognizer, state: StreamState, samples: torch.Tensor) -> StreamState:
+    """16 kHz mono float samples -> MFCC frames appended to the stream's buffer."""
+    frames, features = push_samples(recognizer.extractor, state.features, samples)
+    return replace(state, features=features, buffer=state.buffer.append(frames))
+
+
+def next_chunk(state: StreamState, final: bool = False) -> tuple[EncoderChunk | None, StreamState]:
+    chunk, buffer = take_chunk(state.buffer, state.chunk_frames, final)
+    return chunk, replace(state, buffer=buffer)
+
+
+def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
+    if state.options.locale is not None:
+        return state.options.locale, None
+    if state.locale_sum is None or state.frames == 0:
+        return recognizer.locales[0], 0.0
+    return recognizer.detect_locale(state.locale_sum, state.frames)
+
+
+def _trie(recognizer: Recognizer, state: StreamState) -> HotwordTrie | None:
+    return recognizer.hotword_trie(state.options)
+
+
+def apply_chunk(
+    recognizer: Recognizer, state: StreamState, log_probs: torch.Tensor, encoded: torch.Tensor,
+    encoder_state: EncoderState,
+) -> tuple[StreamState, list]:
+    """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
+    trie = _trie(recognizer, state)
+    beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
+    search = prefix_beam_search(log_probs, state.search, beam, trie)
+    blank_run = trailing_blanks(log_probs, state.trailing_blank_frames)
+    locale_sum = encoded.float().sum(0) + (state.locale_sum if state.locale_sum is not None else 0)
+    state = replace(state, search=search, encoder=encoder_state, frames=state.frames + log_probs.shape[0],
+                    segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
+                    locale_sum=locale_sum)
+    reason = endpoint_reason(state)
+    if reason is None:
+        return state, [partial_event(recognizer, state, trie)]
+    return finalize_segment(recognizer, state, reason)
+
+
+def trailing_blanks(log_probs: torch.Tensor, previous: int) -> int:
+    """Frames of blank (as the best label) at the end of the stream so far."""
+    best = log_probs.argmax(dim=-1).tolist()
+    run = previous
+    for label in best:
+        run = run + 1 if label == BLANK_ID else 0
+    return run
+
+
+def endpoint_reason(state: StreamState) -> str | None:
+    segment_frames = state.frames - state.segment_start_frame
+    silence_s = state.trailing_blank_frames * ENCODER_FRAME_S
+    decoded = any(beam.timings for beam in list(state.search.beams.values())[:1])
+    if segment_frames * ENCODER_FRAME_S >= state.endpoint.max_segment_s:
+        return "max_segment"
+    if decoded and silence_s >= state.endpoint.min_trailing_silence_s:
+        return "endpoint"
+    if not decoded and silence_s >= state.endpoint.max_silence_without_speech_s:
+        return "silence"
+    return None
+
+
+def partial_event(recognizer: Recognizer, state: StreamState, trie: HotwordTrie | None) -> PartialEvent:
+    best = beam_hypotheses(state.search, trie)[0]
+    start_s = state.segment_start_frame * ENCODER_FRAME_S
+    from model.rescoring import RescoredHypothesis
+    from model.results import token_results
+    tokens = token_results(recognizer.tokenizer, RescoredHypothesis(best, 0.0, best.score), start_s)
+    return PartialEvent(state.segment_index, recognizer.tokenizer.decode(best.token_ids), tokens, start_s)
+
+
+def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) -> tuple[StreamState, list]:
+    """Rescore the segment's n-best with the attention decoder, emit the final, open the next segment."""
+    events: list = []
+    start_s = state.segment_start_frame * ENCODER_FRAME_S
+    end_s = state.frames * ENCODER_FRAME_S
+    if reason != "silence":
+        trie = _trie(recognizer, state)
+        locale, _ = current_locale(recognizer, state)
+        hypotheses = beam_hypotheses(state.search, trie, final=True)
+        encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
+        ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
+        segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
+        if segment.text or reason == "stop":
+            events.append(FinalEvent(segment, reason))
+    spoke = bool(events) and bool(events[0].segment.text)
+    next_state = replace(
+        state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
+        segment_start_frame=state.frames, segment_encoded=(), trailing_blank_frames=0,
+    )
+    return next_state, events
+
+
+def finish_stream(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
+    """After the last chunk: the final of the open segment (possibly empty text), and the stream is done."""
+    state, events = finalize_segment(recognizer, state, "stop")
+    return replace(state, status=StreamStatus.FINISHED), events
+
+
+def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options: DecodeOptions,
+                          chunk_frames: int, endpoint: EndpointConfig = EndpointConfig(),
+                          piece_samples: int = 3200) -> tuple[StreamState, list]:
+    """Run a whole recording through the streaming path one stream at a time (tests, CLI, benchmarks)."""
+    state, events = new_stream(recognizer, options, chunk_frames, endpoint), []
+    for start in range(0, len(samples), piece_samples):
+        state = accept_samples(recognizer, state, samples[start : start + piece_samples])
+        state, more = drain(recognizer, state, final=False)
+        events += more
+    state, more = drain(recognizer, state, final=True)
+    events += more
+    state, more = finish_stream(recognizer, state)
+    return state, events + more
+
+
+def drain(recognizer: Recognizer, state: StreamState, final: bool) -> tuple[StreamState, list]:
+    events: list = []
+    while True:
+        chunk, state = next_chunk(state, final)
+        if chunk is None:
+            return state, events
+        locale, _ = current_locale(recognizer, state)
+        [(log_probs, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
+        state, more = apply_chunk(recognizer, state, log_probs, encoded, encoder_state)
+        events += more
