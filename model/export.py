@@ -6,6 +6,10 @@ processed-frame count. The chunk size is fixed at export time (it sets the featu
 size stays dynamic, which `export_torchscript` checks by running the traced module on a batch size other than the
 example's and comparing with eager.
 
+TorchScript (torch.jit.trace/save/load) is deprecated as of torch 2.14 in favour of torch.export, but it is still
+the one format that loads with nothing but libtorch (C++) or `torch.jit.load`; tracing works here because the step
+has no data-dependent Python control flow. The optional ONNX path needs the `onnx` package (not a dependency).
+
     python -m model.export --checkpoint model/checkpoints/default.pt --chunk-ms 640 --out exported/encoder_step_640ms.pt
 """
 
@@ -101,7 +105,7 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
 
 
 def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> float:
-    return max(float((a.double() - e.double()).abs().max()) if a.numel() else 0.0 for a, e in zip(actual, expected))
+    return max(float((a.detach().double() - e.detach().double()).abs().max()) if a.numel() else 0.0 for a, e in zip(actual, expected))
 
 
 def check_exported(exported, model: SpeechRecognizer, chunk_frames: int, atol: float = 1e-4) -> None:
@@ -180,14 +184,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
     args = parser.parse_args(argv)
-    chunk_frames = chunk_frames_from_ms(args.chunk_ms)
-    loaded = load_checkpoint(args.checkpoint)
+    try:
+        chunk_frames = chunk_frames_from_ms(args.chunk_ms)
+        loaded = load_checkpoint(args.checkpoint)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
     if args.format == "onnx":
         written = export_onnx(loaded.model, args.out, chunk_frames)
         if written is None:
             print("ONNX export skipped: the `onnx` package is not installed (pip install onnx onnxscript); "
                   "use --format torchscript")
-            raise SystemExit(2)
+            raise SystemExit(1)  # the requested file was not written: scripts must notice
     else:
         written = export_torchscript(loaded.model, args.out, chunk_frames)
     print(f"exported {loaded.name} {loaded.version} streaming step ({args.format}, C={chunk_frames}, "

@@ -114,15 +114,17 @@ class Recognizer:
 
     def transcribe_batch(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
         """Many recordings (16 kHz mono) at once; each with its own options."""
-        spans = [split_at_silences(r, self.segmenter) for r in recordings]
-        pieces = [(i, span) for i, request_spans in enumerate(spans) for span in request_spans]
-        encoded = self.encode_segments([recordings[i][s.start : s.end] for i, s in pieces],
-                                       options[0].chunk_frames if options else None)
-        transcripts = []
-        for request, (recording, option) in enumerate(zip(recordings, options)):
-            mine = [(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request]
-            transcripts.append(self._transcript(recording, mine, option))
-        return transcripts
+        pieces = [(i, span) for i, r in enumerate(recordings) for span in split_at_silences(r, self.segmenter)]
+        encoded: list[torch.Tensor | None] = [None] * len(pieces)
+        for chunk_frames in {o.chunk_frames for o in options}:  # one encoder batch per attention geometry
+            rows = [n for n, (i, _) in enumerate(pieces) if options[i].chunk_frames == chunk_frames]
+            outputs = self.encode_segments([recordings[pieces[n][0]][pieces[n][1].start : pieces[n][1].end] for n in rows], chunk_frames)
+            for n, output in zip(rows, outputs):
+                encoded[n] = output
+        return [
+            self._transcript(recording, [(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request], option)
+            for request, (recording, option) in enumerate(zip(recordings, options))
+        ]
 
     def _transcript(self, recording: torch.Tensor, segments: list, options: DecodeOptions) -> Transcript:
         locale, probability = options.locale, None

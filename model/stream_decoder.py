@@ -17,7 +17,8 @@ from model.encoder import EncoderState
 from model.features import SAMPLE_RATE, FeatureStreamState, push_samples
 from model.hotwords import HotwordTrie
 from model.recognizer import DecodeOptions, Recognizer
-from model.results import ENCODER_FRAME_S, SegmentResult, segment_result
+from model.rescoring import RescoredHypothesis
+from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
 from model.search import BeamOptions, BeamState, beam_hypotheses, prefix_beam_search
 from model.streaming import EncoderChunk, FeatureBuffer, take_chunk
 from model.tokenizer import BLANK_ID
@@ -144,8 +145,6 @@ def endpoint_reason(state: StreamState) -> str | None:
 def partial_event(recognizer: Recognizer, state: StreamState, trie: HotwordTrie | None) -> PartialEvent:
     best = beam_hypotheses(state.search, trie)[0]
     start_s = state.segment_start_frame * ENCODER_FRAME_S
-    from model.rescoring import RescoredHypothesis
-    from model.results import token_results
     tokens = token_results(recognizer.tokenizer, RescoredHypothesis(best, 0.0, best.score), start_s)
     return PartialEvent(state.segment_index, recognizer.tokenizer.decode(best.token_ids), tokens, start_s)
 
@@ -199,7 +198,6 @@ def drain(recognizer: Recognizer, state: StreamState, final: bool) -> tuple[Stre
         chunk, state = next_chunk(state, final)
         if chunk is None:
             return state, events
-        locale, _ = current_locale(recognizer, state)
         [(log_probs, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
         state, more = apply_chunk(recognizer, state, log_probs, encoded, encoder_state)
         events += more

@@ -7,6 +7,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
 
 
@@ -24,3 +25,50 @@ def tiny_model():
         decoder=DecoderConfig(d_model=64, n_heads=4, n_layers=1, ffn_dim=128, dropout=0.0),
     )
     return SpeechRecognizer(config).eval()
+
+
+TINY_TEXTS = {
+    "zh-CN": ["今天天气很好", "我们去北京"],
+    "yue-HK": ["你好嗎", "我哋去食飯"],
+    "en-US": ["hello world", "the cat sat on the mat"],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded():
+    """A random model with a real tokenizer: exercises every decoding path without training."""
+    from model.checkpoint import LoadedModel
+    from model.decoder import DecoderConfig
+    from model.encoder import EncoderConfig
+    from model.network import ModelConfig, SpeechRecognizer
+    from model.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.build(TINY_TEXTS, subword_vocab_size=30)
+    torch.manual_seed(0)
+    config = ModelConfig(
+        vocab_size=tokenizer.vocab_size, locales=tuple(tokenizer.locales),
+        encoder=EncoderConfig(d_model=64, n_heads=4, n_layers=2, ffn_dim=128, left_context_frames=12, dropout=0.0),
+        decoder=DecoderConfig(d_model=64, n_heads=4, n_layers=1, ffn_dim=128, dropout=0.0),
+    )
+    model = SpeechRecognizer(config).eval()
+    with torch.no_grad():
+        model.ctc_head.bias[0] -= 3.0  # fewer blanks than a random init gives, so texts are not empty
+    model.locale_token_mask.copy_(tokenizer.locale_token_mask(TINY_TEXTS))
+    return LoadedModel(model, tokenizer, "tiny-random", "0.0.0")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The real service with the bundled checkpoint, shared by the service tests of one run."""
+    from live_server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bundled_samples():
+    from live_server import samples
+
+    return samples()

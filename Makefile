@@ -1,0 +1,49 @@
+# Two commands for a newcomer: `make serve` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+SYSTEM_PACKAGES := espeak-ng sox libsndfile1
+
+.PHONY: serve test install system-deps corpus train evaluate bench clean
+
+# System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,corpus]'
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+serve: install
+	ASR_PORT=$(PORT) $(BIN)/python -m service
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# --- model pipeline (see README "Training your own model") ---
+corpus: install
+	$(BIN)/python -m model.corpus.build --out data/synth --hours-per-locale 8 --jobs 2 --seed 0
+
+train: install
+	$(BIN)/python -m model.train --config model/configs/synth_small.toml
+
+evaluate: install
+	$(BIN)/python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl --split test
+
+bench: install
+	$(BIN)/python bench/bench_features.py && $(BIN)/python bench/bench_encoder.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

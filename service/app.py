@@ -1,0 +1,108 @@
+"""The FastAPI application: `create_app(settings)` builds it; the lifespan loads the checkpoint onto the device,
+warms it up, and starts and stops the batching scheduler. Nothing is loaded at import time."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from service import rest, streaming
+from service.engine import load_recognizer, warm_up
+from service.errors import install_error_handlers
+from service.runtime import Runtime, get_runtime
+from service.scheduler import BatchScheduler, SchedulerLimits
+from service.settings import Settings
+from service.stats import StatsSink
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """Real-time multi-locale speech recognition (Mandarin zh-CN, Cantonese yue-HK, English en-US).
+
+* `POST /transcribe`: upload a recording, get text, segments, token timestamps and confidences.
+* `POST /v1/audio/transcriptions`: the same, OpenAI-compatible.
+* `WebSocket /v1/stream`: live streaming; the message protocol is in docs/protocol.md and in the
+  `StartMessage`, `StopMessage`, `ReadyMessage`, `PartialMessage`, `FinalMessage`, `EndMessage` and
+  `ErrorMessage` schemas below.
+"""
+
+
+def scheduler_limits(settings: Settings) -> SchedulerLimits:
+    return SchedulerLimits(
+        max_stream_batch=settings.max_stream_batch, max_batch_wait_s=settings.max_batch_wait_ms / 1000,
+        max_offline_batch_audio_s=settings.max_offline_batch_audio_s,
+        max_queued_offline_audio_s=settings.max_queued_offline_audio_s, retry_after_s=settings.retry_after_s,
+    )
+
+
+def build_runtime(settings: Settings, stats: StatsSink) -> Runtime:
+    recognizer = load_recognizer(settings)
+    warm_up(recognizer, settings.chunk_ms // 40)
+    return Runtime(settings, recognizer, BatchScheduler(recognizer, scheduler_limits(settings), stats), stats)
+
+
+def create_app(settings: Settings | None = None, stats: StatsSink | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runtime = build_runtime(settings, stats or StatsSink())
+        app.state.runtime = runtime
+        runtime.scheduler.start()
+        log.info("ready: %s", runtime.model_info)
+        yield
+        runtime.accepting = False
+        await runtime.scheduler.stop()
+
+    app = FastAPI(title="openasr", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+    install_error_handlers(app)
+    app.include_router(rest.router)
+    app.include_router(streaming.router)
+    add_health_routes(app)
+    return app
+
+
+def add_health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the model is loaded, the scheduler runs, and new work is admitted."""
+        runtime = getattr(request.app.state, "runtime", None)
+        ready = runtime is not None and runtime.scheduler.running and runtime.accepting
+        body = {"status": "ready" if ready else "not_ready",
+                "active_streams": runtime.active_streams if runtime else 0}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/v1/models", tags=["models"])
+    async def models(request: Request) -> dict:
+        """The model card: locales, token set, streaming geometry, training data and evaluated error rates."""
+        return model_card(get_runtime(request))
+
+
+def model_card(runtime: Runtime) -> dict:
+    loaded = runtime.recognizer.loaded
+    encoder = loaded.model.config.encoder
+    metadata = loaded.metadata
+    return {
+        "object": "list",
+        "data": [{
+            "id": loaded.name, "object": "model", "version": loaded.version,
+            "locales": runtime.recognizer.locales, "aliases": {"zh": "zh-CN", "cmn": "zh-CN", "yue": "yue-HK", "en": "en-US"},
+            "token_set_size": loaded.tokenizer.vocab_size, "parameters": loaded.model.parameter_count(),
+            "device": str(runtime.recognizer.device),
+            "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": 40, "feature_frame_ms": 10,
+                          "left_context_ms": encoder.left_context_frames * 40, "sample_rate": 16000},
+            "training_data": metadata.get("training_data", {}),
+            "evaluation": metadata.get("evaluation", {}),
+            "limitations": metadata.get("limitations", ""),
+        }],
+    }

@@ -1,0 +1,42 @@
+"""Loading the model for serving: device choice (CUDA when available, else CPU), half precision on GPU, warm-up."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.features import SAMPLE_RATE
+from model.recognizer import DecodeOptions, Recognizer
+from model.stream_decoder import decode_stream_offline
+from service.settings import Settings
+
+log = logging.getLogger("service.engine")
+
+
+def choose_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("ASR_DEVICE=cuda but no CUDA device is available")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def load_recognizer(settings: Settings) -> Recognizer:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    device = choose_device(settings.device)
+    dtype = torch.float16 if device.type == "cuda" and settings.half_precision else torch.float32
+    loaded = load_checkpoint(settings.checkpoint, device="cpu")
+    recognizer = Recognizer(loaded, device=device, dtype=dtype)
+    log.info("loaded %s %s on %s (%s), %d parameters", loaded.name, loaded.version, device, dtype,
+             loaded.model.parameter_count())
+    return recognizer
+
+
+def warm_up(recognizer: Recognizer, chunk_frames: int) -> None:
+    """Run every code path once so the first request does not pay for lazy initialisation."""
+    audio = 0.01 * torch.randn(SAMPLE_RATE)
+    recognizer.transcribe(audio, DecodeOptions(locale=None, nbest=2))
+    decode_stream_offline(recognizer, audio, DecodeOptions(locale=recognizer.locales[0]), chunk_frames)

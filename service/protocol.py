@@ -1,0 +1,146 @@
+"""The wire protocol, in one place: REST response bodies and the WebSocket `/v1/stream` messages, as pydantic
+models. docs/protocol.md is written from these, and they appear in the OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+class TokenOut(BaseModel):
+    text: str
+    start: float = Field(description="seconds from the start of the audio")
+    end: float
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class AlternativeOut(BaseModel):
+    text: str
+    confidence: float = Field(ge=0.0, le=1.0, description="posterior within the n-best list")
+
+
+class SegmentOut(BaseModel):
+    id: int
+    start: float
+    end: float
+    text: str
+    confidence: float
+    tokens: list[TokenOut] = Field(default_factory=list)
+    alternatives: list[AlternativeOut] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+
+
+class TranscriptionResponse(BaseModel):
+    request_id: str
+    text: str
+    locale: str
+    locale_probability: float | None = Field(default=None, description="set when locale was 'auto'")
+    duration_s: float
+    segments: list[SegmentOut]
+    model: ModelInfo
+    processing_s: float
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable code")
+    message: str
+    request_id: str | None = None
+
+
+# ------------------------------------------------------------------------------ WebSocket: client -> server
+
+
+class EndpointOverrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_trailing_silence_s: float | None = Field(default=None, gt=0, le=30)
+    max_silence_without_speech_s: float | None = Field(default=None, gt=0, le=60)
+    max_segment_s: float | None = Field(default=None, gt=0, le=60)
+
+
+class StartMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["start"]
+    locale: str = "auto"
+    sample_rate: int = Field(default=16000, ge=8000, le=48000)
+    encoding: Literal["pcm_s16le", "pcm_f32le"] = "pcm_s16le"
+    interim_results: bool = True
+    nbest: int = Field(default=1, ge=1, le=10)
+    hotwords: list[str] = Field(default_factory=list, max_length=100)
+    hotword_boost: float = Field(default=2.0, ge=0.0, le=10.0)
+    endpointing: EndpointOverrides | None = None
+
+
+class StopMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["stop"]
+
+
+ClientMessage = Annotated[Union[StartMessage, StopMessage], Field(discriminator="type")]
+client_message_adapter: TypeAdapter = TypeAdapter(ClientMessage)
+
+# ------------------------------------------------------------------------------ WebSocket: server -> client
+
+
+class ReadyMessage(BaseModel):
+    type: Literal["ready"] = "ready"
+    session_id: str
+    locale: str
+    sample_rate: int
+    chunk_ms: int
+    model: ModelInfo
+
+
+class PartialMessage(BaseModel):
+    type: Literal["partial"] = "partial"
+    segment: int
+    text: str
+    tokens: list[TokenOut]
+
+
+class FinalMessage(BaseModel):
+    type: Literal["final"] = "final"
+    segment: int
+    text: str
+    start: float
+    end: float
+    confidence: float
+    tokens: list[TokenOut]
+    alternatives: list[AlternativeOut]
+    locale: str
+    locale_probability: float | None = None
+    reason: Literal["endpoint", "max_segment", "stop", "shutdown"]
+    latency_ms: float = Field(description="from the segment's last audio reaching the server to this message")
+
+
+class EndMessage(BaseModel):
+    type: Literal["end"] = "end"
+    segments: int
+    duration_s: float
+
+
+class ErrorMessage(BaseModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+ServerMessage = Annotated[
+    Union[ReadyMessage, PartialMessage, FinalMessage, EndMessage, ErrorMessage], Field(discriminator="type")
+]
+server_message_adapter: TypeAdapter = TypeAdapter(ServerMessage)
+
+# WebSocket close codes (RFC 6455 section 7.4.1) used by the server.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013

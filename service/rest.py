@@ -1,0 +1,212 @@
+"""REST transcription: `POST /transcribe` (and `/v1/transcribe`) and the OpenAI-compatible
+`POST /v1/audio/transcriptions`. Audio arrives as multipart field `file` or as a raw body with an audio type."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import replace
+
+import torch
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import UploadFile
+
+from model.audio import AudioDecodeError, AudioTooLongError, decode_audio
+from model.features import SAMPLE_RATE
+from model.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
+from model.recognizer import DecodeOptions
+from model.results import SegmentResult, Transcript, join_texts
+from model.segmenter import split_at_silences
+from service.errors import ApiError
+from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
+from service.protocol import ErrorBody, TranscriptionResponse
+from service.runtime import Runtime, get_runtime
+from service.scheduler import Overloaded
+from service.stats import RequestStats
+
+router = APIRouter()
+RAW_AUDIO_TYPES = ("audio/", "application/octet-stream", "video/ogg", "video/webm")
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` (never read whole into memory first)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # lets request.form() parse the bytes we already hold
+    return body
+
+
+async def audio_and_fields(request: Request, limit: int) -> tuple[bytes, dict[str, list[str]]]:
+    content_type = request.headers.get("content-type", "").lower()
+    body = await read_body(request, limit)
+    fields: dict[str, list[str]] = {k: request.query_params.getlist(k) for k in request.query_params}
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=50, max_part_size=limit)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "missing_file", "multipart body needs an audio part named 'file'")
+        for key, value in form.multi_items():
+            if key != "file" and isinstance(value, str):
+                fields.setdefault(key, []).append(value)
+        return await upload.read(), fields
+    if not content_type.startswith(RAW_AUDIO_TYPES):
+        raise ApiError(415, "unsupported_media_type",
+                       f"send audio as multipart field 'file' or a raw body with an audio/* content type, not {content_type or 'none'!r}")
+    return body, fields
+
+
+def first(fields: dict[str, list[str]], *names: str, default: str | None = None) -> str | None:
+    for name in names:
+        if fields.get(name):
+            return fields[name][0]
+    return default
+
+
+def parse_hotwords(fields: dict[str, list[str]], *names: str) -> tuple[str, ...]:
+    values = [v for name in names for v in fields.get(name, [])]
+    return tuple(w.strip() for v in values for w in v.replace("\n", ",").split(",") if w.strip())
+
+
+def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field: str = "locale") -> DecodeOptions:
+    settings = runtime.settings
+    try:
+        locale = resolve_locale(first(fields, locale_field), runtime.recognizer.locales)
+        nbest = int(first(fields, "nbest", default="1"))
+    except UnsupportedLocaleError as error:
+        raise ApiError(400, "unsupported_locale", str(error)) from error
+    except ValueError as error:
+        raise ApiError(422, "invalid_request", "nbest must be an integer") from error
+    if not 1 <= nbest <= settings.max_nbest:
+        raise ApiError(422, "invalid_request", f"nbest must be in 1..{settings.max_nbest}")
+    hotwords = parse_hotwords(fields, "hotwords", "hotword", "prompt")
+    if len(hotwords) > settings.max_hotwords:
+        raise ApiError(422, "invalid_request", f"at most {settings.max_hotwords} hotwords")
+    chunk_ms = first(fields, "chunk_ms")
+    chunk_frames = None
+    if chunk_ms is not None:
+        if not chunk_ms.isdigit() or int(chunk_ms) % 40 or not 40 <= int(chunk_ms) <= 2560:
+            raise ApiError(422, "invalid_request", "chunk_ms must be a multiple of 40 in 40..2560")
+        chunk_frames = int(chunk_ms) // 40
+    return DecodeOptions(locale=locale, nbest=nbest, hotwords=hotwords, beam_size=settings.default_beam_size,
+                         chunk_frames=chunk_frames)
+
+
+async def decode_upload(runtime: Runtime, data: bytes) -> torch.Tensor:
+    try:
+        decoded = await asyncio.to_thread(decode_audio, data, runtime.settings.max_audio_duration_s)
+    except AudioTooLongError as error:
+        raise ApiError(413, "audio_too_long", str(error)) from error
+    except AudioDecodeError as error:
+        raise ApiError(400, "invalid_audio", str(error)) from error
+    return decoded.samples
+
+
+def shifted(segment: SegmentResult, offset_s: float, index: int) -> SegmentResult:
+    tokens = tuple(replace(t, start_s=round(t.start_s + offset_s, 3), end_s=round(t.end_s + offset_s, 3)) for t in segment.tokens)
+    return replace(segment, index=index, start_s=round(segment.start_s + offset_s, 3),
+                   end_s=round(segment.end_s + offset_s, 3), tokens=tokens)
+
+
+async def transcribe_recording(runtime: Runtime, samples: torch.Tensor, options: DecodeOptions) -> Transcript:
+    """Cut at silences, submit bounded units to the scheduler concurrently, and merge them in time order."""
+    spans = split_at_silences(samples, runtime.recognizer.segmenter)
+    units, current, current_s = [], [], 0.0
+    for span in spans:
+        length_s = (span.end - span.start) / SAMPLE_RATE
+        if current and current_s + length_s > runtime.settings.offline_unit_s:
+            units.append(current)
+            current, current_s = [], 0.0
+        current.append(span)
+        current_s += length_s
+    units.append(current)
+    runtime.scheduler.check_offline_capacity(len(samples) / SAMPLE_RATE)
+    results = await asyncio.gather(*(
+        runtime.scheduler.transcribe([samples[s.start : s.end] for s in unit], [options] * len(unit)) for unit in units
+    ))
+    pieces = [(span, t) for unit, transcripts in zip(units, results) for span, t in zip(unit, transcripts)]
+    segments = [shifted(seg, span.start / SAMPLE_RATE, 0) for span, t in pieces for seg in t.segments]
+    segments = [replace(s, index=i) for i, s in enumerate(segments)]
+    locale, probability = pick_locale([(span, t) for span, t in pieces], options)
+    return Transcript(join_texts([s.text for s in segments]), locale, probability, len(samples) / SAMPLE_RATE, tuple(segments))
+
+
+def pick_locale(pieces: list, options: DecodeOptions) -> tuple[str, float | None]:
+    if options.locale is not None:
+        return options.locale, None
+    weights: dict[str, float] = {}
+    for span, transcript in pieces:
+        weights[transcript.locale] = weights.get(transcript.locale, 0.0) + (span.end - span.start) * (transcript.locale_probability or 0.0)
+    best = max(weights, key=weights.get)
+    total = sum(span.end - span.start for span, _ in pieces)
+    return best, round(weights[best] / max(total, 1), 4)
+
+
+async def run_transcription(request: Request, locale_field: str) -> tuple[Transcript, str, float, dict]:
+    runtime = get_runtime(request)
+    started = time.perf_counter()
+    request_id = uuid.uuid4().hex
+    label = "unknown"
+    try:
+        data, fields = await audio_and_fields(request, runtime.settings.max_upload_bytes)
+        options = decode_options(runtime, fields, locale_field)
+        label = bounded_locale_label(options.locale, runtime.recognizer.locales)
+        samples = await decode_upload(runtime, data)
+        transcript = await transcribe_recording(runtime, samples, options)
+    except ApiError as error:
+        runtime.stats.error("rest", label, error.code)
+        raise
+    except Overloaded as error:
+        runtime.stats.error("rest", label, "busy")
+        raise ApiError(503, "busy", str(error), {"Retry-After": str(error.retry_after_s)}) from error
+    processing_s = time.perf_counter() - started
+    runtime.record_rest(request_id, transcript, processing_s)
+    return transcript, request_id, processing_s, fields
+
+
+@router.post("/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"])
+@router.post("/v1/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"],
+             include_in_schema=False)
+async def transcribe(request: Request) -> TranscriptionResponse:
+    """Transcribe an uploaded recording (WAV, FLAC, OGG/Opus, MP3; any rate and channel count).
+
+    Send the audio as multipart field `file` or as the raw body with an audio content type. Parameters (query
+    string or form fields): `locale` (zh-CN, yue-HK, en-US, aliases zh/cmn/yue/en, or auto), `nbest` (1-10),
+    `hotwords` (comma-separated phrases to favour), `timestamps` (true/false: per-token times in segments),
+    `chunk_ms` (decode with the streaming model's chunked attention, as `/v1/stream` would; default full
+    context)."""
+    transcript, request_id, processing_s, fields = await run_transcription(request, "locale")
+    timestamps = (first(fields, "timestamps", default="true") or "true").lower() not in {"false", "0", "no"}
+    return transcription_response(transcript, request_id, get_runtime(request).model_info, processing_s, timestamps)
+
+
+@router.post("/v1/audio/transcriptions", responses=ERRORS, tags=["openai"])
+async def openai_transcriptions(request: Request) -> Response:
+    """OpenAI-compatible transcription: multipart `file`, `model` (ignored), `language`, `prompt` (hotwords,
+    comma-separated), `response_format` (json, text, srt, vtt, verbose_json), `timestamp_granularities[]`."""
+    transcript, request_id, _, fields = await run_transcription(request, "language")
+    response_format = first(fields, "response_format", default="json")
+    granularities = set(fields.get("timestamp_granularities[]", []) + fields.get("timestamp_granularities", []))
+    headers = {"X-Request-Id": request_id}
+    if response_format == "text":
+        return PlainTextResponse(transcript.text + "\n", headers=headers)
+    if response_format == "srt":
+        return PlainTextResponse(to_srt(transcript), headers=headers)
+    if response_format == "vtt":
+        return PlainTextResponse(to_vtt(transcript), media_type="text/vtt", headers=headers)
+    if response_format == "verbose_json":
+        body = to_openai_verbose(transcript, "word" in granularities, "segment" in granularities or not granularities)
+        return JSONResponse(body, headers=headers)
+    if response_format != "json":
+        raise ApiError(422, "invalid_request", "response_format must be json, text, srt, vtt or verbose_json")
+    return JSONResponse({"text": transcript.text}, headers=headers)

@@ -1,0 +1,220 @@
+"""The one owner of the device. Streaming chunks from every connection and offline decoding units are queued,
+formed into batches by size or deadline, run on a single worker thread (off the event loop), and their results
+are delivered to each waiter's future.
+
+- Waiting is real: the batching task sleeps on an asyncio.Event until work arrives, then on the same event with
+  a deadline while the batch fills (no polling loop).
+- Streams are never starved by uploads: when both kinds wait, stream batches and offline batches alternate, and
+  an offline batch is bounded in audio seconds, so a stream chunk waits at most one bounded offline batch.
+- Overload is refused at once (`Overloaded`), never queued without bound; admitted work continues.
+- A failing batch fails only its own waiters; the scheduler keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from model.features import SAMPLE_RATE
+from model.recognizer import DecodeOptions, Recognizer
+from model.results import Transcript
+from model.stream_decoder import StreamState, apply_chunk, finish_stream
+from model.streaming import EncoderChunk
+from service.stats import BatchStats, StatsSink
+
+
+class Overloaded(Exception):
+    """The server is at capacity; the client should retry after `retry_after_s`."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class SchedulerLimits:
+    max_stream_batch: int = 128
+    max_batch_wait_s: float = 0.008
+    max_offline_batch_audio_s: float = 120.0
+    max_queued_offline_audio_s: float = 4 * 3600.0
+    retry_after_s: int = 2
+
+
+@dataclass
+class StreamWork:
+    state: StreamState
+    chunk: EncoderChunk
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class OfflineWork:
+    recordings: list[torch.Tensor]
+    options: list[DecodeOptions]
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def audio_s(self) -> float:
+        return sum(len(r) for r in self.recordings) / SAMPLE_RATE
+
+
+class BatchScheduler:
+    def __init__(self, recognizer: Recognizer, limits: SchedulerLimits, stats: StatsSink | None = None) -> None:
+        self.recognizer = recognizer
+        self.limits = limits
+        self.stats = stats or StatsSink()
+        self._streams: deque[StreamWork] = deque()
+        self._offline: deque[OfflineWork] = deque()
+        self._offline_queued_s = 0.0
+        self._work_arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-device")
+        self._task: asyncio.Task | None = None
+        self._offline_turn = False
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="asr-batch-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for work in [*self._streams, *self._offline]:
+            if not work.future.done():
+                work.future.set_exception(Overloaded("server shutting down", self.limits.retry_after_s))
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # ----------------------------------------------------------------------------------------------- submit
+
+    async def decode_stream_chunk(self, state: StreamState, chunk: EncoderChunk) -> tuple[StreamState, list]:
+        """Queue one chunk of one stream; resolves to the stream's next state and its events."""
+        future = asyncio.get_running_loop().create_future()
+        self._streams.append(StreamWork(state, chunk, future))
+        self.stats.queue_depth(len(self._streams), len(self._offline))
+        self._work_arrived.set()
+        return await future
+
+    async def finish_stream(self, state: StreamState) -> tuple[StreamState, list]:
+        """The last final of a stream (attention rescoring runs on the device thread like every model call)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, finish_stream, self.recognizer, state)
+
+    async def transcribe(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
+        """Queue an offline unit (a bounded amount of audio); refuses at once when the queue is full."""
+        work = OfflineWork(recordings, options, asyncio.get_running_loop().create_future())
+        if self._offline_queued_s + work.audio_s > self.limits.max_queued_offline_audio_s:
+            raise Overloaded("offline queue is full", self.limits.retry_after_s)
+        self._offline_queued_s += work.audio_s
+        self._offline.append(work)
+        self.stats.queue_depth(len(self._streams), len(self._offline))
+        self._work_arrived.set()
+        return await work.future
+
+    def check_offline_capacity(self, audio_s: float) -> None:
+        if self._offline_queued_s + min(audio_s, self.limits.max_offline_batch_audio_s) > self.limits.max_queued_offline_audio_s:
+            raise Overloaded("offline queue is full", self.limits.retry_after_s)
+
+    # ------------------------------------------------------------------------------------------------ loop
+
+    async def _run(self) -> None:
+        while True:
+            if not self._streams and not self._offline:
+                self._work_arrived.clear()
+                await self._work_arrived.wait()
+            run_offline = self._offline and (not self._streams or self._offline_turn)
+            if run_offline:
+                await self._run_offline_batch()
+            else:
+                await self._fill_stream_batch()
+                await self._run_stream_batch()
+            self._offline_turn = not run_offline
+
+    async def _fill_stream_batch(self) -> None:
+        """Wait until the batch is full or the oldest chunk has waited max_batch_wait_s."""
+        if not self._streams:
+            return
+        deadline = self._streams[0].queued_at + self.limits.max_batch_wait_s
+        while len(self._streams) < self.limits.max_stream_batch:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._work_arrived.clear()
+            try:
+                await asyncio.wait_for(self._work_arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    async def _run_stream_batch(self) -> None:
+        # A stream has at most one chunk in flight (its next chunk needs this one's state), so rows are distinct.
+        batch: list[StreamWork] = []
+        while self._streams and len(batch) < self.limits.max_stream_batch:
+            work = self._streams.popleft()
+            if not work.future.done():  # its connection went away while queued
+                batch.append(work)
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._stream_step, batch)
+        except Exception as error:  # noqa: BLE001 - a failed step fails its own batch only
+            self.stats.batch_failed("stream")
+            for work in batch:
+                if not work.future.done():
+                    work.future.set_exception(error)
+            return
+        self.stats.batch(BatchStats("stream", len(batch), time.perf_counter() - started,
+                                    [started - w.queued_at for w in batch]))
+        for work, result in zip(batch, results):
+            if not work.future.done():
+                work.future.set_result(result)
+
+    def _stream_step(self, batch: list[StreamWork]) -> list[tuple[StreamState, list]]:
+        outputs = self.recognizer.encode_chunks(
+            [w.chunk for w in batch], [w.state.encoder for w in batch], [w.state.options.locale for w in batch]
+        )
+        return [apply_chunk(self.recognizer, w.state, *output) for w, output in zip(batch, outputs)]
+
+    async def _run_offline_batch(self) -> None:
+        batch, audio_s = [], 0.0
+        while self._offline and (not batch or audio_s + self._offline[0].audio_s <= self.limits.max_offline_batch_audio_s):
+            work = self._offline.popleft()
+            audio_s += work.audio_s
+            self._offline_queued_s -= work.audio_s
+            if not work.future.done():
+                batch.append(work)
+        if not batch:
+            return
+        recordings = [r for w in batch for r in w.recordings]
+        options = [o for w in batch for o in w.options]
+        started = time.perf_counter()
+        try:
+            transcripts = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.recognizer.transcribe_batch, recordings, options)
+        except Exception as error:  # noqa: BLE001
+            self.stats.batch_failed("offline")
+            for work in batch:
+                if not work.future.done():
+                    work.future.set_exception(error)
+            return
+        self.stats.batch(BatchStats("offline", len(recordings), time.perf_counter() - started,
+                                    [started - w.queued_at for w in batch]))
+        position = 0
+        for work in batch:
+            mine = transcripts[position : position + len(work.recordings)]
+            position += len(work.recordings)
+            if not work.future.done():
+                work.future.set_result(mine)

@@ -1,0 +1,55 @@
+"""Service configuration: one pydantic-settings class, read from ASR_* environment variables and `.env`.
+Unknown ASR_* variables are an error, so a typo never silently falls back to a default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.checkpoint import DEFAULT_CHECKPOINT
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASR_", env_file=".env", extra="forbid", frozen=True)
+
+    # Model and device
+    checkpoint: Path = DEFAULT_CHECKPOINT
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    half_precision: bool = True  # float16 weights and activations on CUDA; ignored on CPU
+    torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Uploads
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_audio_duration_s: float = 5400.0  # at least one hour of audio is supported; two hours is refused
+    offline_unit_s: float = 60.0  # a long upload is decoded as batches of at most this much audio
+
+    # Streaming
+    chunk_ms: int = Field(default=640, ge=40, le=2560, multiple_of=40)
+    max_streams: int = 256
+    max_frame_bytes: int = 1024 * 1024
+    stream_idle_timeout_s: float = 30.0
+    max_stream_duration_s: float = 3600.0
+    max_buffered_audio_s: float = 30.0  # audio received but not yet decoded, per stream (back-pressure bound)
+    min_trailing_silence_s: float = 0.8
+    max_silence_without_speech_s: float = 5.0
+    max_segment_s: float = 20.0
+
+    # Scheduler
+    max_stream_batch: int = 128
+    max_batch_wait_ms: float = 8.0  # how long the first queued chunk waits for others to join its batch
+    max_offline_batch_audio_s: float = 120.0
+    max_queued_offline_audio_s: float = 4 * 3600.0
+    retry_after_s: int = 2
+
+    # Results
+    max_nbest: int = 10
+    max_hotwords: int = 100
+    default_beam_size: int = 4

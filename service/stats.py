@@ -1,0 +1,45 @@
+"""Plain statistics events emitted by the engine side of the service. Only `service.metrics` turns them into
+Prometheus series; everything else just calls these methods (the default sink ignores them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    kind: str  # "stream" | "offline"
+    size: int  # rows (streams) or recordings
+    step_s: float  # device step wall time
+    queue_waits_s: list[float]
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    mode: str  # "rest" | "stream"
+    locale: str  # bounded label: a model locale or "unknown"
+    duration_s: float  # wall time of the request or stream
+    audio_s: float
+    processing_s: float
+    mean_confidence: float | None
+    segments: int
+
+
+class StatsSink:
+    """No-op base: override what you record."""
+
+    def batch(self, stats: BatchStats) -> None: ...
+
+    def batch_failed(self, kind: str) -> None: ...
+
+    def queue_depth(self, stream_chunks: int, offline_units: int) -> None: ...
+
+    def request(self, stats: RequestStats) -> None: ...
+
+    def error(self, mode: str, locale: str, kind: str) -> None: ...
+
+    def first_partial(self, locale: str, latency_s: float) -> None: ...
+
+    def final_latency(self, locale: str, cause: str, latency_s: float) -> None: ...
+
+    def active_streams(self, count: int) -> None: ...

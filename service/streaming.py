@@ -1,0 +1,270 @@
+"""WebSocket `/v1/stream`: one `StreamConnection` per client. Protocol in service/protocol.py and docs/protocol.md.
+
+Audio is decoded (PCM s16le/f32le), resampled with a stateful soxr stream so chunk borders leave no artefacts,
+turned into MFCC frames incrementally, and every full chunk goes through the batching scheduler together with
+the chunks of all other streams. The handler awaits each chunk before reading more, so a client that sends
+faster than real time is slowed by TCP back-pressure instead of growing a buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+
+import numpy as np
+import soxr
+import torch
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from model.features import SAMPLE_RATE
+from model.locales import UnsupportedLocaleError, resolve_locale
+from model.recognizer import DecodeOptions
+from model.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
+                                  current_locale, new_stream, next_chunk)
+from service import protocol as p
+from service.formats import segment_out
+from service.runtime import Runtime, get_runtime
+from service.scheduler import Overloaded
+from service.stats import RequestStats
+
+router = APIRouter()
+log = logging.getLogger("service.streaming")
+
+
+class StreamClosed(Exception):
+    """Ends a connection with an error message and a close code."""
+
+    def __init__(self, close_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.close_code, self.code, self.message = close_code, code, message
+
+
+def pcm_to_float(data: bytes, encoding: str) -> np.ndarray:
+    width = 2 if encoding == "pcm_s16le" else 4
+    if len(data) % width:
+        raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "bad_audio",
+                           f"{encoding} frames must be a multiple of {width} bytes; got {len(data)}")
+    if encoding == "pcm_s16le":
+        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    samples = np.frombuffer(data, dtype="<f4")
+    return np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0).astype(np.float32)
+
+
+def endpoint_config(runtime: Runtime, start: p.StartMessage) -> EndpointConfig:
+    s = runtime.settings
+    overrides = start.endpointing.model_dump(exclude_none=True) if start.endpointing else {}
+    return EndpointConfig(
+        min_trailing_silence_s=overrides.get("min_trailing_silence_s", s.min_trailing_silence_s),
+        max_silence_without_speech_s=overrides.get("max_silence_without_speech_s", s.max_silence_without_speech_s),
+        max_segment_s=overrides.get("max_segment_s", s.max_segment_s),
+    )
+
+
+class StreamConnection:
+    def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
+        self.websocket, self.runtime = websocket, runtime
+        self.settings = runtime.settings
+        self.session_id = uuid.uuid4().hex
+        self.state: StreamState | None = None
+        self.start: p.StartMessage | None = None
+        self.resampler: soxr.ResampleStream | None = None
+        self.label = "unknown"
+        self.opened_at = time.perf_counter()
+        self.first_audio_at: float | None = None
+        self.last_audio_at = 0.0
+        self.first_partial_sent = False
+        self.last_partial = ""
+        self.segments_sent = 0
+        self.stopping = False
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        try:
+            await self.handshake()
+            await self.receive_loop()
+        except StreamClosed as closed:
+            await self.close_with_error(closed)
+        except WebSocketDisconnect:
+            pass
+        except Overloaded as error:
+            await self.close_with_error(StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", str(error)))
+        except Exception as error:  # noqa: BLE001 - one connection's failure must not take the server down
+            log.exception("stream %s failed", self.session_id)
+            self.runtime.stats.error("stream", self.label, "internal")
+            await self.close_with_error(StreamClosed(p.CLOSE_INTERNAL_ERROR, "internal", type(error).__name__))
+
+    async def receive(self, timeout_s: float) -> dict:
+        try:
+            message = await asyncio.wait_for(self.websocket.receive(), timeout_s)
+        except asyncio.TimeoutError:
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "idle_timeout", f"no message for {timeout_s:.0f} s") from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        return message
+
+    async def handshake(self) -> None:
+        message = await self.receive(self.settings.stream_idle_timeout_s)
+        if message.get("text") is None:
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "protocol", "the first message must be a JSON 'start'")
+        start = self.parse(message["text"])
+        if not isinstance(start, p.StartMessage):
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "protocol", "the first message must be a JSON 'start'")
+        try:
+            locale = resolve_locale(start.locale, self.runtime.recognizer.locales)
+        except UnsupportedLocaleError as error:
+            raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "unsupported_locale", str(error)) from error
+        self.label = self.runtime.locale_label(locale)
+        if not self.runtime.accepting or self.runtime.active_streams >= self.settings.max_streams:
+            self.runtime.stats.error("stream", self.label, "busy")
+            raise StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", "stream limit reached; retry later")
+        self.start = start
+        self.open_session(start, locale)
+        await self.send(p.ReadyMessage(session_id=self.session_id, locale=locale or "auto",
+                                       sample_rate=start.sample_rate, chunk_ms=self.settings.chunk_ms,
+                                       model=self.runtime.model_info))
+
+    def open_session(self, start: p.StartMessage, locale: str | None) -> None:
+        options = DecodeOptions(locale=locale, nbest=start.nbest, hotwords=tuple(start.hotwords),
+                                hotword_boost=start.hotword_boost, beam_size=self.settings.default_beam_size)
+        self.state = new_stream(self.runtime.recognizer, options, self.settings.chunk_ms // 40,
+                                endpoint_config(self.runtime, start))
+        if start.sample_rate != SAMPLE_RATE:
+            self.resampler = soxr.ResampleStream(start.sample_rate, SAMPLE_RATE, 1, dtype="float32")
+        self.runtime.active_streams += 1
+        self.runtime.open_streams.add(self)
+        self.runtime.stats.active_streams(self.runtime.active_streams)
+
+    def parse(self, text: str):
+        try:
+            return p.client_message_adapter.validate_json(text)
+        except ValidationError as error:
+            self.runtime.stats.error("stream", self.label, "protocol")
+            first = error.errors()[0]
+            raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "bad_message",
+                               f"{'.'.join(str(x) for x in first['loc']) or 'message'}: {first['msg']}") from None
+
+    async def receive_loop(self) -> None:
+        while True:
+            message = await self.receive(self.settings.stream_idle_timeout_s)
+            if message.get("bytes") is not None:
+                await self.on_audio(message["bytes"])
+                continue
+            parsed = self.parse(message.get("text") or "")
+            if isinstance(parsed, p.StartMessage):
+                raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "protocol", "'start' was already received")
+            await self.finish("stop")
+            await self.websocket.close(p.CLOSE_NORMAL)
+            return
+
+    # ---------------------------------------------------------------------------------------------- audio
+
+    async def on_audio(self, data: bytes) -> None:
+        if len(data) > self.settings.max_frame_bytes:
+            self.runtime.stats.error("stream", self.label, "too_large")
+            raise StreamClosed(p.CLOSE_TOO_BIG, "frame_too_large",
+                               f"audio frames are limited to {self.settings.max_frame_bytes} bytes")
+        samples = pcm_to_float(data, self.start.encoding)
+        if self.resampler is not None:
+            samples = self.resampler.resample_chunk(samples)
+        now = time.perf_counter()
+        self.first_audio_at = self.first_audio_at or now
+        self.last_audio_at = now
+        self.state = accept_samples(self.runtime.recognizer, self.state, torch.from_numpy(samples))
+        if self.state.samples_received / SAMPLE_RATE > self.settings.max_stream_duration_s:
+            await self.finish("stop")
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "max_duration",
+                               f"streams are limited to {self.settings.max_stream_duration_s:.0f} s of audio")
+        await self.decode_ready_chunks(final=False)
+
+    async def decode_ready_chunks(self, final: bool) -> None:
+        while True:
+            chunk, self.state = next_chunk(self.state, final)
+            if chunk is None:
+                return
+            self.state, events = await self.runtime.scheduler.decode_stream_chunk(self.state, chunk)
+            for event in events:
+                await self.emit(event)
+
+    async def finish(self, reason: str) -> None:
+        """Flush the last short chunk, send the open segment's final and `end`."""
+        if self.stopping or self.state is None:
+            return
+        self.stopping = True
+        if self.resampler is not None:
+            tail = self.resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            self.state = accept_samples(self.runtime.recognizer, self.state, torch.from_numpy(tail))
+        await self.decode_ready_chunks(final=True)
+        self.state, events = await self.runtime.scheduler.finish_stream(self.state)
+        for event in events:
+            await self.emit(event, reason_override=None if reason == "stop" else reason)
+        await self.send(p.EndMessage(segments=self.segments_sent, duration_s=round(self.state.samples_received / SAMPLE_RATE, 3)))
+
+    # -------------------------------------------------------------------------------------------- sending
+
+    async def emit(self, event, reason_override: str | None = None) -> None:
+        if isinstance(event, PartialEvent):
+            if not self.start.interim_results or event.text == self.last_partial:
+                return
+            self.last_partial = event.text
+            if event.text and not self.first_partial_sent:
+                self.first_partial_sent = True
+                self.runtime.stats.first_partial(self.label, time.perf_counter() - self.first_audio_at)
+            await self.send(p.PartialMessage(segment=event.segment, text=event.text,
+                                             tokens=segment_out_tokens(event.tokens)))
+        elif isinstance(event, FinalEvent):
+            await self.send_final(event, reason_override)
+
+    async def send_final(self, event: FinalEvent, reason_override: str | None) -> None:
+        locale, probability = current_locale(self.runtime.recognizer, self.state)
+        out = segment_out(event.segment)
+        latency_s = time.perf_counter() - self.last_audio_at
+        reason = reason_override or event.reason
+        self.runtime.stats.final_latency(self.label, "stop" if reason in {"stop", "shutdown"} else "endpoint", latency_s)
+        self.last_partial = ""
+        if not out.text and reason not in {"stop", "shutdown"}:
+            return
+        self.segments_sent += 1
+        self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, out.text)
+        await self.send(p.FinalMessage(segment=out.id, text=out.text, start=out.start, end=out.end,
+                                       confidence=out.confidence, tokens=out.tokens, alternatives=out.alternatives,
+                                       locale=locale, locale_probability=probability, reason=reason,
+                                       latency_ms=round(latency_s * 1000, 1)))
+
+    async def send(self, message) -> None:
+        await self.websocket.send_text(message.model_dump_json())
+
+    async def close_with_error(self, closed: StreamClosed) -> None:
+        try:
+            await self.send(p.ErrorMessage(code=closed.code, message=closed.message))
+            await self.websocket.close(closed.close_code, closed.message[:120])
+        except Exception:  # noqa: BLE001 - the client may already be gone
+            pass
+
+    def release(self) -> None:
+        if self in self.runtime.open_streams:
+            self.runtime.open_streams.discard(self)
+            self.runtime.active_streams -= 1
+            self.runtime.stats.active_streams(self.runtime.active_streams)
+            self.runtime.stats.request(RequestStats(
+                mode="stream", locale=self.label, duration_s=time.perf_counter() - self.opened_at,
+                audio_s=self.state.samples_received / SAMPLE_RATE if self.state else 0.0,
+                processing_s=0.0, mean_confidence=None, segments=self.segments_sent))
+
+
+def segment_out_tokens(tokens) -> list[p.TokenOut]:
+    return [p.TokenOut(text=t.text, start=t.start_s, end=t.end_s, confidence=t.confidence) for t in tokens]
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    connection = StreamConnection(websocket, get_runtime(websocket))
+    try:
+        await connection.run()
+    finally:
+        connection.release()

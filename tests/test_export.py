@@ -1,0 +1,82 @@
+"""The exported TorchScript streaming step (saved, reloaded) equals the eager `encode_chunk` + `ctc_log_probs`
+over consecutive chunks, at batch sizes other than the one it was traced with, for streams of different ages."""
+
+import pytest
+import torch
+
+from model.encoder import EncoderState, chunk_feature_frames, stack_states
+from model.export import EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available, read_torchscript_metadata
+
+# torch.jit is deprecated in torch 2.14 (see model/export.py for why it is still used); the warning is known.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+
+CHUNK = 4
+STEPS = 5
+
+
+def aged_state(model, chunks: int, seed: int) -> EncoderState:
+    """A batch-1 state after `chunks` eager steps of random audio features."""
+    generator = torch.Generator().manual_seed(seed)
+    state = model.encoder.initial_state(1)
+    frames = chunk_feature_frames(CHUNK)
+    with torch.no_grad():
+        for _ in range(chunks):
+            features = torch.randn(1, frames, 80, generator=generator) * 3
+            _, _, state = model.encode_chunk(features, torch.tensor([frames]), state)
+    return state
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    path = export_torchscript(tiny_model, tmp_path_factory.mktemp("export") / "step.pt", CHUNK)
+    return torch.jit.load(str(path)), path
+
+
+@pytest.mark.parametrize("ages", [(0,), (6,), (0, 2, 7)], ids=["b1-new", "b1-old", "b3-mixed"])
+def test_exported_step_equals_eager_over_consecutive_chunks(tiny_model, exported, ages):
+    step, _ = exported
+    assert len(ages) != EXAMPLE_BATCH  # the point: a batch size the trace never saw
+    state = stack_states([aged_state(tiny_model, age, seed) for seed, age in enumerate(ages)])
+    cache, processed = state.cache, state.processed_frames
+    frames = chunk_feature_frames(CHUNK)
+    generator = torch.Generator().manual_seed(len(ages))
+    with torch.no_grad():
+        for index in range(STEPS):
+            features = torch.randn(len(ages), frames, 80, generator=generator) * 3 + 1
+            lengths = torch.full((len(ages),), frames)
+            if index == STEPS - 1:
+                lengths[0] = 11  # the first stream ends with a short chunk (two encoder frames of four)
+            encoded, valid, state = tiny_model.encode_chunk(features, lengths, state)
+            log_probs = tiny_model.ctc_log_probs(encoded)
+            got = step(features, lengths, cache, processed)
+            torch.testing.assert_close(got[0], log_probs, atol=1e-4, rtol=0)
+            torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
+            assert torch.equal(got[2], valid)
+            torch.testing.assert_close(got[3], state.cache, atol=1e-4, rtol=0)
+            assert torch.equal(got[4], state.processed_frames)
+            cache, processed = got[3], got[4]  # the exported step drives its own state from here on
+    assert int(valid[0]) == 2
+
+
+def test_exported_archive_describes_the_step(tiny_model, exported):
+    _, path = exported
+    metadata = read_torchscript_metadata(path)
+    assert metadata["chunk_frames"] == CHUNK and metadata["chunk_ms"] == 160
+    assert metadata["feature_frames"] == chunk_feature_frames(CHUNK)
+    assert (metadata["n_layers"], metadata["left_context_frames"], metadata["d_model"]) == (3, 12, 64)
+    assert metadata["vocab_size"] == 50
+
+
+def test_export_refuses_a_model_in_training_mode(tiny_model, tmp_path):
+    tiny_model.train()
+    try:
+        with pytest.raises(ValueError):
+            export_torchscript(tiny_model, tmp_path / "step.pt", CHUNK)
+    finally:
+        tiny_model.eval()
+
+
+@pytest.mark.skipif(onnx_available(), reason="only checks the fallback when the optional onnx package is missing")
+def test_onnx_export_is_skipped_without_onnx(tiny_model, tmp_path):
+    assert export_onnx(tiny_model, tmp_path / "step.onnx", CHUNK) is None
+    assert not (tmp_path / "step.onnx").exists()

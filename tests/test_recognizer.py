@@ -1,0 +1,70 @@
+"""The engine: offline transcription returns timed, confident tokens; the streaming path gives the same finals as
+offline decoding at the same chunk size; long recordings are cut at silences; endpointing splits segments."""
+
+import numpy as np
+import pytest
+import torch
+
+from model.features import SAMPLE_RATE
+from model.recognizer import DecodeOptions, Recognizer
+from model.segmenter import SegmenterOptions, split_at_silences
+from model.stream_decoder import EndpointConfig, FinalEvent, PartialEvent, decode_stream_offline
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_loaded):
+    return Recognizer(tiny_loaded)
+
+
+def noise_burst(seconds: float, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return torch.from_numpy((0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.3 * rng.standard_normal())) +
+                             0.1 * rng.standard_normal(len(t))).astype(np.float32))
+
+
+def test_offline_transcript_has_timed_tokens_and_confidences(recognizer):
+    transcript = recognizer.transcribe(noise_burst(2.0, 0), DecodeOptions(locale="zh-CN", nbest=3))
+    assert transcript.locale == "zh-CN" and transcript.duration_s == pytest.approx(2.0)
+    for segment in transcript.segments:
+        assert 0 <= segment.start_s <= segment.end_s <= 2.0 + 1e-6
+        assert len(segment.alternatives) <= 3
+        for token in segment.tokens:
+            assert segment.start_s <= token.start_s < token.end_s <= segment.end_s + 0.05
+            assert 0.0 <= token.confidence <= 1.0
+
+
+def test_auto_locale_reports_a_probability(recognizer):
+    transcript = recognizer.transcribe(noise_burst(1.0, 1), DecodeOptions(locale=None))
+    assert transcript.locale in recognizer.locales
+    assert 0.0 < transcript.locale_probability <= 1.0
+
+
+@pytest.mark.parametrize("chunk_frames", [4, 8])
+def test_streamed_finals_equal_offline_decoding_at_the_same_chunk_size(recognizer, chunk_frames):
+    audio = noise_burst(3.3, 2)
+    options = DecodeOptions(locale="en-US", nbest=2, chunk_frames=chunk_frames)
+    offline = recognizer.transcribe(audio, options)
+    never = EndpointConfig(min_trailing_silence_s=1e9, max_silence_without_speech_s=1e9, max_segment_s=1e9)
+    _, events = decode_stream_offline(recognizer, audio, options, chunk_frames, never, piece_samples=1234)
+    finals = [e for e in events if isinstance(e, FinalEvent)]
+    assert len(finals) == 1 and offline.text  # a random model still emits tokens, so this compares something
+    assert finals[0].segment.text == offline.text
+    assert [t.text for t in finals[0].segment.tokens] == [t.text for s in offline.segments for t in s.tokens]
+    assert any(isinstance(e, PartialEvent) for e in events)
+
+
+def test_long_recordings_are_cut_at_silences():
+    speech, pause = noise_burst(8.0, 3), torch.zeros(SAMPLE_RATE // 2)
+    audio = torch.cat([speech, pause, speech, pause, speech])  # 25 s with two half-second pauses
+    spans = split_at_silences(audio, SegmenterOptions(max_segment_s=20.0))
+    assert len(spans) == 2
+    assert spans[0].start == 0 and spans[-1].end == len(audio)
+    cut = spans[0].end / SAMPLE_RATE
+    assert 16.0 <= cut <= 17.0  # inside the second pause
+    assert all((s.end - s.start) / SAMPLE_RATE <= 20.0 for s in spans)
+
+
+def test_hour_long_silence_free_audio_is_hard_cut(recognizer):
+    spans = split_at_silences(noise_burst(61.0, 4), SegmenterOptions(max_segment_s=20.0))
+    assert [round((s.end - s.start) / SAMPLE_RATE) for s in spans] == [20, 20, 20, 1]

@@ -1,0 +1,144 @@
+"""REST transcription against a real uvicorn server running the bundled model."""
+
+import socket
+
+import httpx
+import pytest
+
+from audio_fixtures import encode, read_mono16k, with_pauses
+from model.scoring import count_errors
+
+
+@pytest.fixture(scope="module")
+def client(live_server):
+    with httpx.Client(base_url=live_server.url, timeout=120) as client:
+        yield client
+
+
+def transcribe(client, data: bytes, filename="a.wav", **params) -> httpx.Response:
+    return client.post("/transcribe", files={"file": (filename, data)}, data=params)
+
+
+def test_health_readiness_and_model_card(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    card = client.get("/v1/models").json()["data"][0]
+    assert set(card["locales"]) >= {"zh-CN", "yue-HK", "en-US"}
+    assert card["token_set_size"] > 1000
+    assert card["streaming"]["encoder_frame_ms"] == 40
+    assert set(card["training_data"]["hours_per_locale"]) >= {"zh-CN", "yue-HK", "en-US"}
+
+
+def test_upload_returns_text_segments_timestamps_and_confidences(client, bundled_samples):
+    sample = bundled_samples[0]
+    body = transcribe(client, sample["path"].read_bytes(), locale=sample["locale"]).json()
+    assert body["locale"] == sample["locale"] and body["locale_probability"] is None
+    assert body["duration_s"] == pytest.approx(sample["duration"], abs=0.01)
+    assert body["model"]["name"] and body["request_id"] and body["processing_s"] > 0
+    assert body["text"] == "".join(s["text"] for s in body["segments"])
+    for segment in body["segments"]:
+        assert 0 <= segment["start"] <= segment["end"] <= body["duration_s"] + 0.05
+        assert 0 < segment["confidence"] <= 1
+        for token in segment["tokens"]:
+            assert segment["start"] <= token["start"] < token["end"] <= segment["end"] + 0.05
+            assert 0 < token["confidence"] <= 1
+
+
+def test_raw_body_upload_equals_multipart(client, bundled_samples):
+    data = bundled_samples[3]["path"].read_bytes()
+    raw = client.post("/transcribe?locale=yue", content=data, headers={"content-type": "audio/wav"}).json()
+    multipart = transcribe(client, data, locale="yue-HK").json()
+    assert raw["text"] == multipart["text"] and raw["locale"] == "yue-HK"
+
+
+@pytest.mark.parametrize("container,rate,channels,subtype", [
+    ("FLAC", 44100, 2, None), ("OGG", 48000, 1, "VORBIS"), ("OGG", 48000, 1, "OPUS"), ("MP3", 22050, 2, None),
+    ("WAV", 8000, 1, "PCM_16"),
+])
+def test_containers_rates_and_channels_are_accepted(client, bundled_samples, container, rate, channels, subtype):
+    sample = bundled_samples[6]
+    audio = read_mono16k(sample["path"])
+    response = transcribe(client, encode(audio, container, rate, channels, subtype), f"a.{container.lower()}", locale="en")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["duration_s"] == pytest.approx(sample["duration"], abs=0.08)
+    assert body["locale"] == "en-US"
+
+
+def test_bundled_model_transcribes_its_samples(client, bundled_samples):
+    """Held-out voices and sentences from the synthetic test split; the model card gives the corpus-wide rates."""
+    for sample in bundled_samples:
+        body = transcribe(client, sample["path"].read_bytes(), locale=sample["locale"]).json()
+        errors = count_errors(sample["text"], body["text"], sample["locale"])
+        assert errors.rate <= 0.6, (sample["text"], body["text"])
+
+
+def test_auto_locale_is_detected_with_a_probability(client, bundled_samples):
+    for sample in bundled_samples[::3]:
+        body = transcribe(client, sample["path"].read_bytes(), locale="auto").json()
+        assert body["locale"] == sample["locale"]
+        assert 0.5 < body["locale_probability"] <= 1
+
+
+def test_nbest_alternatives_and_hotwords(client, bundled_samples):
+    sample = bundled_samples[7]
+    body = transcribe(client, sample["path"].read_bytes(), locale="en", nbest="3", hotwords="shape,forest").json()
+    alternatives = [a for s in body["segments"] for a in s["alternatives"]]
+    assert 1 <= len(alternatives) <= 3 * len(body["segments"])
+    assert alternatives[0]["text"] == body["segments"][0]["text"]
+
+
+def test_long_recording_is_cut_at_silences_and_times_are_absolute(client, bundled_samples):
+    pieces = [read_mono16k(s["path"]) for s in bundled_samples if s["locale"] == "en-US"] * 4  # ~40 s
+    audio = with_pauses(pieces, 0.6)
+    body = transcribe(client, encode(audio, "FLAC"), "long.flac", locale="en-US").json()
+    assert body["duration_s"] == pytest.approx(len(audio) / 16000, abs=0.01)
+    starts = [s["start"] for s in body["segments"]]
+    assert len(starts) >= 2 and starts == sorted(starts)
+    assert body["segments"][-1]["end"] > 20.0
+
+
+def test_openai_compatible_formats(client, bundled_samples):
+    data = bundled_samples[8]["path"].read_bytes()
+    url = "/v1/audio/transcriptions"
+    common = {"model": "whisper-1", "language": "en"}
+    plain = client.post(url, files={"file": ("a.wav", data)}, data={**common, "response_format": "json"}).json()
+    assert set(plain) == {"text"}
+    text = client.post(url, files={"file": ("a.wav", data)}, data={**common, "response_format": "text"}).text
+    assert text.strip() == plain["text"]
+    srt = client.post(url, files={"file": ("a.wav", data)}, data={**common, "response_format": "srt"}).text
+    assert srt.startswith("1\n00:00:") and " --> " in srt
+    vtt = client.post(url, files={"file": ("a.wav", data)}, data={**common, "response_format": "vtt"}).text
+    assert vtt.startswith("WEBVTT")
+    verbose = client.post(url, files={"file": ("a.wav", data)},
+                          data={**common, "response_format": "verbose_json", "timestamp_granularities[]": "word"}).json()
+    assert verbose["language"] == "english" and verbose["words"] and verbose["duration"] > 0
+
+
+@pytest.mark.parametrize("params,status,code", [
+    ({"locale": "klingon"}, 400, "unsupported_locale"),
+    ({"nbest": "0"}, 422, "invalid_request"),
+    ({"chunk_ms": "33"}, 422, "invalid_request"),
+])
+def test_bad_parameters_get_json_errors(client, bundled_samples, params, status, code):
+    response = transcribe(client, bundled_samples[0]["path"].read_bytes(), **params)
+    assert response.status_code == status and response.json()["error"] == code
+
+
+def test_bad_bodies_get_json_errors(client):
+    garbage = client.post("/transcribe", files={"file": ("a.wav", b"RIFF\x10\x00\x00\x00WAVEnot audio at all")})
+    assert garbage.status_code == 400 and garbage.json()["error"] == "invalid_audio"
+    text = client.post("/transcribe", content=b"hello", headers={"content-type": "text/plain"})
+    assert text.status_code == 415 and text.json()["error"] == "unsupported_media_type"
+    missing = client.post("/transcribe", files={"other": ("a.wav", b"x")})
+    assert missing.status_code == 400 and missing.json()["error"] == "missing_file"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_oversized_body_is_refused_before_it_is_read(live_server):
+    """A declared 300 MB body gets 413 at once, though not one byte of it is sent."""
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=30) as connection:
+        connection.sendall(b"POST /transcribe HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                           b"Content-Length: 300000000\r\n\r\n")
+        reply = connection.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413") and '"too_large"' in reply

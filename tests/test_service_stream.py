@@ -1,0 +1,159 @@
+"""WebSocket streaming against a real uvicorn server with a real `websockets` client."""
+
+import asyncio
+import json
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+
+from audio_fixtures import pcm16, read_mono16k, with_pauses
+
+CHUNK_MS = 640
+
+
+async def stream_audio(ws_url: str, pcm: bytes, start: dict | None = None, piece_bytes: int = 6400,
+                       pace_s: float = 0.0) -> list[dict]:
+    """Send start, the audio in pieces, stop; return every server message until the close."""
+    messages = []
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "start", "locale": "auto", **(start or {})}))
+        messages.append(json.loads(await ws.recv()))
+        for offset in range(0, len(pcm), piece_bytes):
+            await ws.send(pcm[offset : offset + piece_bytes])
+            if pace_s:
+                await asyncio.sleep(pace_s)
+        await ws.send(json.dumps({"type": "stop"}))
+        async for message in ws:
+            messages.append(json.loads(message))
+    return messages
+
+
+def offline_text(live_server, path, locale: str) -> str:
+    with open(path, "rb") as handle:
+        response = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", handle)},
+                              data={"locale": locale, "chunk_ms": str(CHUNK_MS)}, timeout=60)
+    return response.json()["text"]
+
+
+def finals(messages: list[dict]) -> list[dict]:
+    return [m for m in messages if m["type"] == "final"]
+
+
+def test_stream_sends_ready_partials_finals_and_end(live_server, bundled_samples):
+    sample = bundled_samples[1]
+    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(sample["path"])),
+                                        {"locale": "zh-CN", "nbest": 2}))
+    assert messages[0]["type"] == "ready" and messages[0]["chunk_ms"] == CHUNK_MS
+    assert messages[-1]["type"] == "end"
+    assert any(m["type"] == "partial" and m["text"] for m in messages)
+    last = finals(messages)[-1]
+    assert last["reason"] == "stop" and last["locale"] == "zh-CN" and last["latency_ms"] >= 0
+    assert 1 <= len(last["alternatives"]) <= 2
+    for token in last["tokens"]:
+        assert last["start"] <= token["start"] < token["end"] <= last["end"] + 0.05
+        assert 0 < token["confidence"] <= 1
+
+
+def test_streamed_final_equals_offline_transcription_at_the_same_chunk_size(live_server, bundled_samples):
+    for sample in bundled_samples[::2]:
+        audio = read_mono16k(sample["path"])
+        messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": sample["locale"]}, 3334))
+        streamed = "".join(m["text"] for m in finals(messages)) if sample["locale"] != "en-US" else \
+            " ".join(m["text"] for m in finals(messages))
+        assert streamed == offline_text(live_server, sample["path"], sample["locale"])
+
+
+def test_endpointing_splits_a_stream_into_segments(live_server, bundled_samples):
+    pieces = [read_mono16k(s["path"]) for s in bundled_samples if s["locale"] == "en-US"]
+    audio = with_pauses(pieces, pause_s=1.5)
+    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "en-US"}))
+    segments = finals(messages)
+    assert len(segments) >= 2
+    assert [m["segment"] for m in segments] == list(range(len(segments)))
+    assert all(m["reason"] in {"endpoint", "stop"} for m in segments)
+    assert all(a["end"] <= b["start"] + 1e-6 for a, b in zip(segments, segments[1:]))
+
+
+def test_twenty_simultaneous_streams_each_get_their_own_transcript(live_server, bundled_samples):
+    async def run_all():
+        chosen = [bundled_samples[i % len(bundled_samples)] for i in range(20)]
+        audios = [read_mono16k(s["path"]) for s in chosen]
+        # Make each of the 20 inputs different: prepend a different amount of silence.
+        audios = [np.concatenate([np.zeros(160 * i, dtype=np.float32), a]) for i, a in enumerate(audios)]
+        results = await asyncio.gather(*(
+            stream_audio(live_server.ws_url, pcm16(a), {"locale": s["locale"]}, 3200, pace_s=0.02)
+            for a, s in zip(audios, chosen)))
+        return chosen, audios, results
+
+    chosen, audios, results = asyncio.run(run_all())
+    alone = {}
+    for sample, audio, messages in zip(chosen, audios, results):
+        key = (sample["audio"], len(audio))
+        if key not in alone:
+            alone[key] = finals(asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": sample["locale"]})))
+        assert [m["text"] for m in finals(messages)] == [m["text"] for m in alone[key]]
+
+
+def test_a_vanished_client_frees_its_stream(live_server, bundled_samples):
+    async def vanish():
+        ws = await websockets.connect(live_server.ws_url)
+        await ws.send(json.dumps({"type": "start", "locale": "en"}))
+        await ws.recv()
+        await ws.send(pcm16(read_mono16k(bundled_samples[6]["path"]))[:32000])
+        ws.transport.abort()  # no close handshake: the client just disappears
+
+    asyncio.run(vanish())
+    for _ in range(100):
+        if httpx.get(f"{live_server.url}/readyz").json()["active_streams"] == 0:
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    assert httpx.get(f"{live_server.url}/readyz").json()["active_streams"] == 0
+
+
+def test_a_stream_and_an_upload_interleave(live_server, bundled_samples):
+    stream_sample, upload_sample = bundled_samples[4], bundled_samples[7]
+
+    async def both():
+        async with httpx.AsyncClient(timeout=60) as client:
+            upload = client.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", upload_sample["path"].read_bytes())},
+                                 data={"locale": "en-US", "chunk_ms": str(CHUNK_MS)})
+            streamed = stream_audio(live_server.ws_url, pcm16(read_mono16k(stream_sample["path"])),
+                                    {"locale": "yue-HK"}, 3200, pace_s=0.01)
+            return await asyncio.gather(upload, streamed)
+
+    upload, messages = asyncio.run(both())
+    assert upload.json()["text"] == offline_text(live_server, upload_sample["path"], "en-US")
+    assert "".join(m["text"] for m in finals(messages)) == offline_text(live_server, stream_sample["path"], "yue-HK")
+
+
+async def expect_error(ws_url: str, *sends) -> tuple[dict, int]:
+    async with websockets.connect(ws_url) as ws:
+        for item in sends:
+            await ws.send(item)
+        messages = []
+        try:
+            async for m in ws:
+                messages.append(json.loads(m))
+        except websockets.ConnectionClosedError:
+            pass  # a non-1000 close ends iteration with this error; the close code is what we check
+        return messages[-1], ws.close_code
+
+
+@pytest.mark.parametrize("sends,code,close_code", [
+    ((b"\x00\x01",), "protocol", 1008),
+    (("{not json",), "bad_message", 1003),
+    (('{"type": "dance"}',), "bad_message", 1003),
+    (('{"type": "start", "sample_rate": 1}',), "bad_message", 1003),
+    (('{"type": "start", "encoding": "mulaw"}',), "bad_message", 1003),
+    (('{"type": "start", "locale": "xx-YY"}',), "unsupported_locale", 1003),
+    (('{"type": "start"}', '{"type": "start"}'), "protocol", 1008),
+    (('{"type": "start"}', b"\x00\x01\x02"), "bad_audio", 1003),
+    (('{"type": "start"}', b"\x00" * (2 * 1024 * 1024)), "frame_too_large", 1009),
+])
+def test_protocol_errors_close_with_a_reason(live_server, sends, code, close_code):
+    message, closed_with = asyncio.run(expect_error(live_server.ws_url, *sends))
+    assert message["type"] == "error" and message["code"] == code
+    assert closed_with == close_code
+    assert httpx.get(f"{live_server.url}/healthz").status_code == 200
