@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-SYSTEM_PACKAGES := espeak-ng sox libsndfile1
+SYSTEM_PACKAGES := espeak-ng sox libsndfile1 prometheus
 
 .PHONY: serve test install system-deps corpus train evaluate bench clean
 

@@ -10,13 +10,15 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from service import rest, streaming
+from service import feedback, metrics, rest, streaming
 from service.engine import load_recognizer, warm_up
 from service.errors import install_error_handlers
 from service.runtime import Runtime, get_runtime
 from service.scheduler import BatchScheduler, SchedulerLimits
 from service.settings import Settings
+from service.metrics import PrometheusStats
 from service.stats import StatsSink
+from service.web import install_web_client
 
 log = logging.getLogger("service")
 
@@ -38,9 +40,12 @@ def scheduler_limits(settings: Settings) -> SchedulerLimits:
     )
 
 
-def build_runtime(settings: Settings, stats: StatsSink) -> Runtime:
+def build_runtime(settings: Settings, stats: StatsSink | None) -> Runtime:
     recognizer = load_recognizer(settings)
     warm_up(recognizer, settings.chunk_ms // 40)
+    if stats is None:
+        stats = PrometheusStats(recognizer.locales)
+        stats.set_model(recognizer.loaded.name, recognizer.loaded.version, str(recognizer.device))
     return Runtime(settings, recognizer, BatchScheduler(recognizer, scheduler_limits(settings), stats), stats)
 
 
@@ -49,7 +54,7 @@ def create_app(settings: Settings | None = None, stats: StatsSink | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        runtime = build_runtime(settings, stats or StatsSink())
+        runtime = build_runtime(settings, stats)
         app.state.runtime = runtime
         runtime.scheduler.start()
         log.info("ready: %s", runtime.model_info)
@@ -63,7 +68,10 @@ def create_app(settings: Settings | None = None, stats: StatsSink | None = None)
     install_error_handlers(app)
     app.include_router(rest.router)
     app.include_router(streaming.router)
+    app.include_router(feedback.router)
+    app.include_router(metrics.router)
     add_health_routes(app)
+    install_web_client(app)
     return app
 
 

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2
 
+    # Live accuracy
+    feedback_retention_s: float = 3600.0  # how long hypotheses are kept to be scored by POST /v1/feedback
+    fairness_window_s: float = 3600.0  # sliding window of the live disparity gauge
+
     # Results
     max_nbest: int = 10
     max_hotwords: int = 100

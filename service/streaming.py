@@ -79,6 +79,7 @@ class StreamConnection:
         self.first_partial_sent = False
         self.last_partial = ""
         self.segments_sent = 0
+        self.token_confidences: list[float] = []
         self.stopping = False
 
     # ------------------------------------------------------------------------------------------------ run
@@ -96,7 +97,6 @@ class StreamConnection:
             await self.close_with_error(StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", str(error)))
         except Exception as error:  # noqa: BLE001 - one connection's failure must not take the server down
             log.exception("stream %s failed", self.session_id)
-            self.runtime.stats.error("stream", self.label, "internal")
             await self.close_with_error(StreamClosed(p.CLOSE_INTERNAL_ERROR, "internal", type(error).__name__))
 
     async def receive(self, timeout_s: float) -> dict:
@@ -121,7 +121,6 @@ class StreamConnection:
             raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "unsupported_locale", str(error)) from error
         self.label = self.runtime.locale_label(locale)
         if not self.runtime.accepting or self.runtime.active_streams >= self.settings.max_streams:
-            self.runtime.stats.error("stream", self.label, "busy")
             raise StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", "stream limit reached; retry later")
         self.start = start
         self.open_session(start, locale)
@@ -144,7 +143,6 @@ class StreamConnection:
         try:
             return p.client_message_adapter.validate_json(text)
         except ValidationError as error:
-            self.runtime.stats.error("stream", self.label, "protocol")
             first = error.errors()[0]
             raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "bad_message",
                                f"{'.'.join(str(x) for x in first['loc']) or 'message'}: {first['msg']}") from None
@@ -166,7 +164,6 @@ class StreamConnection:
 
     async def on_audio(self, data: bytes) -> None:
         if len(data) > self.settings.max_frame_bytes:
-            self.runtime.stats.error("stream", self.label, "too_large")
             raise StreamClosed(p.CLOSE_TOO_BIG, "frame_too_large",
                                f"audio frames are limited to {self.settings.max_frame_bytes} bytes")
         samples = pcm_to_float(data, self.start.encoding)
@@ -230,6 +227,7 @@ class StreamConnection:
         if not out.text and reason not in {"stop", "shutdown"}:
             return
         self.segments_sent += 1
+        self.token_confidences += [t.confidence for t in out.tokens]
         self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, out.text)
         await self.send(p.FinalMessage(segment=out.id, text=out.text, start=out.start, end=out.end,
                                        confidence=out.confidence, tokens=out.tokens, alternatives=out.alternatives,
@@ -240,6 +238,7 @@ class StreamConnection:
         await self.websocket.send_text(message.model_dump_json())
 
     async def close_with_error(self, closed: StreamClosed) -> None:
+        self.runtime.stats.error("stream", self.label, closed.code)
         try:
             await self.send(p.ErrorMessage(code=closed.code, message=closed.message))
             await self.websocket.close(closed.close_code, closed.message[:120])
@@ -254,7 +253,8 @@ class StreamConnection:
             self.runtime.stats.request(RequestStats(
                 mode="stream", locale=self.label, duration_s=time.perf_counter() - self.opened_at,
                 audio_s=self.state.samples_received / SAMPLE_RATE if self.state else 0.0,
-                processing_s=0.0, mean_confidence=None, segments=self.segments_sent))
+                processing_s=0.0, segments=self.segments_sent,
+                mean_confidence=sum(self.token_confidences) / len(self.token_confidences) if self.token_confidences else None))
 
 
 def segment_out_tokens(tokens) -> list[p.TokenOut]:

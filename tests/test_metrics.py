@@ -1,0 +1,153 @@
+"""Prometheus metrics per locale, live accuracy from feedback, and bounded label cardinality; scraped by a real
+Prometheus server (Debian's package) that the test starts on 127.0.0.1."""
+
+import asyncio
+import json
+import random
+import shutil
+import string
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from audio_fixtures import pcm16, read_mono16k
+from live_server import ROOT, free_port
+from test_service_stream import stream_audio
+
+
+def scrape(live_server) -> dict[str, float]:
+    """Parse /metrics text into {'name{labels}': value}."""
+    samples = {}
+    for line in httpx.get(f"{live_server.url}/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
+def upload(live_server, sample, **params) -> dict:
+    response = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", sample["path"].read_bytes())},
+                          data={"locale": sample["locale"], **params}, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_metrics_expose_request_and_server_series(live_server, bundled_samples):
+    upload(live_server, bundled_samples[0])
+    samples = scrape(live_server)
+    names = {key.split("{")[0] for key in samples}
+    for expected in ("asr_request_duration_seconds_bucket", "asr_audio_seconds_total", "asr_real_time_factor_bucket",
+                     "asr_active_streams", "asr_queue_wait_seconds_bucket", "asr_batch_size_bucket",
+                     "asr_device_step_seconds_bucket", "process_resident_memory_bytes", "asr_model_info",
+                     "asr_token_confidence_mean_bucket", "asr_segments_finalized_total"):
+        assert expected in names, expected
+    assert samples['asr_audio_seconds_total{locale="zh-CN",mode="rest"}'] >= bundled_samples[0]["duration"] - 0.01
+
+
+def test_feedback_scores_the_returned_hypothesis(live_server, bundled_samples):
+    sample = bundled_samples[6]
+    body = upload(live_server, sample)
+    scored = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": body["request_id"], "reference": sample["text"]}).json()
+    assert scored["locale"] == "en-US" and scored["metric"] == "wer" and scored["hypothesis"] == body["text"]
+    assert scored["reference_units"] == len(sample["text"].split())
+    unknown = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": "nope", "reference": "x"})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_id"
+    fairness = httpx.get(f"{live_server.url}/v1/fairness").json()
+    assert fairness["live"]["all_time"]["en-US"]["reference_units"] >= scored["reference_units"]
+
+
+def test_random_locale_strings_never_create_series(live_server, bundled_samples):
+    data = bundled_samples[0]["path"].read_bytes()
+    httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", data)}, data={"locale": "xx"})
+    before = set(scrape(live_server))
+    rng = random.Random(0)
+    for _ in range(40):
+        locale = "".join(rng.choices(string.ascii_letters + "-_", k=rng.randint(1, 12)))
+        httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", data)}, data={"locale": locale})
+    after = set(scrape(live_server))
+    assert after == before
+
+
+def test_live_eval_command_matches_metrics(live_server, tmp_path):
+    before = scrape(live_server)
+    result = subprocess.run([sys.executable, "-m", "service.live_eval", "--server", live_server.url, "--json",
+                             "--manifest", str(ROOT / "model" / "samples" / "samples.jsonl")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    printed = json.loads(result.stdout)
+    after = scrape(live_server)
+    for locale, counts in printed.items():
+        key = f'{{locale="{locale}"}}'
+        assert after[f"asr_feedback_errors_total{key}"] - before[f"asr_feedback_errors_total{key}"] == counts["errors"]
+        assert after[f"asr_feedback_reference_units_total{key}"] - before[f"asr_feedback_reference_units_total{key}"] == counts["reference_units"]
+
+
+@pytest.fixture(scope="module")
+def prometheus(live_server, tmp_path_factory):
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus package is installed by `make test` (Makefile SYSTEM_PACKAGES)"
+    folder = tmp_path_factory.mktemp("prometheus")
+    (folder / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n  - job_name: asr\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{live_server.port}']\n")
+    port = free_port()
+    process = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=open(folder / "log.txt", "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{url}/-/ready").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def query(prometheus_url: str, expression: str) -> dict[str, float]:
+    result = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expression}).json()["data"]["result"]
+    return {item["metric"].get("locale", ""): float(item["value"][1]) for item in result}
+
+
+def wait_for_scrape(prometheus_url: str, expression: str, expected: dict[str, float], timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = query(prometheus_url, expression)
+        if all(found.get(k) == pytest.approx(v) for k, v in expected.items()) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_real_prometheus_scrapes_per_locale_series(live_server, prometheus, bundled_samples):
+    start = scrape(live_server)
+    zh, en = bundled_samples[1], bundled_samples[7]
+    expected_errors = {"zh-CN": start['asr_feedback_errors_total{locale="zh-CN"}'],
+                       "en-US": start['asr_feedback_errors_total{locale="en-US"}']}
+    for sample in (zh, en):  # one upload and one stream per locale, each with feedback
+        body = upload(live_server, sample)
+        scored = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": body["request_id"], "reference": sample["text"]}).json()
+        expected_errors[sample["locale"]] += scored["errors"]
+        messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(sample["path"])), {"locale": sample["locale"]}))
+        session = messages[0]["session_id"]
+        for final in (m for m in messages if m["type"] == "final"):
+            scored = httpx.post(f"{live_server.url}/v1/feedback", json={"session_id": session, "segment": final["segment"],
+                                                                      "reference": sample["text"]}).json()
+            expected_errors[sample["locale"]] += scored["errors"]
+    found = wait_for_scrape(prometheus, "asr_feedback_errors_total", expected_errors)
+    assert found["zh-CN"] == pytest.approx(expected_errors["zh-CN"]) and found["en-US"] == pytest.approx(expected_errors["en-US"])
+    streamed = query(prometheus, 'asr_audio_seconds_total{mode="stream"}')
+    assert streamed.get("zh-CN", 0) > 0 and streamed.get("en-US", 0) > 0
+    assert query(prometheus, 'sum by (locale) (asr_stream_first_partial_latency_seconds_count)').keys() >= {"zh-CN", "en-US"}
+
+
+def test_alert_rules_and_config_pass_promtool():
+    promtool = shutil.which("promtool")
+    assert promtool
+    for command in (["check", "rules", "deploy/prometheus/alerts.yml"], ["check", "config", "deploy/prometheus/prometheus.yml"]):
+        result = subprocess.run([promtool, *command], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
