@@ -9,16 +9,13 @@ import sys
 
 
 def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
-    from service.app import create_app
+    from service.server import run
     from service.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "checkpoint": args.checkpoint}.items() if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
-                timeout_graceful_shutdown=30, log_level="info")
+    run(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:

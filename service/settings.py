@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     cors_origins: list[str] = Field(default_factory=list)
+    shutdown_grace_s: float = 25.0  # drain time for open streams after SIGTERM (keep below k8s' grace period)
 
     # Uploads
     max_upload_bytes: int = 200 * 1024 * 1024

@@ -35,6 +35,10 @@ router = APIRouter()
 log = logging.getLogger("service.streaming")
 
 
+class ServerShutdown(Exception):
+    """The server is draining: finish the stream (finals, end) and close with 1001."""
+
+
 class StreamClosed(Exception):
     """Ends a connection with an error message and a close code."""
 
@@ -81,6 +85,8 @@ class StreamConnection:
         self.segments_sent = 0
         self.token_confidences: list[float] = []
         self.stopping = False
+        self.shutdown_requested = asyncio.Event()
+        self._pending_receive: asyncio.Future | None = None
 
     # ------------------------------------------------------------------------------------------------ run
 
@@ -93,6 +99,8 @@ class StreamConnection:
             await self.close_with_error(closed)
         except WebSocketDisconnect:
             pass
+        except ServerShutdown:
+            await self.drain()
         except Overloaded as error:
             await self.close_with_error(StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", str(error)))
         except Exception as error:  # noqa: BLE001 - one connection's failure must not take the server down
@@ -100,13 +108,24 @@ class StreamConnection:
             await self.close_with_error(StreamClosed(p.CLOSE_INTERNAL_ERROR, "internal", type(error).__name__))
 
     async def receive(self, timeout_s: float) -> dict:
-        try:
-            message = await asyncio.wait_for(self.websocket.receive(), timeout_s)
-        except asyncio.TimeoutError:
-            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "idle_timeout", f"no message for {timeout_s:.0f} s") from None
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        return message
+        """The next client message; raises ServerShutdown when the server starts draining meanwhile."""
+        if self._pending_receive is None:
+            self._pending_receive = asyncio.ensure_future(self.websocket.receive())
+        shutdown = asyncio.ensure_future(self.shutdown_requested.wait())
+        done, _ = await asyncio.wait({self._pending_receive, shutdown}, timeout=timeout_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        shutdown.cancel()
+        if self._pending_receive in done:
+            message, self._pending_receive = self._pending_receive.result(), None
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            return message
+        if self.shutdown_requested.is_set():
+            raise ServerShutdown()
+        raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "idle_timeout", f"no message for {timeout_s:.0f} s")
+
+    def request_shutdown(self) -> None:
+        self.shutdown_requested.set()
 
     async def handshake(self) -> None:
         message = await self.receive(self.settings.stream_idle_timeout_s)
@@ -236,6 +255,15 @@ class StreamConnection:
 
     async def send(self, message) -> None:
         await self.websocket.send_text(message.model_dump_json())
+
+    async def drain(self) -> None:
+        """Server shutdown: deliver the open segment's final and `end`, then close with 1001 (going away)."""
+        try:
+            if self.state is not None:
+                await self.finish("shutdown")
+            await self.websocket.close(p.CLOSE_GOING_AWAY, "server shutting down")
+        except Exception:  # noqa: BLE001 - the client may already be gone
+            pass
 
     async def close_with_error(self, closed: StreamClosed) -> None:
         self.runtime.stats.error("stream", self.label, closed.code)

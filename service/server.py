@@ -1,0 +1,48 @@
+"""Running the app under uvicorn with a graceful drain: on the first SIGTERM/SIGINT the service stops admitting
+(readiness goes 503, new streams get 1013), every open stream receives the final of its open segment and `end`,
+and is closed with 1001; only then does uvicorn shut down (and finish in-flight uploads). A second signal exits
+at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import Settings
+
+log = logging.getLogger("service.server")
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, grace_s: float) -> None:
+        super().__init__(config)
+        self.grace_s = grace_s
+        self.draining = False
+
+    def handle_exit(self, sig, frame) -> None:
+        runtime = getattr(self.config.app.state, "runtime", None) if hasattr(self.config.app, "state") else None
+        if self.draining or runtime is None:
+            return super().handle_exit(sig, frame)
+        self.draining = True
+        runtime.accepting = False
+        asyncio.get_event_loop().create_task(self.drain_then_exit(runtime, sig, frame))
+
+    async def drain_then_exit(self, runtime, sig, frame) -> None:
+        streams = list(runtime.open_streams)
+        log.info("draining %d open streams (grace %.0f s)", len(streams), self.grace_s)
+        for connection in streams:
+            connection.request_shutdown()
+        deadline = asyncio.get_event_loop().time() + self.grace_s
+        while runtime.open_streams and asyncio.get_event_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        super().handle_exit(sig, frame)
+
+
+def run(settings: Settings) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_s), log_level="info")
+    DrainingServer(config, settings.shutdown_grace_s).run()
