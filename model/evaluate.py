@@ -1,8 +1,11 @@
-"""Evaluation: decode a feature corpus per locale at full context and at streaming chunk sizes; CER for Chinese
-locales, WER for English; disparity = worst / best locale error rate. Writes JSON and a markdown model card.
+"""Evaluation: decode a manifest per locale at full context and at streaming chunk sizes with the same pipeline
+the service runs (CTC prefix beam search + attention rescoring, locale given), plus greedy CTC for reference and
+language identification with `auto`. CER for Chinese locales, WER for English, per locale and per recording
+condition; disparity = worst / best locale error rate. Writes JSON and a markdown model card, and can store the
+results in the checkpoint so `/v1/models` serves them.
 
     python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl \
-        --cache data/cache --split test --out model/checkpoints/eval.json
+        --out model/checkpoints/eval.json --card model/checkpoints/MODEL_CARD.md --store
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from model.checkpoint import LoadedModel, load_checkpoint
-from model.dataset import FeatureCorpus, build_feature_cache, pad_features
+from model.audio import load_audio_file
+from model.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
+from model.corpus.manifest import Utterance, read_manifest
+from model.dataset import FeatureCorpus, pad_features
+from model.recognizer import DecodeOptions, Recognizer
 from model.scoring import ErrorCount, count_errors, uses_words
 from model.search import greedy_search
 
@@ -24,10 +31,11 @@ CHUNK_SIZES_MS = (320, 640, 1280)
 ENCODER_FRAME_MS = 40
 
 
+# ------------------------------------------------------------------------- fast greedy path (training-time dev)
+
+
 @torch.no_grad()
-def decode_batch(
-    loaded: LoadedModel, features: list[torch.Tensor], locales: list[str], chunk_frames: int | None
-) -> list[str]:
+def decode_batch(loaded: LoadedModel, features: list[torch.Tensor], locales: list[str], chunk_frames: int | None) -> list[str]:
     """Greedy CTC transcripts for a batch of raw-MFCC utterances with their locales given."""
     model, tokenizer = loaded.model, loaded.tokenizer
     device = next(model.parameters()).device
@@ -42,17 +50,13 @@ def decode_batch(
     ]
 
 
-def evaluate_corpus(
-    loaded: LoadedModel, corpus: FeatureCorpus, chunk_frames: int | None, indices: list[int] | None = None,
-    batch_frames: int = 30_000,
-) -> dict[str, ErrorCount]:
-    """Per-locale error counts over the corpus rows (all rows, or `indices`)."""
-    indices = list(range(len(corpus.rows))) if indices is None else indices
-    indices.sort(key=lambda i: corpus.rows[i]["frames"])
+def evaluate_corpus(loaded: LoadedModel, corpus: FeatureCorpus, chunk_frames: int | None,
+                    indices: list[int] | None = None, batch_frames: int = 30_000) -> dict[str, ErrorCount]:
+    """Per-locale greedy error counts over a feature cache (used for dev evaluation during training)."""
+    indices = sorted(range(len(corpus.rows)) if indices is None else indices, key=lambda i: corpus.rows[i]["frames"])
     totals: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
     start = 0
     while start < len(indices):
-        longest = corpus.rows[indices[start]]["frames"]
         end = start + 1
         while end < len(indices) and corpus.rows[indices[end]]["frames"] * (end - start + 1) <= batch_frames:
             end += 1
@@ -86,28 +90,83 @@ def summarize(totals: dict[str, ErrorCount]) -> dict:
     }
 
 
-def evaluate_all_modes(loaded: LoadedModel, corpus: FeatureCorpus, indices: list[int] | None = None) -> dict:
-    results = {"full_context": summarize(evaluate_corpus(loaded, corpus, None, indices))}
-    for chunk_ms in CHUNK_SIZES_MS:
-        results[f"chunk_{chunk_ms}ms"] = summarize(evaluate_corpus(loaded, corpus, chunk_ms // ENCODER_FRAME_MS, indices))
+# --------------------------------------------------------------------------- the service's pipeline, on audio
+
+
+def transcribe_all(recognizer: Recognizer, utterances: list[Utterance], audio: list[torch.Tensor],
+                   options: DecodeOptions, batch: int = 32, detect: bool = False) -> list:
+    transcripts = []
+    for start in range(0, len(utterances), batch):
+        group = utterances[start : start + batch]
+        opts = [replace(options, locale=None if detect else u.locale) for u in group]
+        transcripts += recognizer.transcribe_batch(audio[start : start + batch], opts)
+    return transcripts
+
+
+def error_table(utterances: list[Utterance], texts: list[str]) -> tuple[dict, dict]:
+    by_locale: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
+    by_condition: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
+    for utterance, text in zip(utterances, texts):
+        count = count_errors(utterance.text, text, utterance.locale)
+        by_locale[utterance.locale] += count
+        by_condition[f"{utterance.locale}/{utterance.condition}"] += count
+    conditions = {k: {"error_rate": round(v.rate, 4), "reference_units": v.reference_units} for k, v in sorted(by_condition.items())}
+    return summarize(dict(by_locale)), conditions
+
+
+def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> dict:
+    audio = [load_audio_file(u.audio) for u in utterances]
+    results: dict = {"utterances": len(utterances), "modes": {}}
+    modes = {"full_context": None, **{f"chunk_{ms}ms": ms // ENCODER_FRAME_MS for ms in CHUNK_SIZES_MS}}
+    for name, chunk_frames in modes.items():
+        rescored = transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))
+        greedy = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False, chunk_frames=chunk_frames))
+        summary, conditions = error_table(utterances, [t.text for t in rescored])
+        results["modes"][name] = {**summary, "per_condition": conditions,
+                                  "greedy_ctc": error_table(utterances, [t.text for t in greedy])[0]}
+        print(name, json.dumps({k: v["error_rate"] for k, v in summary["per_locale"].items()}), flush=True)
+    detected = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False), detect=True)
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for utterance, transcript in zip(utterances, detected):
+        hits[utterance.locale].append(transcript.locale == utterance.locale)
+    results["locale_detection_accuracy"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())}
     return results
+
+
+def first_per_locale(utterances: list[Utterance], limit: int) -> list[Utterance]:
+    kept, seen = [], defaultdict(int)
+    for utterance in utterances:
+        seen[utterance.locale] += 1
+        if seen[utterance.locale] <= limit:
+            kept.append(utterance)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
     parser.add_argument("--manifest", required=True)
-    parser.add_argument("--cache", default="data/cache")
-    parser.add_argument("--split", default="test")
     parser.add_argument("--out", default="model/checkpoints/eval.json")
+    parser.add_argument("--card", help="also write the markdown model card here")
+    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata")
+    parser.add_argument("--limit-per-locale", type=int, help="evaluate only the first N utterances per locale")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    build_feature_cache(args.manifest, args.cache, args.split)
     loaded = load_checkpoint(args.checkpoint)
-    results = evaluate_all_modes(loaded, FeatureCorpus.open(args.cache, args.split))
+    utterances = read_manifest(args.manifest)
+    if args.limit_per_locale:
+        utterances = first_per_locale(utterances, args.limit_per_locale)
+    results = {"manifest": str(args.manifest), **evaluate_pipeline(Recognizer(loaded), utterances)}
     Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps(results, indent=2, ensure_ascii=False))
+    if args.store:
+        loaded.metadata["evaluation"] = results
+        save_checkpoint(args.checkpoint, loaded.model, loaded.tokenizer, loaded.name, loaded.version, loaded.metadata)
+    if args.card:
+        from model.model_card import write_model_card
+
+        write_model_card(Path(args.card), loaded, results)
+    print(json.dumps({m: r["per_locale"] for m, r in results["modes"].items()}, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from service import feedback, metrics, rest, streaming
 from service.engine import load_recognizer, warm_up
 from service.errors import install_error_handlers
+from service.protocol import STREAM_MESSAGES
 from service.runtime import Runtime, get_runtime
 from service.scheduler import BatchScheduler, SchedulerLimits
 from service.settings import Settings
@@ -72,7 +73,23 @@ def create_app(settings: Settings | None = None, stats: StatsSink | None = None)
     app.include_router(metrics.router)
     add_health_routes(app)
     install_web_client(app)
+    app.openapi = lambda: openapi_with_stream_messages(app)  # type: ignore[method-assign]
     return app
+
+
+def openapi_with_stream_messages(app: FastAPI) -> dict:
+    """FastAPI leaves WebSocket routes out of OpenAPI; publish the stream's message schemas there too."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in STREAM_MESSAGES:
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def add_health_routes(app: FastAPI) -> None:

@@ -1,38 +1,325 @@
 """The `openasr` command: serve, transcribe, stream, train, evaluate, bench. Each subcommand is thin over the
-config objects it drives."""
+config objects it drives. Heavy imports (torch, the model) happen inside the handlers, so `--help` and the
+client-side commands start quickly."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import subprocess
 import sys
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_SERVER = os.environ.get("OPENASR_SERVER", "http://127.0.0.1:8000")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHES = {"features": "bench.bench_features", "encoder": "bench.bench_encoder"}
+EXTENSIONS = {"text": "txt", "json": "json", "srt": "srt", "vtt": "vtt"}
 
 
-def serve(args: argparse.Namespace) -> None:
-    from service.server import run
+# ------------------------------------------------------------------------------------------------- serve
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
     from service.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "checkpoint": args.checkpoint}.items() if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
+                timeout_graceful_shutdown=30, log_level="info")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- transcribe
+
+
+def hotword_list(value: str | None) -> list[str]:
+    return [w.strip() for w in (value or "").split(",") if w.strip()]
+
+
+def server_transcriber(args: argparse.Namespace) -> Callable:
+    from service.client import ASRClient
+
+    client = ASRClient(args.server, api_key=args.api_key, timeout=args.timeout)
+    return lambda path: client.transcribe(path, locale=args.locale, nbest=args.nbest,
+                                          hotwords=hotword_list(args.hotwords), chunk_ms=args.chunk_ms)
+
+
+def in_process_transcriber(args: argparse.Namespace) -> Callable:
+    """Decode here with the checkpoint, no server: the same Recognizer and the same response shape."""
+    import torch
+
+    from model.audio import load_audio_file
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.locales import resolve_locale
+    from model.recognizer import DecodeOptions, Recognizer
+    from service.engine import choose_device
+    from service.formats import transcription_response
+    from service.protocol import ModelInfo
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)
+    recognizer = Recognizer(loaded, device=choose_device(args.device))
+    options = DecodeOptions(locale=resolve_locale(args.locale, recognizer.locales), nbest=args.nbest,
+                            hotwords=tuple(hotword_list(args.hotwords)),
+                            chunk_frames=args.chunk_ms // 40 if args.chunk_ms else None)
+    model = ModelInfo(name=loaded.name, version=loaded.version)
+
+    def transcribe_file(path: str):
+        started = time.perf_counter()
+        transcript = recognizer.transcribe(load_audio_file(path), options)
+        return transcription_response(transcript, uuid.uuid4().hex, model, time.perf_counter() - started)
+
+    return transcribe_file
+
+
+def as_transcript(response):
+    """TranscriptionResponse -> model.results.Transcript, so server results use the same SRT/VTT writers."""
+    from model.results import Alternative, SegmentResult, TokenResult, Transcript
+
+    segments = tuple(
+        SegmentResult(s.id, s.start, s.end, s.text, s.confidence,
+                      tuple(TokenResult(t.text, t.start, t.end, t.confidence) for t in s.tokens),
+                      tuple(Alternative(a.text, a.confidence) for a in s.alternatives))
+        for s in response.segments)
+    return Transcript(response.text, response.locale, response.locale_probability, response.duration_s, segments)
+
+
+def render(response, output_format: str) -> str:
+    if output_format == "json":
+        return response.model_dump_json()
+    if output_format in {"srt", "vtt"}:
+        from service.formats import to_srt, to_vtt
+
+        return (to_srt if output_format == "srt" else to_vtt)(as_transcript(response))
+    return response.text + "\n"
+
+
+def emit(path: str, text: str, args: argparse.Namespace, many: bool) -> None:
+    from tqdm import tqdm
+
+    if args.output_dir:
+        target = Path(args.output_dir) / f"{Path(path).stem}.{EXTENSIONS[args.format]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        return
+    if many and args.format == "json":
+        text = json.dumps({"file": path, **json.loads(text)}, ensure_ascii=False)  # JSON Lines, one per file
+    elif many:
+        text = f"==> {path} <==\n{text}"
+    tqdm.write(text.rstrip("\n"), file=sys.stdout)  # tqdm.write keeps the progress bar below the output
+
+
+def transcribe(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.audio import AudioDecodeError
+    from model.locales import UnsupportedLocaleError
+    from service.client import ASRError
+
+    try:
+        transcriber = in_process_transcriber(args) if args.in_process else server_transcriber(args)
+    except (UnsupportedLocaleError, FileNotFoundError, ValueError) as error:
+        print(f"openasr transcribe: {error}", file=sys.stderr)
+        return 2
+    many, failures = len(args.files) > 1, 0
+    for path in tqdm(args.files, unit="file", disable=not many, file=sys.stderr):
+        try:
+            emit(path, render(transcriber(path), args.format), args, many)
+        except (ASRError, AudioDecodeError, OSError, ConnectionError) as error:
+            failures += 1
+            tqdm.write(f"{path}: {error}", file=sys.stderr)
+        except Exception as error:  # noqa: BLE001 - httpx errors and the like: report, go on with the next file
+            failures += 1
+            tqdm.write(f"{path}: {type(error).__name__}: {error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+# ------------------------------------------------------------------------------------------------ stream
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: CJK characters take two, which `len` would undercount when blanking a line."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+class LinePrinter:
+    """Partials rewrite one terminal line in place ('\\r'); finals end it and stay."""
+
+    def __init__(self, out, partials: bool) -> None:
+        self.out, self.partials, self.width = out, partials, 0
+
+    def partial(self, text: str) -> None:
+        if not self.partials:
+            return
+        width = display_width(text)
+        self.out.write("\r" + text + " " * max(0, self.width - width))
+        self.out.flush()
+        self.width = width
+
+    def final(self, line: str) -> None:
+        if self.width:
+            self.out.write("\r" + " " * self.width + "\r")
+            self.width = 0
+        self.out.write(line + "\n")
+        self.out.flush()
+
+
+def stream(args: argparse.Namespace) -> int:
+    from service.client import ASRClient, StreamError
+
+    printer = LinePrinter(sys.stdout, sys.stdout.isatty() if args.partials is None else args.partials)
+    with ASRClient(args.server, api_key=args.api_key, timeout=args.timeout) as client:
+        try:
+            for event in client.stream(args.file, locale=args.locale, nbest=args.nbest,
+                                       hotwords=hotword_list(args.hotwords), realtime=args.realtime):
+                if event.type == "ready":
+                    print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)", file=sys.stderr)
+                elif event.type == "partial":
+                    printer.partial(event.text)
+                elif event.type == "final" and event.text:
+                    printer.final(f"[{event.start:.2f}-{event.end:.2f}] {event.text}")
+                elif event.type == "end":
+                    print(f"{event.segments} segment(s), {event.duration_s:.2f} s of audio", file=sys.stderr)
+        except StreamError as error:
+            printer.final("")
+            print(f"openasr stream: {error.code}: {error.message} (close code {error.close_code})", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"openasr stream: cannot reach {args.server}: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------- train, evaluate, bench
+
+
+def train(args: argparse.Namespace) -> int:
+    from model.train import main as train_main
+
+    train_main(args.passthrough)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from model.evaluate import main as evaluate_main
+
+    evaluate_main(args.passthrough)
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    """The benchmarks live in the source checkout (bench/), not in the installed package: run them from there."""
+    if not (REPO_ROOT / "bench").is_dir():
+        print("openasr bench: needs a source checkout (bench/ is not installed with the package)", file=sys.stderr)
+        return 2
+    names = list(BENCHES) if args.which == "all" else [args.which]
+    for name in names:
+        result = subprocess.run([sys.executable, "-m", BENCHES[name], *args.passthrough], cwd=REPO_ROOT)
+        if result.returncode:
+            return result.returncode
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+EPILOGS = {
+    "serve": "examples:\n  openasr serve --port 8000\n  ASR_PORT=8000 ASR_DEVICE=cpu openasr serve",
+    "transcribe": "examples:\n  openasr transcribe meeting.wav\n  openasr transcribe --locale en-US --format srt talk.mp3 > talk.srt\n"
+                  "  openasr transcribe --server http://asr.example:8000 --format json *.wav --output-dir out/\n"
+                  "  openasr transcribe --in-process --locale zh-CN --hotwords 北京,上海 call.flac\n\n"
+                  "json prints one TranscriptionResponse per line (with a \"file\" key when there are several files).",
+    "stream": "examples:\n  openasr stream --realtime --locale en-US talk.wav\n  openasr stream --server ws-host:8000 call.flac"
+              "\n\npartials rewrite the current line ('\\r'); each final is printed on its own line as [start-end] text.",
+    "train": "examples:\n  openasr train --config model/configs/synth_small.toml\n"
+             "  openasr train --config model/configs/synth_small.toml --max-minutes 30\n\n"
+             "all options go to `python -m model.train` (see its --help via: python -m model.train --help).",
+    "evaluate": "examples:\n  openasr evaluate --manifest data/synth/test.jsonl\n"
+                "  openasr evaluate --checkpoint runs/x/averaged.pt --manifest data/synth/test.jsonl --split test\n\n"
+                "all options go to `python -m model.evaluate` (see: python -m model.evaluate --help).",
+    "bench": "examples:\n  openasr bench all\n  openasr bench features --seconds 30 --repeats 5\n"
+             "  openasr bench encoder --chunk-ms 320 --threads 2\n\n"
+             "options after the benchmark name go to bench/bench_<name>.py; with `all`, to both.",
+}
+
+
+def subcommand(commands, name: str, help_text: str, handler: Callable) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOGS[name],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler, passthrough_allowed=name in {"train", "evaluate", "bench"})
+    return parser
+
+
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=DEFAULT_SERVER, help="service URL (default: $OPENASR_SERVER or %(default)s)")
+    parser.add_argument("--api-key", default=os.environ.get("OPENASR_API_KEY"), help="sent as a Bearer token")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default %(default)s)")
+    parser.add_argument("--locale", default="auto", help="zh-CN, yue-HK, en-US (or zh, yue, en), or auto")
+    parser.add_argument("--nbest", type=int, default=1, help="alternatives per segment, 1-10")
+    parser.add_argument("--hotwords", help="comma-separated phrases to favour")
+
+
+def add_transcribe(commands) -> None:
+    parser = subcommand(commands, "transcribe", "transcribe recordings (via a server, or in this process)", transcribe)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG/Opus, MP3)")
+    add_client_options(parser)
+    parser.add_argument("--in-process", action="store_true", help="decode here with the checkpoint; no server")
+    parser.add_argument("--checkpoint", help="with --in-process: the model (default: the bundled one)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="with --in-process")
+    parser.add_argument("--threads", type=int, default=0, help="with --in-process: torch threads (0: torch's default)")
+    parser.add_argument("--format", choices=list(EXTENSIONS), default="text", help="output format (default %(default)s)")
+    parser.add_argument("--chunk-ms", type=int, help="decode with the streaming model's chunk size (multiple of 40)")
+    parser.add_argument("--output-dir", help="write FILE's result to DIR/<name>.<txt|json|srt|vtt> instead of stdout")
+
+
+def add_stream(commands) -> None:
+    parser = subcommand(commands, "stream", "stream a recording over the WebSocket API and print results live", stream)
+    parser.add_argument("file", metavar="FILE", help="an audio file; it is sent as 16-bit PCM at its own rate")
+    add_client_options(parser)
+    parser.add_argument("--realtime", action="store_true", help="send at real-time speed, as a microphone would")
+    parser.add_argument("--partials", action=argparse.BooleanOptionalAction, default=None,
+                        help="show partial results in place (default: when stdout is a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openasr", description="Multi-locale streaming speech recognition.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="serve the model over HTTP and WebSocket",
-                                       epilog="example: openasr serve --port 8000   (or ASR_PORT=8000 openasr serve)")
+    parser = argparse.ArgumentParser(
+        prog="openasr", description="Multi-locale streaming speech recognition.",
+        epilog="examples:\n  openasr serve\n  openasr transcribe --format srt talk.wav\n  openasr stream --realtime talk.wav\n"
+               "  openasr train --config model/configs/synth_small.toml\n\nopenasr COMMAND --help shows each command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = subcommand(commands, "serve", "serve the model over HTTP and WebSocket (and the web page at /)", serve)
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
     serve_parser.add_argument("--checkpoint")
-    serve_parser.set_defaults(handler=serve)
+    add_transcribe(commands)
+    add_stream(commands)
+    subcommand(commands, "train", "train a model (runs python -m model.train)", train)
+    subcommand(commands, "evaluate", "score a checkpoint on a manifest (runs python -m model.evaluate)", evaluate)
+    bench_parser = subcommand(commands, "bench", "run the speed benchmarks in bench/", bench)
+    bench_parser.add_argument("which", choices=["features", "encoder", "all"], help="which benchmark")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    args.handler(args)
+    parser = build_parser()
+    args, passthrough = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if passthrough and not args.passthrough_allowed:
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    args.passthrough = passthrough
+    code = args.handler(args)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

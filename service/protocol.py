@@ -136,6 +136,8 @@ ServerMessage = Annotated[
 ]
 server_message_adapter: TypeAdapter = TypeAdapter(ServerMessage)
 
+STREAM_MESSAGES = (StartMessage, StopMessage, ReadyMessage, PartialMessage, FinalMessage, EndMessage, ErrorMessage)
+
 # WebSocket close codes (RFC 6455 section 7.4.1) used by the server.
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001

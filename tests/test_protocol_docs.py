@@ -1,0 +1,28 @@
+"""The protocol is written down once: docs/protocol.md and the OpenAPI description match service/protocol.py."""
+
+from pathlib import Path
+
+import pytest
+
+from service.app import create_app
+from service.protocol import STREAM_MESSAGES
+from service.settings import Settings
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+
+
+@pytest.mark.parametrize("model", STREAM_MESSAGES, ids=lambda m: m.__name__)
+def test_every_stream_message_and_field_is_documented(model):
+    assert model.__name__ in DOC
+    kind = model.model_fields["type"].annotation.__args__[0]
+    assert f'"type": "{kind}"' in DOC
+    for field in model.model_fields:
+        assert f'"{field}"' in DOC, f"{model.__name__}.{field} is not in docs/protocol.md"
+
+
+def test_openapi_publishes_rest_routes_and_stream_messages():
+    schema = create_app(Settings()).openapi()
+    assert {"/transcribe", "/v1/audio/transcriptions", "/v1/feedback", "/v1/fairness", "/v1/models"} <= set(schema["paths"])
+    for model in STREAM_MESSAGES:
+        assert model.__name__ in schema["components"]["schemas"]
+    assert "TranscriptionResponse" in schema["components"]["schemas"]
