@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from service import feedback, metrics, rest, streaming
 from service.engine import load_recognizer, warm_up
+from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
 from service.protocol import STREAM_MESSAGES
 from service.runtime import Runtime, get_runtime
@@ -64,7 +65,8 @@ def create_app(settings: Settings | None = None, stats: StatsSink | None = None)
         await runtime.scheduler.stop()
 
     app = FastAPI(title="openasr", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    if settings.cors_origins:
+    app.add_middleware(ApiKeyMiddleware)
+    if settings.cors_origins:  # added last = outermost, so CORS preflights (which carry no key) are answered
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     install_error_handlers(app)
     app.include_router(rest.router)

@@ -26,16 +26,13 @@ EXTENSIONS = {"text": "txt", "json": "json", "srt": "srt", "vtt": "vtt"}
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from service.app import create_app
+    from service.server import run
     from service.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "checkpoint": args.checkpoint}.items() if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
-                timeout_graceful_shutdown=30, log_level="info")
+    run(settings)  # uvicorn with a graceful stream drain on SIGTERM and API keys redacted from access logs
     return 0
 
 
@@ -121,6 +118,7 @@ def emit(path: str, text: str, args: argparse.Namespace, many: bool) -> None:
 
 
 def transcribe(args: argparse.Namespace) -> int:
+    import httpx
     from tqdm import tqdm
 
     from model.audio import AudioDecodeError
@@ -136,10 +134,7 @@ def transcribe(args: argparse.Namespace) -> int:
     for path in tqdm(args.files, unit="file", disable=not many, file=sys.stderr):
         try:
             emit(path, render(transcriber(path), args.format), args, many)
-        except (ASRError, AudioDecodeError, OSError, ConnectionError) as error:
-            failures += 1
-            tqdm.write(f"{path}: {error}", file=sys.stderr)
-        except Exception as error:  # noqa: BLE001 - httpx errors and the like: report, go on with the next file
+        except (ASRError, AudioDecodeError, OSError, httpx.HTTPError) as error:  # report it, go on with the rest
             failures += 1
             tqdm.write(f"{path}: {type(error).__name__}: {error}", file=sys.stderr)
     return 1 if failures else 0
@@ -167,10 +162,14 @@ class LinePrinter:
         self.out.flush()
         self.width = width
 
-    def final(self, line: str) -> None:
+    def clear(self) -> None:
         if self.width:
             self.out.write("\r" + " " * self.width + "\r")
             self.width = 0
+        self.out.flush()
+
+    def final(self, line: str) -> None:
+        self.clear()
         self.out.write(line + "\n")
         self.out.flush()
 
@@ -192,7 +191,7 @@ def stream(args: argparse.Namespace) -> int:
                 elif event.type == "end":
                     print(f"{event.segments} segment(s), {event.duration_s:.2f} s of audio", file=sys.stderr)
         except StreamError as error:
-            printer.final("")
+            printer.clear()
             print(f"openasr stream: {error.code}: {error.message} (close code {error.close_code})", file=sys.stderr)
             return 1
         except OSError as error:
@@ -239,7 +238,7 @@ EPILOGS = {
                   "  openasr transcribe --server http://asr.example:8000 --format json *.wav --output-dir out/\n"
                   "  openasr transcribe --in-process --locale zh-CN --hotwords 北京,上海 call.flac\n\n"
                   "json prints one TranscriptionResponse per line (with a \"file\" key when there are several files).",
-    "stream": "examples:\n  openasr stream --realtime --locale en-US talk.wav\n  openasr stream --server ws-host:8000 call.flac"
+    "stream": "examples:\n  openasr stream --realtime --locale en-US talk.wav\n  openasr stream --server https://asr.example call.flac"
               "\n\npartials rewrite the current line ('\\r'); each final is printed on its own line as [start-end] text.",
     "train": "examples:\n  openasr train --config model/configs/synth_small.toml\n"
              "  openasr train --config model/configs/synth_small.toml --max-minutes 30\n\n"

@@ -20,7 +20,8 @@ ERROR_KIND_OF = {  # service error codes -> metric kinds
     "missing_file": "protocol", "too_large": "too_large", "audio_too_long": "too_large",
     "frame_too_large": "too_large", "busy": "busy", "protocol": "protocol", "bad_message": "protocol",
     "unsupported_locale": "protocol", "invalid_request": "protocol", "idle_timeout": "timeout",
-    "max_duration": "too_large", "internal": "internal",
+    "max_duration": "too_large", "internal": "internal", "unauthorized": "unauthorized",
+    "rate_limited": "rate_limited",
 }
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 from model.locales import bounded_locale_label
 from model.recognizer import Recognizer
 from model.results import Transcript
+from service.auth import KeyRing
 from service.fairness import FairnessMonitor
 from service.protocol import ModelInfo
 from service.scheduler import BatchScheduler
@@ -56,10 +57,12 @@ class Runtime:
     hypotheses: RecentHypotheses = field(init=False)
     open_streams: set = field(default_factory=set)  # StreamConnection objects, for draining on shutdown
     fairness: FairnessMonitor = field(init=False)
+    keys: KeyRing = field(init=False)
 
     def __post_init__(self) -> None:
         self.hypotheses = RecentHypotheses(max_age_s=self.settings.feedback_retention_s)
         self.fairness = FairnessMonitor(window_s=self.settings.fairness_window_s)
+        self.keys = KeyRing(list(self.settings.api_keys))
 
     @property
     def model_info(self) -> ModelInfo:

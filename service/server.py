@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import uvicorn
 
@@ -14,6 +15,17 @@ from service.app import create_app
 from service.settings import Settings
 
 log = logging.getLogger("service.server")
+
+
+class RedactApiKeys(logging.Filter):
+    """uvicorn logs full paths (HTTP access lines, WebSocket accept lines): a browser's `?api_key=` must not end
+    up in them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("api_key=" in str(a) for a in record.args):
+            record.args = tuple(re.sub(r"api_key=[^&\s\"]*", "api_key=REDACTED", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
 
 
 class DrainingServer(uvicorn.Server):
@@ -45,4 +57,7 @@ def run(settings: Settings) -> None:
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
                             timeout_graceful_shutdown=int(settings.shutdown_grace_s), log_level="info")
-    DrainingServer(config, settings.shutdown_grace_s).run()
+    server = DrainingServer(config, settings.shutdown_grace_s)
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactApiKeys())
+    server.run()

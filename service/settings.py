@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.checkpoint import DEFAULT_CHECKPOINT
+from service.auth import ApiKey
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     cors_origins: list[str] = Field(default_factory=list)
+
+    # Access control: no keys = open. ASR_API_KEYS is JSON: [{"name", "sha256", "max_streams", "requests_per_minute"}]
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    protect_metrics: bool = False  # /metrics needs a key too (probes /healthz and /readyz are always open)
     shutdown_grace_s: float = 25.0  # drain time for open streams after SIGTERM (keep below k8s' grace period)
 
     # Uploads

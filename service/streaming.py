@@ -26,6 +26,7 @@ from model.recognizer import DecodeOptions
 from model.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
                                   current_locale, new_stream, next_chunk)
 from service import protocol as p
+from service.auth import AuthError, chosen_subprotocol, presented_key
 from service.formats import segment_out
 from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
@@ -85,14 +86,17 @@ class StreamConnection:
         self.segments_sent = 0
         self.token_confidences: list[float] = []
         self.stopping = False
+        self.api_key = None
+        self.key_stream_open = False
         self.shutdown_requested = asyncio.Event()
         self._pending_receive: asyncio.Future | None = None
 
     # ------------------------------------------------------------------------------------------------ run
 
     async def run(self) -> None:
-        await self.websocket.accept()
+        await self.websocket.accept(subprotocol=chosen_subprotocol(self.websocket))
         try:
+            self.authorize()
             await self.handshake()
             await self.receive_loop()
         except StreamClosed as closed:
@@ -127,6 +131,12 @@ class StreamConnection:
     def request_shutdown(self) -> None:
         self.shutdown_requested.set()
 
+    def authorize(self) -> None:
+        try:
+            self.api_key = self.runtime.keys.identify(presented_key(self.websocket))
+        except AuthError as error:
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, error.code, error.message) from None
+
     async def handshake(self) -> None:
         message = await self.receive(self.settings.stream_idle_timeout_s)
         if message.get("text") is None:
@@ -141,6 +151,11 @@ class StreamConnection:
         self.label = self.runtime.locale_label(locale)
         if not self.runtime.accepting or self.runtime.active_streams >= self.settings.max_streams:
             raise StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", "stream limit reached; retry later")
+        try:
+            self.runtime.keys.open_stream(self.api_key)
+        except AuthError as error:
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, error.code, error.message) from None
+        self.key_stream_open = True
         self.start = start
         self.open_session(start, locale)
         await self.send(p.ReadyMessage(session_id=self.session_id, locale=locale or "auto",
@@ -274,6 +289,9 @@ class StreamConnection:
             pass
 
     def release(self) -> None:
+        if self.key_stream_open:
+            self.key_stream_open = False
+            self.runtime.keys.close_stream(self.api_key)
         if self in self.runtime.open_streams:
             self.runtime.open_streams.discard(self)
             self.runtime.active_streams -= 1
