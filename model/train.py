@@ -43,8 +43,8 @@ def data_summary(corpus: FeatureCorpus) -> dict:
         conditions[f'{row["locale"]}/{row.get("condition", "clean")}'] += row["duration"] / 3600
     return {
         "utterances": len(corpus.rows),
-        "hours_per_locale": {k: round(v, 2) for k, v in sorted(hours.items())},
-        "hours_per_condition": {k: round(v, 2) for k, v in sorted(conditions.items())},
+        "hours_per_locale": {k: round(v, 4) for k, v in sorted(hours.items())},
+        "hours_per_condition": {k: round(v, 4) for k, v in sorted(conditions.items())},
         "speakers": len({row["speaker"] for row in corpus.rows}),
     }
 

@@ -177,6 +177,11 @@ def closed_early(closed: websockets.ConnectionClosed) -> StreamError:
     return StreamError("connection_closed", f"the stream closed before 'end': {closed}", close_code_of(closed))
 
 
+def retryable_before_audio(error: Exception) -> bool:
+    """Before any audio went out a stream can simply be opened again: after connection failures and `busy`."""
+    return not isinstance(error, StreamError) or error.code in {"busy", "connection_closed"}
+
+
 def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], hotword_boost: float,
                    interim_results: bool, endpointing: dict | None) -> dict:
     return {"locale": locale, "nbest": nbest, "hotwords": list(hotwords), "hotword_boost": hotword_boost,
@@ -228,34 +233,29 @@ class ASRClient:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError."""
         request = stream_request(audio, sample_rate, realtime, piece_ms, **stream_options(
             locale, nbest, hotwords, hotword_boost, interim_results, endpointing))
-        ws, ready = self._open(request)
-        with ws:
-            yield ready
-            # Audio goes out on its own thread so partials arrive while it is still being sent.
-            sender = threading.Thread(target=self._send, args=(ws, request), daemon=True)
-            sender.start()
-            while not isinstance(event := self._next_event(ws), EndMessage):
-                yield event
-            yield event
-            sender.join()
-
-    def _open(self, request: StreamRequest):
-        """Connect and send `start`; retried (no audio has gone out yet) on connection failures and `busy`."""
         for attempt in range(self.max_retries + 1):
-            ws = None
+            ready = None
             try:
-                ws = connect_sync(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
-                                  open_timeout=self.timeout)
-                ws.send(request.start.model_dump_json(exclude_none=True))
-                return ws, self._next_event(ws)
+                with connect_sync(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
+                                  open_timeout=self.timeout) as ws:
+                    ws.send(request.start.model_dump_json(exclude_none=True))
+                    ready = self._next_event(ws)
+                    yield ready
+                    yield from self._events(ws, request)
+                    return
             except (OSError, websockets.InvalidHandshake, StreamError) as error:
-                if ws is not None:
-                    ws.close()
-                busy = isinstance(error, StreamError) and error.code == "busy"
-                if attempt >= self.max_retries or (isinstance(error, StreamError) and not busy):
+                if ready is not None or not retryable_before_audio(error) or attempt >= self.max_retries:
                     raise
                 time.sleep(backoff_s(attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _events(self, ws, request: StreamRequest) -> Iterator[StreamEvent]:
+        # Audio goes out on its own thread so partials arrive while it is still being sent.
+        sender = threading.Thread(target=self._send, args=(ws, request), daemon=True)
+        sender.start()
+        while not isinstance(event := self._next_event(ws), EndMessage):
+            yield event
+        yield event
+        sender.join()
 
     @staticmethod
     def _next_event(ws) -> StreamEvent:
@@ -333,36 +333,31 @@ class AsyncASRClient:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError."""
         request = await asyncio.to_thread(stream_request, audio, sample_rate, realtime, piece_ms, **stream_options(
             locale, nbest, hotwords, hotword_boost, interim_results, endpointing))
-        ws, ready = await self._open(request)
-        sender = None
+        for attempt in range(self.max_retries + 1):
+            ready = None
+            try:
+                async with connect_async(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
+                                         open_timeout=self.timeout) as ws:
+                    await ws.send(request.start.model_dump_json(exclude_none=True))
+                    ready = await self._next_event(ws)
+                    yield ready
+                    async for event in self._events(ws, request):
+                        yield event
+                    return
+            except (OSError, websockets.InvalidHandshake, StreamError) as error:
+                if ready is not None or not retryable_before_audio(error) or attempt >= self.max_retries:
+                    raise
+                await asyncio.sleep(backoff_s(attempt))
+
+    async def _events(self, ws, request: StreamRequest) -> AsyncIterator[StreamEvent]:
+        sender = asyncio.create_task(self._send(ws, request))  # partials arrive while audio is still going out
         try:
-            yield ready
-            sender = asyncio.create_task(self._send(ws, request))
             while not isinstance(event := await self._next_event(ws), EndMessage):
                 yield event
             yield event
+            await sender
         finally:
-            if sender is not None and not sender.done():
-                sender.cancel()
-            await ws.close()
-
-    async def _open(self, request: StreamRequest):
-        """Connect and send `start`; retried (no audio has gone out yet) on connection failures and `busy`."""
-        for attempt in range(self.max_retries + 1):
-            ws = None
-            try:
-                ws = await connect_async(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
-                                         open_timeout=self.timeout)
-                await ws.send(request.start.model_dump_json(exclude_none=True))
-                return ws, await self._next_event(ws)
-            except (OSError, websockets.InvalidHandshake, StreamError) as error:
-                if ws is not None:
-                    await ws.close()
-                busy = isinstance(error, StreamError) and error.code == "busy"
-                if attempt >= self.max_retries or (isinstance(error, StreamError) and not busy):
-                    raise
-                await asyncio.sleep(backoff_s(attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            sender.cancel()
 
     @staticmethod
     async def _next_event(ws) -> StreamEvent:

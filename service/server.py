@@ -12,7 +12,7 @@ import re
 import uvicorn
 
 from service.app import create_app
-from service.settings import Settings
+from service.settings import Settings, check_environment
 
 log = logging.getLogger("service.server")
 
@@ -54,6 +54,7 @@ class DrainingServer(uvicorn.Server):
 
 
 def run(settings: Settings) -> None:
+    check_environment()
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
                             timeout_graceful_shutdown=int(settings.shutdown_grace_s), log_level="info")

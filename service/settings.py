@@ -1,8 +1,9 @@
 """Service configuration: one pydantic-settings class, read from ASR_* environment variables and `.env`.
-Unknown ASR_* variables are an error, so a typo never silently falls back to a default."""
+Unknown ASR_* variables are an error (`check_environment`), so a typo never silently falls back to a default."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -63,3 +64,13 @@ class Settings(BaseSettings):
     max_nbest: int = 10
     max_hotwords: int = 100
     default_beam_size: int = 4
+
+
+def check_environment(environ: dict[str, str] | None = None) -> None:
+    """pydantic-settings ignores prefixed variables that match no field; refuse them instead."""
+    environ = os.environ if environ is None else environ
+    prefix = Settings.model_config["env_prefix"]
+    known = {prefix + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.upper().startswith(prefix) and k.upper() not in known)
+    if unknown:
+        raise ValueError(f"unknown settings in the environment: {', '.join(unknown)} (see service/settings.py)")

@@ -5,6 +5,7 @@ against minimal schemas below), rule expressions with promtool, and the contract
 labels, drain budget, metric names) as assertions on the parsed YAML."""
 
 import copy
+import fnmatch
 import http.server
 import importlib.resources
 import json
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -161,6 +163,10 @@ def test_dockerfile_builds_a_wheel_and_runs_it_as_non_root():
     variables = dict(token.split("=", 1) for token in " ".join(runtime["ENV"]).split() if token.startswith("ASR_"))
     assert settings_from_env(variables).host == "0.0.0.0"
     assert json.loads(runtime["CMD"][-1]) == ["python", "-m", "service"]
+    # The image installs the wheel, not the source tree: files the service reads must be package data.
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for path in (ROOT / "service" / "static").iterdir():
+        assert any(fnmatch.fnmatch(f"static/{path.name}", glob) for glob in package_data["service"]), path
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", "data", "runs", ".git"} <= ignored
     assert not {"model", "service", "pyproject.toml"} & ignored  # the wheel's sources, checkpoint included

@@ -26,3 +26,11 @@ def test_openapi_publishes_rest_routes_and_stream_messages():
     for model in STREAM_MESSAGES:
         assert model.__name__ in schema["components"]["schemas"]
     assert "TranscriptionResponse" in schema["components"]["schemas"]
+
+
+def test_a_misspelt_setting_in_the_environment_is_an_error():
+    from service.settings import check_environment
+
+    check_environment({"ASR_PORT": "8000", "PATH": "/bin"})
+    with pytest.raises(ValueError, match="ASR_PROT"):
+        check_environment({"ASR_PROT": "8000"})

@@ -49,9 +49,11 @@ RECORD_HISTORY = """
 window.__history = [];
 new MutationObserver(() => {
   const status = document.getElementById("status"), message = document.getElementById("message");
-  window.__history.push({ state: status.dataset.state, status: status.textContent,
-                          message: message.hidden ? "" : message.textContent });
-}).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+  if (!status || !message) return;
+  const entry = { state: status.dataset.state, status: status.textContent, message: message.hidden ? "" : message.textContent };
+  const last = window.__history[window.__history.length - 1];
+  if (!last || JSON.stringify(last) !== JSON.stringify(entry)) window.__history.push(entry);
+}).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
 """
 
 
@@ -156,8 +158,7 @@ def test_live_microphone_shows_the_servers_transcript(playwright, live_server, b
     # audio the page sent. Signal check: that audio is the sample, faithfully resampled.
     assert shown == replay(live_server.ws_url, sent, sample["locale"])
     sent_audio = np.frombuffer(sent, dtype="<i2").astype(np.float32) / 32768
-    print("CORR", aligned_correlation(sent_audio, speech), len(sent_audio) / 16000)
-    assert aligned_correlation(sent_audio, speech) > 0.9
+    assert aligned_correlation(sent_audio, speech) > 0.95  # measured: 0.986 (browser), 0.999 (worklet)
 
 
 def test_uploaded_file_shows_the_transcribe_result(playwright, live_server, bundled_samples, tmp_path):

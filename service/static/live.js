@@ -166,6 +166,7 @@ export class LiveTranscriber {
   onClose(event) {
     this.ready = false;
     if (this.gotEnd && this.stopping) {
+      if (ui.message.dataset.kind === "info") clearMessage(); // "reconnected" no longer describes anything
       this.teardown("idle", "stopped");
       return;
     }

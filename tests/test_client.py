@@ -1,0 +1,167 @@
+"""service.client against the live server (typed results, streaming events, errors) and against a tiny local
+HTTP server that answers 503 or drops the connection first (retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from service.client import ASRClient, ASRError, AsyncASRClient, StreamError
+from service.protocol import EndMessage, FinalMessage, PartialMessage, ReadyMessage, TranscriptionResponse
+
+CHUNK_MS = 640
+
+
+def api_text(live_server, sample, **fields) -> str:
+    """The reference: the same upload through plain httpx."""
+    with open(sample["path"], "rb") as handle:
+        response = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", handle)},
+                              data={"locale": sample["locale"], **fields}, timeout=120)
+    return response.json()["text"]
+
+
+def joined(finals: list[FinalMessage], locale: str) -> str:
+    return (" " if locale == "en-US" else "").join(f.text for f in finals)
+
+
+def test_transcribe_returns_a_typed_response(live_server, bundled_samples):
+    sample = bundled_samples[0]
+    with ASRClient(live_server.url) as client:
+        result = client.transcribe(sample["path"], locale=sample["locale"], nbest=2)
+    assert isinstance(result, TranscriptionResponse)
+    assert result.text == api_text(live_server, sample) and result.locale == sample["locale"]
+    assert result.duration_s == pytest.approx(sample["duration"], abs=0.01)
+    assert all(1 <= len(s.alternatives) <= 2 for s in result.segments)
+
+
+def test_async_transcribe_of_bytes_with_chunked_decoding(live_server, bundled_samples):
+    sample = bundled_samples[4]
+
+    async def run() -> TranscriptionResponse:
+        async with AsyncASRClient(live_server.url) as client:
+            return await client.transcribe(sample["path"].read_bytes(), locale=sample["locale"], chunk_ms=CHUNK_MS)
+
+    result = asyncio.run(run())
+    assert isinstance(result, TranscriptionResponse)
+    assert result.text == api_text(live_server, sample, chunk_ms=str(CHUNK_MS))
+
+
+def test_stream_yields_typed_events_and_the_streamed_transcript(live_server, bundled_samples):
+    sample = bundled_samples[1]
+    with ASRClient(live_server.url) as client:
+        events = list(client.stream(sample["path"], locale=sample["locale"], nbest=2))
+    assert isinstance(events[0], ReadyMessage) and events[0].locale == sample["locale"]
+    assert isinstance(events[-1], EndMessage) and events[-1].duration_s == pytest.approx(sample["duration"], abs=0.05)
+    assert any(isinstance(e, PartialMessage) and e.text for e in events)
+    finals = [e for e in events if isinstance(e, FinalMessage)]
+    assert finals and finals[-1].reason == "stop"
+    assert joined(finals, sample["locale"]) == api_text(live_server, sample, chunk_ms=str(CHUNK_MS))
+
+
+def test_async_realtime_stream_is_paced_like_a_microphone(live_server, bundled_samples):
+    sample = bundled_samples[3]
+
+    async def run() -> tuple[list, float]:
+        started = time.monotonic()
+        async with AsyncASRClient(live_server.url) as client:
+            events = [e async for e in client.stream(sample["path"], locale=sample["locale"], realtime=True)]
+        return events, time.monotonic() - started
+
+    events, elapsed = asyncio.run(run())
+    assert elapsed >= sample["duration"] * 0.95  # not sent faster than real time
+    assert [type(events[0]), type(events[-1])] == [ReadyMessage, EndMessage]
+    finals = [e for e in events if isinstance(e, FinalMessage)]
+    assert joined(finals, sample["locale"]) == api_text(live_server, sample, chunk_ms=str(CHUNK_MS))
+
+
+def test_stream_errors_raise_stream_error_with_the_close_code(live_server, bundled_samples):
+    with ASRClient(live_server.url) as client, pytest.raises(StreamError) as raised:
+        list(client.stream(bundled_samples[0]["path"], locale="xx-YY"))
+    assert raised.value.code == "unsupported_locale" and raised.value.close_code == 1003
+
+
+def test_http_errors_raise_asr_error(live_server):
+    with ASRClient(live_server.url) as client, pytest.raises(ASRError) as raised:
+        client.transcribe(b"not audio at all", locale="en-US")
+    assert raised.value.status == 400 and raised.value.code == "invalid_audio"
+
+
+# ------------------------------------------------------------------------------------------------ retries
+
+CANNED = {
+    "request_id": "r1", "text": "canned text", "locale": "en-US", "locale_probability": None, "duration_s": 1.0,
+    "segments": [{"id": 0, "start": 0.0, "end": 1.0, "text": "canned text", "confidence": 0.9, "tokens": [],
+                  "alternatives": []}],
+    "model": {"name": "fake", "version": "0"}, "processing_s": 0.01,
+}
+
+
+class ScriptedServer:
+    """Answers POST /transcribe from a script: "busy" (503 + Retry-After: 0), "drop" (closes the connection
+    without answering) or "ok" (a canned TranscriptionResponse); records every request body."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script, self.bodies = list(script), []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                action = outer.script.pop(0) if outer.script else "ok"
+                if action == "drop":
+                    self.close_connection = True
+                    return
+                status, body = (503, {"error": "busy", "message": "queue full"}) if action == "busy" else (200, CANNED)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status == 503:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_busy_answers_are_retried_after_retry_after():
+    with ScriptedServer(["busy", "busy", "ok"]) as server, ASRClient(server.url, max_retries=3) as client:
+        started = time.monotonic()
+        result = client.transcribe(b"RIFF-fake-audio", locale="en-US", hotwords=["alpha", "beta"])
+        elapsed = time.monotonic() - started
+    assert result.text == "canned text" and isinstance(result, TranscriptionResponse)
+    assert len(server.bodies) == 3 and elapsed < 2  # Retry-After: 0 means at once, not the default backoff
+    assert all(b"RIFF-fake-audio" in body and b"alpha,beta" in body for body in server.bodies)
+
+
+def test_dropped_connections_are_retried_and_retries_are_bounded():
+    async def run_async() -> TranscriptionResponse:
+        async with AsyncASRClient(server.url, max_retries=2) as client:
+            return await client.transcribe(b"audio", locale="en-US")
+
+    with ScriptedServer(["drop", "busy", "ok"]) as server:
+        assert asyncio.run(run_async()).text == "canned text"
+        assert len(server.bodies) == 3
+    with ScriptedServer(["busy", "busy", "busy"]) as server, ASRClient(server.url, max_retries=2) as client:
+        with pytest.raises(ASRError) as raised:
+            client.transcribe(b"audio")
+        assert raised.value.status == 503 and raised.value.code == "busy" and len(server.bodies) == 3
