@@ -31,6 +31,7 @@ serve: install
 	ASR_PORT=$(PORT) $(BIN)/python -m service
 
 test: install
+	$(BIN)/ruff check --quiet --select F,E9 model service bench tests
 	$(BIN)/python -m pytest -q
 
 # --- model pipeline (see README "Training your own model") ---

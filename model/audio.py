@@ -16,6 +16,13 @@ from model.features import SAMPLE_RATE
 MAX_INPUT_RATE = 384_000
 MIN_INPUT_RATE = 4_000
 MAX_CHANNELS = 32
+# Decoded samples (frames x channels) allowed per second of the duration limit: 48 kHz stereo. A high rate times
+# many channels would otherwise let a small, legal-length file cost gigabytes and minutes to decode.
+MAX_DECODED_SAMPLES_PER_S = 96_000
+# libsndfile reports SF_COUNT_MAX frames when a container does not state its length (a FLAC written to a pipe,
+# with 0 in STREAMINFO's total samples); such input is only measured while it is decoded.
+UNKNOWN_LENGTH = 2**62
+BLOCK_FRAMES = 1 << 16
 
 
 class AudioDecodeError(ValueError):
@@ -51,29 +58,63 @@ def check_stream_format(rate: int, channels: int) -> None:
 
 
 def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAudio:
-    """Decode a whole audio file held in memory. Raises AudioDecodeError on anything unusable."""
+    """Decode a whole audio file held in memory. Raises AudioDecodeError on anything unusable, and
+    AudioTooLongError (413 for the service) past `max_duration_s`: from the header's length before decoding, or,
+    when the container does not state it, as soon as the decoded audio passes the limit (decompression bombs)."""
     if not data:
         raise AudioDecodeError("empty audio body")
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as f:
             check_stream_format(f.samplerate, f.channels)
-            # Refuse before decoding: the header's frame count bounds the decoded size (decompression bombs).
-            if max_duration_s is not None and f.frames > 0 and f.frames / f.samplerate > max_duration_s:
-                raise AudioTooLongError(f.frames / f.samplerate, max_duration_s)
-            array = f.read(dtype="float32", always_2d=True)  # (samples, channels)
             rate, channels = f.samplerate, f.channels
+            if 0 < f.frames < UNKNOWN_LENGTH:
+                check_decoded_size(f.frames, rate, channels, max_duration_s)
+            mono = read_mono(f, max_duration_s)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioDecodeError(f"cannot decode audio: {error}") from error
-    if max_duration_s is not None and array.shape[0] / rate > max_duration_s:
-        raise AudioTooLongError(array.shape[0] / rate, max_duration_s)
-    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0)
-    samples = to_model_rate(torch.from_numpy(array.T.copy()), rate)
+    samples = to_model_rate(torch.from_numpy(mono), rate)
     return DecodedAudio(samples=samples, source_rate=rate, source_channels=channels)
 
 
+def read_mono(f: soundfile.SoundFile, max_duration_s: float | None) -> np.ndarray:
+    """(samples,) float32 at the source rate. Decoded block by block, each block sanitised (NaN -> 0, infinities
+    and overs clipped to [-1, 1]) and mixed to mono at once, so memory holds one channel whatever the channel
+    count, and decoding stops as soon as the audio passes the limit."""
+    blocks, frames = [], 0
+    buffer = np.empty((BLOCK_FRAMES, f.channels), dtype=np.float32)
+    while count := read_frames(f, buffer):
+        frames += count
+        block = buffer[:count]
+        check_decoded_size(frames, f.samplerate, f.channels, max_duration_s, at_least=True)
+        block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0)
+        blocks.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0])
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
+def read_frames(f: soundfile.SoundFile, out: np.ndarray) -> int:
+    """Decode up to len(out) frames into `out` (frames, channels), float32; 0 at the end. This is libsndfile's own
+    read: soundfile's `read` seeks to its new position after each read, and that seek fails at the end of a
+    container that does not state its length, losing the last block."""
+    count = soundfile._snd.sf_readf_float(f._file, soundfile._ffi.cast("float *", out.ctypes.data), len(out))
+    soundfile._error_check(f._errorcode)
+    return count
+
+
+def check_decoded_size(frames: int, rate: int, channels: int, max_duration_s: float | None,
+                       at_least: bool = False) -> None:
+    if max_duration_s is None:
+        return
+    if frames / rate > max_duration_s:
+        raise AudioTooLongError(frames / rate, max_duration_s, at_least)
+    if frames * channels > max_duration_s * MAX_DECODED_SAMPLES_PER_S:
+        limit_s = max_duration_s * MAX_DECODED_SAMPLES_PER_S / (rate * channels)
+        raise AudioTooLongError(frames / rate, limit_s, at_least, f" at {rate} Hz with {channels} channels")
+
+
 class AudioTooLongError(AudioDecodeError):
-    def __init__(self, duration_s: float, limit_s: float) -> None:
-        super().__init__(f"audio is {duration_s:.1f} s long; the limit is {limit_s:.0f} s")
+    def __init__(self, duration_s: float, limit_s: float, at_least: bool = False, detail: str = "") -> None:
+        super().__init__(f"audio is {'more than ' if at_least else ''}{duration_s:.1f} s long; "
+                         f"the limit is {limit_s:.0f} s{detail}")
         self.duration_s = duration_s
         self.limit_s = limit_s
 

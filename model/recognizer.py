@@ -35,12 +35,6 @@ class DecodeOptions:
     chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
 
 
-@dataclass(frozen=True)
-class EncodedSegment:
-    encoded: torch.Tensor  # (S, D) on the model device
-    log_probs_unmasked: torch.Tensor | None = None
-
-
 @dataclass
 class Recognizer:
     loaded: LoadedModel
@@ -56,10 +50,6 @@ class Recognizer:
         self.locales = list(self.tokenizer.locales)
 
     # ------------------------------------------------------------------------------------------- shared pieces
-
-    @property
-    def chunk_frame_s(self) -> float:
-        return 0.04
 
     def locale_index(self, locale: str | None) -> int:
         return self.locales.index(locale) if locale in self.locales else -1

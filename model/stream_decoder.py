@@ -14,7 +14,7 @@ from enum import Enum
 import torch
 
 from model.encoder import EncoderState
-from model.features import SAMPLE_RATE, FeatureStreamState, push_samples
+from model.features import FeatureStreamState, push_samples
 from model.hotwords import HotwordTrie
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis

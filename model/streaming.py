@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.encoder import SUBSAMPLING, SUBSAMPLING_CONTEXT, EncoderState, chunk_feature_frames
+from model.encoder import SUBSAMPLING, SUBSAMPLING_CONTEXT, chunk_feature_frames
 from model.features import N_MFCC
 from model.network import SpeechRecognizer
 

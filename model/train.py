@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.checkpoint import atomic_save, checkpoint_payload, save_checkpoint
+from model.checkpoint import atomic_save, checkpoint_payload
 from model.dataset import FeatureCorpus, build_feature_cache, pad_features
 from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize

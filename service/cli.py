@@ -224,7 +224,7 @@ def bench(args: argparse.Namespace) -> int:
         return 2
     names = list(BENCHES) if args.which == "all" else [args.which]
     for name in names:
-        result = subprocess.run([sys.executable, "-m", BENCHES[name], *args.passthrough], cwd=REPO_ROOT)
+        result = subprocess.run([sys.executable, "-m", BENCHES[name], *args.passthrough], cwd=REPO_ROOT, check=False)
         if result.returncode:
             return result.returncode
     return 0
@@ -244,7 +244,7 @@ EPILOGS = {
              "  openasr train --config model/configs/synth_small.toml --max-minutes 30\n\n"
              "all options go to `python -m model.train` (see its --help via: python -m model.train --help).",
     "evaluate": "examples:\n  openasr evaluate --manifest data/synth/test.jsonl\n"
-                "  openasr evaluate --checkpoint runs/x/averaged.pt --manifest data/synth/test.jsonl --split test\n\n"
+                "  openasr evaluate --checkpoint runs/x/averaged.pt --manifest data/synth/test.jsonl --card card.md\n\n"
                 "all options go to `python -m model.evaluate` (see: python -m model.evaluate --help).",
     "bench": "examples:\n  openasr bench all\n  openasr bench features --seconds 30 --repeats 5\n"
              "  openasr bench encoder --chunk-ms 320 --threads 2\n\n"

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Self
 
 import httpx
 import numpy as np
@@ -35,8 +35,8 @@ from websockets.sync.client import connect as connect_sync
 from service.protocol import (EndMessage, ErrorBody, ErrorMessage, FinalMessage, PartialMessage, ReadyMessage,
                               StartMessage, TranscriptionResponse, server_message_adapter)
 
-AudioInput = Union[str, os.PathLike, bytes, np.ndarray]
-StreamEvent = Union[ReadyMessage, PartialMessage, FinalMessage, EndMessage]
+AudioInput = str | os.PathLike | bytes | np.ndarray
+StreamEvent = ReadyMessage | PartialMessage | FinalMessage | EndMessage
 RETRY_STATUSES = {429, 503}
 CLOSE_WAIT_S = 5.0  # how long to wait for the close frame that follows an error message
 MAX_RETRY_WAIT_S = 60.0  # a server asking for longer is treated as "not now": the caller should decide
@@ -198,7 +198,7 @@ class ASRClient:
         self.headers = auth_headers(api_key)
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.headers)
 
-    def __enter__(self) -> ASRClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -297,7 +297,7 @@ class AsyncASRClient:
         self.headers = auth_headers(api_key)
         self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=self.headers)
 
-    async def __aenter__(self) -> AsyncASRClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -372,7 +372,7 @@ class AsyncASRClient:
             close_code = None
         except websockets.ConnectionClosed as closed:
             close_code = close_code_of(closed)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             close_code = None
         raise StreamError(event.code, event.message, close_code)
 

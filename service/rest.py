@@ -24,7 +24,6 @@ from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_res
 from service.protocol import ErrorBody, TranscriptionResponse
 from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
-from service.stats import RequestStats
 
 router = APIRouter()
 RAW_AUDIO_TYPES = ("audio/", "application/octet-stream", "video/ogg", "video/webm")

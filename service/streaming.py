@@ -9,7 +9,6 @@ faster than real time is slowed by TCP back-pressure instead of growing a buffer
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import httpx
 import pytest
@@ -134,7 +135,7 @@ class ScriptedServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -165,3 +166,32 @@ def test_dropped_connections_are_retried_and_retries_are_bounded():
         with pytest.raises(ASRError) as raised:
             client.transcribe(b"audio")
         assert raised.value.status == 503 and raised.value.code == "busy" and len(server.bodies) == 3
+
+
+def test_a_busy_stream_is_opened_again_before_any_audio_is_sent():
+    """A WebSocket server that is busy for the first connection and then transcribes nothing, politely."""
+    from websockets.sync.server import serve
+
+    connections, received = [], []
+
+    def handler(ws) -> None:
+        connections.append(json.loads(ws.recv()))
+        if len(connections) == 1:
+            ws.send(json.dumps({"type": "error", "code": "busy", "message": "stream limit reached"}))
+            ws.close(1013, "busy")
+            return
+        ws.send(json.dumps({"type": "ready", "session_id": "s", "locale": "en-US", "sample_rate": 16000,
+                            "chunk_ms": 640, "model": {"name": "fake", "version": "0"}}))
+        while isinstance(message := ws.recv(), bytes):
+            received.append(message)
+        ws.send(json.dumps({"type": "end", "segments": 0, "duration_s": 0.2}))
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+        with ASRClient(url, max_retries=1) as client:
+            events = list(client.stream(b"\x00\x00" * 3200, locale="en-US", hotwords=["x"]))
+        server.shutdown()
+    assert [type(e) for e in events] == [ReadyMessage, EndMessage]
+    assert len(connections) == 2 and connections[1]["hotwords"] == ["x"] and connections[1]["sample_rate"] == 16000
+    assert b"".join(received) == b"\x00\x00" * 3200

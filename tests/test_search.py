@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model.hotwords import HotwordTrie
-from model.search import (BeamOptions, GreedyState, beam_hypotheses, greedy_search, prefix_beam_search)
+from model.search import (BeamOptions, beam_hypotheses, greedy_search, prefix_beam_search)
 
 EXHAUSTIVE = BeamOptions(beam_size=10_000, token_candidates=100, min_token_log_prob=-math.inf, blank_skip_prob=1.0)
 

@@ -14,8 +14,6 @@ import pytest
 import soundfile
 from websockets.sync.client import connect
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
-
 CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT_DIR = Path(__file__).resolve().parent / "output"
 LEAD_S, TAIL_S = 0.5, 1.5  # silence around the sample in the fake microphone file
@@ -59,6 +57,7 @@ new MutationObserver(() => {
 
 @pytest.fixture(scope="module")
 def playwright():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' installs playwright")
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium: `make system-deps` installs it")
     with sync_api.sync_playwright() as p:
@@ -131,6 +130,16 @@ def record_from_microphone(page, seconds_of_audio: float) -> None:
     page.wait_for_function(f"window.__sentBytes >= {int(seconds_of_audio * 32000)}", timeout=60_000)
     page.click("#mic-stop")
     page.wait_for_function("document.getElementById('status').dataset.state === 'idle'", timeout=60_000)
+
+
+def test_the_page_and_its_modules_are_served(live_server):
+    page = httpx.get(f"{live_server.url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-cache" and 'src="/static/app.js"' in page.text
+    for name in ("app.js", "live.js", "upload.js", "ui.js", "audio-worklet.js"):
+        script = httpx.get(f"{live_server.url}/static/{name}")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]  # modules need a JS type
+    assert httpx.get(f"{live_server.url}/static/style.css").headers["cache-control"] == "no-cache"
 
 
 @pytest.mark.parametrize("resampling", ["browser", "worklet"])
@@ -257,3 +266,52 @@ def test_busy_and_dropped_streams_reconnect_with_visible_status(playwright, live
     assert len(connections) == 3 and shown and all(shown)
     # The audio captured while the page waited and reconnected was kept and reached the server in full.
     assert shown == replay(live_server.ws_url, sent, sample["locale"])
+
+
+def test_an_api_key_is_sent_with_every_request(playwright, live_server, bundled_samples, tmp_path):
+    """Against a server that wants a key (simulated for /v1/models: the live server has none configured)."""
+    sample = bundled_samples[6]
+    browser = launch(playwright, fake_microphone_file(sample["path"], tmp_path)[0])
+    seen: dict[str, list] = {"models": [], "transcribe": []}
+
+    def models_need_a_key(route):
+        seen["models"].append(route.request.headers.get("authorization"))
+        if route.request.headers.get("authorization") != "Bearer k-test":
+            route.fulfill(status=401, content_type="application/json",
+                          body='{"error": "unauthorized", "message": "an API key is required"}')
+        else:
+            route.continue_()
+
+    def record_transcribe(route):
+        seen["transcribe"].append(route.request.headers.get("authorization"))
+        route.continue_()
+
+    try:
+        page = browser.new_page()
+        page.add_init_script("""window.__wsProtocols = [];
+            const NativeWebSocket = window.WebSocket;
+            window.WebSocket = class extends NativeWebSocket {
+              constructor(url, protocols) { super(url, protocols); window.__wsProtocols.push(protocols); }
+            };""")
+        page.route("**/v1/models", models_need_a_key)
+        page.route("**/transcribe", record_transcribe)
+        page.goto(live_server.url)
+        page.wait_for_function("document.getElementById('message').textContent.includes('API key')")
+        page.fill("#api-key", "k-test")
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector(f'#locale option[value="{sample["locale"]}"]', state="attached")
+        assert page.locator("#message").is_hidden()
+        page.select_option("#locale", sample["locale"])
+        page.set_input_files("#file", str(sample["path"]))
+        page.click("#upload-button")
+        page.wait_for_selector('#upload-result[data-state="done"]', timeout=60_000)
+        page.click("#mic-start")
+        page.wait_for_function("document.getElementById('status').dataset.state === 'listening'", timeout=60_000)
+        page.click("#mic-stop")
+        page.wait_for_function("document.getElementById('status').dataset.state === 'idle'", timeout=60_000)
+        protocols = page.evaluate("window.__wsProtocols")
+    finally:
+        browser.close()
+    assert seen["models"][0] is None and set(seen["models"][1:]) == {"Bearer k-test"}
+    assert seen["transcribe"] == ["Bearer k-test"]
+    assert protocols == [["asr", "apikey.k-test"]]  # browsers cannot set headers on a WebSocket

@@ -3,15 +3,22 @@
 
 import { LiveTranscriber } from "./live.js";
 import { onUpload } from "./upload.js";
-import { showMessage, ui } from "./ui.js";
+import { KEY_NEEDED, authHeaders, clearMessage, showMessage, ui } from "./ui.js";
 
 async function loadLocales() {
   try {
-    const response = await fetch("/v1/models");
+    const response = await fetch("/v1/models", { headers: authHeaders() });
+    if (response.status === 401) {
+      showMessage("error", KEY_NEEDED);
+      return;
+    }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     const locales = [...new Set(body.data.flatMap((model) => model.locales))];
-    for (const locale of locales) ui.locale.append(new Option(locale, locale));
+    const chosen = ui.locale.value;
+    ui.locale.replaceChildren(new Option("auto (detect)", "auto"), ...locales.map((l) => new Option(l, l)));
+    ui.locale.value = locales.includes(chosen) ? chosen : "auto";
+    if (ui.message.textContent === KEY_NEEDED) clearMessage();
   } catch (error) {
     showMessage("error", `Could not load the model's languages (${error.message}); only "auto" is offered.`);
   }
@@ -21,5 +28,6 @@ const live = new LiveTranscriber();
 ui.micStart.addEventListener("click", () => live.start());
 ui.micStop.addEventListener("click", () => live.stop());
 ui.uploadForm.addEventListener("submit", onUpload);
+ui.apiKey.addEventListener("change", loadLocales);
 loadLocales();
 

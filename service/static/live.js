@@ -1,6 +1,6 @@
 // Live transcription: microphone -> AudioWorklet (16 kHz s16le) -> WebSocket /v1/stream, with reconnects.
 
-import { clearMessage, setStatus, showFinal, showMessage, showPartial, ui } from "./ui.js";
+import { KEY_NEEDED, apiKey, clearMessage, setStatus, showFinal, showMessage, showPartial, ui } from "./ui.js";
 
 const TARGET_RATE = 16000; // what the model expects; the page sends it so the server never resamples
 const MAX_PENDING_S = 20; // audio kept while (re)connecting (the server holds at most 30 s per stream)
@@ -53,7 +53,7 @@ export class LiveTranscriber {
     }
     this.active = true;
     this.locale = ui.locale.value;
-    ui.locale.disabled = true;
+    ui.locale.disabled = ui.apiKey.disabled = true;
     ui.micStop.disabled = false;
     this.connect();
   }
@@ -127,7 +127,10 @@ export class LiveTranscriber {
     Object.assign(this, { ready: false, gotEnd: false, errorCode: null, errorMessage: "" });
     this.session += 1;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/v1/stream`);
+    // Browsers cannot set headers on a WebSocket: the key travels as the subprotocol `apikey.<key>`, next to
+    // `asr`, the one the server picks.
+    const protocols = apiKey() ? ["asr", `apikey.${apiKey()}`] : [];
+    const ws = new WebSocket(`${scheme}://${location.host}/v1/stream`, protocols);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     if (this.attempt === 0) setStatus("connecting", "connecting…");
@@ -172,6 +175,8 @@ export class LiveTranscriber {
     }
     if (this.errorCode === "busy" || event.code === CLOSE_TRY_AGAIN_LATER) {
       this.retryLater("busy", `The server is busy (${this.errorMessage || "no free stream"}).`);
+    } else if (this.errorCode === "unauthorized") {
+      this.fail(KEY_NEEDED);
     } else if ((this.errorCode && !TRANSIENT_ERRORS.has(this.errorCode)) || FATAL_CLOSE_CODES.has(event.code)) {
       const why = this.errorMessage || event.reason || `close code ${event.code}`;
       this.fail(`The server ended the stream: ${why}${this.errorCode ? ` (${this.errorCode})` : ""}.`);
@@ -217,7 +222,7 @@ export class LiveTranscriber {
     this.active = false;
     ui.micStart.disabled = false;
     ui.micStop.disabled = true;
-    ui.locale.disabled = false;
+    ui.locale.disabled = ui.apiKey.disabled = false;
     setStatus(state, text);
   }
 }

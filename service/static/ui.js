@@ -3,7 +3,7 @@
 
 export const $ = (id) => document.getElementById(id);
 export const ui = {
-  locale: $("locale"), status: $("status"), message: $("message"),
+  locale: $("locale"), apiKey: $("api-key"), status: $("status"), message: $("message"),
   micStart: $("mic-start"), micStop: $("mic-stop"), transcript: $("transcript"),
   uploadForm: $("upload-form"), file: $("file"), uploadButton: $("upload-button"), uploadStatus: $("upload-status"),
   uploadResult: $("upload-result"), uploadText: $("upload-text"), uploadSegments: $("upload-segments"),
@@ -26,6 +26,15 @@ export function clearMessage() {
   ui.message.hidden = true;
   ui.message.textContent = "";
 }
+
+// The key lives in sessionStorage: it survives a reload of this tab but is not written to disk for good.
+const KEY_STORAGE = "openasr.apiKey";
+ui.apiKey.value = sessionStorage.getItem(KEY_STORAGE) || "";
+ui.apiKey.addEventListener("change", () => sessionStorage.setItem(KEY_STORAGE, ui.apiKey.value.trim()));
+
+export const apiKey = () => ui.apiKey.value.trim();
+export const authHeaders = () => (apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {});
+export const KEY_NEEDED = "This server needs an API key: enter it in the API key box and try again.";
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const seconds = (s) => `${s.toFixed(2)} s`;

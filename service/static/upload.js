@@ -1,6 +1,6 @@
 // File upload: POST /transcribe (multipart), retried while the server answers 503, shown segment by segment.
 
-import { clearMessage, renderTokens, percent, seconds, showMessage, sleep, ui } from "./ui.js";
+import { KEY_NEEDED, authHeaders, clearMessage, percent, renderTokens, seconds, showMessage, sleep, ui } from "./ui.js";
 
 const UPLOAD_ATTEMPTS = 4;
 
@@ -17,7 +17,7 @@ async function postUpload(file) {
     form.append("timestamps", "true");
     let response;
     try {
-      response = await fetch("/transcribe", { method: "POST", body: form });
+      response = await fetch("/transcribe", { method: "POST", body: form, headers: authHeaders() });
     } catch (error) {
       throw new Error(`Could not reach the server (${error.message}); check the connection and try again.`);
     }
@@ -30,6 +30,8 @@ async function postUpload(file) {
       continue;
     }
     const body = await response.json().catch(() => ({}));
+    if (response.status === 401) throw new Error(KEY_NEEDED);
+    if (response.status === 429) throw new Error(`Too many requests for this API key: ${body.message || "try again later"}.`);
     if (!response.ok) {
       throw new Error(`Transcription failed: ${body.message || response.statusText} (${body.error || response.status}).`);
     }
