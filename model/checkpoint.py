@@ -24,14 +24,22 @@ class LoadedModel:
     name: str
     version: str
     metadata: dict = field(default_factory=dict)  # training data summary, evaluation, anything descriptive
+    language_models: dict = field(default_factory=dict)  # locale -> NgramLM payload (model.lm), for shallow fusion
 
 
-def checkpoint_payload(model: SpeechRecognizer, tokenizer: Tokenizer, name: str, version: str, metadata: dict) -> dict:
+def checkpoint_payload(
+    model: SpeechRecognizer, tokenizer: Tokenizer, name: str, version: str, metadata: dict,
+    language_models: dict | None = None, half: bool = False,
+) -> dict:
+    """half: store float weights as float16 (halves the file; they are widened to float32 on load)."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    if half:
+        state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
+    metadata = {**metadata, "stored_float16": half}
     return {
         "format_version": FORMAT_VERSION, "name": name, "version": version,
         "config": model.config.to_dict(), "tokenizer": tokenizer.to_payload(),
-        "state_dict": state, "metadata": metadata,
+        "state_dict": state, "metadata": metadata, "language_models": language_models or {},
     }
 
 
@@ -45,9 +53,16 @@ def atomic_save(payload: dict, path: str | os.PathLike) -> None:
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: SpeechRecognizer, tokenizer: Tokenizer, name: str, version: str, metadata: dict
+    path: str | os.PathLike, model: SpeechRecognizer, tokenizer: Tokenizer, name: str, version: str, metadata: dict,
+    language_models: dict | None = None, half: bool = False,
 ) -> None:
-    atomic_save(checkpoint_payload(model, tokenizer, name, version, metadata), path)
+    atomic_save(checkpoint_payload(model, tokenizer, name, version, metadata, language_models, half), path)
+
+
+def update_checkpoint(path: str | os.PathLike, loaded: LoadedModel) -> None:
+    """Write a loaded checkpoint back (after changing its metadata or language models), same precision."""
+    save_checkpoint(path, loaded.model, loaded.tokenizer, loaded.name, loaded.version, loaded.metadata,
+                    loaded.language_models, half=bool(loaded.metadata.get("stored_float16")))
 
 
 def validate_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -64,9 +79,10 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | 
     if payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"unsupported checkpoint format {payload.get('format_version')}")
     model = SpeechRecognizer(ModelConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     model.to(device).eval()
     return LoadedModel(
         model=model, tokenizer=Tokenizer.from_payload(payload["tokenizer"]),
         name=payload["name"], version=payload["version"], metadata=payload.get("metadata", {}),
+        language_models=payload.get("language_models", {}),
     )

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from model.audio import load_audio_file
-from model.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
+from model.checkpoint import LoadedModel, load_checkpoint, update_checkpoint
 from model.corpus.manifest import Utterance, read_manifest
 from model.dataset import FeatureCorpus, pad_features
 from model.recognizer import DecodeOptions, Recognizer
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if args.store:
         loaded.metadata["evaluation"] = results
-        save_checkpoint(args.checkpoint, loaded.model, loaded.tokenizer, loaded.name, loaded.version, loaded.metadata)
+        update_checkpoint(args.checkpoint, loaded)
     if args.card:
         from model.model_card import write_model_card
 

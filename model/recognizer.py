@@ -19,7 +19,9 @@ from model.features import SAMPLE_RATE, MfccExtractor
 from model.hotwords import HotwordTrie
 from model.rescoring import RescoredHypothesis, rescore
 from model.results import SegmentResult, Transcript, join_texts, segment_result
-from model.search import BeamOptions, Hypothesis, beam_hypotheses, greedy_hypothesis, greedy_search, prefix_beam_search
+from model.lm import NgramLM
+from model.search import (BeamOptions, Hypothesis, LmFusion, beam_hypotheses, greedy_hypothesis, greedy_search,
+                          prefix_beam_search)
 from model.segmenter import SegmenterOptions, split_at_silences
 from model.streaming import EncoderChunk
 
@@ -33,6 +35,7 @@ class DecodeOptions:
     beam_size: int = 4
     rescore: bool = True  # attention rescoring of finals (second pass)
     chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
+    lm_weight: float | None = None  # n-gram LM fusion weight; None = the checkpoint's tuned value, 0 = off
 
 
 @dataclass
@@ -48,11 +51,21 @@ class Recognizer:
         self.tokenizer = self.loaded.tokenizer
         self.extractor = MfccExtractor()
         self.locales = list(self.tokenizer.locales)
+        self.language_models = {loc: NgramLM.from_payload(p) for loc, p in self.loaded.language_models.items()}
+        tuned = self.loaded.metadata.get("lm_fusion", {})
+        self.default_lm_weight = float(tuned.get("weight", 0.3))
+        self.lm_bonus = float(tuned.get("bonus", 0.5))
 
     # ------------------------------------------------------------------------------------------- shared pieces
 
     def locale_index(self, locale: str | None) -> int:
         return self.locales.index(locale) if locale in self.locales else -1
+
+    def lm_fusion(self, locale: str | None, options: DecodeOptions) -> LmFusion | None:
+        """The locale's n-gram LM with its weight; none for an undetected locale or when switched off."""
+        weight = self.default_lm_weight if options.lm_weight is None else options.lm_weight
+        lm = self.language_models.get(locale) if locale else None
+        return LmFusion(lm, weight, self.lm_bonus) if lm is not None and weight > 0 else None
 
     def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
         phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]
@@ -70,11 +83,12 @@ class Recognizer:
         locale_ids = torch.tensor([self.locale_index(locale)], device=encoded.device)
         return self.model.ctc_log_probs(encoded[None], locale_ids)[0].float().cpu()
 
-    def search(self, log_probs: torch.Tensor, options: DecodeOptions, trie: HotwordTrie | None) -> list[Hypothesis]:
-        if options.nbest == 1 and trie is None and not options.rescore:
+    def search(self, log_probs: torch.Tensor, options: DecodeOptions, trie: HotwordTrie | None,
+               fusion: LmFusion | None = None) -> list[Hypothesis]:
+        if options.nbest == 1 and trie is None and fusion is None and not options.rescore:
             return [greedy_hypothesis(greedy_search(log_probs))]
         beam = BeamOptions(beam_size=max(options.beam_size, options.nbest))
-        return beam_hypotheses(prefix_beam_search(log_probs, None, beam, trie), trie, final=True)
+        return beam_hypotheses(prefix_beam_search(log_probs, None, beam, trie, fusion), trie, final=True, fusion=fusion)
 
     def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
         if options.rescore and len(hypotheses) > 1:
@@ -123,9 +137,11 @@ class Recognizer:
             frames = sum(enc.shape[0] for _, enc in segments)
             locale, probability = self.detect_locale(total, frames) if frames else (self.locales[0], 0.0)
         trie = self.hotword_trie(options)
+        fusion = self.lm_fusion(locale, options)
         results: list[SegmentResult] = []
         for index, (span, enc) in enumerate(segments):
-            ranked = self.finalize(enc, self.search(self.ctc_log_probs(enc, locale), options, trie), locale, options) if enc.shape[0] else []
+            hypotheses = self.search(self.ctc_log_probs(enc, locale), options, trie, fusion) if enc.shape[0] else []
+            ranked = self.finalize(enc, hypotheses, locale, options) if hypotheses else []
             results.append(segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest))
         spoken = [r for r in results if r.text]
         return Transcript(join_texts([r.text for r in spoken]), locale, probability, len(recording) / SAMPLE_RATE,

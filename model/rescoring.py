@@ -41,11 +41,11 @@ def rescore(
     model: SpeechRecognizer, encoded: torch.Tensor, hypotheses: list[Hypothesis], start_id: int,
     ctc_weight: float = 0.5,
 ) -> list[RescoredHypothesis]:
-    """Rank the n-best by decoder + ctc_weight * CTC + hotword bias; best first."""
+    """Rank the n-best by decoder + ctc_weight * CTC + hotword bias + LM fusion score; best first."""
     if not hypotheses or encoded.shape[0] == 0:
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
     attention = attention_log_probs(model, encoded, hypotheses, start_id)
     rescored = [
-        RescoredHypothesis(h, a, a + ctc_weight * h.log_prob + h.bias) for h, a in zip(hypotheses, attention)
+        RescoredHypothesis(h, a, a + ctc_weight * h.log_prob + h.bias + h.lm_score) for h, a in zip(hypotheses, attention)
     ]
     return sorted(rescored, key=lambda r: r.score, reverse=True)

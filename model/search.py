@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from model.hotwords import HotwordTrie, NO_MATCH
+from model.lm import NgramLM
 from model.tokenizer import BLANK_ID
 
 
@@ -29,6 +30,7 @@ class Hypothesis:
     tokens: tuple[TokenTiming, ...]
     log_prob: float  # CTC log-probability of the label sequence (summed over alignments)
     bias: float = 0.0  # hotword boost included in the ranking score
+    lm_score: float = 0.0  # weighted language-model log-probability plus length bonus (shallow fusion)
 
     @property
     def token_ids(self) -> tuple[int, ...]:
@@ -36,7 +38,25 @@ class Hypothesis:
 
     @property
     def score(self) -> float:
-        return self.log_prob + self.bias
+        return self.log_prob + self.bias + self.lm_score
+
+
+@dataclass(frozen=True)
+class LmFusion:
+    """Shallow fusion: each new token adds weight * log P_LM(token | history) + bonus to a hypothesis' score
+    (the bonus offsets the LM's bias towards short outputs)."""
+
+    lm: NgramLM
+    weight: float = 0.3
+    bonus: float = 0.5
+
+    def token_score(self, prefix: tuple[int, ...], token: int) -> float:
+        history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
+        return self.weight * self.lm.log_prob(history, token) + self.bonus
+
+    def end_score(self, prefix: tuple[int, ...]) -> float:
+        history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
+        return self.weight * self.lm.log_prob(history, self.lm.end_id)
 
 
 # ---------------------------------------------------------------------------------------------- greedy search
@@ -87,6 +107,7 @@ class _Beam:
     timings: tuple[TokenTiming, ...]
     node: int = NO_MATCH  # hotword trie position
     bias: float = 0.0
+    lm_score: float = 0.0
 
     @property
     def total(self) -> float:
@@ -109,14 +130,15 @@ def _logaddexp(a: float, b: float) -> float:
 
 
 def _extend(beams: dict, prefix: tuple, parent: _Beam, token: int, frame: int, log_prob: float,
-            path: float, trie: HotwordTrie | None) -> None:
+            path: float, trie: HotwordTrie | None, fusion: LmFusion | None) -> None:
     """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next beams."""
     new_prefix = prefix + (token,)
     entry = beams.get(new_prefix)
     if entry is None:
         node, delta = trie.advance(parent.node, token) if trie else (NO_MATCH, 0.0)
         timing = TokenTiming(token, frame, frame, math.exp(log_prob))
-        beams[new_prefix] = _Beam(-math.inf, path, parent.timings + (timing,), node, parent.bias + delta)
+        lm_score = parent.lm_score + (fusion.token_score(prefix, token) if fusion else 0.0)
+        beams[new_prefix] = _Beam(-math.inf, path, parent.timings + (timing,), node, parent.bias + delta, lm_score)
     else:
         entry.non_blank = _logaddexp(entry.non_blank, path)
 
@@ -130,14 +152,14 @@ def _stay(beams: dict, prefix: tuple, parent: _Beam, blank_path: float, repeat_p
         last = timings[-1]
         timings = timings[:-1] + (replace(last, end_frame=frame, confidence=max(last.confidence, math.exp(log_prob))),)
     if entry is None:
-        beams[prefix] = _Beam(blank_path, repeat_path, timings, parent.node, parent.bias)
+        beams[prefix] = _Beam(blank_path, repeat_path, timings, parent.node, parent.bias, parent.lm_score)
     else:
         entry.blank = _logaddexp(entry.blank, blank_path)
         entry.non_blank = _logaddexp(entry.non_blank, repeat_path)
 
 
 def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
-                   options: BeamOptions, trie: HotwordTrie | None) -> dict:
+                   options: BeamOptions, trie: HotwordTrie | None, fusion: LmFusion | None) -> dict:
     following: dict = {}
     for prefix, beam in beams.items():
         last = prefix[-1] if prefix else None
@@ -147,14 +169,14 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
             # A repeated token only starts a new label after a blank.
             path = beam.blank + lp if token == last else beam.total + lp
             if path > -math.inf:
-                _extend(following, prefix, beam, token, frame, lp, path, trie)
-    ranked = sorted(following.items(), key=lambda item: item[1].total + item[1].bias, reverse=True)
+                _extend(following, prefix, beam, token, frame, lp, path, trie, fusion)
+    ranked = sorted(following.items(), key=lambda item: item[1].total + item[1].bias + item[1].lm_score, reverse=True)
     return dict(ranked[: options.beam_size])
 
 
 def prefix_beam_search(
     log_probs: torch.Tensor, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
-    trie: HotwordTrie | None = None,
+    trie: HotwordTrie | None = None, fusion: LmFusion | None = None,
 ) -> BeamState:
     """CTC prefix beam search (Graves 2006; Hannun et al. 2014) over the next frames (S, V) -> next state."""
     state = state or BeamState()
@@ -163,7 +185,7 @@ def prefix_beam_search(
     top_lp, top_ids = log_probs.topk(min(options.token_candidates + 1, log_probs.shape[-1]), dim=-1)
     blank_lps = log_probs[:, BLANK_ID].tolist()
     skip = math.log(options.blank_skip_prob)
-    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias) for prefix, b in state.beams.items()}
+    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()}
     for offset, (lps, ids, blank_lp) in enumerate(zip(top_lp.tolist(), top_ids.tolist(), blank_lps)):
         frame = state.frames + offset
         if blank_lp > skip:
@@ -171,16 +193,20 @@ def prefix_beam_search(
                 beam.blank, beam.non_blank = beam.total + blank_lp, -math.inf
             continue
         candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
-        beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie)
+        beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie, fusion)
     return BeamState(beams, state.frames + log_probs.shape[0])
 
 
-def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False) -> list[Hypothesis]:
-    """The n-best, best first. For a final result, bonus for an unfinished hotword is taken back."""
+def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False,
+                    fusion: LmFusion | None = None) -> list[Hypothesis]:
+    """The n-best, best first. For a final result, bonus for an unfinished hotword is taken back and the LM
+    scores the end of the sentence."""
     hypotheses = []
-    for beam in state.beams.values():
-        bias = beam.bias
+    for prefix, beam in state.beams.items():
+        bias, lm_score = beam.bias, beam.lm_score
         if final and trie is not None:
             bias -= trie.boost * trie.depth[beam.node]
-        hypotheses.append(Hypothesis(beam.timings, beam.total, bias))
+        if final and fusion is not None:
+            lm_score += fusion.end_score(prefix)
+        hypotheses.append(Hypothesis(beam.timings, beam.total, bias, lm_score))
     return sorted(hypotheses, key=lambda h: h.score, reverse=True)

@@ -107,8 +107,9 @@ def apply_chunk(
 ) -> tuple[StreamState, list]:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = _trie(recognizer, state)
+    fusion = recognizer.lm_fusion(state.options.locale, state.options)
     beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
-    search = prefix_beam_search(log_probs, state.search, beam, trie)
+    search = prefix_beam_search(log_probs, state.search, beam, trie, fusion)
     blank_run = trailing_blanks(log_probs, state.trailing_blank_frames)
     locale_sum = encoded.float().sum(0) + (state.locale_sum if state.locale_sum is not None else 0)
     state = replace(state, search=search, encoder=encoder_state, frames=state.frames + log_probs.shape[0],
@@ -116,7 +117,7 @@ def apply_chunk(
                     locale_sum=locale_sum)
     reason = endpoint_reason(state)
     if reason is None:
-        return state, [partial_event(recognizer, state, trie)]
+        return state, [partial_event(recognizer, state, trie)]  # partial ranking includes LM and hotword scores
     return finalize_segment(recognizer, state, reason)
 
 
@@ -157,7 +158,8 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
     if reason != "silence":
         trie = _trie(recognizer, state)
         locale, _ = current_locale(recognizer, state)
-        hypotheses = beam_hypotheses(state.search, trie, final=True)
+        hypotheses = beam_hypotheses(state.search, trie, final=True,
+                                     fusion=recognizer.lm_fusion(state.options.locale, state.options))
         encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
         ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
         segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)

@@ -39,6 +39,7 @@ def scheduler_limits(settings: Settings) -> SchedulerLimits:
         max_stream_batch=settings.max_stream_batch, max_batch_wait_s=settings.max_batch_wait_ms / 1000,
         max_offline_batch_audio_s=settings.max_offline_batch_audio_s,
         max_queued_offline_audio_s=settings.max_queued_offline_audio_s, retry_after_s=settings.retry_after_s,
+        fault_injection_every_n_batches=settings.fault_injection_every_n_batches,
     )
 
 

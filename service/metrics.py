@@ -20,6 +20,7 @@ ERROR_KIND_OF = {  # service error codes -> metric kinds
     "missing_file": "protocol", "too_large": "too_large", "audio_too_long": "too_large",
     "frame_too_large": "too_large", "busy": "busy", "protocol": "protocol", "bad_message": "protocol",
     "unsupported_locale": "protocol", "invalid_request": "protocol", "idle_timeout": "timeout",
+    "slow_consumer": "timeout",
     "max_duration": "too_large", "internal": "internal", "unauthorized": "unauthorized",
     "rate_limited": "rate_limited",
 }

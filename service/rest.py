@@ -18,7 +18,7 @@ from model.features import SAMPLE_RATE
 from model.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
 from model.recognizer import DecodeOptions
 from model.results import SegmentResult, Transcript, join_texts
-from model.segmenter import split_at_silences
+from model.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
 from service.protocol import ErrorBody, TranscriptionResponse
@@ -28,6 +28,30 @@ from service.scheduler import Overloaded
 router = APIRouter()
 RAW_AUDIO_TYPES = ("audio/", "application/octet-stream", "video/ogg", "video/webm")
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)}
+MIN_SPAN_SAMPLES = SAMPLE_RATE // 10  # the encoder needs 85 ms (7 feature frames); no word is shorter than 100 ms
+DIGITAL_SILENCE = 2 / 32768  # within two steps of 16-bit zero: no signal at all
+TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published so clients and fuzzers see them
+    "locale": {"type": "string", "description": "zh-CN, yue-HK, en-US, an alias (zh, cmn, yue, en) or auto"},
+    "nbest": {"type": "integer", "minimum": 1, "maximum": 10},
+    "hotwords": {"type": "string", "description": "comma-separated phrases to favour"},
+    "timestamps": {"type": "boolean"},
+    "chunk_ms": {"type": "integer", "minimum": 40, "maximum": 2560, "multipleOf": 40},
+}
+OPENAI_FIELDS = {
+    "model": {"type": "string"}, "language": {"type": "string"}, "prompt": {"type": "string"},
+    "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"]},
+    "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
+}
+
+
+def upload_openapi(fields: dict, raw_body: bool) -> dict:
+    """The request body of an upload route (it reads the request itself, so FastAPI cannot describe it)."""
+    multipart = {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}, **fields}}
+    content = {"multipart/form-data": {"schema": multipart}}
+    if raw_body:  # any audio/* type is accepted too
+        content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
+    parameters = [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in fields.items()]
+    return {"requestBody": {"required": True, "content": content}, "parameters": parameters if raw_body else []}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -94,7 +118,7 @@ def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field:
     chunk_ms = first(fields, "chunk_ms")
     chunk_frames = None
     if chunk_ms is not None:
-        if not chunk_ms.isdigit() or int(chunk_ms) % 40 or not 40 <= int(chunk_ms) <= 2560:
+        if not chunk_ms.isdecimal() or int(chunk_ms) % 40 or not 40 <= int(chunk_ms) <= 2560:
             raise ApiError(422, "invalid_request", "chunk_ms must be a multiple of 40 in 40..2560")
         chunk_frames = int(chunk_ms) // 40
     return DecodeOptions(locale=locale, nbest=nbest, hotwords=hotwords, beam_size=settings.default_beam_size,
@@ -117,9 +141,24 @@ def shifted(segment: SegmentResult, offset_s: float, index: int) -> SegmentResul
                    end_s=round(segment.end_s + offset_s, 3), tokens=tokens)
 
 
+def decodable_spans(samples: torch.Tensor, segmenter: SegmenterOptions) -> list[AudioSpan]:
+    """The silence-cut spans worth a model step. A tail shorter than the encoder's input takes the end of its
+    neighbour (the cut moves earlier); a recording that short, or a span of digital silence, is not decoded at
+    all: it holds no speech, and the model is not asked to transcribe nothing."""
+    spans = split_at_silences(samples, segmenter)
+    if len(spans) > 1 and spans[-1].end - spans[-1].start < MIN_SPAN_SAMPLES:
+        cut = spans[-1].end - MIN_SPAN_SAMPLES
+        spans[-2:] = [AudioSpan(spans[-2].start, cut), AudioSpan(cut, spans[-1].end)]
+    return [s for s in spans
+            if s.end - s.start >= MIN_SPAN_SAMPLES and samples[s.start : s.end].abs().max() > DIGITAL_SILENCE]
+
+
 async def transcribe_recording(runtime: Runtime, samples: torch.Tensor, options: DecodeOptions) -> Transcript:
     """Cut at silences, submit bounded units to the scheduler concurrently, and merge them in time order."""
-    spans = split_at_silences(samples, runtime.recognizer.segmenter)
+    spans = decodable_spans(samples, runtime.recognizer.segmenter)
+    if not spans:  # silence only, or too short to hold a word: no text, no segments (the recogniser's convention)
+        return Transcript("", options.locale or runtime.recognizer.locales[0], None if options.locale else 0.0,
+                          len(samples) / SAMPLE_RATE, ())
     units, current, current_s = [], [], 0.0
     for span in spans:
         length_s = (span.end - span.start) / SAMPLE_RATE
@@ -168,12 +207,16 @@ async def run_transcription(request: Request, locale_field: str) -> tuple[Transc
     except Overloaded as error:
         runtime.stats.error("rest", label, "busy")
         raise ApiError(503, "busy", str(error), {"Retry-After": str(error.retry_after_s)}) from error
+    except Exception:  # a failed model step (a 500): counted here, answered by service.errors
+        runtime.stats.error("rest", label, "internal")
+        raise
     processing_s = time.perf_counter() - started
     runtime.record_rest(request_id, transcript, processing_s)
     return transcript, request_id, processing_s, fields
 
 
-@router.post("/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"])
+@router.post("/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"],
+             openapi_extra=upload_openapi(TRANSCRIBE_FIELDS, raw_body=True))
 @router.post("/v1/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"],
              include_in_schema=False)
 async def transcribe(request: Request) -> TranscriptionResponse:
@@ -189,7 +232,8 @@ async def transcribe(request: Request) -> TranscriptionResponse:
     return transcription_response(transcript, request_id, get_runtime(request).model_info, processing_s, timestamps)
 
 
-@router.post("/v1/audio/transcriptions", responses=ERRORS, tags=["openai"])
+@router.post("/v1/audio/transcriptions", responses=ERRORS, tags=["openai"],
+             openapi_extra=upload_openapi(OPENAI_FIELDS, raw_body=False))
 async def openai_transcriptions(request: Request) -> Response:
     """OpenAI-compatible transcription: multipart `file`, `model` (ignored), `language`, `prompt` (hotwords,
     comma-separated), `response_format` (json, text, srt, vtt, verbose_json), `timestamp_granularities[]`."""

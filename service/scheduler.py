@@ -43,6 +43,7 @@ class SchedulerLimits:
     max_offline_batch_audio_s: float = 120.0
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2
+    fault_injection_every_n_batches: int = 0  # testing aid: every Nth device batch raises RuntimeError; 0 = off
 
 
 @dataclass
@@ -77,6 +78,7 @@ class BatchScheduler:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-device")
         self._task: asyncio.Task | None = None
         self._offline_turn = False
+        self._device_batches = 0
 
     # ------------------------------------------------------------------------------------------- lifecycle
 
@@ -183,6 +185,7 @@ class BatchScheduler:
                 work.future.set_result(result)
 
     def _stream_step(self, batch: list[StreamWork]) -> list[tuple[StreamState, list]]:
+        self._count_device_batch()
         outputs = self.recognizer.encode_chunks(
             [w.chunk for w in batch], [w.state.encoder for w in batch], [w.state.options.locale for w in batch]
         )
@@ -203,7 +206,7 @@ class BatchScheduler:
         started = time.perf_counter()
         try:
             transcripts = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.recognizer.transcribe_batch, recordings, options)
+                self._executor, self._offline_step, recordings, options)
         except Exception as error:  # noqa: BLE001
             self.stats.batch_failed("offline")
             for work in batch:
@@ -218,3 +221,15 @@ class BatchScheduler:
             position += len(work.recordings)
             if not work.future.done():
                 work.future.set_result(mine)
+
+    def _offline_step(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
+        self._count_device_batch()
+        return self.recognizer.transcribe_batch(recordings, options)
+
+    def _count_device_batch(self) -> None:
+        """On the device thread, first thing in every batch: the fault-injection testing aid raises here, inside
+        the step, exactly where a real model failure would."""
+        self._device_batches += 1
+        every = self.limits.fault_injection_every_n_batches
+        if every and self._device_batches % every == 0:
+            raise RuntimeError(f"injected fault in device batch {self._device_batches}")

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     max_streams: int = 256
     max_frame_bytes: int = 1024 * 1024
     stream_idle_timeout_s: float = 30.0
+    stream_send_timeout_s: float = 15.0  # a send blocked this long (the client reads nothing) ends the stream
     max_stream_duration_s: float = 3600.0
     max_buffered_audio_s: float = 30.0  # audio received but not yet decoded, per stream (back-pressure bound)
     min_trailing_silence_s: float = 0.8
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     max_offline_batch_audio_s: float = 120.0
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2
+    # Testing aid, off in service: every Nth device batch raises RuntimeError, to check that a failing model step
+    # fails only its own batch's requests (tests/test_cycles.py). 0 = off.
+    fault_injection_every_n_batches: int = Field(default=0, ge=0)
 
     # Live accuracy
     feedback_retention_s: float = 3600.0  # how long hypotheses are kept to be scored by POST /v1/feedback

@@ -268,7 +268,14 @@ class StreamConnection:
                                        latency_ms=round(latency_s * 1000, 1)))
 
     async def send(self, message) -> None:
-        await self.websocket.send_text(message.model_dump_json())
+        # A client that stops reading fills the socket buffers and then blocks this send: the server holds no more
+        # than those buffers, and the stream ends after a bounded wait instead of holding its slot forever.
+        timeout_s = self.settings.stream_send_timeout_s
+        try:
+            await asyncio.wait_for(self.websocket.send_text(message.model_dump_json()), timeout_s)
+        except asyncio.TimeoutError:
+            raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "slow_consumer",
+                               f"the client read nothing for {timeout_s:.0f} s") from None
 
     async def drain(self) -> None:
         """Server shutdown: deliver the open segment's final and `end`, then close with 1001 (going away)."""
@@ -282,8 +289,10 @@ class StreamConnection:
     async def close_with_error(self, closed: StreamClosed) -> None:
         self.runtime.stats.error("stream", self.label, closed.code)
         try:
-            await self.send(p.ErrorMessage(code=closed.code, message=closed.message))
-            await self.websocket.close(closed.close_code, closed.message[:120])
+            if closed.code != "slow_consumer":  # nothing more reaches a client that reads nothing
+                await self.send(p.ErrorMessage(code=closed.code, message=closed.message))
+                await asyncio.wait_for(self.websocket.close(closed.close_code, closed.message[:120]),
+                                       self.settings.stream_send_timeout_s)
         except Exception:  # noqa: BLE001 - the client may already be gone
             pass
 

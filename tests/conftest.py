@@ -40,6 +40,7 @@ def tiny_loaded():
     from model.checkpoint import LoadedModel
     from model.decoder import DecoderConfig
     from model.encoder import EncoderConfig
+    from model.lm import train_ngram
     from model.network import ModelConfig, SpeechRecognizer
     from model.tokenizer import Tokenizer
 
@@ -54,7 +55,11 @@ def tiny_loaded():
     with torch.no_grad():
         model.ctc_head.bias[0] -= 3.0  # fewer blanks than a random init gives, so texts are not empty
     model.locale_token_mask.copy_(tokenizer.locale_token_mask(TINY_TEXTS))
-    return LoadedModel(model, tokenizer, "tiny-random", "0.0.0")
+    language_models = {
+        locale: train_ngram([tokenizer.encode(t) for t in texts], tokenizer.vocab_size).to_payload()
+        for locale, texts in TINY_TEXTS.items()
+    }
+    return LoadedModel(model, tokenizer, "tiny-random", "0.0.0", language_models=language_models)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,182 @@
+"""Token n-gram language models, one per locale, fused into CTC prefix beam search (shallow fusion).
+
+espeak-ng speaks homophones identically, so only context separates 是/事/市; the audio corpus covers ~40k
+sentences while the text sources hold ~230k, so an n-gram over the model's own token ids, trained on all text
+except the dev/test sentences, adds context the acoustic model never heard.
+
+Interpolated Kneser-Ney (Chen & Goodman 1998) with one discount per order:
+    P(w | h) = alpha(h, w) + gamma(h) * P(w | h[1:]),   P(w | ()) from continuation counts, mixed with uniform.
+alpha and gamma are precomputed, so a lookup is at most `order` dictionary probes. N-grams of the highest order
+seen only once are pruned (their mass stays with the lower orders), which keeps the model a few MB.
+Tables travel inside the checkpoint as int64 keys + float32 values, loadable with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+DISCOUNT = 0.75
+
+
+def ngram_key(tokens: Sequence[int], vocab_size: int) -> int:
+    """A tuple of token ids as one int64 (base-(V+1) digits; 0 is reserved for 'no token')."""
+    key = 0
+    for token in tokens:
+        key = key * (vocab_size + 1) + token + 1
+    return key
+
+
+@dataclass
+class NgramLM:
+    order: int
+    vocab_size: int
+    alpha: dict[int, float] = field(default_factory=dict)  # key(h + (w,)) -> discounted probability
+    gamma: dict[int, float] = field(default_factory=dict)  # key(h) -> back-off weight
+    unigram: list[float] = field(default_factory=list)  # P(w | ())
+    end_id: int = 2  # <sos/eos>
+
+    def prob(self, history: Sequence[int], token: int) -> float:
+        """P(token | the last order-1 tokens of history)."""
+        context = tuple(history[-(self.order - 1):]) if self.order > 1 else ()
+        return self._prob(context, token)
+
+    def _prob(self, context: tuple[int, ...], token: int) -> float:
+        if not context:
+            return self.unigram[token]
+        lower = self._prob(context[1:], token)
+        key = ngram_key(context, self.vocab_size)
+        gamma = self.gamma.get(key)
+        if gamma is None:  # context never seen: all mass comes from the shorter context
+            return lower
+        return self.alpha.get(ngram_key(context + (token,), self.vocab_size), 0.0) + gamma * lower
+
+    def log_prob(self, history: Sequence[int], token: int) -> float:
+        return math.log(max(self.prob(history, token), 1e-12))
+
+    # ------------------------------------------------------------------------------------------ storage
+
+    def to_payload(self) -> dict:
+        return {
+            "order": self.order, "vocab_size": self.vocab_size, "end_id": self.end_id,
+            "alpha_keys": torch.tensor(list(self.alpha), dtype=torch.int64),
+            "alpha_values": torch.tensor(list(self.alpha.values()), dtype=torch.float32),
+            "gamma_keys": torch.tensor(list(self.gamma), dtype=torch.int64),
+            "gamma_values": torch.tensor(list(self.gamma.values()), dtype=torch.float32),
+            "unigram": torch.tensor(self.unigram, dtype=torch.float32),
+        }
+
+    @staticmethod
+    def from_payload(payload: dict) -> "NgramLM":
+        return NgramLM(
+            order=int(payload["order"]), vocab_size=int(payload["vocab_size"]), end_id=int(payload["end_id"]),
+            alpha=dict(zip(payload["alpha_keys"].tolist(), payload["alpha_values"].tolist())),
+            gamma=dict(zip(payload["gamma_keys"].tolist(), payload["gamma_values"].tolist())),
+            unigram=payload["unigram"].tolist(),
+        )
+
+
+def count_ngrams(sentences: Iterable[list[int]], order: int, start_id: int) -> list[Counter]:
+    """counts[n][tuple of n+1 tokens]; each sentence is padded with order-1 start tokens and one end token."""
+    counts = [Counter() for _ in range(order)]
+    for tokens in sentences:
+        padded = [start_id] * (order - 1) + list(tokens) + [start_id]
+        for n in range(order):
+            for i in range(order - 1 - n, len(padded) - n):
+                counts[n][tuple(padded[i : i + n + 1])] += 1
+    return counts
+
+
+def continuation_counts(counts: Counter) -> Counter:
+    """N1+(. w_2..w_n): in how many distinct contexts each shorter n-gram appears (Kneser-Ney's lower orders)."""
+    continuation: Counter = Counter()
+    for ngram in counts:
+        continuation[ngram[1:]] += 1
+    return continuation
+
+
+def discounted_tables(counts: Counter, prune_singletons: bool, vocab_size: int) -> tuple[dict, dict]:
+    """alpha for each kept n-gram and gamma for each context, from (possibly continuation) counts."""
+    totals: dict[tuple, float] = defaultdict(float)
+    types: dict[tuple, int] = defaultdict(int)
+    for ngram, count in counts.items():
+        totals[ngram[:-1]] += count
+        types[ngram[:-1]] += 1
+    alpha = {
+        ngram_key(ngram, vocab_size): (count - DISCOUNT) / totals[ngram[:-1]]
+        for ngram, count in counts.items() if count > DISCOUNT and not (prune_singletons and count == 1)
+    }
+    # Pruned singletons keep their mass in gamma, so the distribution still sums to one.
+    pruned_mass: dict[tuple, float] = defaultdict(float)
+    if prune_singletons:
+        for ngram, count in counts.items():
+            if count == 1:
+                pruned_mass[ngram[:-1]] += (count - DISCOUNT) / totals[ngram[:-1]]
+    gamma = {ngram_key(context, vocab_size): DISCOUNT * types[context] / totals[context] + pruned_mass[context]
+             for context in totals}
+    return alpha, gamma
+
+
+def train_ngram(sentences: list[list[int]], vocab_size: int, order: int = 3, start_id: int = 2) -> NgramLM:
+    counts = count_ngrams(sentences, order, start_id)
+    lm = NgramLM(order=order, vocab_size=vocab_size, end_id=start_id)
+    for n in range(1, order):
+        table = counts[n] if n == order - 1 else continuation_counts(counts[n + 1])
+        alpha, gamma = discounted_tables(table, prune_singletons=n == order - 1, vocab_size=vocab_size)
+        lm.alpha.update(alpha)
+        lm.gamma.update(gamma)
+    unigram_counts = continuation_counts(counts[1]) if order > 1 else counts[0]
+    total = sum(unigram_counts.values())
+    # 1% uniform: every token keeps a little probability, so unseen characters are not vetoed outright.
+    lm.unigram = [0.99 * unigram_counts.get((w,), 0) / total + 0.01 / vocab_size for w in range(vocab_size)]
+    return lm
+
+
+def perplexity(lm: NgramLM, sentences: list[list[int]]) -> float:
+    log_sum, count = 0.0, 0
+    for tokens in sentences:
+        history = [lm.end_id] * (lm.order - 1)
+        for token in list(tokens) + [lm.end_id]:
+            log_sum += lm.log_prob(history, token)
+            history.append(token)
+            count += 1
+    return math.exp(-log_sum / max(count, 1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train one LM per locale on the corpus text sources (minus dev/test sentences) and store them in a
+    checkpoint: python -m model.lm --checkpoint model/checkpoints/default.pt --exclude data/synth/dev.jsonl ..."""
+    from model.checkpoint import load_checkpoint, update_checkpoint
+    from model.corpus.manifest import read_manifest
+    from model.corpus.text_sources import load_sentences
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--exclude", nargs="*", default=[], help="manifests whose sentences the LM must not see")
+    parser.add_argument("--order", type=int, default=3)
+    args = parser.parse_args(argv)
+    loaded = load_checkpoint(args.checkpoint)
+    held_out = {(u.locale, u.text) for path in args.exclude for u in read_manifest(path)}
+    payloads, report = {}, {}
+    for locale in loaded.tokenizer.locales:
+        texts = [t for t in load_sentences(locale) if (locale, t) not in held_out]
+        sentences = [loaded.tokenizer.encode(t) for t in texts]
+        lm = train_ngram(sentences, loaded.tokenizer.vocab_size, args.order)
+        check = [loaded.tokenizer.encode(t) for (loc, t) in held_out if loc == locale][:300]
+        report[locale] = {"sentences": len(texts), "tokens": sum(map(len, sentences)), "order": args.order,
+                          "entries": len(lm.alpha) + len(lm.gamma),
+                          "held_out_perplexity": round(perplexity(lm, check), 1) if check else None}
+        payloads[locale] = lm.to_payload()
+        print(locale, report[locale], flush=True)
+    loaded.metadata["language_models"] = report
+    loaded.language_models = payloads
+    update_checkpoint(args.checkpoint, loaded)
+
+
+if __name__ == "__main__":
+    main()
