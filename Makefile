@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SYSTEM_PACKAGES := espeak-ng sox libsndfile1 prometheus chromium fonts-noto-cjk
 
-.PHONY: serve test install system-deps corpus train evaluate bench clean
+.PHONY: serve test install system-deps corpus train evaluate bundle bench clean
 
 # System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo). chromium runs the
 # browser tests of the web page (tests/test_web.py); fonts-noto-cjk gives its screenshots CJK glyphs.
@@ -42,7 +42,16 @@ train: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml
 
 evaluate: install
-	$(BIN)/python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl --split test
+	$(BIN)/python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl
+
+# Package a trained run as the bundled model: average the last snapshots (float16), add the n-gram LMs, tune the
+# LM weight on dev, evaluate on test, store the results and write the model card.
+BUNDLE := model/checkpoints/default.pt
+bundle: install
+	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 5 --half --export $(BUNDLE)
+	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --exclude data/synth/dev.jsonl data/synth/test.jsonl
+	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
+	  --tune-lm-on data/synth/dev.jsonl --store --out model/checkpoints/eval.json --card model/checkpoints/MODEL_CARD.md
 
 bench: install
 	$(BIN)/python bench/bench_features.py && $(BIN)/python bench/bench_encoder.py

@@ -120,10 +120,13 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
     modes = {"full_context": None, **{f"chunk_{ms}ms": ms // ENCODER_FRAME_MS for ms in CHUNK_SIZES_MS}}
     for name, chunk_frames in modes.items():
         rescored = transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))
-        greedy = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False, chunk_frames=chunk_frames))
         summary, conditions = error_table(utterances, [t.text for t in rescored])
-        results["modes"][name] = {**summary, "per_condition": conditions,
-                                  "greedy_ctc": error_table(utterances, [t.text for t in greedy])[0]}
+        results["modes"][name] = {**summary, "per_condition": conditions}
+        if chunk_frames is None:  # what each decoding stage adds, at full context
+            greedy = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False, lm_weight=0.0))
+            no_lm = transcribe_all(recognizer, utterances, audio, DecodeOptions(lm_weight=0.0))
+            results["modes"][name]["greedy_ctc"] = error_table(utterances, [t.text for t in greedy])[0]
+            results["modes"][name]["without_lm"] = error_table(utterances, [t.text for t in no_lm])[0]
         print(name, json.dumps({k: v["error_rate"] for k, v in summary["per_locale"].items()}), flush=True)
     detected = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False), detect=True)
     hits: dict[str, list[bool]] = defaultdict(list)
@@ -131,6 +134,26 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
         hits[utterance.locale].append(transcript.locale == utterance.locale)
     results["locale_detection_accuracy"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())}
     return results
+
+
+def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
+                   weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8), bonuses: tuple[float, ...] = (0.5, 1.5)) -> dict:
+    """Grid search of the LM weight and length bonus on a dev set. The objective is the mean of the per-locale
+    error rates, so each locale counts the same however much test data it has."""
+    audio = [load_audio_file(u.audio) for u in utterances]
+    trials = []
+    for bonus in bonuses:
+        recognizer.lm_bonus = bonus
+        for weight in weights:
+            if weight == 0 and bonus != bonuses[0]:
+                continue  # without the LM the bonus is not used
+            texts = [t.text for t in transcribe_all(recognizer, utterances, audio, DecodeOptions(lm_weight=weight))]
+            rates = {k: v["error_rate"] for k, v in error_table(utterances, texts)[0]["per_locale"].items()}
+            trials.append({"weight": weight, "bonus": bonus, "per_locale": rates, "mean": float(np.mean(list(rates.values())))})
+            print(json.dumps(trials[-1]), flush=True)
+    best = min(trials, key=lambda t: t["mean"])
+    recognizer.default_lm_weight, recognizer.lm_bonus = best["weight"], best["bonus"]
+    return {"weight": best["weight"], "bonus": best["bonus"], "dev_mean_error_rate": best["mean"], "trials": trials}
 
 
 def first_per_locale(utterances: list[Utterance], limit: int) -> list[Utterance]:
@@ -151,13 +174,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata")
     parser.add_argument("--limit-per-locale", type=int, help="evaluate only the first N utterances per locale")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tune-lm-on", help="a dev manifest: grid-search the LM fusion weight there first")
+    parser.add_argument("--tune-per-locale", type=int, default=60, help="dev utterances per locale for the search")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     loaded = load_checkpoint(args.checkpoint)
     utterances = read_manifest(args.manifest)
     if args.limit_per_locale:
         utterances = first_per_locale(utterances, args.limit_per_locale)
-    results = {"manifest": str(args.manifest), **evaluate_pipeline(Recognizer(loaded), utterances)}
+    recognizer = Recognizer(loaded)
+    if args.tune_lm_on and loaded.language_models:
+        dev = read_manifest(args.tune_lm_on)
+        dev = first_per_locale(dev, args.tune_per_locale)
+        loaded.metadata["lm_fusion"] = tune_lm_fusion(recognizer, dev)
+    results = {"manifest": str(args.manifest), **evaluate_pipeline(recognizer, utterances)}
     Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if args.store:
         loaded.metadata["evaluation"] = results

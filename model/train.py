@@ -229,8 +229,9 @@ class Trainer:
             self.log({"loss": {k: round(v, 3) for k, v in parts.items()}, "lr": learning_rate(self.config, self.state["step"])})
 
 
-def average_snapshots(output_dir: str | Path, destination: str | Path, last: int) -> Path:
-    """Average the parameters of the newest `last` snapshots (checkpoint averaging as in WeNet/ESPnet)."""
+def average_snapshots(output_dir: str | Path, destination: str | Path, last: int, half: bool = False) -> Path:
+    """Average the parameters of the newest `last` snapshots (checkpoint averaging as in WeNet/ESPnet);
+    `half` stores the result in float16 (the bundled model)."""
     snapshots = sorted(Path(output_dir).glob("snapshot_*.pt"))[-last:]
     payloads = [torch.load(p, map_location="cpu", weights_only=True) for p in snapshots]
     averaged = payloads[-1]
@@ -238,6 +239,9 @@ def average_snapshots(output_dir: str | Path, destination: str | Path, last: int
         if value.is_floating_point():
             averaged["state_dict"][key] = sum(p["state_dict"][key] for p in payloads) / len(payloads)
     averaged["metadata"]["averaged_snapshots"] = [p.name for p in snapshots]
+    averaged["metadata"]["stored_float16"] = half
+    if half:
+        averaged["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in averaged["state_dict"].items()}
     atomic_save(averaged, destination)
     return Path(destination)
 
@@ -263,12 +267,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-minutes", type=float, help="override the config's wall-clock budget")
     parser.add_argument("--average", type=int, metavar="N", help="only average the last N snapshots")
     parser.add_argument("--export", help="with --average: where to write the averaged model checkpoint")
+    parser.add_argument("--half", action="store_true", help="with --average: store float16 weights")
     args = parser.parse_args(argv)
     config = TrainConfig.from_toml(args.config)
     if args.max_minutes is not None:
         config = dataclasses.replace(config, max_minutes=args.max_minutes)
     if args.average:
-        print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average))
+        print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average,
+                                args.half))
         return
     device, rank, world = setup_device(config)
     Trainer(config, device, rank, world).run()
