@@ -42,7 +42,9 @@ def rescore(
     ctc_weight: float = 0.5,
 ) -> list[RescoredHypothesis]:
     """Rank the n-best by decoder + ctc_weight * CTC + hotword bias + LM fusion score; best first."""
-    if not hypotheses or encoded.shape[0] == 0:
+    longest = max((len(h.tokens) for h in hypotheses), default=0)
+    if not hypotheses or encoded.shape[0] == 0 or longest + 1 > model.config.decoder.max_tokens:
+        # The decoder's positions end at max_tokens: such a segment keeps its first-pass ranking.
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
     attention = attention_log_probs(model, encoded, hypotheses, start_id)
     rescored = [

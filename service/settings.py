@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = 30.0
     stream_send_timeout_s: float = 15.0  # a send blocked this long (the client reads nothing) ends the stream
     max_stream_duration_s: float = 3600.0
-    max_buffered_audio_s: float = 30.0  # audio received but not yet decoded, per stream (back-pressure bound)
     min_trailing_silence_s: float = 0.8
     max_silence_without_speech_s: float = 5.0
     max_segment_s: float = 20.0

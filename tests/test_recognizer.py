@@ -68,3 +68,13 @@ def test_long_recordings_are_cut_at_silences():
 def test_hour_long_silence_free_audio_is_hard_cut(recognizer):
     spans = split_at_silences(noise_burst(61.0, 4), SegmenterOptions(max_segment_s=20.0))
     assert [round((s.end - s.start) / SAMPLE_RATE) for s in spans] == [20, 20, 20, 1]
+
+
+def test_rescoring_keeps_first_pass_ranking_beyond_the_decoders_positions(tiny_loaded):
+    from model.rescoring import rescore
+    from model.search import Hypothesis, TokenTiming
+
+    too_long = Hypothesis(tuple(TokenTiming(5, i, i, 0.9) for i in range(600)), -10.0)
+    short = Hypothesis((TokenTiming(6, 0, 0, 0.9),), -12.0)
+    ranked = rescore(tiny_loaded.model, torch.zeros(700, 64), [too_long, short], start_id=3)
+    assert [r.hypothesis for r in ranked] == [too_long, short]
