@@ -29,7 +29,7 @@ from model.dataset import FeatureCorpus, build_feature_cache, pad_features
 from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize
 from model.network import ModelConfig, SpeechRecognizer
-from model.checkpoint import LoadedModel
+from model.checkpoint import LoadedModel, load_checkpoint
 from model.tokenizer import Tokenizer
 from model.train_config import TrainConfig
 
@@ -123,6 +123,8 @@ class Trainer:
             self.model = SpeechRecognizer(ModelConfig.from_dict(payload["model"]["config"]))
             self.model.load_state_dict(payload["model"]["state_dict"])
             self.state = payload["trainer"]
+        elif self.config.init_checkpoint:
+            self._init_from_checkpoint()
         else:
             self.tokenizer = self._shared_tokenizer()
             torch.manual_seed(self.config.seed)
@@ -133,6 +135,15 @@ class Trainer:
         if last.exists():
             self.optimizer.load_state_dict(payload["optimizer"])
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+
+    def _init_from_checkpoint(self) -> None:
+        """Continue training a released model (e.g. the bundled one) with a fresh optimizer: its weights, token
+        table, CMVN and locale masks; the step counter and hours seen carry on from its metadata."""
+        loaded = load_checkpoint(self.config.init_checkpoint)
+        self.tokenizer, self.model = loaded.tokenizer, loaded.model.float().train()
+        previous = loaded.metadata.get("trainer", {})
+        self.state.update(step=int(previous.get("step", 0)), audio_hours=float(previous.get("audio_hours", 0.0)),
+                          elapsed_s=float(previous.get("elapsed_s", 0.0)))
 
     def _shared_tokenizer(self) -> Tokenizer:
         """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""

@@ -19,6 +19,7 @@ class TrainConfig:
     output_dir: str = "runs/default"
     name: str = "openasr-synth"
     version: str = "0.1.0"
+    init_checkpoint: str | None = None  # start from this model checkpoint's weights (when output_dir has no last.pt)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     spec_augment: SpecAugment = field(default_factory=SpecAugment)

@@ -34,13 +34,13 @@ def tiny_corpus(tmp_path_factory):
     return out
 
 
-def write_config(folder, corpus, max_steps: int) -> str:
+def write_config(folder, corpus, max_steps: int, extra: str = "") -> str:
     path = folder / "train.toml"
     path.write_text(
         f'train_manifest = "{corpus / "train.jsonl"}"\ndev_manifest = "{corpus / "dev.jsonl"}"\n'
         f'cache_dir = "{folder / "cache"}"\noutput_dir = "{folder / "run"}"\nsubword_vocab_size = 40\n'
         f"max_batch_frames = 4000\nwarmup_steps = 5\nmax_steps = {max_steps}\nthreads = 1\n"
-        f"eval_utterances_per_locale = 2\ncheckpoint_every_minutes = 0.01\n" + TINY_MODEL)
+        f"eval_utterances_per_locale = 2\ncheckpoint_every_minutes = 0.01\n{extra}" + TINY_MODEL)
     return str(path)
 
 
@@ -60,6 +60,12 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert set(loaded.tokenizer.locales) == {"zh-CN", "yue-HK", "en-US"}
     assert len(loaded.metadata["averaged_snapshots"]) >= 2
     assert loaded.metadata["training_data"]["hours_per_locale"]["yue-HK"] > 0
+
+    # A released checkpoint can be trained further (how the next session continues the bundled model).
+    continued = tmp_path / "continued"
+    continued.mkdir()
+    train_main(["--config", write_config(continued, tiny_corpus, 12, f'init_checkpoint = "{averaged}"\n')])
+    assert torch.load(continued / "run" / "last.pt", weights_only=True)["trainer"]["step"] == 12
 
     card = tmp_path / "card.md"
     evaluate_main(["--checkpoint", str(averaged), "--manifest", str(tiny_corpus / "test.jsonl"), "--threads", "1",

@@ -162,7 +162,7 @@ def test_live_microphone_shows_the_servers_transcript(playwright, live_server, b
     assert shown and all(shown), "the page shows at least one non-empty final"
     assert sample["locale"] in meta and " ms" in meta  # detected locale and latency are shown
     # The browser resamples the fake capture (file rate -> device rate -> AudioContext rate -> 16 kHz), so
-    # its audio is close to the file but not bit-equal, and a (for now random-weight) model's transcript of it
+    # its audio is close to the file but not bit-equal, and a model's transcript of it
     # may differ from the file's. Exact check: the page shows exactly what the server returns for the very
     # audio the page sent. Signal check: that audio is the sample, faithfully resampled.
     assert shown == replay(live_server.ws_url, sent, sample["locale"])
