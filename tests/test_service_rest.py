@@ -9,8 +9,8 @@ from audio_fixtures import encode, read_mono16k, with_pauses
 from model.scoring import count_errors
 
 
-# Measured on the shipped model (see the commit that last changed it), plus a margin of 0.10.
-SAMPLE_ERROR_BOUND = {"zh-CN": 1.0, "yue-HK": 1.0, "en-US": 1.0}
+# Measured on the shipped model over the bundled samples (zh-CN 0.56, yue-HK 0.29, en-US 0.60), plus 0.10.
+SAMPLE_ERROR_BOUND = {"zh-CN": 0.66, "yue-HK": 0.39, "en-US": 0.70}
 
 
 @pytest.fixture(scope="module")
