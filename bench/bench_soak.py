@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import io
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,9 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_streams import StreamTiming, histogram_quantiles, paced_stream, scrape, test_audio  # noqa: E402
+from bench.bench_streams import (StreamTiming, histogram_quantiles, paced_stream, scrape,  # noqa: E402
+                                 server_or_start, test_audio)
 from bench.common import machine_info, print_table, write_results  # noqa: E402
-from service.process import start_server  # noqa: E402
 
 RSS_GROWTH_LIMIT = 0.05
 P95_DRIFT_LIMIT = 1.5  # last minute's p95 over the first minute's
@@ -184,12 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upload-s", type=float, default=20.0, help="audio per upload")
     parser.add_argument("--server", help="an already running server's base URL (default: start one)")
     args = parser.parse_args(argv)
-    server = None
-    if args.server:
-        base = args.server.rstrip("/")
-    else:
-        server = start_server(Path(tempfile.mkdtemp()), env={"ASR_CHUNK_MS": str(args.chunk_ms), "ASR_MAX_STREAMS": "1000"})
-        base = server.url
+    base, server = server_or_start(args.server, args.chunk_ms)
     try:
         soak, rows = run_soak(base, args)
     finally:

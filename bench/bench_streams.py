@@ -149,6 +149,14 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1000) if values else float("nan")
 
 
+def server_or_start(url: str | None, chunk_ms: int):
+    """(base URL, the started server or None): an already running server, or a fresh one for this run."""
+    if url:
+        return url.rstrip("/"), None
+    server = start_server(Path(tempfile.mkdtemp()), env={"ASR_CHUNK_MS": str(chunk_ms), "ASR_MAX_STREAMS": "1000"})
+    return server.url, server
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunk-ms", type=int, default=640)
@@ -158,12 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", help="an already running server's base URL (default: start one)")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at the first level that fails")
     args = parser.parse_args(argv)
-    server = None
-    if args.server:
-        base = args.server.rstrip("/")
-    else:
-        server = start_server(Path(tempfile.mkdtemp()), env={"ASR_CHUNK_MS": str(args.chunk_ms), "ASR_MAX_STREAMS": "1000"})
-        base = server.url
+    base, server = server_or_start(args.server, args.chunk_ms)
     ws_url = base.replace("http", "ws", 1) + "/v1/stream"
     pcm = test_audio(args.seconds)
     rows = []
