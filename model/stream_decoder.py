@@ -14,7 +14,7 @@ from enum import Enum
 import torch
 
 from model.encoder import EncoderState
-from model.features import FeatureStreamState, push_samples
+from model.features import HOP_SAMPLES, FeatureStreamState, push_samples
 from model.hotwords import HotwordTrie
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
@@ -69,7 +69,7 @@ class StreamState:
 
     @property
     def samples_received(self) -> int:
-        return self.features.frames_emitted * 160 + self.features.pending.shape[0]
+        return self.features.frames_emitted * HOP_SAMPLES + self.features.pending.shape[0]
 
 
 def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
