@@ -169,20 +169,27 @@ class BatchScheduler:
                 batch.append(work)
         if not batch:
             return
-        started = time.perf_counter()
-        try:
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._stream_step, batch)
-        except Exception as error:  # noqa: BLE001 - a failed step fails its own batch only
-            self.stats.batch_failed("stream")
-            for work in batch:
-                if not work.future.done():
-                    work.future.set_exception(error)
+        results = await self._device_step("stream", batch, len(batch), self._stream_step, batch)
+        if results is None:
             return
-        self.stats.batch(BatchStats("stream", len(batch), time.perf_counter() - started,
-                                    [started - w.queued_at for w in batch]))
         for work, result in zip(batch, results):
             if not work.future.done():
                 work.future.set_result(result)
+
+    async def _device_step(self, kind: str, batch: list, rows: int, step, *args) -> list | None:
+        """Run `step(*args)` on the device thread and record its stats. A step that raises fails the futures of
+        its own batch only (and returns None); the scheduler carries on."""
+        started = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, step, *args)
+        except Exception as error:  # noqa: BLE001 - a failed step fails its own batch only
+            self.stats.batch_failed(kind)
+            for work in batch:
+                if not work.future.done():
+                    work.future.set_exception(error)
+            return None
+        self.stats.batch(BatchStats(kind, rows, time.perf_counter() - started, [started - w.queued_at for w in batch]))
+        return results
 
     def _stream_step(self, batch: list[StreamWork]) -> list[tuple[StreamState, list]]:
         self._count_device_batch()
@@ -203,18 +210,9 @@ class BatchScheduler:
             return
         recordings = [r for w in batch for r in w.recordings]
         options = [o for w in batch for o in w.options]
-        started = time.perf_counter()
-        try:
-            transcripts = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._offline_step, recordings, options)
-        except Exception as error:  # noqa: BLE001
-            self.stats.batch_failed("offline")
-            for work in batch:
-                if not work.future.done():
-                    work.future.set_exception(error)
+        transcripts = await self._device_step("offline", batch, len(recordings), self._offline_step, recordings, options)
+        if transcripts is None:
             return
-        self.stats.batch(BatchStats("offline", len(recordings), time.perf_counter() - started,
-                                    [started - w.queued_at for w in batch]))
         position = 0
         for work in batch:
             mine = transcripts[position : position + len(work.recordings)]
