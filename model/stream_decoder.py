@@ -66,6 +66,7 @@ class StreamState:
     trailing_blank_frames: int = 0
     locale_sum: torch.Tensor | None = None  # (D,) running sum of encoder output, for `auto`
     status: StreamStatus = StreamStatus.ACTIVE
+    hotwords: HotwordTrie | None = None  # built once per stream from options.hotwords, not once per chunk
 
     @property
     def samples_received(self) -> int:
@@ -75,7 +76,7 @@ class StreamState:
 def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
                endpoint: EndpointConfig = EndpointConfig()) -> StreamState:
     return StreamState(options, endpoint, chunk_frames, FeatureStreamState.initial(), FeatureBuffer.empty(),
-                       recognizer.initial_encoder_state())
+                       recognizer.initial_encoder_state(), hotwords=recognizer.hotword_trie(options))
 
 
 def accept_samples(recognizer: Recognizer, state: StreamState, samples: torch.Tensor) -> StreamState:
@@ -97,16 +98,12 @@ def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, flo
     return recognizer.detect_locale(state.locale_sum, state.frames)
 
 
-def _trie(recognizer: Recognizer, state: StreamState) -> HotwordTrie | None:
-    return recognizer.hotword_trie(state.options)
-
-
 def apply_chunk(
     recognizer: Recognizer, state: StreamState, log_probs: torch.Tensor, encoded: torch.Tensor,
     encoder_state: EncoderState,
 ) -> tuple[StreamState, list]:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
-    trie = _trie(recognizer, state)
+    trie = state.hotwords
     fusion = recognizer.lm_fusion(state.options.locale, state.options)
     beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
     search = prefix_beam_search(log_probs, state.search, beam, trie, fusion)
@@ -133,7 +130,7 @@ def trailing_blanks(log_probs: torch.Tensor, previous: int) -> int:
 def endpoint_reason(state: StreamState) -> str | None:
     segment_frames = state.frames - state.segment_start_frame
     silence_s = state.trailing_blank_frames * ENCODER_FRAME_S
-    decoded = any(beam.timings for beam in list(state.search.beams.values())[:1])
+    decoded = bool(next(iter(state.search.beams.values())).timings)  # the best hypothesis has tokens
     if segment_frames * ENCODER_FRAME_S >= state.endpoint.max_segment_s:
         return "max_segment"
     if decoded and silence_s >= state.endpoint.min_trailing_silence_s:
@@ -156,7 +153,7 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
     start_s = state.segment_start_frame * ENCODER_FRAME_S
     end_s = state.frames * ENCODER_FRAME_S
     if reason != "silence":
-        trie = _trie(recognizer, state)
+        trie = state.hotwords
         locale, _ = current_locale(recognizer, state)
         hypotheses = beam_hypotheses(state.search, trie, final=True,
                                      fusion=recognizer.lm_fusion(state.options.locale, state.options))
