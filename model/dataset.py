@@ -77,23 +77,27 @@ class FeatureCorpus:
         return sample.mean(0).float(), (1.0 / sample.std(0).clamp(min=1e-3)).float()
 
     def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8) -> list[list[int]]:
-        """Utterances sorted by length (with jitter), cut so that B * longest <= max_batch_frames; shuffled."""
-        lengths = np.array([r["frames"] for r in self.rows])
-        order = np.argsort(lengths + rng.uniform(0, 20, size=len(lengths)))
-        batches, current, longest = [], [], 0
-        for index in order:
-            if lengths[index] < min_frames:
-                continue
-            longest_next = max(longest, lengths[index])
-            if current and longest_next * (len(current) + 1) > max_batch_frames:
-                batches.append(current)
-                current, longest_next = [], lengths[index]
-            current.append(int(index))
-            longest = longest_next
-        if current:
+        return length_batches(np.array([r["frames"] for r in self.rows]), max_batch_frames, rng, min_frames)
+
+
+def length_batches(lengths: np.ndarray, max_batch_frames: int, rng: np.random.Generator,
+                   min_frames: int = 8) -> list[list[int]]:
+    """Utterances sorted by length (with jitter), cut so that B * longest <= max_batch_frames; shuffled."""
+    order = np.argsort(lengths + rng.uniform(0, 20, size=len(lengths)))
+    batches, current, longest = [], [], 0
+    for index in order:
+        if lengths[index] < min_frames:
+            continue
+        longest_next = max(longest, lengths[index])
+        if current and longest_next * (len(current) + 1) > max_batch_frames:
             batches.append(current)
-        rng.shuffle(batches)
-        return batches
+            current, longest_next = [], lengths[index]
+        current.append(int(index))
+        longest = longest_next
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
 
 
 @dataclass(frozen=True)
@@ -105,18 +109,37 @@ class SpecAugment:
     time_masks: int = 2
     time_width: int = 40
 
-    def __call__(self, features: torch.Tensor, mean: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        features = features.clone()
-        frames, dims = features.shape
-        for _ in range(self.freq_masks):
-            width = int(rng.integers(0, self.freq_width + 1))
-            start = int(rng.integers(0, max(dims - width, 1)))
-            features[:, start : start + width] = mean[start : start + width]
-        for _ in range(self.time_masks):
-            width = int(rng.integers(0, min(self.time_width, frames // 5) + 1))
-            start = int(rng.integers(0, max(frames - width, 1)))
-            features[start : start + width] = mean
-        return features
+    def __call__(self, features: torch.Tensor, lengths: torch.Tensor, mean: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """A padded batch (B, T, F) with its lengths -> the batch with independent masks per row, drawn on the
+        batch's device in a few tensor operations (a per-utterance Python loop costs more than a GPU step)."""
+        batch, frames, dims = features.shape
+        device = features.device
+
+        def uniform(high: torch.Tensor, count: int) -> torch.Tensor:
+            """Integers in [0, high] per row, `count` draws each (high: (B,))."""
+            draws = torch.rand(batch, count, generator=generator).to(device)
+            return (draws * (high.to(device).unsqueeze(1) + 1)).floor().long()
+
+        masked = torch.zeros(batch, frames, dims, dtype=torch.bool, device=device)
+        if self.freq_masks:
+            width = uniform(torch.full((batch,), self.freq_width), self.freq_masks)
+            start = (torch.rand(batch, self.freq_masks, generator=generator).to(device)
+                     * (dims - width).clamp(min=1)).long()
+            bins = torch.arange(dims, device=device)[None, None, :]
+            band = (bins >= start[..., None]) & (bins < (start + width)[..., None])  # (B, masks, F)
+            masked |= band.any(1)[:, None, :]
+        if self.time_masks:
+            limit = torch.minimum(torch.full_like(lengths, self.time_width), lengths // 5)
+            width = uniform(limit, self.time_masks)
+            start = (torch.rand(batch, self.time_masks, generator=generator).to(device)
+                     * (lengths.to(device)[:, None] - width).clamp(min=1)).long()
+            steps = torch.arange(frames, device=device)[None, None, :]
+            span = (steps >= start[..., None]) & (steps < (start + width)[..., None])  # (B, masks, T)
+            masked |= span.any(1)[:, :, None]
+        valid = torch.arange(frames, device=device)[None, :] < lengths.to(device)[:, None]
+        masked &= valid[:, :, None]  # padding stays zero
+        return torch.where(masked, mean.to(device=device, dtype=features.dtype), features)
 
 
 def pad_features(arrays: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

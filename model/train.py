@@ -30,7 +30,8 @@ from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize
 from model.network import ModelConfig, SpeechRecognizer
 from model.checkpoint import LoadedModel, load_checkpoint
-from model.tokenizer import Tokenizer
+from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
+from model.tokenizer import UNK_ID, Tokenizer
 from model.train_config import TrainConfig
 
 
@@ -59,8 +60,14 @@ def build_model(config: TrainConfig, corpus: FeatureCorpus, tokenizer: Tokenizer
     return model
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up then inverse square-root decay (Vaswani et al., 2017)."""
+def learning_rate(config: TrainConfig, step: int, run_step: int = 0, run_fraction: float = 0.0) -> float:
+    """"noam": linear warm-up then inverse square-root decay over the global step (Vaswani et al., 2017), for
+    training spread over many sessions. "cosine": warm-up over this invocation's steps, then a cosine decay to
+    final_lr_fraction at the end of its time budget, for one budgeted run (a GPU lease, continuing a model)."""
+    if config.lr_schedule == "cosine":
+        warm = min(max(run_step, 1) / config.warmup_steps, 1.0)
+        decay = 0.5 * (1 + math.cos(math.pi * min(max(run_fraction, 0.0), 1.0)))
+        return config.peak_lr * warm * (config.final_lr_fraction + (1 - config.final_lr_fraction) * decay)
     step = max(step, 1)
     return config.peak_lr * min(step / config.warmup_steps, math.sqrt(config.warmup_steps / step))
 
@@ -75,8 +82,9 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
     """Joint loss of one batch: ctc_weight * CTC + attention_weight * decoder CE + locale_weight * locale CE."""
     core = model.module if hasattr(model, "module") else model
     rows = [corpus.rows[i] for i in indices]
-    mean = core.cmvn_mean.cpu()
-    features, lengths = pad_features([config.spec_augment(corpus.utterance_features(i), mean, rng) for i in indices])
+    features, lengths = pad_features([corpus.utterance_features(i) for i in indices])
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    features = config.spec_augment(features.to(device), lengths, core.cmvn_mean, generator)
     targets = [tokenizer.encode(r["text"]) for r in rows]
     locale_ids = torch.tensor([tokenizer.locales.index(r["locale"]) for r in rows], device=device)
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
@@ -84,10 +92,10 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
     left = config.encoder.left_context_frames if chunk else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
         log_probs, encoded_lengths, logits, locale_lp = model(
-            features.to(device), lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
+            features, lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
     flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
     target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
-    ctc = F.ctc_loss(log_probs.float().transpose(0, 1), flat, encoded_lengths.cpu(), target_lengths,
+    ctc = F.ctc_loss(log_probs.float().transpose(0, 1), flat.to(device), encoded_lengths.cpu(), target_lengths,
                      zero_infinity=True, reduction="sum") / len(rows)
     attention = F.cross_entropy(logits.float().flatten(0, 1), outputs.to(device).flatten(), ignore_index=-1,
                                 label_smoothing=config.label_smoothing, reduction="sum") / len(rows)
@@ -102,6 +110,12 @@ class Trainer:
         self.config, self.device, self.rank, self.world = config, device, rank, world
         self.out = Path(config.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.state = {"step": 0, "epoch": 0, "audio_hours": 0.0, "elapsed_s": 0.0, "log": []}
+        self.feed: SynthesisFeed | None = None
+        self.earlier_training: list[dict] = []
+        if config.online_plan:
+            self._open_online()
+            return
         if rank == 0:
             build_feature_cache(config.train_manifest, config.cache_dir, "train")
             build_feature_cache(config.dev_manifest, config.cache_dir, "dev")
@@ -112,8 +126,27 @@ class Trainer:
         self.texts: dict[str, list[str]] = {}
         for row in self.train.rows:
             self.texts.setdefault(row["locale"], []).append(row["text"])
-        self.state = {"step": 0, "epoch": 0, "audio_hours": 0.0, "elapsed_s": 0.0, "log": []}
         self._init_model()
+
+    def _open_online(self) -> None:
+        """Synthesis while training (model.online_corpus): render the plan's dev split, load the model to continue,
+        start the workers on the train split, and wait until `online_start_hours` are rendered."""
+        config = self.config
+        if self.world > 1:
+            raise ValueError("online_plan trains in one process (the synthesis workers use the other cores)")
+        if not (self.out / "last.pt").exists() and not config.init_checkpoint:
+            raise ValueError("online_plan continues a model: set init_checkpoint (CMVN and tokens come from it)")
+        dev_jobs, train_jobs = plan_splits(config.online_plan)
+        self.dev = render_all(dev_jobs, config.synthesis_workers)
+        self.train, self.texts = OnlineCorpus(), {}
+        self._init_model()
+        tokenizer = self.tokenizer
+        # Sentences with a character outside the model's token table would teach it <unk>: skip them.
+        self.feed = SynthesisFeed(train_jobs, config.synthesis_workers,
+                                  keep=lambda job: UNK_ID not in tokenizer.encode(job.text))
+        self.train = self.feed.corpus
+        hours = self.feed.wait_for_hours(config.online_start_hours, timeout_s=600)
+        tqdm.write(f"online corpus: dev {len(self.dev.rows)} utterances, train {hours:.2f} h rendered before step 1")
 
     def _init_model(self) -> None:
         last = self.out / "last.pt"
@@ -141,6 +174,8 @@ class Trainer:
         table, CMVN and locale masks; the step counter and hours seen carry on from its metadata."""
         loaded = load_checkpoint(self.config.init_checkpoint)
         self.tokenizer, self.model = loaded.tokenizer, loaded.model.float().train()
+        self.earlier_training = [*loaded.metadata.get("earlier_training_data", []),
+                                 {**loaded.metadata.get("training_data", {}), "model": f"{loaded.name} {loaded.version}"}]
         previous = loaded.metadata.get("trainer", {})
         self.state.update(step=int(previous.get("step", 0)), audio_hours=float(previous.get("audio_hours", 0.0)),
                           elapsed_s=float(previous.get("elapsed_s", 0.0)))
@@ -164,8 +199,14 @@ class Trainer:
         return bool(flag.item())
 
     def metadata(self) -> dict:
-        return {"training_data": data_summary(self.train), "trainer": {k: v for k, v in self.state.items() if k != "log"},
+        meta = {"training_data": data_summary(self.train), "trainer": {k: v for k, v in self.state.items() if k != "log"},
                 "parameters": self.model.parameter_count(), "config": self.config.__class__.__name__}
+        if self.earlier_training:
+            meta["earlier_training_data"] = self.earlier_training
+        if self.feed is not None:
+            meta["training_data"]["synthesised_during_training"] = {
+                "plan": Path(self.config.online_plan).name, "failed_jobs": self.feed.failed}
+        return meta
 
     def save(self) -> None:
         if self.rank != 0:
@@ -195,6 +236,7 @@ class Trainer:
 
     def run(self) -> None:
         config, started = self.config, time.monotonic()
+        self.started, self.run_steps = started, 0
         last_save = last_eval = started
         self.model.train()
         rng = np.random.default_rng(config.seed + 1000 * self.state["epoch"] + self.rank)
@@ -219,25 +261,37 @@ class Trainer:
                 continue
             break
         self.state["elapsed_s"] += time.monotonic() - last_save
+        if self.feed is not None:
+            self.feed.close()
         self.save()
         if self.rank == 0:
             self.log({"dev": self.evaluate(), "final": True})
 
+    def current_lr(self) -> float:
+        fraction = (time.monotonic() - self.started) / (self.config.max_minutes * 60)
+        return learning_rate(self.config, self.state["step"] + 1, self.run_steps + 1, fraction)
+
     def step(self, indices: list[int], rng: np.random.Generator, progress: tqdm) -> None:
+        lr = self.current_lr()
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.config, self.state["step"] + 1)
+            group["lr"] = lr
         loss, parts = batch_loss(self.ddp, self.config, self.train, self.tokenizer, indices, rng, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.state["step"] += 1
+        self.run_steps += 1
         self.state["audio_hours"] += parts["audio_s"] * self.world / 3600
         progress.update(1)
         progress.set_postfix(ctc=f'{parts["ctc"]:.1f}', att=f'{parts["att"]:.1f}', lid=f'{parts["lid"]:.2f}',
                              h=f'{self.state["audio_hours"]:.1f}')
         if self.state["step"] % 100 == 0:
-            self.log({"loss": {k: round(v, 3) for k, v in parts.items()}, "lr": learning_rate(self.config, self.state["step"])})
+            entry = {"loss": {k: round(v, 3) for k, v in parts.items()}, "lr": lr,
+                     "minutes": round((time.monotonic() - self.started) / 60, 2)}
+            if self.feed is not None:
+                entry["rendered_hours"] = round(self.train.hours, 2)
+            self.log(entry)
 
 
 def average_snapshots(output_dir: str | Path, destination: str | Path, last: int, half: bool = False) -> Path:
@@ -276,11 +330,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="TOML file (see model/configs/)")
     parser.add_argument("--max-minutes", type=float, help="override the config's wall-clock budget")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a top-level config key, VALUE in TOML syntax (e.g. --set lr_schedule='\"cosine\"')")
     parser.add_argument("--average", type=int, metavar="N", help="only average the last N snapshots")
     parser.add_argument("--export", help="with --average: where to write the averaged model checkpoint")
     parser.add_argument("--half", action="store_true", help="with --average: store float16 weights")
     args = parser.parse_args(argv)
-    config = TrainConfig.from_toml(args.config)
+    config = TrainConfig.from_toml(args.config, overrides=args.set)
     if args.max_minutes is not None:
         config = dataclasses.replace(config, max_minutes=args.max_minutes)
     if args.average:

