@@ -62,11 +62,18 @@ def lm_lines(meta: dict) -> list[str]:
     models, fusion = meta.get("language_models", {}), meta.get("lm_fusion", {})
     if not models:
         return ["No language model is bundled."]
+    per_locale = fusion.get("per_locale", {})
+    tuned = ("with a weight and length bonus tuned per locale on the dev split" if per_locale else
+             f"with weight {fusion.get('weight', 'n/a')} and length bonus {fusion.get('bonus', 'n/a')} (tuned on the "
+             "dev split for the mean per-locale error rate)")
     lines = [f"Per-locale token trigram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
-             f"sources minus every dev and test sentence, fused into beam search with weight {fusion.get('weight', 'n/a')} "
-             f"and length bonus {fusion.get('bonus', 'n/a')} (tuned on the dev split for the mean per-locale error rate).", "",
-             "| locale | sentences | tokens | held-out perplexity |", "| --- | --- | --- | --- |"]
-    lines += [f"| {k} | {v['sentences']} | {v['tokens']} | {v['held_out_perplexity']} |" for k, v in models.items()]
+             f"sources minus every dev and test sentence, fused into beam search {tuned}.", "",
+             "| locale | sentences | tokens | held-out perplexity | fusion weight | length bonus |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for k, v in models.items():
+        setting = per_locale.get(k, fusion)
+        lines.append(f"| {k} | {v['sentences']} | {v['tokens']} | {v['held_out_perplexity']} | "
+                     f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} |")
     return lines
 
 

@@ -38,6 +38,14 @@ class DecodeOptions:
     lm_weight: float | None = None  # n-gram LM fusion weight; None = the checkpoint's tuned value, 0 = off
 
 
+@dataclass(frozen=True)
+class FusionSetting:
+    """LM shallow-fusion weight and length bonus of one locale (tuned on dev: model.evaluate --tune-lm-on)."""
+
+    weight: float
+    bonus: float
+
+
 @dataclass
 class Recognizer:
     loaded: LoadedModel
@@ -53,8 +61,9 @@ class Recognizer:
         self.locales = list(self.tokenizer.locales)
         self.language_models = {loc: NgramLM.from_payload(p) for loc, p in self.loaded.language_models.items()}
         tuned = self.loaded.metadata.get("lm_fusion", {})
-        self.default_lm_weight = float(tuned.get("weight", 0.3))
-        self.lm_bonus = float(tuned.get("bonus", 0.5))
+        self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))
+        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]))
+                                for loc, v in tuned.get("per_locale", {}).items()}
 
     # ------------------------------------------------------------------------------------------- shared pieces
 
@@ -62,10 +71,12 @@ class Recognizer:
         return self.locales.index(locale) if locale in self.locales else -1
 
     def lm_fusion(self, locale: str | None, options: DecodeOptions) -> LmFusion | None:
-        """The locale's n-gram LM with its weight; none for an undetected locale or when switched off."""
-        weight = self.default_lm_weight if options.lm_weight is None else options.lm_weight
+        """The locale's n-gram LM with its tuned weight and bonus (a request's lm_weight overrides the weight); none
+        for an undetected locale or when switched off."""
+        setting = self.fusion_settings.get(locale, self.default_fusion) if locale else self.default_fusion
+        weight = setting.weight if options.lm_weight is None else options.lm_weight
         lm = self.language_models.get(locale) if locale else None
-        return LmFusion(lm, weight, self.lm_bonus) if lm is not None and weight > 0 else None
+        return LmFusion(lm, weight, setting.bonus) if lm is not None and weight > 0 else None
 
     def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
         phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]

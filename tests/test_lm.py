@@ -42,3 +42,35 @@ def test_fusion_picks_the_homophone_the_context_predicts():
                             fusion=LmFusion(lm, 0.5, 0.0))
     assert fused[0].token_ids == (3, 4, 6)
     assert math.isfinite(fused[0].lm_score) and fused[0].lm_score < 0
+
+
+def test_lm_fusion_is_tuned_and_applied_per_locale():
+    """The dev grid search picks each locale's own best weight and bonus, the recognizer applies them per locale,
+    a request's lm_weight still overrides the weight, and the choice survives the checkpoint's metadata."""
+    import json
+    from pathlib import Path
+
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.corpus.manifest import Utterance
+    from model.evaluate import tune_lm_fusion
+    from model.recognizer import DecodeOptions, Recognizer
+
+    samples = Path("model/samples")
+    utterances = [Utterance(id=row["audio"], **{**row, "audio": str(samples / row["audio"])})
+                  for row in map(json.loads, (samples / "samples.jsonl").read_text().splitlines())]
+    loaded = load_checkpoint(DEFAULT_CHECKPOINT)
+    recognizer = Recognizer(loaded)
+    tuned = tune_lm_fusion(recognizer, utterances, weights=(0.0, 0.5), bonuses=(0.5, 2.5))
+    assert [(t["weight"], t["bonus"]) for t in tuned["trials"]] == [(0.0, 0.5), (0.5, 0.5), (0.5, 2.5)]
+    assert set(tuned["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
+    for locale, chosen in tuned["per_locale"].items():
+        assert chosen["dev_error_rate"] == min(t["per_locale"][locale] for t in tuned["trials"])
+        fusion = recognizer.lm_fusion(locale, DecodeOptions())
+        if chosen["weight"] == 0:
+            assert fusion is None
+        else:
+            assert (fusion.weight, fusion.bonus) == (chosen["weight"], chosen["bonus"])
+        assert recognizer.lm_fusion(locale, DecodeOptions(lm_weight=0.9)).weight == 0.9
+    assert tuned["dev_mean_error_rate"] <= tuned["shared_dev_mean_error_rate"]
+    loaded.metadata["lm_fusion"] = tuned
+    assert Recognizer(loaded).fusion_settings == recognizer.fusion_settings
