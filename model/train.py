@@ -211,6 +211,8 @@ class Trainer:
     def save(self) -> None:
         if self.rank != 0:
             return
+        if hasattr(self, "run_record"):
+            self.update_run()
         model_payload = checkpoint_payload(self.model, self.tokenizer, self.config.name, self.config.version, self.metadata())
         atomic_save({"model": model_payload, "optimizer": self.optimizer.state_dict(), "trainer": self.state}, self.out / "last.pt")
         atomic_save(model_payload, self.out / f"snapshot_{self.state['step']:07d}.pt")
@@ -226,6 +228,27 @@ class Trainer:
         self.model.train()
         return result
 
+    def record_run(self) -> dict:
+        """Each invocation appends what it did to the trainer state (and so to the checkpoint's metadata and the
+        model card): steps, audio, minutes, device, learning-rate schedule and data."""
+        runs = self.state.setdefault("runs", [])
+        if not runs and self.state["step"] > 0:
+            runs.append({"first_step": 0, "last_step": self.state["step"], "audio_hours": round(self.state["audio_hours"], 2),
+                         "minutes": round(self.state["elapsed_s"] / 60, 1), "note": "before runs were recorded"})
+        config = self.config
+        run = {"first_step": self.state["step"], "last_step": self.state["step"], "audio_hours": 0.0, "minutes": 0.0,
+               "device": f"{self.device.type} x{self.world}", "lr_schedule": config.lr_schedule, "peak_lr": config.peak_lr,
+               "max_batch_frames": config.max_batch_frames,
+               "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name}
+        runs.append(run)
+        self._run_start = (self.state["audio_hours"], time.monotonic())
+        return run
+
+    def update_run(self) -> None:
+        hours, started = self._run_start
+        self.run_record.update(last_step=self.state["step"], audio_hours=round(self.state["audio_hours"] - hours, 2),
+                               minutes=round((time.monotonic() - started) / 60, 1))
+
     def log(self, entry: dict) -> None:
         entry = {"step": self.state["step"], "hours_seen": round(self.state["audio_hours"], 2), **entry}
         self.state["log"].append(entry)
@@ -237,6 +260,7 @@ class Trainer:
     def run(self) -> None:
         config, started = self.config, time.monotonic()
         self.started, self.run_steps = started, 0
+        self.run_record = self.record_run()
         last_save = last_eval = started
         self.model.train()
         rng = np.random.default_rng(config.seed + 1000 * self.state["epoch"] + self.rank)

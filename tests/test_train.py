@@ -51,6 +51,8 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     train_main(["--config", write_config(tmp_path, tiny_corpus, 10)])  # resumes, does not start over
     resumed = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
     assert resumed["step"] == 10 and resumed["audio_hours"] > first["audio_hours"]
+    assert [(r["first_step"], r["last_step"]) for r in resumed["runs"]] == [(0, 6), (6, 10)]  # for the model card
+    assert resumed["runs"][1]["data"] == "train.jsonl" and resumed["runs"][1]["audio_hours"] > 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("dev" in entry and "zh-CN" in entry["dev"]["full"]["per_locale"] for entry in log)
 
@@ -74,6 +76,7 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert set(results["modes"]) == {"full_context", "chunk_320ms", "chunk_640ms", "chunk_1280ms"}
     assert set(results["modes"]["full_context"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     assert "Trained on synthetic speech only" in card.read_text()
+    assert "| 6-10 |" in card.read_text()  # the training runs table
     assert load_checkpoint(averaged).metadata["evaluation"]["utterances"] == results["utterances"]
 
 
