@@ -148,6 +148,15 @@ def perplexity(lm: NgramLM, sentences: list[list[int]]) -> float:
     return math.exp(-log_sum / max(count, 1))
 
 
+def parse_orders(items: list[str]) -> dict[str | None, int]:
+    """["3", "en-US=4"] -> {None: 3, "en-US": 4}; None is the default for the other locales."""
+    orders: dict[str | None, int] = {None: 3}
+    for item in items:
+        locale, _, value = item.rpartition("=")
+        orders[locale or None] = int(value)
+    return orders
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train one LM per locale on the corpus text sources (minus dev/test sentences) and store them in a
     checkpoint: python -m model.lm --checkpoint model/checkpoints/default.pt --exclude data/synth/dev.jsonl ..."""
@@ -158,17 +167,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--exclude", nargs="*", default=[], help="manifests whose sentences the LM must not see")
-    parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--order", nargs="+", default=["3"], metavar="N | LOCALE=N",
+                        help="n-gram order, for all locales and/or per locale (e.g. 3 en-US=4: English word pieces "
+                             "need a longer history than characters; a Mandarin 4-gram would add ~29 MB)")
     args = parser.parse_args(argv)
+    orders = parse_orders(args.order)
     loaded = load_checkpoint(args.checkpoint)
     held_out = {(u.locale, u.text) for path in args.exclude for u in read_manifest(path)}
     payloads, report = {}, {}
     for locale in loaded.tokenizer.locales:
         texts = [t for t in load_sentences(locale) if (locale, t) not in held_out]
         sentences = [loaded.tokenizer.encode(t) for t in texts]
-        lm = train_ngram(sentences, loaded.tokenizer.vocab_size, args.order)
+        order = orders.get(locale, orders[None])
+        lm = train_ngram(sentences, loaded.tokenizer.vocab_size, order)
         check = [loaded.tokenizer.encode(t) for (loc, t) in held_out if loc == locale][:300]
-        report[locale] = {"sentences": len(texts), "tokens": sum(map(len, sentences)), "order": args.order,
+        report[locale] = {"sentences": len(texts), "tokens": sum(map(len, sentences)), "order": order,
                           "entries": len(lm.alpha) + len(lm.gamma),
                           "held_out_perplexity": round(perplexity(lm, check), 1) if check else None}
         payloads[locale] = lm.to_payload()

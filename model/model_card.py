@@ -66,13 +66,13 @@ def lm_lines(meta: dict) -> list[str]:
     tuned = ("with a weight and length bonus tuned per locale on the dev split" if per_locale else
              f"with weight {fusion.get('weight', 'n/a')} and length bonus {fusion.get('bonus', 'n/a')} (tuned on the "
              "dev split for the mean per-locale error rate)")
-    lines = [f"Per-locale token trigram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
+    lines = [f"Per-locale token n-gram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
              f"sources minus every dev and test sentence, fused into beam search {tuned}.", "",
-             "| locale | sentences | tokens | held-out perplexity | fusion weight | length bonus |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| locale | order | sentences | tokens | held-out perplexity | fusion weight | length bonus |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for k, v in models.items():
         setting = per_locale.get(k, fusion)
-        lines.append(f"| {k} | {v['sentences']} | {v['tokens']} | {v['held_out_perplexity']} | "
+        lines.append(f"| {k} | {v.get('order', 3)} | {v['sentences']} | {v['tokens']} | {v['held_out_perplexity']} | "
                      f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} |")
     return lines
 

@@ -74,3 +74,13 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
     assert tuned["dev_mean_error_rate"] <= tuned["shared_dev_mean_error_rate"]
     loaded.metadata["lm_fusion"] = tuned
     assert Recognizer(loaded).fusion_settings == recognizer.fusion_settings
+
+
+def test_orders_are_given_for_all_locales_or_per_locale():
+    from model.lm import parse_orders
+
+    assert parse_orders(["3", "en-US=4", "yue-HK=5"]) == {None: 3, "en-US": 4, "yue-HK": 5}
+    assert parse_orders(["4"]) == {None: 4}
+    lm = train_ngram(random_corpus(), 40, order=4)
+    assert NgramLM.from_payload(lm.to_payload()).order == 4
+    assert sum(lm.prob([5, 7, 9], w) for w in range(40)) == pytest.approx(1.0, abs=1e-9)
