@@ -23,7 +23,7 @@ from model.lm import NgramLM
 from model.search import (BeamOptions, Hypothesis, LmFusion, beam_hypotheses, greedy_hypothesis, greedy_search,
                           prefix_beam_search)
 from model.segmenter import SegmenterOptions, split_at_silences
-from model.streaming import EncoderChunk
+from model.streaming import AudioChunk, chunk_features
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,11 @@ class Recognizer:
 
     @torch.no_grad()
     def encode_chunks(
-        self, chunks: list[EncoderChunk], states: list[EncoderState], locales: list[str | None]
+        self, chunks: list[AudioChunk], states: list[EncoderState], locales: list[str | None]
     ) -> list[tuple[torch.Tensor, torch.Tensor, EncoderState]]:
-        """One batched streaming step over many streams (one chunk each, any ages).
+        """One batched streaming step over many streams (one chunk each, any ages), MFCC included.
         Returns per stream: CTC log-probs (C_valid, V) on CPU, encoder output (C_valid, D), next state."""
-        features = torch.stack([c.features for c in chunks]).to(self.device, self.dtype)
+        features = chunk_features(self.extractor, chunks).to(self.device, self.dtype)  # (B, 4C+3, F)
         lengths = torch.tensor([c.valid_frames for c in chunks], device=self.device)
         encoded, valid, state = self.model.encode_chunk(features, lengths, stack_states(states))
         locale_ids = torch.tensor([self.locale_index(loc) for loc in locales], device=self.device)

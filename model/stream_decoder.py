@@ -14,13 +14,12 @@ from enum import Enum
 import torch
 
 from model.encoder import EncoderState
-from model.features import HOP_SAMPLES, FeatureStreamState, push_samples
 from model.hotwords import HotwordTrie
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
 from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
 from model.search import BeamOptions, BeamState, beam_hypotheses, prefix_beam_search
-from model.streaming import EncoderChunk, FeatureBuffer, take_chunk
+from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID
 
 
@@ -55,8 +54,7 @@ class StreamState:
     options: DecodeOptions
     endpoint: EndpointConfig
     chunk_frames: int
-    features: FeatureStreamState
-    buffer: FeatureBuffer
+    audio: SampleBuffer  # raw samples; their MFCC is computed per chunk, batched across streams
     encoder: EncoderState
     search: BeamState = field(default_factory=BeamState)
     segment_index: int = 0
@@ -70,24 +68,23 @@ class StreamState:
 
     @property
     def samples_received(self) -> int:
-        return self.features.frames_emitted * HOP_SAMPLES + self.features.pending.shape[0]
+        return self.audio.received
 
 
 def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
                endpoint: EndpointConfig = EndpointConfig()) -> StreamState:
-    return StreamState(options, endpoint, chunk_frames, FeatureStreamState.initial(), FeatureBuffer.empty(),
-                       recognizer.initial_encoder_state(), hotwords=recognizer.hotword_trie(options))
+    return StreamState(options, endpoint, chunk_frames, SampleBuffer.empty(), recognizer.initial_encoder_state(),
+                       hotwords=recognizer.hotword_trie(options))
 
 
-def accept_samples(recognizer: Recognizer, state: StreamState, samples: torch.Tensor) -> StreamState:
-    """16 kHz mono float samples -> MFCC frames appended to the stream's buffer."""
-    frames, features = push_samples(recognizer.extractor, state.features, samples)
-    return replace(state, features=features, buffer=state.buffer.append(frames))
+def accept_samples(state: StreamState, samples: torch.Tensor) -> StreamState:
+    """16 kHz mono float samples appended to the stream's buffer (cheap: no MFCC on the receiving side)."""
+    return replace(state, audio=state.audio.append(samples))
 
 
-def next_chunk(state: StreamState, final: bool = False) -> tuple[EncoderChunk | None, StreamState]:
-    chunk, buffer = take_chunk(state.buffer, state.chunk_frames, final)
-    return chunk, replace(state, buffer=buffer)
+def next_chunk(state: StreamState, final: bool = False) -> tuple[AudioChunk | None, StreamState]:
+    chunk, audio = take_audio_chunk(state.audio, state.chunk_frames, final)
+    return chunk, replace(state, audio=audio)
 
 
 def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
@@ -182,7 +179,7 @@ def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options
     """Run a whole recording through the streaming path one stream at a time (tests, CLI, benchmarks)."""
     state, events = new_stream(recognizer, options, chunk_frames, endpoint), []
     for start in range(0, len(samples), piece_samples):
-        state = accept_samples(recognizer, state, samples[start : start + piece_samples])
+        state = accept_samples(state, samples[start : start + piece_samples])
         state, more = drain(recognizer, state, final=False)
         events += more
     state, more = drain(recognizer, state, final=True)

@@ -24,7 +24,7 @@ from model.features import SAMPLE_RATE
 from model.recognizer import DecodeOptions, Recognizer
 from model.results import Transcript
 from model.stream_decoder import StreamState, apply_chunk, finish_stream
-from model.streaming import EncoderChunk
+from model.streaming import AudioChunk
 from service.stats import BatchStats, StatsSink
 
 
@@ -49,7 +49,7 @@ class SchedulerLimits:
 @dataclass
 class StreamWork:
     state: StreamState
-    chunk: EncoderChunk
+    chunk: AudioChunk
     future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -103,7 +103,7 @@ class BatchScheduler:
 
     # ----------------------------------------------------------------------------------------------- submit
 
-    async def decode_stream_chunk(self, state: StreamState, chunk: EncoderChunk) -> tuple[StreamState, list]:
+    async def decode_stream_chunk(self, state: StreamState, chunk: AudioChunk) -> tuple[StreamState, list]:
         """Queue one chunk of one stream; resolves to the stream's next state and its events."""
         future = asyncio.get_running_loop().create_future()
         self._streams.append(StreamWork(state, chunk, future))
