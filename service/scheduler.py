@@ -48,6 +48,7 @@ class SchedulerLimits:
     max_offline_batch_audio_s: float = 120.0
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2
+    search_threads: int = 2  # threads for per-stream search and rescoring (Python; torch kernels release the GIL)
     fault_injection_every_n_batches: int = 0  # testing aid: every Nth device batch raises RuntimeError; 0 = off
 
 
@@ -81,7 +82,9 @@ class BatchScheduler:
         self._offline_queued_s = 0.0
         self._work_arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-device")
-        self._search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-search")
+        # Two search threads: a burst of finals (many streams stopping at once) rescores on both cores while the
+        # encoder is idle. Each stream has at most one chunk or final in flight, so its own steps stay in order.
+        self._search_executor = ThreadPoolExecutor(max_workers=limits.search_threads, thread_name_prefix="asr-search")
         self._searches: set[asyncio.Task] = set()  # stream batches between the encoder and their results
         self._task: asyncio.Task | None = None
         self._offline_turn = False
