@@ -204,19 +204,48 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
     return {prefix: candidate.to_beam(frame) for prefix, candidate in ranked}
 
 
+@dataclass(frozen=True)
+class FramePosteriors:
+    """What the search reads of S frames of CTC log-posteriors, as Python lists. A streaming step computes these
+    for its whole batch in a few tensor ops (`frame_posteriors`) instead of a few small ops per stream."""
+
+    top_log_probs: list[list[float]]  # (S, K) the K most likely labels per frame, most likely first
+    top_ids: list[list[int]]  # (S, K)
+    blank_log_probs: list[float]  # (S,)
+    best_ids: list[int]  # (S,) argmax label per frame
+    candidates: int  # K - 1: the token_candidates these were computed for (K = all labels if fewer)
+
+    @property
+    def frames(self) -> int:
+        return len(self.blank_log_probs)
+
+
+def frame_posteriors(log_probs: torch.Tensor, valid: list[int], candidates: int = BeamOptions.token_candidates
+                     ) -> list[FramePosteriors]:
+    """log_probs (B, S, V), valid frames per row -> one FramePosteriors per row (its first `valid` frames)."""
+    top_lp, top_ids = log_probs.topk(min(candidates + 1, log_probs.shape[-1]), dim=-1)  # (B, S, K)
+    rows = zip(top_lp.tolist(), top_ids.tolist(), log_probs[..., BLANK_ID].tolist(), log_probs.argmax(-1).tolist())
+    return [FramePosteriors(lps[:n], ids[:n], blanks[:n], best[:n], candidates)
+            for (lps, ids, blanks, best), n in zip(rows, valid)]
+
+
 def prefix_beam_search(
-    log_probs: torch.Tensor, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
+    log_probs: torch.Tensor | FramePosteriors, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
     trie: HotwordTrie | None = None, fusion: LmFusion | None = None,
 ) -> BeamState:
     """CTC prefix beam search (Graves 2006; Hannun et al. 2014) over the next frames (S, V) -> next state."""
     state = state or BeamState()
     if trie is not None and trie.empty:
         trie = None
-    top_lp, top_ids = log_probs.topk(min(options.token_candidates + 1, log_probs.shape[-1]), dim=-1)
-    blank_lps = log_probs[:, BLANK_ID].tolist()
+    if isinstance(log_probs, torch.Tensor):
+        [log_probs] = frame_posteriors(log_probs[None], [log_probs.shape[0]], options.token_candidates)
+    posteriors = log_probs
+    if posteriors.candidates < options.token_candidates:
+        raise ValueError("the posteriors hold fewer labels per frame than the search considers")
     skip = math.log(options.blank_skip_prob)
     beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()}
-    for offset, (lps, ids, blank_lp) in enumerate(zip(top_lp.tolist(), top_ids.tolist(), blank_lps)):
+    frames = zip(posteriors.top_log_probs, posteriors.top_ids, posteriors.blank_log_probs)
+    for offset, (lps, ids, blank_lp) in enumerate(frames):
         frame = state.frames + offset
         if blank_lp > skip:
             for beam in beams.values():
@@ -224,7 +253,7 @@ def prefix_beam_search(
             continue
         candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
         beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie, fusion)
-    return BeamState(beams, state.frames + log_probs.shape[0])
+    return BeamState(beams, state.frames + posteriors.frames)
 
 
 def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False,

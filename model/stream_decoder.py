@@ -18,7 +18,7 @@ from model.hotwords import HotwordTrie
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
 from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
-from model.search import BeamOptions, BeamState, beam_hypotheses, prefix_beam_search
+from model.search import BeamOptions, BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
 from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID
 
@@ -96,17 +96,17 @@ def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, flo
 
 
 def apply_chunk(
-    recognizer: Recognizer, state: StreamState, log_probs: torch.Tensor, encoded: torch.Tensor,
+    recognizer: Recognizer, state: StreamState, posteriors: FramePosteriors, encoded: torch.Tensor,
     encoder_state: EncoderState,
 ) -> tuple[StreamState, list]:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
     fusion = recognizer.lm_fusion(state.options.locale, state.options)
     beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
-    search = prefix_beam_search(log_probs, state.search, beam, trie, fusion)
-    blank_run = trailing_blanks(log_probs, state.trailing_blank_frames)
+    search = prefix_beam_search(posteriors, state.search, beam, trie, fusion)
+    blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
     locale_sum = encoded.float().sum(0) + (state.locale_sum if state.locale_sum is not None else 0)
-    state = replace(state, search=search, encoder=encoder_state, frames=state.frames + log_probs.shape[0],
+    state = replace(state, search=search, encoder=encoder_state, frames=state.frames + posteriors.frames,
                     segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
                     locale_sum=locale_sum)
     reason = endpoint_reason(state)
@@ -115,11 +115,10 @@ def apply_chunk(
     return finalize_segment(recognizer, state, reason)
 
 
-def trailing_blanks(log_probs: torch.Tensor, previous: int) -> int:
+def trailing_blanks(best_ids: list[int], previous: int) -> int:
     """Frames of blank (as the best label) at the end of the stream so far."""
-    best = log_probs.argmax(dim=-1).tolist()
     run = previous
-    for label in best:
+    for label in best_ids:
         run = run + 1 if label == BLANK_ID else 0
     return run
 
@@ -194,6 +193,6 @@ def drain(recognizer: Recognizer, state: StreamState, final: bool) -> tuple[Stre
         chunk, state = next_chunk(state, final)
         if chunk is None:
             return state, events
-        [(log_probs, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
-        state, more = apply_chunk(recognizer, state, log_probs, encoded, encoder_state)
+        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
+        state, more = apply_chunk(recognizer, state, posteriors, encoded, encoder_state)
         events += more
