@@ -137,10 +137,10 @@ class EncoderLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, D); cache (B, 2, L, D) un-rotated keys and values -> y (B, C, D), keys+values (B, 2, L+C, D)."""
         q, k, v = self.attn.qkv(self.attn_norm(x)).chunk(3, dim=-1)
-        keys = torch.cat([cache[:, 0], k], dim=1)  # (B, L+C, D)
-        values = torch.cat([cache[:, 1], v], dim=1)
-        x = x + self.dropout(self.attn.attend(q, keys, values, cache.shape[2], mask))
-        return self.feed_forward(x), torch.stack([keys, values], dim=1)
+        # One copy of the cache per layer (keys and values together), not one per tensor plus a stack.
+        keys_values = torch.cat([cache, torch.stack([k, v], dim=1)], dim=2)  # (B, 2, L+C, D)
+        x = x + self.dropout(self.attn.attend(q, keys_values[:, 0], keys_values[:, 1], cache.shape[2], mask))
+        return self.feed_forward(x), keys_values
 
 
 def chunk_attention_mask(
@@ -246,11 +246,17 @@ class StreamingEncoder(nn.Module):
         key_valid = torch.where(slots[None, :] < left, cache_valid, chunk_valid)  # (B, L+C)
         mask = key_valid[:, None, None, :]  # (B, 1, 1, L+C) broadcast over queries
         # New cache: the L frames ending at each row's last valid frame (rows with short chunks shift less).
+        # Written layer by layer into one preallocated tensor; when every row is a full chunk (the usual case)
+        # that is a plain slice, otherwise a per-row gather.
+        full = bool((valid == chunk).all())
         gather = (valid[:, None] + torch.arange(left, device=x.device)[None, :])  # (B, L)
-        new_cache = []
+        new_cache = torch.empty_like(state.cache)  # (B, N, 2, L, D)
         for index, layer in enumerate(self.layers):
             x, keys_values = layer.forward_chunk(x, state.cache[:, index], mask)  # kv (B, 2, L+C, D)
-            idx = gather[:, None, :, None].expand(-1, 2, -1, keys_values.shape[-1])
-            new_cache.append(torch.gather(keys_values, 2, idx))  # (B, 2, L, D)
-        next_state = EncoderState(torch.stack(new_cache, dim=1), state.processed_frames + valid)
+            if full:
+                new_cache[:, index] = keys_values[:, :, chunk:]
+            else:
+                idx = gather[:, None, :, None].expand(-1, 2, -1, keys_values.shape[-1])
+                new_cache[:, index] = torch.gather(keys_values, 2, idx)  # (B, 2, L, D)
+        next_state = EncoderState(new_cache, state.processed_frames + valid)
         return self.final_norm(x), valid, next_state

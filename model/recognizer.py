@@ -20,10 +20,10 @@ from model.hotwords import HotwordTrie
 from model.rescoring import RescoredHypothesis, rescore
 from model.results import SegmentResult, Transcript, join_texts, segment_result
 from model.lm import NgramLM
-from model.search import (BeamOptions, Hypothesis, LmFusion, beam_hypotheses, greedy_hypothesis, greedy_search,
-                          prefix_beam_search)
+from model.search import (BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses, frame_posteriors,
+                          greedy_hypothesis, greedy_search, prefix_beam_search)
 from model.segmenter import SegmenterOptions, split_at_silences
-from model.streaming import EncoderChunk
+from model.streaming import AudioChunk, chunk_features
 
 
 @dataclass(frozen=True)
@@ -168,15 +168,17 @@ class Recognizer:
 
     @torch.no_grad()
     def encode_chunks(
-        self, chunks: list[EncoderChunk], states: list[EncoderState], locales: list[str | None]
-    ) -> list[tuple[torch.Tensor, torch.Tensor, EncoderState]]:
-        """One batched streaming step over many streams (one chunk each, any ages).
-        Returns per stream: CTC log-probs (C_valid, V) on CPU, encoder output (C_valid, D), next state."""
-        features = torch.stack([c.features for c in chunks]).to(self.device, self.dtype)
+        self, chunks: list[AudioChunk], states: list[EncoderState], locales: list[str | None]
+    ) -> list[tuple[FramePosteriors, torch.Tensor, EncoderState]]:
+        """One batched streaming step over many streams (one chunk each, any ages), MFCC included.
+        Returns per stream: what the search reads of its CTC posteriors (C_valid frames), encoder output
+        (C_valid, D), next state."""
+        features = chunk_features(self.extractor, chunks).to(self.device, self.dtype)  # (B, 4C+3, F)
         lengths = torch.tensor([c.valid_frames for c in chunks], device=self.device)
         encoded, valid, state = self.model.encode_chunk(features, lengths, stack_states(states))
         locale_ids = torch.tensor([self.locale_index(loc) for loc in locales], device=self.device)
         log_probs = self.model.ctc_log_probs(encoded, locale_ids).float().cpu()
         valid = valid.tolist()
-        return [(log_probs[row, : valid[row]], encoded[row, : valid[row]], next_state)
+        posteriors = frame_posteriors(log_probs, valid)
+        return [(posteriors[row], encoded[row, : valid[row]], next_state)
                 for row, next_state in enumerate(unstack_states(state))]

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from model.decoder import decoder_io
 from model.network import SpeechRecognizer
 from model.search import Hypothesis
+from model.tokenizer import SOS_EOS_ID
 
 
 @dataclass(frozen=True)
@@ -20,21 +20,61 @@ class RescoredHypothesis:
     score: float
 
 
+@dataclass(frozen=True)
+class PrefixTree:
+    """The decoder inputs [start, y1..yn] of an n-best, merged: one node per distinct prefix."""
+
+    tokens: list[int]  # (N,) each node's token
+    depths: list[int]  # (N,) its position in its sequences
+    parents: list[int]  # (N,) the node before it; -1 for the start token
+    paths: list[list[int]]  # per sequence, the node at each position
+
+
+def prefix_tree(sequences: list[list[int]]) -> PrefixTree:
+    tree, index = PrefixTree([], [], [], []), {}
+    for sequence in sequences:
+        path: list[int] = []
+        for depth, token in enumerate(sequence):
+            key = (path[-1] if path else -1, token)  # a node is its parent plus one token
+            if key not in index:
+                index[key] = len(tree.tokens)
+                tree.tokens.append(token)
+                tree.depths.append(depth)
+                tree.parents.append(key[0])
+            path.append(index[key])
+        tree.paths.append(path)
+    return tree
+
+
+def ancestors_mask(parents: list[int]) -> torch.Tensor:
+    """(N, N) bool, True where node j is node i or one of its ancestors (parents come before children)."""
+    visible = torch.eye(len(parents), dtype=torch.bool)
+    for node, parent in enumerate(parents):
+        if parent >= 0:
+            visible[node] |= visible[parent]
+    return visible
+
+
 @torch.no_grad()
 def attention_log_probs(
     model: SpeechRecognizer, encoded: torch.Tensor, hypotheses: list[Hypothesis], start_id: int
 ) -> list[float]:
-    """encoded (S, D) of one segment; each hypothesis' decoder log-likelihood including end-of-sentence."""
+    """encoded (S, D) of one segment; each hypothesis' decoder log-likelihood including end-of-sentence.
+    The n-best mostly differ in their last tokens, so they are scored as one prefix tree (`forward_tree`):
+    shared prefixes and the segment's memory are computed once instead of once per hypothesis."""
     targets = [list(h.token_ids) for h in hypotheses]
-    inputs, outputs, lengths = decoder_io(targets, [start_id] * len(targets))
+    tree = prefix_tree([[start_id, *t] for t in targets])
     device = encoded.device
-    memory = encoded[None].expand(len(targets), -1, -1)
-    memory_lengths = torch.full((len(targets),), encoded.shape[0], device=device)
-    logits = model.decoder(inputs.to(device), lengths.to(device), memory, memory_lengths).float()
-    log_probs = F.log_softmax(logits, dim=-1)  # (N, U+1, V)
-    picked = log_probs.gather(-1, outputs.clamp(min=0).to(device)[..., None])[..., 0]
-    picked = picked.masked_fill(outputs.to(device) < 0, 0.0)
-    return picked.sum(dim=-1).tolist()
+    logits = model.decoder.forward_tree(
+        torch.tensor(tree.tokens, device=device), torch.tensor(tree.depths, device=device),
+        ancestors_mask(tree.parents).to(device), encoded,
+    ).float()
+    log_probs = F.log_softmax(logits, dim=-1).cpu()  # (N, V)
+    scores = []
+    for target, path in zip(targets, tree.paths):
+        following = torch.tensor([*target, SOS_EOS_ID])  # what each position predicts, ending with end-of-sentence
+        scores.append(float(log_probs[torch.tensor(path), following].sum()))
+    return scores
 
 
 def rescore(

@@ -7,8 +7,10 @@ and offline results agree by construction. Times are in encoder frames (40 ms); 
 
 from __future__ import annotations
 
+import heapq
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -17,8 +19,7 @@ from model.lm import NgramLM
 from model.tokenizer import BLANK_ID
 
 
-@dataclass(frozen=True)
-class TokenTiming:
+class TokenTiming(NamedTuple):  # immutable like a frozen dataclass, and ~5x cheaper to build in the search loop
     token_id: int
     start_frame: int  # first frame where the token fired
     end_frame: int  # last frame of its run (inclusive)
@@ -78,7 +79,7 @@ def greedy_search(log_probs: torch.Tensor, state: GreedyState = GreedyState()) -
         frame = state.frames + offset
         if token_id != BLANK_ID and token_id == last_id and tokens:
             previous = tokens[-1]
-            tokens[-1] = replace(previous, end_frame=frame, confidence=max(previous.confidence, math.exp(score)))
+            tokens[-1] = previous._replace(end_frame=frame, confidence=max(previous.confidence, math.exp(score)))
         elif token_id != BLANK_ID:
             tokens.append(TokenTiming(token_id, frame, frame, math.exp(score)))
         last_id = token_id
@@ -129,30 +130,56 @@ def _logaddexp(a: float, b: float) -> float:
     return high + math.log1p(math.exp(low - high))
 
 
-def _extend(beams: dict, prefix: tuple, parent: _Beam, token: int, frame: int, log_prob: float,
-            path: float, trie: HotwordTrie | None, fusion: LmFusion | None) -> None:
-    """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next beams."""
+@dataclass
+class _Candidate:
+    """A prefix reached in the current frame. Its probability is summed over every path first; its token timings
+    are built only if it survives the pruning (`to_beam`), since most candidates are dropped at once."""
+
+    blank: float
+    non_blank: float
+    parent: _Beam  # the beam whose path created this entry (later paths only add probability)
+    token: int | None  # the token that path added; None if it kept the parent's prefix
+    log_prob: float  # that token's (or the repeated last token's) log posterior in this frame
+    repeated: bool  # kept the prefix by repeating its last token, which extends that token's time span
+    node: int
+    bias: float
+    lm_score: float
+
+    @property
+    def score(self) -> float:
+        return _logaddexp(self.blank, self.non_blank) + self.bias + self.lm_score
+
+    def to_beam(self, frame: int) -> _Beam:
+        timings = self.parent.timings
+        if self.token is not None:
+            timings = timings + (TokenTiming(self.token, frame, frame, math.exp(self.log_prob)),)
+        elif self.repeated:
+            last = timings[-1]
+            timings = timings[:-1] + (last._replace(end_frame=frame, confidence=max(last.confidence, math.exp(self.log_prob))),)
+        return _Beam(self.blank, self.non_blank, timings, self.node, self.bias, self.lm_score)
+
+
+def _extend(following: dict, prefix: tuple, parent: _Beam, token: int, log_prob: float, path: float,
+            trie: HotwordTrie | None, fusion: LmFusion | None) -> None:
+    """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next frame's candidates."""
     new_prefix = prefix + (token,)
-    entry = beams.get(new_prefix)
+    entry = following.get(new_prefix)
     if entry is None:
         node, delta = trie.advance(parent.node, token) if trie else (NO_MATCH, 0.0)
-        timing = TokenTiming(token, frame, frame, math.exp(log_prob))
         lm_score = parent.lm_score + (fusion.token_score(prefix, token) if fusion else 0.0)
-        beams[new_prefix] = _Beam(-math.inf, path, parent.timings + (timing,), node, parent.bias + delta, lm_score)
+        following[new_prefix] = _Candidate(-math.inf, path, parent, token, log_prob, False, node, parent.bias + delta,
+                                           lm_score)
     else:
         entry.non_blank = _logaddexp(entry.non_blank, path)
 
 
-def _stay(beams: dict, prefix: tuple, parent: _Beam, blank_path: float, repeat_path: float, frame: int,
-          log_prob: float) -> None:
+def _stay(following: dict, prefix: tuple, parent: _Beam, blank_path: float, repeat_path: float, log_prob: float) -> None:
     """The prefix survives the frame: by a blank, or by repeating its last token (which extends its time span)."""
-    entry = beams.get(prefix)
-    timings = parent.timings
-    if repeat_path > -math.inf and timings:
-        last = timings[-1]
-        timings = timings[:-1] + (replace(last, end_frame=frame, confidence=max(last.confidence, math.exp(log_prob))),)
+    entry = following.get(prefix)
     if entry is None:
-        beams[prefix] = _Beam(blank_path, repeat_path, timings, parent.node, parent.bias, parent.lm_score)
+        repeated = repeat_path > -math.inf and bool(parent.timings)
+        following[prefix] = _Candidate(blank_path, repeat_path, parent, None, log_prob, repeated, parent.node,
+                                       parent.bias, parent.lm_score)
     else:
         entry.blank = _logaddexp(entry.blank, blank_path)
         entry.non_blank = _logaddexp(entry.non_blank, repeat_path)
@@ -161,32 +188,64 @@ def _stay(beams: dict, prefix: tuple, parent: _Beam, blank_path: float, repeat_p
 def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
                    options: BeamOptions, trie: HotwordTrie | None, fusion: LmFusion | None) -> dict:
     following: dict = {}
+    token_lps = dict(candidates)
     for prefix, beam in beams.items():
         last = prefix[-1] if prefix else None
-        repeat_lp = next((lp for token, lp in candidates if token == last), -math.inf)
-        _stay(following, prefix, beam, beam.total + blank_lp, beam.non_blank + repeat_lp, frame, repeat_lp)
+        repeat_lp = token_lps.get(last, -math.inf)
+        total = beam.total
+        _stay(following, prefix, beam, total + blank_lp, beam.non_blank + repeat_lp, repeat_lp)
         for token, lp in candidates:
             # A repeated token only starts a new label after a blank.
-            path = beam.blank + lp if token == last else beam.total + lp
+            path = beam.blank + lp if token == last else total + lp
             if path > -math.inf:
-                _extend(following, prefix, beam, token, frame, lp, path, trie, fusion)
-    ranked = sorted(following.items(), key=lambda item: item[1].total + item[1].bias + item[1].lm_score, reverse=True)
-    return dict(ranked[: options.beam_size])
+                _extend(following, prefix, beam, token, lp, path, trie, fusion)
+    # nlargest is documented as sorted(..., reverse=True)[:n], ties included, so the ranking is unchanged.
+    ranked = heapq.nlargest(options.beam_size, following.items(), key=lambda item: item[1].score)
+    return {prefix: candidate.to_beam(frame) for prefix, candidate in ranked}
+
+
+@dataclass(frozen=True)
+class FramePosteriors:
+    """What the search reads of S frames of CTC log-posteriors, as Python lists. A streaming step computes these
+    for its whole batch in a few tensor ops (`frame_posteriors`) instead of a few small ops per stream."""
+
+    top_log_probs: list[list[float]]  # (S, K) the K most likely labels per frame, most likely first
+    top_ids: list[list[int]]  # (S, K)
+    blank_log_probs: list[float]  # (S,)
+    best_ids: list[int]  # (S,) argmax label per frame
+    candidates: int  # K - 1: the token_candidates these were computed for (K = all labels if fewer)
+
+    @property
+    def frames(self) -> int:
+        return len(self.blank_log_probs)
+
+
+def frame_posteriors(log_probs: torch.Tensor, valid: list[int], candidates: int = BeamOptions.token_candidates
+                     ) -> list[FramePosteriors]:
+    """log_probs (B, S, V), valid frames per row -> one FramePosteriors per row (its first `valid` frames)."""
+    top_lp, top_ids = log_probs.topk(min(candidates + 1, log_probs.shape[-1]), dim=-1)  # (B, S, K)
+    rows = zip(top_lp.tolist(), top_ids.tolist(), log_probs[..., BLANK_ID].tolist(), log_probs.argmax(-1).tolist())
+    return [FramePosteriors(lps[:n], ids[:n], blanks[:n], best[:n], candidates)
+            for (lps, ids, blanks, best), n in zip(rows, valid)]
 
 
 def prefix_beam_search(
-    log_probs: torch.Tensor, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
+    log_probs: torch.Tensor | FramePosteriors, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
     trie: HotwordTrie | None = None, fusion: LmFusion | None = None,
 ) -> BeamState:
     """CTC prefix beam search (Graves 2006; Hannun et al. 2014) over the next frames (S, V) -> next state."""
     state = state or BeamState()
     if trie is not None and trie.empty:
         trie = None
-    top_lp, top_ids = log_probs.topk(min(options.token_candidates + 1, log_probs.shape[-1]), dim=-1)
-    blank_lps = log_probs[:, BLANK_ID].tolist()
+    if isinstance(log_probs, torch.Tensor):
+        [log_probs] = frame_posteriors(log_probs[None], [log_probs.shape[0]], options.token_candidates)
+    posteriors = log_probs
+    if posteriors.candidates < options.token_candidates:
+        raise ValueError("the posteriors hold fewer labels per frame than the search considers")
     skip = math.log(options.blank_skip_prob)
     beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()}
-    for offset, (lps, ids, blank_lp) in enumerate(zip(top_lp.tolist(), top_ids.tolist(), blank_lps)):
+    frames = zip(posteriors.top_log_probs, posteriors.top_ids, posteriors.blank_log_probs)
+    for offset, (lps, ids, blank_lp) in enumerate(frames):
         frame = state.frames + offset
         if blank_lp > skip:
             for beam in beams.values():
@@ -194,7 +253,7 @@ def prefix_beam_search(
             continue
         candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
         beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie, fusion)
-    return BeamState(beams, state.frames + log_probs.shape[0])
+    return BeamState(beams, state.frames + posteriors.frames)
 
 
 def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False,

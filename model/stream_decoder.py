@@ -14,13 +14,12 @@ from enum import Enum
 import torch
 
 from model.encoder import EncoderState
-from model.features import HOP_SAMPLES, FeatureStreamState, push_samples
 from model.hotwords import HotwordTrie
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
 from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
-from model.search import BeamOptions, BeamState, beam_hypotheses, prefix_beam_search
-from model.streaming import EncoderChunk, FeatureBuffer, take_chunk
+from model.search import BeamOptions, BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
+from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID
 
 
@@ -55,8 +54,7 @@ class StreamState:
     options: DecodeOptions
     endpoint: EndpointConfig
     chunk_frames: int
-    features: FeatureStreamState
-    buffer: FeatureBuffer
+    audio: SampleBuffer  # raw samples; their MFCC is computed per chunk, batched across streams
     encoder: EncoderState
     search: BeamState = field(default_factory=BeamState)
     segment_index: int = 0
@@ -70,24 +68,23 @@ class StreamState:
 
     @property
     def samples_received(self) -> int:
-        return self.features.frames_emitted * HOP_SAMPLES + self.features.pending.shape[0]
+        return self.audio.received
 
 
 def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
                endpoint: EndpointConfig = EndpointConfig()) -> StreamState:
-    return StreamState(options, endpoint, chunk_frames, FeatureStreamState.initial(), FeatureBuffer.empty(),
-                       recognizer.initial_encoder_state(), hotwords=recognizer.hotword_trie(options))
+    return StreamState(options, endpoint, chunk_frames, SampleBuffer.empty(), recognizer.initial_encoder_state(),
+                       hotwords=recognizer.hotword_trie(options))
 
 
-def accept_samples(recognizer: Recognizer, state: StreamState, samples: torch.Tensor) -> StreamState:
-    """16 kHz mono float samples -> MFCC frames appended to the stream's buffer."""
-    frames, features = push_samples(recognizer.extractor, state.features, samples)
-    return replace(state, features=features, buffer=state.buffer.append(frames))
+def accept_samples(state: StreamState, samples: torch.Tensor) -> StreamState:
+    """16 kHz mono float samples appended to the stream's buffer (cheap: no MFCC on the receiving side)."""
+    return replace(state, audio=state.audio.append(samples))
 
 
-def next_chunk(state: StreamState, final: bool = False) -> tuple[EncoderChunk | None, StreamState]:
-    chunk, buffer = take_chunk(state.buffer, state.chunk_frames, final)
-    return chunk, replace(state, buffer=buffer)
+def next_chunk(state: StreamState, final: bool = False) -> tuple[AudioChunk | None, StreamState]:
+    chunk, audio = take_audio_chunk(state.audio, state.chunk_frames, final)
+    return chunk, replace(state, audio=audio)
 
 
 def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
@@ -99,17 +96,17 @@ def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, flo
 
 
 def apply_chunk(
-    recognizer: Recognizer, state: StreamState, log_probs: torch.Tensor, encoded: torch.Tensor,
+    recognizer: Recognizer, state: StreamState, posteriors: FramePosteriors, encoded: torch.Tensor,
     encoder_state: EncoderState,
 ) -> tuple[StreamState, list]:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
     fusion = recognizer.lm_fusion(state.options.locale, state.options)
     beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
-    search = prefix_beam_search(log_probs, state.search, beam, trie, fusion)
-    blank_run = trailing_blanks(log_probs, state.trailing_blank_frames)
+    search = prefix_beam_search(posteriors, state.search, beam, trie, fusion)
+    blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
     locale_sum = encoded.float().sum(0) + (state.locale_sum if state.locale_sum is not None else 0)
-    state = replace(state, search=search, encoder=encoder_state, frames=state.frames + log_probs.shape[0],
+    state = replace(state, search=search, encoder=encoder_state, frames=state.frames + posteriors.frames,
                     segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
                     locale_sum=locale_sum)
     reason = endpoint_reason(state)
@@ -118,11 +115,10 @@ def apply_chunk(
     return finalize_segment(recognizer, state, reason)
 
 
-def trailing_blanks(log_probs: torch.Tensor, previous: int) -> int:
+def trailing_blanks(best_ids: list[int], previous: int) -> int:
     """Frames of blank (as the best label) at the end of the stream so far."""
-    best = log_probs.argmax(dim=-1).tolist()
     run = previous
-    for label in best:
+    for label in best_ids:
         run = run + 1 if label == BLANK_ID else 0
     return run
 
@@ -182,7 +178,7 @@ def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options
     """Run a whole recording through the streaming path one stream at a time (tests, CLI, benchmarks)."""
     state, events = new_stream(recognizer, options, chunk_frames, endpoint), []
     for start in range(0, len(samples), piece_samples):
-        state = accept_samples(recognizer, state, samples[start : start + piece_samples])
+        state = accept_samples(state, samples[start : start + piece_samples])
         state, more = drain(recognizer, state, final=False)
         events += more
     state, more = drain(recognizer, state, final=True)
@@ -197,6 +193,6 @@ def drain(recognizer: Recognizer, state: StreamState, final: bool) -> tuple[Stre
         chunk, state = next_chunk(state, final)
         if chunk is None:
             return state, events
-        [(log_probs, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
-        state, more = apply_chunk(recognizer, state, log_probs, encoded, encoder_state)
+        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
+        state, more = apply_chunk(recognizer, state, posteriors, encoded, encoder_state)
         events += more

@@ -36,11 +36,17 @@ DESCRIPTION = """Real-time multi-locale speech recognition (Mandarin zh-CN, Cant
 
 def scheduler_limits(settings: Settings) -> SchedulerLimits:
     return SchedulerLimits(
-        max_stream_batch=settings.max_stream_batch, max_batch_wait_s=settings.max_batch_wait_ms / 1000,
+        max_stream_batch=settings.max_stream_batch, max_batch_wait_s=batch_window_s(settings),
         max_offline_batch_audio_s=settings.max_offline_batch_audio_s,
         max_queued_offline_audio_s=settings.max_queued_offline_audio_s, retry_after_s=settings.retry_after_s,
         fault_injection_every_n_batches=settings.fault_injection_every_n_batches,
     )
+
+
+def batch_window_s(settings: Settings) -> float:
+    if settings.max_batch_wait_ms is not None:
+        return settings.max_batch_wait_ms / 1000
+    return settings.batch_window_fraction * settings.chunk_ms / 1000
 
 
 def build_runtime(settings: Settings, stats: StatsSink | None) -> Runtime:

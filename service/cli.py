@@ -26,6 +26,10 @@ EXTENSIONS = {"text": "txt", "json": "json", "srt": "srt", "vtt": "vtt"}
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Before torch loads OpenMP: idle OpenMP workers sleep instead of spinning, so the device thread's kernels do
+    # not hold the cores that the event loop and the search threads need. Spinning workers also collapse when
+    # anything else takes a core (a 44-stream encoder step went from 160 ms to 410 ms next to a niced job).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from service.server import run
     from service.settings import Settings
 

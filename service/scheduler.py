@@ -2,6 +2,11 @@
 formed into batches by size or deadline, run on a single worker thread (off the event loop), and their results
 are delivered to each waiter's future.
 
+A stream batch is a two-stage pipeline: the device thread runs the batched front end and encoder, then hands the
+batch to a search thread (per-stream CTC prefix beam search, endpointing, rescoring of finals) and goes on with the
+next batch. The search needs only the encoder output, and the encoder needs only the encoder state, so the
+two overlap; torch kernels release the GIL, so the encoder keeps its cores busy while Python searches.
+
 - Waiting is real: the batching task sleeps on an asyncio.Event until work arrives, then on the same event with
   a deadline while the batch fills (no polling loop).
 - Streams are never starved by uploads: when both kinds wait, stream batches and offline batches alternate, and
@@ -24,7 +29,7 @@ from model.features import SAMPLE_RATE
 from model.recognizer import DecodeOptions, Recognizer
 from model.results import Transcript
 from model.stream_decoder import StreamState, apply_chunk, finish_stream
-from model.streaming import EncoderChunk
+from model.streaming import AudioChunk
 from service.stats import BatchStats, StatsSink
 
 
@@ -43,13 +48,14 @@ class SchedulerLimits:
     max_offline_batch_audio_s: float = 120.0
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2
+    search_threads: int = 2  # threads for per-stream search and rescoring (Python; torch kernels release the GIL)
     fault_injection_every_n_batches: int = 0  # testing aid: every Nth device batch raises RuntimeError; 0 = off
 
 
 @dataclass
 class StreamWork:
     state: StreamState
-    chunk: EncoderChunk
+    chunk: AudioChunk
     future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -76,6 +82,10 @@ class BatchScheduler:
         self._offline_queued_s = 0.0
         self._work_arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-device")
+        # Two search threads: a burst of finals (many streams stopping at once) rescores on both cores while the
+        # encoder is idle. Each stream has at most one chunk or final in flight, so its own steps stay in order.
+        self._search_executor = ThreadPoolExecutor(max_workers=limits.search_threads, thread_name_prefix="asr-search")
+        self._searches: set[asyncio.Task] = set()  # stream batches between the encoder and their results
         self._task: asyncio.Task | None = None
         self._offline_turn = False
         self._device_batches = 0
@@ -96,14 +106,16 @@ class BatchScheduler:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        await asyncio.gather(*self._searches, return_exceptions=True)
         for work in [*self._streams, *self._offline]:
             if not work.future.done():
                 work.future.set_exception(Overloaded("server shutting down", self.limits.retry_after_s))
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._search_executor.shutdown(wait=True, cancel_futures=True)
 
     # ----------------------------------------------------------------------------------------------- submit
 
-    async def decode_stream_chunk(self, state: StreamState, chunk: EncoderChunk) -> tuple[StreamState, list]:
+    async def decode_stream_chunk(self, state: StreamState, chunk: AudioChunk) -> tuple[StreamState, list]:
         """Queue one chunk of one stream; resolves to the stream's next state and its events."""
         future = asyncio.get_running_loop().create_future()
         self._streams.append(StreamWork(state, chunk, future))
@@ -112,8 +124,9 @@ class BatchScheduler:
         return await future
 
     async def finish_stream(self, state: StreamState) -> tuple[StreamState, list]:
-        """The last final of a stream (attention rescoring runs on the device thread like every model call)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, finish_stream, self.recognizer, state)
+        """The last final of a stream, on the search thread: after the stream's last chunk, which the caller awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self._search_executor, finish_stream, self.recognizer,
+                                                                state)
 
     async def transcribe(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
         """Queue an offline unit (a bounded amount of audio); refuses at once when the queue is full."""
@@ -169,33 +182,55 @@ class BatchScheduler:
                 batch.append(work)
         if not batch:
             return
-        results = await self._device_step("stream", batch, len(batch), self._stream_step, batch)
+        started = time.perf_counter()
+        outputs = await self._run_step(self._executor, "stream", batch, self._encode_step, batch)
+        if outputs is None:
+            return
+        encode_s = time.perf_counter() - started
+        search = asyncio.get_running_loop().create_task(self._search_stream_batch(batch, outputs, started, encode_s))
+        self._searches.add(search)
+        search.add_done_callback(self._searches.discard)
+
+    async def _search_stream_batch(self, batch: list[StreamWork], outputs: list, queued_until: float,
+                                   encode_s: float) -> None:
+        started = time.perf_counter()
+        results = await self._run_step(self._search_executor, "stream", batch, self._search_step, batch, outputs)
         if results is None:
             return
+        # The step time is the batch's whole compute, encoder and search, without the wait between the stages.
+        compute_s = encode_s + time.perf_counter() - started
+        self.stats.batch(BatchStats("stream", len(batch), compute_s, [queued_until - w.queued_at for w in batch]))
         for work, result in zip(batch, results):
             if not work.future.done():
                 work.future.set_result(result)
 
     async def _device_step(self, kind: str, batch: list, rows: int, step, *args) -> list | None:
-        """Run `step(*args)` on the device thread and record its stats. A step that raises fails the futures of
-        its own batch only (and returns None); the scheduler carries on."""
+        """Run `step(*args)` on the device thread and record its stats; None if it failed (see `_run_step`)."""
         started = time.perf_counter()
+        results = await self._run_step(self._executor, kind, batch, step, *args)
+        if results is not None:
+            self.stats.batch(BatchStats(kind, rows, time.perf_counter() - started, [started - w.queued_at for w in batch]))
+        return results
+
+    async def _run_step(self, executor: ThreadPoolExecutor, kind: str, batch: list, step, *args) -> list | None:
+        """Run `step(*args)` on a worker thread. A step that raises fails the futures of its own batch only (and
+        returns None); the scheduler carries on."""
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, step, *args)
+            return await asyncio.get_running_loop().run_in_executor(executor, step, *args)
         except Exception as error:  # noqa: BLE001 - a failed step fails its own batch only
             self.stats.batch_failed(kind)
             for work in batch:
                 if not work.future.done():
                     work.future.set_exception(error)
             return None
-        self.stats.batch(BatchStats(kind, rows, time.perf_counter() - started, [started - w.queued_at for w in batch]))
-        return results
 
-    def _stream_step(self, batch: list[StreamWork]) -> list[tuple[StreamState, list]]:
+    def _encode_step(self, batch: list[StreamWork]) -> list:
         self._count_device_batch()
-        outputs = self.recognizer.encode_chunks(
+        return self.recognizer.encode_chunks(
             [w.chunk for w in batch], [w.state.encoder for w in batch], [w.state.options.locale for w in batch]
         )
+
+    def _search_step(self, batch: list[StreamWork], outputs: list) -> list[tuple[StreamState, list]]:
         return [apply_chunk(self.recognizer, w.state, *output) for w, output in zip(batch, outputs)]
 
     async def _run_offline_batch(self) -> None:

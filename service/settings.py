@@ -51,7 +51,11 @@ class Settings(BaseSettings):
 
     # Scheduler
     max_stream_batch: int = 128
-    max_batch_wait_ms: float = 8.0  # how long the first queued chunk waits for others to join its batch
+    # How long the first queued chunk waits for others to join its batch, as a fraction of the chunk length:
+    # streams' chunks arrive spread over a chunk period, so a window of 5% gathers ~N/20 of N streams into one
+    # encoder step (batch 1 costs ~2.5x more per chunk than batch 8) for at most 32 ms more latency at 640 ms.
+    batch_window_fraction: float = Field(default=0.05, ge=0.0, le=0.25)
+    max_batch_wait_ms: float | None = Field(default=None, ge=0.0)  # an absolute window instead of the fraction
     max_offline_batch_audio_s: float = 120.0
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2

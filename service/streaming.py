@@ -1,8 +1,8 @@
 """WebSocket `/v1/stream`: one `StreamConnection` per client. Protocol in service/protocol.py and docs/protocol.md.
 
 Audio is decoded (PCM s16le/f32le), resampled with a stateful soxr stream so chunk borders leave no artefacts,
-turned into MFCC frames incrementally, and every full chunk goes through the batching scheduler together with
-the chunks of all other streams. The handler awaits each chunk before reading more, so a client that sends
+and buffered; every full chunk of samples goes through the batching scheduler together with the chunks of all
+other streams, which computes their MFCC in one batched call off the event loop. The handler awaits each chunk before reading more, so a client that sends
 faster than real time is slowed by TCP back-pressure instead of growing a buffer.
 """
 
@@ -205,7 +205,7 @@ class StreamConnection:
         now = time.perf_counter()
         self.first_audio_at = self.first_audio_at or now
         self.last_audio_at = now
-        self.state = accept_samples(self.runtime.recognizer, self.state, torch.from_numpy(samples))
+        self.state = accept_samples(self.state, torch.from_numpy(samples))
         if self.state.samples_received / SAMPLE_RATE > self.settings.max_stream_duration_s:
             await self.finish("stop")
             raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "max_duration",
@@ -228,7 +228,7 @@ class StreamConnection:
         self.stopping = True
         if self.resampler is not None:
             tail = self.resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            self.state = accept_samples(self.runtime.recognizer, self.state, torch.from_numpy(tail))
+            self.state = accept_samples(self.state, torch.from_numpy(tail))
         await self.decode_ready_chunks(final=True)
         self.state, events = await self.runtime.scheduler.finish_stream(self.state)
         for event in events:

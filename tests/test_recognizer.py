@@ -78,3 +78,27 @@ def test_rescoring_keeps_first_pass_ranking_beyond_the_decoders_positions(tiny_l
     short = Hypothesis((TokenTiming(6, 0, 0, 0.9),), -12.0)
     ranked = rescore(tiny_loaded.model, torch.zeros(700, 64), [too_long, short], start_id=3)
     assert [r.hypothesis for r in ranked] == [too_long, short]
+
+
+def test_prefix_tree_rescoring_equals_scoring_each_hypothesis_alone(tiny_loaded):
+    """The n-best scored as one prefix tree (shared prefixes and memory computed once) == the padded batch."""
+    import torch.nn.functional as F
+
+    from model.decoder import decoder_io
+    from model.rescoring import attention_log_probs
+    from model.search import Hypothesis, TokenTiming
+
+    model = tiny_loaded.model
+    torch.manual_seed(3)
+    base = torch.randint(4, model.config.vocab_size, (12,)).tolist()
+    sequences = [base, base[:-1], base[:-2] + [5], base[:6] + base[7:], [9], base]  # shared prefixes, a duplicate
+    hypotheses = [Hypothesis(tuple(TokenTiming(t, 0, 0, 0.9) for t in s), 0.0) for s in sequences]
+    encoded = torch.randn(37, model.config.encoder.d_model)
+    inputs, outputs, lengths = decoder_io(sequences, [3] * len(sequences))
+    with torch.no_grad():
+        logits = model.decoder(inputs, lengths, encoded[None].expand(len(sequences), -1, -1),
+                               torch.full((len(sequences),), encoded.shape[0]))
+    picked = F.log_softmax(logits, dim=-1).gather(-1, outputs.clamp(min=0)[..., None])[..., 0]
+    expected = picked.masked_fill(outputs < 0, 0.0).sum(dim=-1)
+    torch.testing.assert_close(torch.tensor(attention_log_probs(model, encoded, hypotheses, 3)), expected,
+                               atol=1e-4, rtol=1e-5)
