@@ -102,3 +102,35 @@ def test_prefix_tree_rescoring_equals_scoring_each_hypothesis_alone(tiny_loaded)
     expected = picked.masked_fill(outputs < 0, 0.0).sum(dim=-1)
     torch.testing.assert_close(torch.tensor(attention_log_probs(model, encoded, hypotheses, 3)), expected,
                                atol=1e-4, rtol=1e-5)
+
+
+def test_half_precision_decodes_like_float32():
+    """The GPU serving dtype (float16, service/engine.py) through the same code on CPU: offline texts at full
+    context and at 640 ms chunks equal float32's on the bundled samples, and a batched streaming step of two
+    streams stays close to float32 and keeps its cache in float16. (CUDA kernels themselves need a GPU.)"""
+    import json
+    from pathlib import Path
+
+    from model.audio import load_audio_file
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.recognizer import DecodeOptions, Recognizer
+    from model.streaming import AudioChunk, chunk_samples
+    from model.encoder import chunk_feature_frames
+
+    samples = Path("model/samples")
+    rows = [json.loads(line) for line in (samples / "samples.jsonl").read_text().splitlines()]
+    full, half = Recognizer(load_checkpoint(DEFAULT_CHECKPOINT)), Recognizer(load_checkpoint(DEFAULT_CHECKPOINT), dtype=torch.float16)
+    audio = [load_audio_file(str(samples / row["audio"])) for row in rows]
+    for chunk_frames in (None, 16):
+        options = [DecodeOptions(locale=row["locale"], chunk_frames=chunk_frames) for row in rows]
+        assert [t.text for t in half.transcribe_batch(audio, options)] == [t.text for t in full.transcribe_batch(audio, options)]
+
+    chunks = [AudioChunk(a[: chunk_samples(16)], chunk_feature_frames(16)) for a in audio[:2]]
+    locales = [row["locale"] for row in rows[:2]]
+    outputs = {}
+    for name, recognizer in (("full", full), ("half", half)):
+        states = [recognizer.initial_encoder_state() for _ in chunks]
+        outputs[name] = recognizer.encode_chunks(chunks, states, locales)
+    for (_, enc32, state32), (_, enc16, state16) in zip(outputs["full"], outputs["half"]):
+        assert state16.cache.dtype == torch.float16 and state32.cache.dtype == torch.float32
+        assert (enc16.float() - enc32).abs().max() < 0.05 * enc32.abs().max()
