@@ -318,15 +318,18 @@ class Trainer:
             self.log(entry)
 
 
-def average_snapshots(output_dir: str | Path, destination: str | Path, last: int, half: bool = False) -> Path:
+def average_snapshots(output_dir: str | Path, destination: str | Path, last: int, half: bool = False,
+                      release: tuple[str, str] | None = None) -> Path:
     """Average the parameters of the newest `last` snapshots (checkpoint averaging as in WeNet/ESPnet);
-    `half` stores the result in float16 (the bundled model)."""
+    `half` stores the result in float16 (the bundled model); `release` = (name, version) it is published under."""
     snapshots = sorted(Path(output_dir).glob("snapshot_*.pt"))[-last:]
     payloads = [torch.load(p, map_location="cpu", weights_only=True) for p in snapshots]
     averaged = payloads[-1]
     for key, value in averaged["state_dict"].items():
         if value.is_floating_point():
             averaged["state_dict"][key] = sum(p["state_dict"][key] for p in payloads) / len(payloads)
+    if release:
+        averaged["name"], averaged["version"] = release
     averaged["metadata"]["averaged_snapshots"] = [p.name for p in snapshots]
     averaged["metadata"]["stored_float16"] = half
     if half:
@@ -365,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         config = dataclasses.replace(config, max_minutes=args.max_minutes)
     if args.average:
         print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average,
-                                args.half))
+                                args.half, (config.name, config.version)))
         return
     device, rank, world = setup_device(config)
     Trainer(config, device, rank, world).run()

@@ -57,8 +57,10 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert any("dev" in entry and "zh-CN" in entry["dev"]["full"]["per_locale"] for entry in log)
 
     averaged = tmp_path / "averaged.pt"
-    train_main(["--config", str(tmp_path / "train.toml"), "--average", "3", "--export", str(averaged)])
+    train_main(["--config", str(tmp_path / "train.toml"), "--average", "3", "--export", str(averaged),
+                "--set", 'version = "1.2.3"'])
     loaded = load_checkpoint(averaged)
+    assert loaded.version == "1.2.3"  # published under the config's name and version
     assert set(loaded.tokenizer.locales) == {"zh-CN", "yue-HK", "en-US"}
     assert len(loaded.metadata["averaged_snapshots"]) >= 2
     assert loaded.metadata["training_data"]["hours_per_locale"]["yue-HK"] > 0
