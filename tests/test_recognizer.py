@@ -106,14 +106,16 @@ def test_prefix_tree_rescoring_equals_scoring_each_hypothesis_alone(tiny_loaded)
 
 def test_half_precision_decodes_like_float32():
     """The GPU serving dtype (float16, service/engine.py) through the same code on CPU: offline texts at full
-    context and at 640 ms chunks equal float32's on the bundled samples, and a batched streaming step of two
-    streams stays close to float32 and keeps its cache in float16. (CUDA kernels themselves need a GPU.)"""
+    context and at 640 ms chunks are float32's up to a rare beam decision that rounding flips (under 5% of the
+    characters/words), and a batched streaming step of two streams stays close to float32 and keeps its cache in
+    float16. (CUDA kernels themselves need a GPU.)"""
     import json
     from pathlib import Path
 
     from model.audio import load_audio_file
     from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
     from model.recognizer import DecodeOptions, Recognizer
+    from model.scoring import count_errors
     from model.streaming import AudioChunk, chunk_samples
     from model.encoder import chunk_feature_frames
 
@@ -123,7 +125,10 @@ def test_half_precision_decodes_like_float32():
     audio = [load_audio_file(str(samples / row["audio"])) for row in rows]
     for chunk_frames in (None, 16):
         options = [DecodeOptions(locale=row["locale"], chunk_frames=chunk_frames) for row in rows]
-        assert [t.text for t in half.transcribe_batch(audio, options)] == [t.text for t in full.transcribe_batch(audio, options)]
+        pairs = zip(full.transcribe_batch(audio, options), half.transcribe_batch(audio, options), rows)
+        counts = [count_errors(a.text, b.text, row["locale"]) for a, b, row in pairs]
+        assert sum(c.errors for c in counts) <= 0.05 * sum(c.reference_units for c in counts)
+        assert sum(c.errors == 0 for c in counts) >= len(counts) - 2
 
     chunks = [AudioChunk(a[: chunk_samples(16)], chunk_feature_frames(16)) for a in audio[:2]]
     locales = [row["locale"] for row in rows[:2]]
