@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         sentences = [loaded.tokenizer.encode(t) for t in texts]
         order = orders.get(locale, orders[None])
         lm = train_ngram(sentences, loaded.tokenizer.vocab_size, order)
-        check = [loaded.tokenizer.encode(t) for (loc, t) in held_out if loc == locale][:300]
+        # Sorted: a set's order changes between runs, and so would the perplexity of its first 300 sentences.
+        check = [loaded.tokenizer.encode(t) for (loc, t) in sorted(held_out) if loc == locale][:300]
         report[locale] = {"sentences": len(texts), "tokens": sum(map(len, sentences)), "order": order,
                           "entries": len(lm.alpha) + len(lm.gamma),
                           "held_out_perplexity": round(perplexity(lm, check), 1) if check else None}

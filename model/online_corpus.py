@@ -65,7 +65,7 @@ class OnlineCorpus:
 
     @property
     def hours(self) -> float:
-        return sum(r["duration"] for r in self.rows[: len(self.arrays)]) / 3600
+        return sum(r["duration"] for r in self.rows) / 3600
 
     def utterance_features(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.arrays[index].astype(np.float32))

@@ -73,7 +73,7 @@ class Recognizer:
     def lm_fusion(self, locale: str | None, options: DecodeOptions) -> LmFusion | None:
         """The locale's n-gram LM with its tuned weight and bonus (a request's lm_weight overrides the weight); none
         for an undetected locale or when switched off."""
-        setting = self.fusion_settings.get(locale, self.default_fusion) if locale else self.default_fusion
+        setting = self.fusion_settings.get(locale, self.default_fusion)
         weight = setting.weight if options.lm_weight is None else options.lm_weight
         lm = self.language_models.get(locale) if locale else None
         return LmFusion(lm, weight, setting.bonus) if lm is not None and weight > 0 else None

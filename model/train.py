@@ -211,8 +211,7 @@ class Trainer:
     def save(self) -> None:
         if self.rank != 0:
             return
-        if hasattr(self, "run_record"):
-            self.update_run()
+        self.update_run()
         model_payload = checkpoint_payload(self.model, self.tokenizer, self.config.name, self.config.version, self.metadata())
         atomic_save({"model": model_payload, "optimizer": self.optimizer.state_dict(), "trainer": self.state}, self.out / "last.pt")
         atomic_save(model_payload, self.out / f"snapshot_{self.state['step']:07d}.pt")

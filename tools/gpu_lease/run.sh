@@ -8,13 +8,13 @@ export PYTHONUNBUFFERED=1
 export PYTHONPATH=/tmp/site:$PWD
 export PATH=$PWD/.device/espeak/bin:$PATH LD_LIBRARY_PATH=$PWD/.device/espeak/lib ESPEAK_DATA_PATH=$PWD/.device/espeak/share
 CONFIG=${CONFIG:-model/configs/synth_small_online.toml}
+D=/tmp/runs/gpu_online
 { date; nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c 'import torch,torchaudio;print(torch.__version__,torchaudio.__version__,torch.cuda.is_available())'; espeak-ng --version; } 2>&1 | tee $OUT/env.txt
 echo 你好 | espeak-ng -v cmn-latn-pinyin --stdout --stdin | wc -c || exit 4
-python3 -m model.train --config $CONFIG --set online_plan="\".device/plan.jsonl.gz\"" --set output_dir="\"/tmp/runs/gpu_online\"" ${MAXMIN:+--max-minutes $MAXMIN} 2>&1 | tr '\r' '\n' | grep -v '^train: ' | tee $OUT/train.log
+python3 -m model.train --config $CONFIG --set online_plan="\".device/plan.jsonl.gz\"" --set output_dir="\"$D\"" ${MAXMIN:+--max-minutes $MAXMIN} 2>&1 | tr '\r' '\n' | grep -v '^train: ' | tee $OUT/train.log
 rc=$?
-D=/tmp/runs/gpu_online
 cp $D/log.jsonl $OUT/ 2>/dev/null
 ls $D
-python3 -m model.train --config $CONFIG --set output_dir="\"/tmp/runs/gpu_online\"" --average 3 --half --export /tmp/model.pt && split -b 15M /tmp/model.pt $OUT/model.pt.part- && sha256sum /tmp/model.pt | tee $OUT/model.sha256
+python3 -m model.train --config $CONFIG --set output_dir="\"$D\"" --average 3 --half --export /tmp/model.pt && split -b 15M /tmp/model.pt $OUT/model.pt.part- && sha256sum /tmp/model.pt | tee $OUT/model.sha256
 nvidia-smi --query-gpu=memory.used --format=csv
 echo "train rc=$rc"
