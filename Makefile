@@ -49,7 +49,7 @@ evaluate: install
 BUNDLE := model/checkpoints/default.pt
 bundle: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --export $(BUNDLE)
-	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 3 en-US=4 yue-HK=4 --exclude data/synth/dev.jsonl data/synth/test.jsonl
+	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 3 en-US=4 yue-HK=4 --lexicon en-US --exclude data/synth/dev.jsonl data/synth/test.jsonl
 	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
 	  --tune-lm-on data/synth/dev.jsonl --store --out model/checkpoints/eval.json --card model/checkpoints/MODEL_CARD.md
 

@@ -21,7 +21,7 @@ from bench.common import (
 )
 from model.encoder import EncoderState, chunk_feature_frames, stack_states
 from model.export import ENCODER_FRAME_MS, chunk_frames_from_ms
-from model.features import N_MFCC
+from model.features import FEATURE_DIM
 from model.network import SpeechRecognizer
 
 STREAM_AGES_S = (1.0, 10.0, 60.0)
@@ -40,7 +40,7 @@ class EncoderBenchOptions:
 def random_chunk(batch: int, chunk_frames: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Full chunks of MFCC-scale noise; step cost does not depend on the values."""
     frames = chunk_feature_frames(chunk_frames)
-    features = torch.randn(batch, frames, N_MFCC, generator=generator) * 10
+    features = torch.randn(batch, frames, FEATURE_DIM, generator=generator) * 10
     return features, torch.full((batch,), frames, dtype=torch.long)
 
 

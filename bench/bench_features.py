@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.common import interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
-from model.features import SAMPLE_RATE, FeatureStreamState, MfccExtractor, push_samples
+from model.features import SAMPLE_RATE, FeatureStreamState, FeatureExtractor, push_samples
 
 PIECE_MS = (20, 100, 640)
 
@@ -30,7 +30,7 @@ def noise_waveform(seconds: float, seed: int = 0) -> torch.Tensor:
     return torch.randn(int(seconds * SAMPLE_RATE), generator=generator) * 0.1
 
 
-def stream_all(extractor: MfccExtractor, waveform: torch.Tensor, piece_samples: int) -> int:
+def stream_all(extractor: FeatureExtractor, waveform: torch.Tensor, piece_samples: int) -> int:
     """Push the whole waveform in pieces, as a live client would; returns frames produced."""
     state, frames = FeatureStreamState.initial(), 0
     for start in range(0, waveform.shape[0], piece_samples):
@@ -41,7 +41,7 @@ def stream_all(extractor: MfccExtractor, waveform: torch.Tensor, piece_samples: 
 
 def run(options: FeatureBenchOptions) -> dict:
     set_threads(options.threads)
-    extractor = MfccExtractor()
+    extractor = FeatureExtractor()
     waveform = noise_waveform(options.seconds)
     cases = {"offline": lambda: extractor(waveform)}
     for ms in PIECE_MS:

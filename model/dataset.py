@@ -1,7 +1,7 @@
 """Training data: a manifest -> a feature cache (MFCC computed once with the same front end the service uses,
 float16 on disk, memory-mapped) -> length-bucketed batches with SpecAugment.
 
-Cache layout in a folder: `<split>.features.npy` (frames, N_MFCC) float16 and `<split>.index.jsonl` with one row
+Cache layout in a folder: `<split>.features.npy` (frames, FEATURE_DIM) float16 (MFCC and pitch) and `<split>.index.jsonl` with one row
 per utterance: id, offset, frames, text, locale, speaker, duration.
 """
 
@@ -18,27 +18,30 @@ from tqdm import tqdm
 
 from model.audio import load_audio_file
 from model.corpus.manifest import Utterance, read_manifest
-from model.features import N_MFCC, MfccExtractor
+from model.features import FEATURE_DIM, FeatureExtractor
 
 
 def _features_of(paths: list[str]) -> list[np.ndarray]:
     torch.set_num_threads(1)
-    extractor = MfccExtractor()
+    extractor = FeatureExtractor()
     return [extractor(load_audio_file(path)).numpy().astype(np.float16) for path in paths]
 
 
 def build_feature_cache(manifest: str | Path, cache_dir: str | Path, split: str, jobs: int = 2) -> Path:
-    """Compute MFCC for every utterance of the manifest; skip if the cache already exists."""
+    """Compute features for every utterance of the manifest; skip if the cache already exists with this front end's
+    width (a cache from before the pitch columns is rebuilt)."""
     cache_dir = Path(cache_dir)
     index_path = cache_dir / f"{split}.index.jsonl"
-    if index_path.exists():
+    features_path = cache_dir / f"{split}.features.npy"
+    if index_path.exists() and np.load(features_path, mmap_mode="r").shape[1] == FEATURE_DIM:
         return index_path
+    index_path.unlink(missing_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     utterances = read_manifest(manifest)
     groups = [[u.audio for u in utterances[i : i + 64]] for i in range(0, len(utterances), 64)]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         arrays = [a for group in tqdm(pool.imap(_features_of, groups), total=len(groups), desc=f"features {split}") for a in group]
-    np.save(cache_dir / f"{split}.features.npy", np.concatenate(arrays) if arrays else np.zeros((0, N_MFCC), np.float16))
+    np.save(features_path, np.concatenate(arrays) if arrays else np.zeros((0, FEATURE_DIM), np.float16))
     offset, rows = 0, []
     for utterance, array in zip(utterances, arrays):
         rows.append(index_row(utterance, offset, len(array)))
@@ -58,7 +61,7 @@ def index_row(utterance: Utterance, offset: int, frames: int) -> dict:
 
 @dataclass
 class FeatureCorpus:
-    features: np.ndarray  # (all frames, N_MFCC) float16, memory-mapped
+    features: np.ndarray  # (all frames, FEATURE_DIM) float16, memory-mapped
     rows: list[dict]
 
     @staticmethod

@@ -28,7 +28,8 @@ SUBSAMPLING_OVERLAP = SUBSAMPLING_CONTEXT - SUBSAMPLING  # feature frames shared
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    feature_dim: int = 80
+    feature_dim: int = 80  # MFCC columns, into the 2-D convolutions
+    pitch_dim: int = 0  # pitch columns after them (model.pitch), into a 1-D convolution; 0 = no pitch input
     d_model: int = 192
     n_heads: int = 4
     n_layers: int = 6
@@ -60,13 +61,20 @@ class ConvSubsampling(nn.Module):
         )
         freq = ((config.feature_dim - 3) // 2 + 1 - 3) // 2 + 1
         self.project = nn.Linear(channels * freq, config.d_model)
+        self.feature_dim, self.pitch_dim = config.feature_dim, config.pitch_dim
+        # Pitch gets its own path over the same 7 frames per output (kernel 7, stride 4 = the two convs' span), so
+        # the contour's slope is visible to it, and the tonal cue is not smeared into the spectral image.
+        self.pitch = nn.Conv1d(config.pitch_dim, config.d_model, SUBSAMPLING_CONTEXT, stride=SUBSAMPLING) if config.pitch_dim else None
         self.scale = math.sqrt(config.d_model)  # as in WeNet's x * xscale: keeps the residual stream at unit scale
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.convs(features.unsqueeze(1))  # (B, C', S, F')
+        x = self.convs(features[..., : self.feature_dim].unsqueeze(1))  # (B, C', S, F')
         batch, channels, frames, freq = x.shape
-        x = x.transpose(1, 2).reshape(batch, frames, channels * freq)  # (B, S, C'F')
-        return self.project(x) * self.scale
+        x = self.project(x.transpose(1, 2).reshape(batch, frames, channels * freq))  # (B, S, D)
+        if self.pitch is not None:
+            pitch = features[..., self.feature_dim : self.feature_dim + self.pitch_dim].transpose(1, 2)  # (B, P, T)
+            x = x + self.pitch(pitch).transpose(1, 2)
+        return x * self.scale
 
 
 def rotary_tables(positions: torch.Tensor, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -138,10 +138,12 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
 
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
                    weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8, 1.2),
-                   bonuses: tuple[float, ...] = (0.5, 1.5, 2.5)) -> dict:
+                   bonuses: tuple[float, ...] = (0.5, 1.5, 2.5),
+                   oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0)) -> dict:
     """Grid search of the LM weight and length bonus on a dev set, chosen per locale: each locale's LM only ever
     scores its own utterances, and the locales differ (token sets, sentence lengths, how much the acoustic model
-    already gets right). The shared default (for a locale without its own setting) is the best mean."""
+    already gets right). The shared default (for a locale without its own setting) is the best mean. Then, for
+    locales with a lexicon, the out-of-lexicon penalty at their chosen weight and bonus (0 stays if none helps)."""
     audio = [load_audio_file(u.audio) for u in utterances]
     trials = []
     for bonus in bonuses:
@@ -160,6 +162,18 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
         per_locale[locale] = {"weight": best["weight"], "bonus": best["bonus"], "dev_error_rate": best["per_locale"][locale]}
     recognizer.default_fusion = FusionSetting(shared["weight"], shared["bonus"])
     recognizer.fusion_settings = {k: FusionSetting(v["weight"], v["bonus"]) for k, v in per_locale.items()}
+    for locale in sorted(set(recognizer.lexicons) & set(per_locale)):
+        chosen = per_locale[locale]
+        own = [i for i, u in enumerate(utterances) if u.locale == locale]
+        for penalty in oov_penalties if chosen["weight"] > 0 else ():
+            recognizer.fusion_settings[locale] = FusionSetting(chosen["weight"], chosen["bonus"], penalty)
+            texts = [t.text for t in transcribe_all(recognizer, [utterances[i] for i in own], [audio[i] for i in own], DecodeOptions())]
+            rate = error_table([utterances[i] for i in own], texts)[0]["per_locale"][locale]["error_rate"]
+            trials.append({"weight": chosen["weight"], "bonus": chosen["bonus"], "oov_penalty": penalty, "per_locale": {locale: rate}})
+            print(json.dumps(trials[-1]), flush=True)
+            if rate < chosen["dev_error_rate"]:
+                chosen.update(oov_penalty=penalty, dev_error_rate=rate)
+        recognizer.fusion_settings[locale] = FusionSetting(chosen["weight"], chosen["bonus"], chosen.get("oov_penalty", 0.0))
     return {"weight": shared["weight"], "bonus": shared["bonus"], "per_locale": per_locale,
             "dev_mean_error_rate": float(np.mean([v["dev_error_rate"] for v in per_locale.values()])),
             "shared_dev_mean_error_rate": shared["mean"], "trials": trials}

@@ -27,7 +27,7 @@ from torch import nn
 
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.encoder import SUBSAMPLING, EncoderState, chunk_feature_frames
-from model.features import FRAME_SHIFT_S, N_MFCC
+from model.features import FRAME_SHIFT_S, FEATURE_DIM
 from model.network import SpeechRecognizer
 
 ENCODER_FRAME_MS = round(SUBSAMPLING * FRAME_SHIFT_S * 1000)  # 40 ms per encoder frame
@@ -76,7 +76,7 @@ class StepMetadata:
         c = model.config
         return StepMetadata(
             chunk_frames=chunk_frames, chunk_ms=chunk_frames * ENCODER_FRAME_MS,
-            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=N_MFCC, n_layers=c.encoder.n_layers,
+            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=FEATURE_DIM, n_layers=c.encoder.n_layers,
             left_context_frames=c.encoder.left_context_frames, d_model=c.encoder.d_model,
             vocab_size=c.vocab_size, locales=tuple(c.locales),
         )
@@ -96,7 +96,7 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
     generator = torch.Generator().manual_seed(seed)
     c = model.config.encoder
     frames = chunk_feature_frames(chunk_frames)
-    features = torch.randn(batch, frames, N_MFCC, generator=generator) * 3
+    features = torch.randn(batch, frames, FEATURE_DIM, generator=generator) * 3
     lengths = torch.full((batch,), frames, dtype=torch.long)
     lengths[-1] = max(frames - SUBSAMPLING, 7)  # a short last chunk: one encoder frame fewer (7 = one frame's context)
     cache = torch.randn(batch, c.n_layers, 2, c.left_context_frames, c.d_model, generator=generator)

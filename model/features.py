@@ -1,4 +1,4 @@
-"""Audio front end: 16 kHz mono waveform -> MFCC frames, whole-utterance or incrementally.
+"""Audio front end: 16 kHz mono waveform -> feature frames (80 MFCC + 2 pitch), whole-utterance or incrementally.
 
 The MFCC is configured to be *chunk-invariant*: frame i always covers samples
 [i * HOP_SAMPLES, i * HOP_SAMPLES + WINDOW_SAMPLES) of the utterance, whoever calls it and however the audio
@@ -6,7 +6,8 @@ was split. torchaudio's defaults break this twice (see the `MFCC` docstring): `M
 call by reflect-padding, and the default dB scaling clamps relative to the loudest frame of the input. We
 therefore use `center=False` and `log_mels=True` (a plain log with a fixed floor). Mean/variance
 normalisation is global (statistics from the training data, stored in the checkpoint) and lives in the
-network, so this module has no per-utterance state at all.
+network, so this module has no per-utterance state at all. The pitch features (`model.pitch`) use the same frames,
+so they are chunk-invariant too.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from dataclasses import dataclass
 import torch
 import torchaudio
 
+from model.pitch import PITCH_DIMS, frame_pitch
+
 SAMPLE_RATE = 16_000
 WINDOW_SAMPLES = 400  # 25 ms
 HOP_SAMPLES = 160  # 10 ms
 N_MELS = 80
 N_MFCC = 80  # n_mfcc == n_mels: an orthonormal DCT of the log-mel, so no spectral detail (pitch harmonics) is lost
+FEATURE_DIM = N_MFCC + PITCH_DIMS  # columns of a feature frame: MFCC, then (voicing, log F0)
 FRAME_SHIFT_S = HOP_SAMPLES / SAMPLE_RATE
 
 
@@ -31,8 +35,10 @@ def num_frames(num_samples: int) -> int:
     return 1 + (num_samples - WINDOW_SAMPLES) // HOP_SAMPLES
 
 
-class MfccExtractor(torch.nn.Module):
-    """(..., samples) float waveform at 16 kHz -> (..., frames, N_MFCC) float32 MFCC."""
+class FeatureExtractor(torch.nn.Module):
+    """(..., samples) float waveform at 16 kHz -> (..., frames, FEATURE_DIM) float32: MFCC then pitch.
+
+    A model trained on MFCC alone (encoder pitch_dim 0) reads the first N_MFCC columns and ignores the rest."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,9 +61,11 @@ class MfccExtractor(torch.nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         frames = num_frames(waveform.shape[-1])
         if frames == 0:
-            return waveform.new_zeros(*waveform.shape[:-1], 0, N_MFCC)
-        used = waveform[..., : (frames - 1) * HOP_SAMPLES + WINDOW_SAMPLES]
-        return self.mfcc(used.float()).transpose(-1, -2).contiguous()  # (..., frames, N_MFCC)
+            return waveform.new_zeros(*waveform.shape[:-1], 0, FEATURE_DIM)
+        used = waveform[..., : (frames - 1) * HOP_SAMPLES + WINDOW_SAMPLES].float()
+        mfcc = self.mfcc(used).transpose(-1, -2)  # (..., frames, N_MFCC)
+        pitch = frame_pitch(used.unfold(-1, WINDOW_SAMPLES, HOP_SAMPLES), SAMPLE_RATE)  # (..., frames, PITCH_DIMS)
+        return torch.cat([mfcc, pitch], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -73,16 +81,16 @@ class FeatureStreamState:
 
 
 def push_samples(
-    extractor: MfccExtractor, state: FeatureStreamState, samples: torch.Tensor
+    extractor: FeatureExtractor, state: FeatureStreamState, samples: torch.Tensor
 ) -> tuple[torch.Tensor, FeatureStreamState]:
-    """Feed any number of new samples; return the newly completed MFCC frames (n, N_MFCC) and the next state.
+    """Feed any number of new samples; return the newly completed feature frames (n, FEATURE_DIM) and the next state.
 
     Concatenating the outputs over any split of an utterance equals `extractor(utterance)`.
     """
     buffer = torch.cat([state.pending, samples.float().reshape(-1)])
     frames = num_frames(buffer.shape[0])
     if frames == 0:
-        return buffer.new_zeros(0, N_MFCC), FeatureStreamState(buffer, state.frames_emitted)
+        return buffer.new_zeros(0, FEATURE_DIM), FeatureStreamState(buffer, state.frames_emitted)
     features = extractor(buffer)
     rest = buffer[frames * HOP_SAMPLES :].clone()
     return features, FeatureStreamState(rest, state.frames_emitted + frames)

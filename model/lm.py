@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from model.lexicon import Lexicon
+
 DISCOUNT = 0.75
 
 
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--order", nargs="+", default=["3"], metavar="N | LOCALE=N",
                         help="n-gram order, for all locales and/or per locale (e.g. 3 en-US=4: English word pieces "
                              "need a longer history than characters; a Mandarin 4-gram would add ~29 MB)")
+    parser.add_argument("--lexicon", nargs="*", default=[], metavar="LOCALE",
+                        help="locales written with spaces whose words become a lexicon (model.lexicon), e.g. en-US")
     args = parser.parse_args(argv)
     orders = parse_orders(args.order)
     loaded = load_checkpoint(args.checkpoint)
@@ -186,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
                           "entries": len(lm.alpha) + len(lm.gamma),
                           "held_out_perplexity": round(perplexity(lm, check), 1) if check else None}
         payloads[locale] = lm.to_payload()
+        if locale in args.lexicon:  # words as the tokenizer normalises them, so they match decoded pieces
+            lexicon = Lexicon.from_sentences(loaded.tokenizer.decode(ids) for ids in sentences)
+            payloads[locale]["lexicon"] = lexicon.to_payload()
+            report[locale]["lexicon_words"] = len(lexicon.words)
         print(locale, report[locale], flush=True)
     loaded.metadata["language_models"] = report
     loaded.language_models = payloads

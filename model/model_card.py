@@ -68,12 +68,18 @@ def lm_lines(meta: dict) -> list[str]:
              "dev split for the mean per-locale error rate)")
     lines = [f"Per-locale token n-gram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
              f"sources minus every dev and test sentence, fused into beam search {tuned}.", "",
-             "| locale | order | sentences | tokens | held-out perplexity | fusion weight | length bonus |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| locale | order | sentences | tokens | held-out perplexity | fusion weight | length bonus | "
+             "lexicon words | out-of-lexicon penalty |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, v in models.items():
         setting = per_locale.get(k, fusion)
         lines.append(f"| {k} | {v.get('order', 3)} | {v['sentences']} | {v['tokens']} | {v['held_out_perplexity']} | "
-                     f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} |")
+                     f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} | {v.get('lexicon_words', '-')} | "
+                     f"{setting.get('oov_penalty', '-')} |")
+    if any("lexicon_words" in v for v in models.values()):
+        lines += ["", "Locales with a lexicon (words of their LM text) pay the out-of-lexicon penalty, in log "
+                  "probability, once per word the beam search spells outside it (`model/lexicon.py`): a soft spelling "
+                  "constraint, so a name outside the lexicon can still be written."]
     return lines
 
 

@@ -14,7 +14,6 @@ from torch import nn
 
 from model.decoder import AttentionDecoder, DecoderConfig
 from model.encoder import EncoderConfig, EncoderState, StreamingEncoder
-from model.features import N_MFCC
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,9 @@ class SpeechRecognizer(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.register_buffer("cmvn_mean", torch.zeros(N_MFCC))
-        self.register_buffer("cmvn_istd", torch.ones(N_MFCC))
+        self.input_dim = config.encoder.feature_dim + config.encoder.pitch_dim  # leading feature columns it reads
+        self.register_buffer("cmvn_mean", torch.zeros(self.input_dim))
+        self.register_buffer("cmvn_istd", torch.ones(self.input_dim))
         # (G, V) True where a token belongs to the locale; set from the tokenizer when the model is built.
         self.register_buffer("locale_token_mask", torch.ones(len(config.locales), config.vocab_size, dtype=torch.bool))
         self.encoder = StreamingEncoder(config.encoder)
@@ -55,13 +55,15 @@ class SpeechRecognizer(nn.Module):
         self.decoder = AttentionDecoder(config.decoder, config.vocab_size)
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
-        return (features - self.cmvn_mean) * self.cmvn_istd
+        """Front-end frames (..., FEATURE_DIM) -> the columns this model reads, mean/variance normalised. A model
+        without pitch reads the MFCC columns only, so checkpoints from before the pitch features still load."""
+        return (features[..., : self.input_dim] - self.cmvn_mean) * self.cmvn_istd
 
     def encode(
         self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None = None,
         left_frames: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw MFCC (B, T, F) -> encoded (B, S, D), lengths (B,)."""
+        """Raw features (B, T, F) -> encoded (B, S, D), lengths (B,)."""
         return self.encoder(self.normalize(features), lengths, chunk_frames, left_frames)
 
     def encode_chunk(
@@ -100,3 +102,24 @@ class SpeechRecognizer(nn.Module):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def with_pitch_input(model: SpeechRecognizer, pitch_dim: int, pitch_mean: torch.Tensor,
+                     pitch_istd: torch.Tensor) -> SpeechRecognizer:
+    """An MFCC-only model grown to also read `pitch_dim` pitch columns: every weight is kept, the new pitch path
+    starts at zero (so the grown model computes exactly what the old one did) and training teaches it to use the
+    tonal cue. Its CMVN gains the pitch columns' statistics."""
+    encoder = model.config.encoder
+    if encoder.pitch_dim:
+        raise ValueError("the model already reads pitch features")
+    config = ModelConfig(model.config.vocab_size, model.config.locales,
+                         EncoderConfig(**{**encoder.__dict__, "pitch_dim": pitch_dim}), model.config.decoder)
+    grown = SpeechRecognizer(config)
+    state = dict(model.state_dict())
+    state["cmvn_mean"] = torch.cat([model.cmvn_mean, pitch_mean.to(model.cmvn_mean)])
+    state["cmvn_istd"] = torch.cat([model.cmvn_istd, pitch_istd.to(model.cmvn_istd)])
+    missing, unexpected = grown.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("encoder.subsampling.pitch.") for k in missing), (missing, unexpected)
+    nn.init.zeros_(grown.encoder.subsampling.pitch.weight)
+    nn.init.zeros_(grown.encoder.subsampling.pitch.bias)
+    return grown.to(model.cmvn_mean.device)

@@ -24,15 +24,15 @@ from model.corpus.augment import augment
 from model.corpus.build import Job, read_plan
 from model.corpus.synthesize import SAMPLE_RATE, synthesize
 from model.dataset import length_batches
-from model.features import MfccExtractor
+from model.features import FeatureExtractor
 
-_EXTRACTOR: MfccExtractor | None = None
+_EXTRACTOR: FeatureExtractor | None = None
 
 
 def _worker_init() -> None:
     global _EXTRACTOR
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
-    _EXTRACTOR = MfccExtractor()
+    _EXTRACTOR = FeatureExtractor()
 
 
 def render_features(job: Job) -> tuple[dict, np.ndarray] | None:
@@ -42,7 +42,7 @@ def render_features(job: Job) -> tuple[dict, np.ndarray] | None:
         audio = augment(synthesize(job.text, job.voice, rng), job.condition, rng)
     except Exception:  # one unspeakable sentence must not stop a training run
         return None
-    extractor = _EXTRACTOR or MfccExtractor()
+    extractor = _EXTRACTOR or FeatureExtractor()
     features = extractor(torch.from_numpy(audio)).numpy().astype(np.float16)
     row = {"id": job.id, "frames": len(features), "text": job.text, "locale": job.locale,
            "speaker": job.voice.speaker, "duration": round(audio.size / SAMPLE_RATE, 4), "condition": job.condition}

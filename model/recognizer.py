@@ -15,10 +15,11 @@ import torch
 from model.checkpoint import LoadedModel
 from model.dataset import pad_features
 from model.encoder import EncoderState, stack_states, unstack_states
-from model.features import SAMPLE_RATE, MfccExtractor
+from model.features import SAMPLE_RATE, FeatureExtractor
 from model.hotwords import HotwordTrie
 from model.rescoring import RescoredHypothesis, rescore
 from model.results import SegmentResult, Transcript, join_texts, segment_result
+from model.lexicon import Lexicon, LexiconPenalty
 from model.lm import NgramLM
 from model.search import (BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses, frame_posteriors,
                           greedy_hypothesis, greedy_search, prefix_beam_search)
@@ -44,6 +45,7 @@ class FusionSetting:
 
     weight: float
     bonus: float
+    oov_penalty: float = 0.0  # per word outside the locale's lexicon (model.lexicon); 0 = no spelling constraint
 
 
 @dataclass
@@ -57,12 +59,15 @@ class Recognizer:
     def __post_init__(self) -> None:
         self.model = self.loaded.model.to(self.device, self.dtype).eval()
         self.tokenizer = self.loaded.tokenizer
-        self.extractor = MfccExtractor()
+        self.extractor = FeatureExtractor()
         self.locales = list(self.tokenizer.locales)
         self.language_models = {loc: NgramLM.from_payload(p) for loc, p in self.loaded.language_models.items()}
+        self.lexicons = {loc: Lexicon.from_payload(p["lexicon"])
+                         for loc, p in self.loaded.language_models.items() if p.get("lexicon")}
+        self.token_pieces = tuple(self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size))
         tuned = self.loaded.metadata.get("lm_fusion", {})
         self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))
-        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]))
+        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]), float(v.get("oov_penalty", 0.0)))
                                 for loc, v in tuned.get("per_locale", {}).items()}
 
     # ------------------------------------------------------------------------------------------- shared pieces
@@ -71,12 +76,16 @@ class Recognizer:
         return self.locales.index(locale) if locale in self.locales else -1
 
     def lm_fusion(self, locale: str | None, options: DecodeOptions) -> LmFusion | None:
-        """The locale's n-gram LM with its tuned weight and bonus (a request's lm_weight overrides the weight); none
-        for an undetected locale or when switched off."""
+        """The locale's n-gram LM with its tuned weight, bonus and out-of-lexicon penalty (a request's lm_weight
+        overrides the weight); none for an undetected locale or when switched off."""
         setting = self.fusion_settings.get(locale, self.default_fusion)
         weight = setting.weight if options.lm_weight is None else options.lm_weight
         lm = self.language_models.get(locale) if locale else None
-        return LmFusion(lm, weight, setting.bonus) if lm is not None and weight > 0 else None
+        if lm is None or weight <= 0:
+            return None
+        lexicon = self.lexicons.get(locale) if setting.oov_penalty > 0 else None
+        penalty = LexiconPenalty(lexicon, self.token_pieces, setting.oov_penalty) if lexicon else None
+        return LmFusion(lm, weight, setting.bonus, penalty)
 
     def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
         phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]

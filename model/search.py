@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 
 from model.hotwords import HotwordTrie, NO_MATCH
+from model.lexicon import LexiconPenalty
 from model.lm import NgramLM
 from model.tokenizer import BLANK_ID
 
@@ -50,14 +51,17 @@ class LmFusion:
     lm: NgramLM
     weight: float = 0.3
     bonus: float = 0.5
+    lexicon: LexiconPenalty | None = None  # word-piece locales: a penalty per word outside the LM's vocabulary
 
     def token_score(self, prefix: tuple[int, ...], token: int) -> float:
         history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
-        return self.weight * self.lm.log_prob(history, token) + self.bonus
+        score = self.weight * self.lm.log_prob(history, token) + self.bonus
+        return score - self.lexicon.token_penalty(prefix, token) if self.lexicon else score
 
     def end_score(self, prefix: tuple[int, ...]) -> float:
         history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
-        return self.weight * self.lm.log_prob(history, self.lm.end_id)
+        score = self.weight * self.lm.log_prob(history, self.lm.end_id)
+        return score - self.lexicon.end_penalty(prefix) if self.lexicon else score
 
 
 # ---------------------------------------------------------------------------------------------- greedy search

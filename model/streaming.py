@@ -16,17 +16,17 @@ from dataclasses import dataclass
 import torch
 
 from model.encoder import SUBSAMPLING, SUBSAMPLING_CONTEXT, chunk_feature_frames
-from model.features import HOP_SAMPLES, N_MFCC, WINDOW_SAMPLES, MfccExtractor, num_frames
+from model.features import HOP_SAMPLES, FEATURE_DIM, WINDOW_SAMPLES, FeatureExtractor, num_frames
 from model.network import SpeechRecognizer
 
 
 @dataclass(frozen=True)
 class FeatureBuffer:
-    frames: torch.Tensor  # (n, N_MFCC) feature frames received and not yet fully consumed
+    frames: torch.Tensor  # (n, FEATURE_DIM) feature frames received and not yet fully consumed
 
     @staticmethod
     def empty() -> "FeatureBuffer":
-        return FeatureBuffer(torch.zeros(0, N_MFCC))
+        return FeatureBuffer(torch.zeros(0, FEATURE_DIM))
 
     def append(self, frames: torch.Tensor) -> "FeatureBuffer":
         return FeatureBuffer(torch.cat([self.frames, frames]))
@@ -34,7 +34,7 @@ class FeatureBuffer:
 
 @dataclass(frozen=True)
 class EncoderChunk:
-    features: torch.Tensor  # (4C+3, N_MFCC), zero-padded for a short last chunk
+    features: torch.Tensor  # (4C+3, FEATURE_DIM), zero-padded for a short last chunk
     valid_frames: int  # feature frames that are real
 
 
@@ -46,7 +46,7 @@ def take_chunk(buffer: FeatureBuffer, chunk_frames: int, final: bool = False) ->
         stride = SUBSAMPLING * chunk_frames
         return EncoderChunk(buffer.frames[:needed], needed), FeatureBuffer(buffer.frames[stride:])
     if final and available >= SUBSAMPLING_CONTEXT:
-        padded = torch.zeros(needed, N_MFCC)
+        padded = torch.zeros(needed, FEATURE_DIM)
         padded[:available] = buffer.frames
         return EncoderChunk(padded, available), FeatureBuffer.empty()
     return None, buffer
@@ -95,10 +95,10 @@ def take_audio_chunk(buffer: SampleBuffer, chunk_frames: int, final: bool = Fals
 
 
 @torch.no_grad()
-def chunk_features(extractor: MfccExtractor, chunks: list[AudioChunk]) -> torch.Tensor:
-    """MFCC of many streams' chunks in one call -> (B, 4C+3, N_MFCC), frames past each chunk's valid count zeroed
+def chunk_features(extractor: FeatureExtractor, chunks: list[AudioChunk]) -> torch.Tensor:
+    """Features of many streams' chunks in one call -> (B, 4C+3, FEATURE_DIM), frames past each chunk's valid count zeroed
     (as `take_chunk` pads). Each row depends only on its own samples, so batching changes no value."""
-    features = extractor(torch.stack([c.samples for c in chunks]))  # (B, 4C+3, N_MFCC)
+    features = extractor(torch.stack([c.samples for c in chunks]))  # (B, 4C+3, FEATURE_DIM)
     valid = torch.tensor([c.valid_frames for c in chunks])
     real = torch.arange(features.shape[1])[None, :] < valid[:, None]  # (B, 4C+3)
     return features.masked_fill(~real[..., None], 0.0)

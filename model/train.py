@@ -28,7 +28,7 @@ from model.checkpoint import atomic_save, checkpoint_payload
 from model.dataset import FeatureCorpus, build_feature_cache, pad_features
 from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize
-from model.network import ModelConfig, SpeechRecognizer
+from model.network import ModelConfig, SpeechRecognizer, with_pitch_input
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.tokenizer import UNK_ID, Tokenizer
@@ -54,8 +54,8 @@ def build_model(config: TrainConfig, corpus: FeatureCorpus, tokenizer: Tokenizer
     model_config = ModelConfig(tokenizer.vocab_size, tuple(tokenizer.locales), config.encoder, config.decoder)
     model = SpeechRecognizer(model_config)
     mean, istd = corpus.cmvn()
-    model.cmvn_mean.copy_(mean)
-    model.cmvn_istd.copy_(istd)
+    model.cmvn_mean.copy_(mean[: model.input_dim])
+    model.cmvn_istd.copy_(istd[: model.input_dim])
     model.locale_token_mask.copy_(tokenizer.locale_token_mask(texts))
     return model
 
@@ -83,6 +83,7 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
     core = model.module if hasattr(model, "module") else model
     rows = [corpus.rows[i] for i in indices]
     features, lengths = pad_features([corpus.utterance_features(i) for i in indices])
+    features = features[..., : core.input_dim]  # the columns the model reads (no pitch for an MFCC-only model)
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     features = config.spec_augment(features.to(device), lengths, core.cmvn_mean, generator)
     targets = [tokenizer.encode(r["text"]) for r in rows]
@@ -179,6 +180,13 @@ class Trainer:
         previous = loaded.metadata.get("trainer", {})
         self.state.update(step=int(previous.get("step", 0)), audio_hours=float(previous.get("audio_hours", 0.0)),
                           elapsed_s=float(previous.get("elapsed_s", 0.0)))
+        pitch_dim = self.config.encoder.pitch_dim
+        if pitch_dim and not self.model.config.encoder.pitch_dim:  # the config adds pitch input: grow the model
+            mean, istd = self.train.cmvn()
+            first = self.model.input_dim
+            self.model = with_pitch_input(self.model, pitch_dim, mean[first : first + pitch_dim],
+                                          istd[first : first + pitch_dim]).train()
+            tqdm.write(f"grew {loaded.name} {loaded.version} with a {pitch_dim}-dim pitch input (zero-initialised)")
 
     def _shared_tokenizer(self) -> Tokenizer:
         """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""

@@ -21,7 +21,7 @@ def tiny_model():
     torch.manual_seed(0)
     config = ModelConfig(
         vocab_size=50, locales=("zh-CN", "yue-HK", "en-US"),
-        encoder=EncoderConfig(d_model=64, n_heads=4, n_layers=3, ffn_dim=128, left_context_frames=12, dropout=0.0),
+        encoder=EncoderConfig(pitch_dim=2, d_model=64, n_heads=4, n_layers=3, ffn_dim=128, left_context_frames=12, dropout=0.0),
         decoder=DecoderConfig(d_model=64, n_heads=4, n_layers=1, ffn_dim=128, dropout=0.0),
     )
     return SpeechRecognizer(config).eval()

@@ -221,7 +221,7 @@ def test_plan_export_matches_build_and_renders_the_same_audio(tiny_build, tmp_pa
     import torch
 
     from model.corpus.build import export_plan, read_plan
-    from model.features import MfccExtractor, num_frames
+    from model.features import FeatureExtractor, num_frames
     from model.online_corpus import render_features
 
     out, _ = tiny_build
@@ -240,7 +240,7 @@ def test_plan_export_matches_build_and_renders_the_same_audio(tiny_build, tmp_pa
             utt.text, utt.locale, utt.speaker, utt.condition)
         assert abs(row["duration"] - utt.duration) < 1e-3
         audio, _ = sf.read(utt.audio, dtype="float32")
-        expected = MfccExtractor()(torch.from_numpy(audio)).numpy()
+        expected = FeatureExtractor()(torch.from_numpy(audio)).numpy()
         assert features.shape == expected.shape == (num_frames(audio.size), expected.shape[1])
         speech = np.abs(expected[:, 0] - expected[:, 0].min()) > 5  # frames above the silent padding
         assert np.allclose(features[speech], expected[speech], atol=1.0)

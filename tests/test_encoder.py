@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from model.encoder import EncoderState, chunk_feature_frames, stack_states, unstack_states
+from model.features import FEATURE_DIM
 from model.streaming import FeatureBuffer, encode_streaming, take_chunk
 
 
@@ -12,7 +13,7 @@ from model.streaming import FeatureBuffer, encode_streaming, take_chunk
 @pytest.mark.parametrize("feature_frames", [7, 50, 203, 430])
 def test_chunked_encoder_equals_masked_full_forward(tiny_model, chunk_frames, feature_frames):
     torch.manual_seed(feature_frames)
-    features = torch.randn(feature_frames, 80) * 3 + 1
+    features = torch.randn(feature_frames, FEATURE_DIM) * 3 + 1
     left = tiny_model.config.encoder.left_context_frames
     with torch.no_grad():
         full, lengths = tiny_model.encode(features[None], torch.tensor([feature_frames]), chunk_frames, left)
@@ -26,7 +27,7 @@ def test_batch_of_streams_of_different_ages_equals_each_alone(tiny_model):
     torch.manual_seed(1)
     chunk = 4
     need = chunk_feature_frames(chunk)
-    utterances = [torch.randn(n, 80) for n in (300, 200, 120)]
+    utterances = [torch.randn(n, FEATURE_DIM) for n in (300, 200, 120)]
     solo = [encode_streaming(tiny_model, u, chunk) for u in utterances]
     starts = [0, 3, 9]  # the chunk step at which each stream joins
     buffers = [FeatureBuffer(u) for u in utterances]
@@ -76,7 +77,7 @@ def test_state_size_is_fixed_whatever_the_stream_age(tiny_model):
     shapes = set()
     with torch.no_grad():
         for _ in range(30):
-            _, _, state = tiny_model.encode_chunk(torch.randn(1, chunk_feature_frames(4), 80), torch.tensor([19]), state)
+            _, _, state = tiny_model.encode_chunk(torch.randn(1, chunk_feature_frames(4), FEATURE_DIM), torch.tensor([19]), state)
             shapes.add(tuple(state.cache.shape))
     assert shapes == {(1, 3, 2, 12, 64)}
     assert int(state.processed_frames[0]) == 120

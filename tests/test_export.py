@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from model.encoder import EncoderState, chunk_feature_frames, stack_states
+from model.features import FEATURE_DIM
 from model.export import EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available, read_torchscript_metadata
 
 # torch.jit is deprecated in torch 2.14 (see model/export.py for why it is still used); the warning is known.
@@ -21,7 +22,7 @@ def aged_state(model, chunks: int, seed: int) -> EncoderState:
     frames = chunk_feature_frames(CHUNK)
     with torch.no_grad():
         for _ in range(chunks):
-            features = torch.randn(1, frames, 80, generator=generator) * 3
+            features = torch.randn(1, frames, FEATURE_DIM, generator=generator) * 3
             _, _, state = model.encode_chunk(features, torch.tensor([frames]), state)
     return state
 
@@ -42,7 +43,7 @@ def test_exported_step_equals_eager_over_consecutive_chunks(tiny_model, exported
     generator = torch.Generator().manual_seed(len(ages))
     with torch.no_grad():
         for index in range(STEPS):
-            features = torch.randn(len(ages), frames, 80, generator=generator) * 3 + 1
+            features = torch.randn(len(ages), frames, FEATURE_DIM, generator=generator) * 3 + 1
             lengths = torch.full((len(ages),), frames)
             if index == STEPS - 1:
                 lengths[0] = 11  # the first stream ends with a short chunk (two encoder frames of four)

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from model.audio import decode_audio, AudioDecodeError
-from model.features import HOP_SAMPLES, N_MFCC, SAMPLE_RATE, FeatureStreamState, MfccExtractor, num_frames, push_samples
+from model.features import HOP_SAMPLES, FEATURE_DIM, SAMPLE_RATE, FeatureStreamState, FeatureExtractor, num_frames, push_samples
 
 
 @pytest.fixture(scope="module")
 def extractor():
-    return MfccExtractor()
+    return FeatureExtractor()
 
 
 def speechlike(seconds: float, seed: int = 0) -> torch.Tensor:
@@ -40,7 +40,7 @@ def test_streamed_frames_equal_whole_utterance_frames(extractor, seed):
         pieces.append(frames)
         start += size
     streamed = torch.cat(pieces)
-    assert streamed.shape == whole.shape == (num_frames(len(audio)), N_MFCC)
+    assert streamed.shape == whole.shape == (num_frames(len(audio)), FEATURE_DIM)
     torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=1e-5)
 
 

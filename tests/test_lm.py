@@ -60,16 +60,20 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
                   for row in map(json.loads, (samples / "samples.jsonl").read_text().splitlines())]
     loaded = load_checkpoint(DEFAULT_CHECKPOINT)
     recognizer = Recognizer(loaded)
-    tuned = tune_lm_fusion(recognizer, utterances, weights=(0.0, 0.5), bonuses=(0.5, 2.5))
-    assert [(t["weight"], t["bonus"]) for t in tuned["trials"]] == [(0.0, 0.5), (0.5, 0.5), (0.5, 2.5)]
+    tuned = tune_lm_fusion(recognizer, utterances, weights=(0.0, 0.5), bonuses=(0.5, 2.5), oov_penalties=(3.0,))
+    assert [(t["weight"], t["bonus"]) for t in tuned["trials"][:3]] == [(0.0, 0.5), (0.5, 0.5), (0.5, 2.5)]
+    # Then the out-of-lexicon penalty, only for locales with a lexicon, at their chosen weight and bonus.
+    lexicon_trials = tuned["trials"][3:]
+    assert all(set(t["per_locale"]) <= set(recognizer.lexicons) and t["oov_penalty"] == 3.0 for t in lexicon_trials)
     assert set(tuned["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     for locale, chosen in tuned["per_locale"].items():
-        assert chosen["dev_error_rate"] == min(t["per_locale"][locale] for t in tuned["trials"])
+        assert chosen["dev_error_rate"] == min(t["per_locale"].get(locale, math.inf) for t in tuned["trials"])
         fusion = recognizer.lm_fusion(locale, DecodeOptions())
         if chosen["weight"] == 0:
             assert fusion is None
         else:
             assert (fusion.weight, fusion.bonus) == (chosen["weight"], chosen["bonus"])
+            assert (fusion.lexicon is not None) == (chosen.get("oov_penalty", 0.0) > 0)
         assert recognizer.lm_fusion(locale, DecodeOptions(lm_weight=0.9)).weight == 0.9
     assert tuned["dev_mean_error_rate"] <= tuned["shared_dev_mean_error_rate"]
     loaded.metadata["lm_fusion"] = tuned

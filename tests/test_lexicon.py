@@ -1,0 +1,65 @@
+"""The out-of-lexicon penalty: charged once per word the search spells outside the lexicon, as soon as that is
+certain, and strong enough in beam search to turn a near-miss spelling into the lexicon's word."""
+
+
+import pytest
+import torch
+
+from model.lexicon import Lexicon, LexiconPenalty
+from model.lm import train_ngram
+from model.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
+
+# Token ids -> surface text as tokenizer.token_text gives it: a leading space starts a word.
+PIECES = ("<blank>", "<unk>", "<sos/eos>", " c", " k", "a", "t", " the", "s")
+C, K, A, T, THE, S = 3, 4, 5, 6, 7, 8
+
+
+@pytest.fixture
+def penalty() -> LexiconPenalty:
+    return LexiconPenalty(Lexicon.from_sentences(["the cat", "the cats"]), PIECES, penalty=4.0)
+
+
+def test_lexicon_holds_words_and_every_prefix():
+    lexicon = Lexicon.from_sentences(["the cat sat"])
+    assert lexicon.words == {"the", "cat", "sat"}
+    assert {"", "c", "ca", "cat", "s", "sa"} <= lexicon.prefixes and "at" not in lexicon.prefixes
+    assert Lexicon.from_payload(lexicon.to_payload()) == lexicon
+
+
+def test_words_in_the_lexicon_cost_nothing(penalty):
+    spelled = (THE, C, A, T, S)
+    assert sum(penalty.token_penalty(spelled[:i], spelled[i]) for i in range(len(spelled))) == 0.0
+    assert penalty.end_penalty(spelled) == 0.0
+
+
+def test_a_misspelling_is_charged_once_as_soon_as_it_leaves_the_lexicon(penalty):
+    assert penalty.token_penalty((), K) == 4.0  # "k" starts no lexicon word
+    assert penalty.token_penalty((K,), A) == 0.0  # already charged for this word
+    assert penalty.token_penalty((K, A), T) == 0.0
+    assert penalty.token_penalty((K, A, T), THE) == 0.0  # the next word is fine
+    assert penalty.token_penalty((THE, C), T) == 4.0  # "ct" leaves the lexicon mid-word
+
+
+def test_a_word_cut_short_is_charged_when_it_ends(penalty):
+    assert penalty.token_penalty((THE, C), A) == 0.0  # "ca" may still become "cat"
+    assert penalty.token_penalty((THE, C, A), THE) == 4.0  # ...but the word ended as "ca"
+    assert penalty.end_penalty((THE, C, A)) == 4.0  # ...or the utterance did
+    assert penalty.partial_word(()) is None and penalty.partial_word((THE, C, A)) == "ca"
+
+
+def test_beam_search_turns_a_near_miss_spelling_into_the_lexicon_word(penalty):
+    # The audio slightly prefers " k" over " c": without the lexicon the result is "the kat".
+    posteriors = torch.full((7, len(PIECES)), 1e-4)
+    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97}, {T: 0.97}]):
+        for token, p in probs.items():
+            posteriors[frame, token] = p
+    log_probs = (posteriors / posteriors.sum(-1, keepdim=True)).log()
+    lm = train_ngram([[THE, C, A, T], [THE, K, A, T]] * 5, vocab_size=len(PIECES))  # no spelling preference
+    options = BeamOptions(beam_size=4, blank_skip_prob=1.0)
+
+    def best(fusion: LmFusion) -> tuple[int, ...]:
+        state = prefix_beam_search(log_probs, None, options, fusion=fusion)
+        return beam_hypotheses(state, final=True, fusion=fusion)[0].token_ids
+
+    assert best(LmFusion(lm, 0.1, 0.0)) == (THE, K, A, T)
+    assert best(LmFusion(lm, 0.1, 0.0, penalty)) == (THE, C, A, T)

@@ -1,0 +1,75 @@
+"""Pitch features (model/pitch.py) and the pitch input of the encoder: the tonal cue for Mandarin and Cantonese.
+
+Chunk invariance of the whole front end, pitch columns included, is pinned in test_features.py."""
+
+import math
+
+import pytest
+import torch
+
+from model.features import FEATURE_DIM, HOP_SAMPLES, N_MFCC, SAMPLE_RATE, WINDOW_SAMPLES, FeatureExtractor
+from model.pitch import frame_pitch
+
+
+def harmonic_tone(f0: torch.Tensor) -> torch.Tensor:
+    """A voiced-like signal: 7 harmonics of a (possibly gliding) fundamental given per sample."""
+    phase = 2 * math.pi * torch.cumsum(f0 / SAMPLE_RATE, dim=0)
+    return sum(torch.sin(k * phase) / k for k in range(1, 8)) * 0.3
+
+
+def frames_of(signal: torch.Tensor) -> torch.Tensor:
+    return signal.unfold(-1, WINDOW_SAMPLES, HOP_SAMPLES)
+
+
+@pytest.mark.parametrize("f0", [90.0, 150.0, 220.0, 380.0])
+def test_pitch_tracks_the_fundamental_of_a_steady_tone(f0):
+    pitch = frame_pitch(frames_of(harmonic_tone(torch.full((SAMPLE_RATE,), f0))), SAMPLE_RATE)
+    estimated = 150.0 * torch.exp(pitch[:, 1])
+    assert torch.allclose(estimated, torch.full_like(estimated, f0), rtol=0.02)  # no octave errors on any frame
+    assert pitch[:, 0].min() > 0.8  # strongly voiced
+
+
+def test_pitch_follows_a_rising_contour_like_a_second_tone():
+    rising = torch.linspace(110.0, 200.0, SAMPLE_RATE // 2)
+    estimated = 150.0 * torch.exp(frame_pitch(frames_of(harmonic_tone(rising)), SAMPLE_RATE)[:, 1])
+    expected = rising[torch.arange(len(estimated)) * HOP_SAMPLES + WINDOW_SAMPLES // 2]
+    assert torch.allclose(estimated, expected, rtol=0.03)
+    assert (estimated[10:] > estimated[:-10]).all()
+
+
+def test_voicing_separates_periodic_frames_from_noise():
+    noise = torch.randn(SAMPLE_RATE, generator=torch.Generator().manual_seed(0)) * 0.1
+    voicing = frame_pitch(frames_of(noise), SAMPLE_RATE)[:, 0]
+    assert voicing.mean() < 0.35
+    silence = frame_pitch(frames_of(torch.zeros(SAMPLE_RATE)), SAMPLE_RATE)
+    assert torch.isfinite(silence).all()
+
+
+def test_front_end_appends_pitch_to_the_mfcc():
+    tone = harmonic_tone(torch.full((SAMPLE_RATE,), 200.0))
+    features = FeatureExtractor()(tone)
+    assert features.shape[-1] == FEATURE_DIM == N_MFCC + 2
+    assert torch.allclose(150.0 * torch.exp(features[:, N_MFCC + 1]), torch.tensor(200.0), rtol=0.02)
+
+
+def test_grown_model_computes_exactly_what_the_mfcc_only_model_did(tiny_loaded):
+    """with_pitch_input keeps every weight and starts the pitch path at zero, so continuing a released model with
+    pitch starts from the same outputs; and an MFCC-only model ignores the pitch columns altogether."""
+    from model.network import with_pitch_input
+
+    old = tiny_loaded.model
+    assert old.config.encoder.pitch_dim == 0
+    grown = with_pitch_input(old, 2, torch.tensor([0.6, -0.2]), torch.tensor([3.0, 2.5])).eval()
+    assert grown.config.encoder.pitch_dim == 2 and grown.input_dim == FEATURE_DIM
+    features = torch.randn(2, 120, FEATURE_DIM, generator=torch.Generator().manual_seed(1)) * 3
+    lengths = torch.tensor([120, 95])
+    other_pitch = features.clone()
+    other_pitch[..., N_MFCC:] = torch.randn(2, 120, 2)
+    with torch.no_grad():
+        expected, expected_lengths = old.encode(features, lengths)
+        assert torch.equal(old.encode(other_pitch, lengths)[0], expected)
+        actual, actual_lengths = grown.encode(features, lengths)
+    assert torch.equal(actual_lengths, expected_lengths)
+    assert torch.allclose(actual, expected, atol=1e-6)
+    with pytest.raises(ValueError):
+        with_pitch_input(grown, 2, torch.zeros(2), torch.ones(2))
