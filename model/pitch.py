@@ -26,6 +26,19 @@ REFERENCE_F0_HZ = 150.0  # log F0 is reported relative to this, so values sit ne
 OCTAVE_TOLERANCE = 0.9  # take the shortest lag whose correlation is within this factor of the best (no halving errors)
 
 
+def _fast_fft_size(minimum: int) -> int:
+    """The smallest n >= minimum whose only prime factors are 2, 3 and 5 (fast for pocketfft and cuFFT)."""
+    n = minimum
+    while True:
+        rest = n
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return n
+        n += 1
+
+
 def frame_pitch(frames: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """(..., frames, window) float waveform frames -> (..., frames, PITCH_DIMS) [voicing in [0, 1], log(F0 / 150 Hz)].
 
@@ -34,31 +47,32 @@ def frame_pitch(frames: torch.Tensor, sample_rate: int) -> torch.Tensor:
     window = frames.shape[-1]
     min_lag = int(math.floor(sample_rate / MAX_F0_HZ))
     max_lag = min(int(math.ceil(sample_rate / MIN_F0_HZ)), window - 2)
+    low, high = min_lag - 1, max_lag + 2  # lags low..high-1: the searched ones and one neighbour each side
     x = frames.float() - frames.float().mean(dim=-1, keepdim=True)
-    n_fft = 1 << (2 * window - 1).bit_length()
+    # Circular correlation with n >= window + high is linear for lags below `high`; 720 = 2^4 3^2 5 is fast.
+    n_fft = _fast_fft_size(window + high)
     spectrum = torch.fft.rfft(x, n=n_fft)
-    correlation = torch.fft.irfft(spectrum.real.square() + spectrum.imag.square(), n=n_fft)[..., : max_lag + 2]
+    correlation = torch.fft.irfft(spectrum.real.square() + spectrum.imag.square(), n=n_fft)[..., low:high]
     # Energies of the two overlapping parts for every lag: head = x[:N-lag], tail = x[lag:].
     power = torch.nn.functional.pad(x.square().cumsum(dim=-1), (1, 0))  # (..., N + 1), power[k] = sum x[:k]
-    lags = torch.arange(max_lag + 2, device=x.device)
-    head = power[..., window - lags]
-    tail = power[..., -1:] - power[..., lags]
-    nccf = correlation / torch.sqrt(head * tail + 1e-6 * power[..., -1:].square() + 1e-12)
-    searched = nccf[..., min_lag : max_lag + 1]  # lags min_lag..max_lag
+    total = power[..., -1:]
+    head = power[..., window - high + 1 : window - low + 1].flip(-1)  # power[N - lag] for lag = low..high-1
+    tail = total - power[..., low:high]
+    nccf = correlation * torch.rsqrt(head * tail + 1e-6 * total.square() + 1e-12)  # lags low..high-1
+    searched = nccf[..., 1:-1]  # lags min_lag..max_lag
     best = searched.max(dim=-1, keepdim=True).values
     # The shortest-lag peak within tolerance of the best: a periodic frame correlates as well at 2x and 3x its
     # period. A peak, not merely a lag above the threshold, or the pick would sit on the rising flank.
-    peak = (searched >= nccf[..., min_lag - 1 : max_lag]) & (searched >= nccf[..., min_lag + 1 : max_lag + 2])
+    peak = (searched >= nccf[..., :-2]) & (searched >= nccf[..., 2:])
     candidates = peak & (searched >= OCTAVE_TOLERANCE * best)
-    first = candidates.float().argmax(dim=-1, keepdim=True)  # index of the first True (0 if none: silence)
-    lag = first + min_lag
+    index = candidates.byte().argmax(dim=-1, keepdim=True) + 1  # into nccf; the first True (none: silence)
     # Parabolic interpolation around the chosen lag for sub-sample resolution (1 sample is ~27 cents at 250 Hz).
-    left = nccf.gather(-1, lag - 1)
-    centre = nccf.gather(-1, lag)
-    right = nccf.gather(-1, lag + 1)
+    left = nccf.gather(-1, index - 1)
+    centre = nccf.gather(-1, index)
+    right = nccf.gather(-1, index + 1)
     curvature = left - 2 * centre + right
     offset = torch.where(curvature < -1e-6, 0.5 * (left - right) / curvature.clamp(max=-1e-6), torch.zeros_like(centre))
-    refined = lag.float() + offset.clamp(-0.5, 0.5)
+    refined = (index + low).float() + offset.clamp(-0.5, 0.5)
     voicing = centre.clamp(0.0, 1.0)
     log_f0 = torch.log(sample_rate / refined / REFERENCE_F0_HZ)
     return torch.cat([voicing, log_f0], dim=-1)

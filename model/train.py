@@ -164,11 +164,21 @@ class Trainer:
             torch.manual_seed(self.config.seed)
             self.model = build_model(self.config, self.train, self.tokenizer, self.texts)
         self.model.to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.peak_lr, betas=(0.9, 0.98),
+        self.optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.config.peak_lr, betas=(0.9, 0.98),
                                            weight_decay=self.config.weight_decay)
         if last.exists():
-            self.optimizer.load_state_dict(payload["optimizer"])
+            try:
+                self.optimizer.load_state_dict(payload["optimizer"])
+            except ValueError as error:  # a run from before the pitch path had its own group
+                tqdm.write(f"optimizer state not restored ({error}): the moments start afresh")
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+
+    def parameter_groups(self) -> list[dict]:
+        """The pitch input path in a group of its own, so that it can learn at `pitch_lr_scale` times the rate."""
+        pitch = [p for name, p in self.model.named_parameters() if name.startswith("encoder.subsampling.pitch.")]
+        others = [p for name, p in self.model.named_parameters() if not name.startswith("encoder.subsampling.pitch.")]
+        groups = [{"params": others, "lr_scale": 1.0}]
+        return groups + [{"params": pitch, "lr_scale": self.config.pitch_lr_scale}] if pitch else groups
 
     def _init_from_checkpoint(self) -> None:
         """Continue training a released model (e.g. the bundled one) with a fresh optimizer: its weights, token
@@ -305,7 +315,7 @@ class Trainer:
     def step(self, indices: list[int], rng: np.random.Generator, progress: tqdm) -> None:
         lr = self.current_lr()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         loss, parts = batch_loss(self.ddp, self.config, self.train, self.tokenizer, indices, rng, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -47,6 +47,9 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     lr_schedule: str = "noam"  # "noam" (global-step warm-up + inverse sqrt) or "cosine" (over this run's minutes)
     final_lr_fraction: float = 0.05  # cosine: the learning rate at the end of the run, as a fraction of peak_lr
+    # Learning-rate multiplier of the pitch input path: when a trained MFCC model is grown with pitch, its new
+    # zero-initialised weights must catch up with a network already fitted to the MFCC.
+    pitch_lr_scale: float = 1.0
     # Synthesis while training (model.online_corpus): a plan from `model.corpus.build --plan-only` rendered by this
     # many worker processes during training, instead of the manifests' feature caches.
     online_plan: str | None = None

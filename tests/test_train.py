@@ -2,6 +2,7 @@
 averages snapshots into a self-describing checkpoint, and that checkpoint evaluates and writes a model card."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,3 +147,24 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_time_budget():
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig.from_dict({"train_manifest": "", "dev_manifest": "", "lr_schedule": "linear"})
     assert TrainConfig.from_toml("model/configs/synth_small.toml", ["lr_schedule='cosine'", "peak_lr=8e-4"]).peak_lr == 8e-4
+
+
+def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(tiny_corpus, tmp_path):
+    """A released MFCC-only model continued under a config with pitch_dim: the model is grown (model.network.
+    with_pitch_input), the new path trains in its own optimizer group at pitch_lr_scale times the rate."""
+    train_main(["--config", write_config(tmp_path, tiny_corpus, 4)])
+    released = tmp_path / "released.pt"
+    train_main(["--config", str(tmp_path / "train.toml"), "--average", "2", "--export", str(released)])
+    assert load_checkpoint(released).model.config.encoder.pitch_dim == 0
+    grown = tmp_path / "grown"
+    grown.mkdir()
+    config = write_config(grown, tiny_corpus, 7, f'init_checkpoint = "{released}"\npitch_lr_scale = 10.0\n')
+    Path(config).write_text(Path(config).read_text().replace("[encoder]\n", "[encoder]\npitch_dim = 2\n", 1))
+    train_main(["--config", config])
+    payload = torch.load(grown / "run" / "last.pt", weights_only=True)
+    assert payload["trainer"]["step"] == 7
+    assert payload["model"]["config"]["encoder"]["pitch_dim"] == 2
+    assert payload["model"]["state_dict"]["encoder.subsampling.pitch.weight"].abs().sum() > 0  # it trained
+    groups = payload["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
