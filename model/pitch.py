@@ -27,8 +27,9 @@ OCTAVE_TOLERANCE = 0.9  # take the shortest lag whose correlation is within this
 
 
 def _fast_fft_size(minimum: int) -> int:
-    """The smallest n >= minimum whose only prime factors are 2, 3 and 5 (fast for pocketfft and cuFFT)."""
-    n = minimum
+    """The smallest even n >= minimum whose only prime factors are 2, 3 and 5: fast real FFTs (an odd size such as
+    675 measured 1.5x slower than 720 with torch's CPU FFT, and a power of two, 1024, 2.5x slower)."""
+    n = minimum + minimum % 2
     while True:
         rest = n
         for prime in (2, 3, 5):
@@ -36,7 +37,7 @@ def _fast_fft_size(minimum: int) -> int:
                 rest //= prime
         if rest == 1:
             return n
-        n += 1
+        n += 2
 
 
 def frame_pitch(frames: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -49,7 +50,7 @@ def frame_pitch(frames: torch.Tensor, sample_rate: int) -> torch.Tensor:
     max_lag = min(int(math.ceil(sample_rate / MIN_F0_HZ)), window - 2)
     low, high = min_lag - 1, max_lag + 2  # lags low..high-1: the searched ones and one neighbour each side
     x = frames.float() - frames.float().mean(dim=-1, keepdim=True)
-    # Circular correlation with n >= window + high is linear for lags below `high`; 720 = 2^4 3^2 5 is fast.
+    # Circular correlation with n >= window + high is linear for lags below `high` (720 for 25 ms at 16 kHz).
     n_fft = _fast_fft_size(window + high)
     spectrum = torch.fft.rfft(x, n=n_fft)
     correlation = torch.fft.irfft(spectrum.real.square() + spectrum.imag.square(), n=n_fft)[..., low:high]
