@@ -40,6 +40,9 @@ class ModelConfig:
         )
 
 
+PITCH_PARAMETERS = "encoder.subsampling.pitch."  # name prefix of the pitch input path's weights
+
+
 class SpeechRecognizer(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -119,7 +122,7 @@ def with_pitch_input(model: SpeechRecognizer, pitch_dim: int, pitch_mean: torch.
     state["cmvn_mean"] = torch.cat([model.cmvn_mean, pitch_mean.to(model.cmvn_mean)])
     state["cmvn_istd"] = torch.cat([model.cmvn_istd, pitch_istd.to(model.cmvn_istd)])
     missing, unexpected = grown.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("encoder.subsampling.pitch.") for k in missing), (missing, unexpected)
+    assert not unexpected and all(k.startswith(PITCH_PARAMETERS) for k in missing), (missing, unexpected)
     nn.init.zeros_(grown.encoder.subsampling.pitch.weight)
     nn.init.zeros_(grown.encoder.subsampling.pitch.bias)
     return grown.to(model.cmvn_mean.device)

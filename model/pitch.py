@@ -23,7 +23,7 @@ PITCH_DIMS = 2  # (voicing, log F0)
 MIN_F0_HZ = 60.0
 MAX_F0_HZ = 500.0
 REFERENCE_F0_HZ = 150.0  # log F0 is reported relative to this, so values sit near zero
-OCTAVE_TOLERANCE = 0.9  # take the shortest lag whose correlation is within this factor of the best (no halving errors)
+OCTAVE_TOLERANCE = 0.9  # take the shortest-lag peak within this factor of the best (no subharmonic picks)
 
 
 def _fast_fft_size(minimum: int) -> int:
@@ -49,7 +49,8 @@ def frame_pitch(frames: torch.Tensor, sample_rate: int) -> torch.Tensor:
     min_lag = int(math.floor(sample_rate / MAX_F0_HZ))
     max_lag = min(int(math.ceil(sample_rate / MIN_F0_HZ)), window - 2)
     low, high = min_lag - 1, max_lag + 2  # lags low..high-1: the searched ones and one neighbour each side
-    x = frames.float() - frames.float().mean(dim=-1, keepdim=True)
+    x = frames.float()
+    x = x - x.mean(dim=-1, keepdim=True)
     # Circular correlation with n >= window + high is linear for lags below `high` (720 for 25 ms at 16 kHz).
     n_fft = _fast_fft_size(window + high)
     spectrum = torch.fft.rfft(x, n=n_fft)

@@ -28,7 +28,7 @@ from model.checkpoint import atomic_save, checkpoint_payload
 from model.dataset import FeatureCorpus, build_feature_cache, pad_features
 from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize
-from model.network import ModelConfig, SpeechRecognizer, with_pitch_input
+from model.network import PITCH_PARAMETERS, ModelConfig, SpeechRecognizer, with_pitch_input
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.tokenizer import UNK_ID, Tokenizer
@@ -175,8 +175,9 @@ class Trainer:
 
     def parameter_groups(self) -> list[dict]:
         """The pitch input path in a group of its own, so that it can learn at `pitch_lr_scale` times the rate."""
-        pitch = [p for name, p in self.model.named_parameters() if name.startswith("encoder.subsampling.pitch.")]
-        others = [p for name, p in self.model.named_parameters() if not name.startswith("encoder.subsampling.pitch.")]
+        pitch, others = [], []
+        for name, parameter in self.model.named_parameters():
+            (pitch if name.startswith(PITCH_PARAMETERS) else others).append(parameter)
         groups = [{"params": others, "lr_scale": 1.0}]
         return groups + [{"params": pitch, "lr_scale": self.config.pitch_lr_scale}] if pitch else groups
 
