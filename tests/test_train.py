@@ -168,3 +168,34 @@ def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(
     groups = payload["optimizer"]["param_groups"]
     assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
     assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
+
+
+def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_once(tiny_corpus, tmp_path):
+    """`torchrun --nproc-per-node 2` on CPU (gloo): both ranks take the same number of steps on disjoint batches,
+    rank 0 alone writes the checkpoint, the audio of both ranks is counted, and a DDP run resumes like any other."""
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, tiny_corpus, 4)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "model.train", "--config", config]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
+    assert trainer["step"] == 4
+    assert trainer["runs"][-1]["device"] == "cpu x2"
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["final"]  # one log, written by rank 0 only: no duplicated lines
+    assert len([entry for entry in log if entry.get("final")]) == 1
+
+    single = tmp_path / "single"  # the same 4 steps in one process see about half the audio of two ranks
+    single.mkdir()
+    train_main(["--config", write_config(single, tiny_corpus, 4)])
+    alone = torch.load(single / "run" / "last.pt", weights_only=True)["trainer"]
+    assert 1.3 * alone["audio_hours"] < trainer["audio_hours"] < 3.0 * alone["audio_hours"]
+
+    resumed = subprocess.run([*command[:-1], write_config(tmp_path, tiny_corpus, 6)], capture_output=True, text=True,
+                             timeout=600, cwd=Path(__file__).parents[1])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
+    assert trainer["step"] == 6 and [(r["first_step"], r["last_step"]) for r in trainer["runs"]] == [(0, 4), (4, 6)]
