@@ -106,7 +106,7 @@ def runs_table(trainer: dict) -> list[str]:
     for run in runs:
         schedule = f"{run['lr_schedule']}, peak {run['peak_lr']}" if "lr_schedule" in run else run.get("note", "")
         lines.append(f"| {run['first_step']}-{run['last_step']} | {run['audio_hours']} | {run['minutes']} | "
-                     f"{run.get('device', 'cpu')} | {schedule} | {run.get('data', '')} |")
+                     f"{run.get('device', 'cpu')}{', ' + run['precision'] if 'precision' in run else ''} | {schedule} | {run.get('data', '')} |")
     return ["Training runs (each invocation of `python -m model.train`, resumed from the previous one):", "", *lines, ""]
 
 
