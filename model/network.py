@@ -85,8 +85,8 @@ class SpeechRecognizer(nn.Module):
 
     def locale_log_probs(self, encoded_sum: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Language identification from mean-pooled encoder output: sums (B, D), frame counts (B,) -> (B, G)."""
-        pooled = encoded_sum / frames.clamp(min=1)[:, None].to(encoded_sum.dtype)
-        return F.log_softmax(self.locale_head(pooled).float(), dim=-1)
+        pooled = encoded_sum / frames.clamp(min=1)[:, None].to(encoded_sum.dtype)  # sums arrive in float32
+        return F.log_softmax(self.locale_head(pooled.to(self.locale_head.weight.dtype)).float(), dim=-1)
 
     def pooled_sum(self, encoded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = torch.arange(encoded.shape[1], device=encoded.device)[None, :] < lengths[:, None]

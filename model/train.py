@@ -31,6 +31,7 @@ from model.evaluate import evaluate_corpus, sample_per_locale, summarize
 from model.network import PITCH_PARAMETERS, ModelConfig, SpeechRecognizer, with_pitch_input
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
+from model.precision import training_autocast
 from model.tokenizer import UNK_ID, Tokenizer
 from model.train_config import TrainConfig
 
@@ -72,18 +73,6 @@ def learning_rate(config: TrainConfig, step: int, run_step: int = 0, run_fractio
     return config.peak_lr * min(step / config.warmup_steps, math.sqrt(config.warmup_steps / step))
 
 
-def cpu_has_native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
-def autocast_enabled(config: TrainConfig, device: torch.device) -> bool:
-    """Mixed precision where the hardware computes bf16 natively; losses are still reduced in float32."""
-    return config.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()))
-
-
 def sample_chunk(config: TrainConfig, rng: np.random.Generator) -> int | None:
     if rng.random() < config.full_context_prob:
         return None
@@ -103,7 +92,7 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
     chunk = sample_chunk(config, rng)
     left = config.encoder.left_context_frames if chunk else None
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_enabled(config, device)):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training_autocast(device, config.amp)):
         log_probs, encoded_lengths, logits, locale_lp = model(
             features, lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
     flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
@@ -269,7 +258,7 @@ class Trainer:
         run = {"first_step": self.state["step"], "last_step": self.state["step"], "audio_hours": 0.0, "minutes": 0.0,
                "device": f"{self.device.type} x{self.world}", "lr_schedule": config.lr_schedule, "peak_lr": config.peak_lr,
                "max_batch_frames": config.max_batch_frames,
-               "precision": "bf16 autocast" if autocast_enabled(config, self.device) else "float32",
+               "precision": "bf16 autocast" if training_autocast(self.device, config.amp) else "float32",
                "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name}
         runs.append(run)
         self._run_start = (self.state["audio_hours"], time.monotonic())

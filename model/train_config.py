@@ -44,9 +44,7 @@ class TrainConfig:
     keep_snapshots: int = 5
     threads: int = 2
     seed: int = 0
-    # bf16 autocast on CUDA, and on CPUs with native bf16 arithmetic (AVX512-BF16, AMX), where oneDNN runs the
-    # encoder's matrix products about twice as fast as in float32; other CPUs train in float32 whatever this says.
-    amp: bool = True
+    amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16 (model.precision); float32 elsewhere
     lr_schedule: str = "noam"  # "noam" (global-step warm-up + inverse sqrt) or "cosine" (over this run's minutes)
     final_lr_fraction: float = 0.05  # cosine: the learning rate at the end of the run, as a fraction of peak_lr
     # Learning-rate multiplier of the pitch input path: when a trained MFCC model is grown with pitch, its new

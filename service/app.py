@@ -133,6 +133,7 @@ def model_card(runtime: Runtime) -> dict:
             "locales": runtime.recognizer.locales, "aliases": {"zh": "zh-CN", "cmn": "zh-CN", "yue": "yue-HK", "en": "en-US"},
             "token_set_size": loaded.tokenizer.vocab_size, "parameters": loaded.model.parameter_count(),
             "device": str(runtime.recognizer.device),
+            "precision": str(runtime.recognizer.dtype).removeprefix("torch."),  # model.precision.serving_dtype
             "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": 40, "feature_frame_ms": 10,
                           "left_context_ms": encoder.left_context_frames * 40, "sample_rate": 16000},
             "training_data": metadata.get("training_data", {}),

@@ -8,6 +8,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.features import SAMPLE_RATE
+from model.precision import serving_dtype
 from model.recognizer import DecodeOptions, Recognizer
 from model.stream_decoder import decode_stream_offline
 from service.settings import Settings
@@ -27,7 +28,7 @@ def load_recognizer(settings: Settings) -> Recognizer:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     device = choose_device(settings.device)
-    dtype = torch.float16 if device.type == "cuda" and settings.half_precision else torch.float32
+    dtype = serving_dtype(device, settings.half_precision)
     loaded = load_checkpoint(settings.checkpoint, device="cpu")
     recognizer = Recognizer(loaded, device=device, dtype=dtype)
     log.info("loaded %s %s on %s (%s), %d parameters", loaded.name, loaded.version, device, dtype,

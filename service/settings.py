@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     # Model and device
     checkpoint: Path = DEFAULT_CHECKPOINT
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    half_precision: bool = True  # float16 weights and activations on CUDA; ignored on CPU
+    half_precision: bool = True  # float16 on CUDA; CPUs serve in float32 (model.precision says why)
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
 
     # HTTP

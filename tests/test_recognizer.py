@@ -129,6 +129,8 @@ def test_half_precision_decodes_like_float32():
         counts = [count_errors(a.text, b.text, row["locale"]) for a, b, row in pairs]
         assert sum(c.errors for c in counts) <= 0.05 * sum(c.reference_units for c in counts)
         assert sum(c.errors == 0 for c in counts) >= len(counts) - 2
+    for recording, row in zip(audio, rows):  # locale detection: float32 pooled sums into the float16 head
+        assert half.transcribe(recording, DecodeOptions(locale=None)).locale == row["locale"]
 
     chunks = [AudioChunk(a[: chunk_samples(16)], chunk_feature_frames(16)) for a in audio[:2]]
     locales = [row["locale"] for row in rows[:2]]

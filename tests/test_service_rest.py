@@ -31,6 +31,7 @@ def test_health_readiness_and_model_card(client):
     assert set(card["locales"]) >= {"zh-CN", "yue-HK", "en-US"}
     assert card["token_set_size"] > 1000
     assert card["streaming"]["encoder_frame_ms"] == 40
+    assert card["device"] == "cpu" and card["precision"] == "float32"  # CPUs serve in float32 (model.precision)
     assert set(card["training_data"]["hours_per_locale"]) >= {"zh-CN", "yue-HK", "en-US"}
 
 

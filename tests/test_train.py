@@ -10,7 +10,8 @@ import torch
 from model.checkpoint import load_checkpoint
 from model.corpus.build import BuildConfig, build
 from model.evaluate import main as evaluate_main
-from model.train import cpu_has_native_bf16, main as train_main
+from model.precision import cpu_has_native_bf16
+from model.train import main as train_main
 
 TINY_MODEL = """
 [encoder]
