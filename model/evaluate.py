@@ -116,7 +116,7 @@ def error_table(utterances: list[Utterance], texts: list[str]) -> tuple[dict, di
 
 def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> dict:
     audio = [load_audio_file(u.audio) for u in utterances]
-    results: dict = {"utterances": len(utterances), "modes": {}}
+    results: dict = {"utterances": len(utterances), "beam_size": DecodeOptions().beam_size, "modes": {}}
     modes = {"full_context": None, **{f"chunk_{ms}ms": ms // ENCODER_FRAME_MS for ms in CHUNK_SIZES_MS}}
     for name, chunk_frames in modes.items():
         rescored = transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))

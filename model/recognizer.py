@@ -21,7 +21,7 @@ from model.rescoring import RescoredHypothesis, rescore
 from model.results import SegmentResult, Transcript, join_texts, segment_result
 from model.lexicon import Lexicon, LexiconPenalty
 from model.lm import NgramLM
-from model.search import (BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses, frame_posteriors,
+from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses, frame_posteriors,
                           greedy_hypothesis, greedy_search, prefix_beam_search)
 from model.segmenter import SegmenterOptions, split_at_silences
 from model.streaming import AudioChunk, chunk_features
@@ -33,7 +33,7 @@ class DecodeOptions:
     nbest: int = 1
     hotwords: tuple[str, ...] = ()
     hotword_boost: float = 2.0  # log-probability bonus per hotword token
-    beam_size: int = 4
+    beam_size: int = DEFAULT_BEAM_SIZE
     rescore: bool = True  # attention rescoring of finals (second pass)
     chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
     lm_weight: float | None = None  # n-gram LM fusion weight; None = the checkpoint's tuned value, 0 = off

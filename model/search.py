@@ -97,9 +97,15 @@ def greedy_hypothesis(state: GreedyState) -> Hypothesis:
 # ---------------------------------------------------------------------------------------- prefix beam search
 
 
+# Prefixes kept per frame. 8 rather than 4: on 100 dev utterances per locale (model 0.3.0, tuned LM fusion), WER
+# en-US 36.9% -> 33.2%, CER yue-HK 19.6% -> 18.0%, zh-CN 25.9% -> 25.6%, for 14% more offline decoding time; 12
+# gained 0.8 points more in English alone. English word pieces need the room: many spellings of a sound compete.
+DEFAULT_BEAM_SIZE = 8
+
+
 @dataclass(frozen=True)
 class BeamOptions:
-    beam_size: int = 4
+    beam_size: int = DEFAULT_BEAM_SIZE
     token_candidates: int = 6  # per frame, the most likely non-blank tokens considered
     min_token_log_prob: float = math.log(1e-4)  # ...and only those above this
     blank_skip_prob: float = 0.999  # a frame this sure of blank only extends blanks (CTC peaky behaviour)

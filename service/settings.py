@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.checkpoint import DEFAULT_CHECKPOINT
+from model.search import DEFAULT_BEAM_SIZE
 from service.auth import ApiKey
 
 
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     # Results
     max_nbest: int = 10
     max_hotwords: int = 100
-    default_beam_size: int = 4
+    default_beam_size: int = DEFAULT_BEAM_SIZE
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:
