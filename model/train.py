@@ -367,7 +367,10 @@ def setup_device(config: TrainConfig) -> tuple[torch.device, int, int]:
         device = torch.device("cuda", local)
     else:
         device = torch.device("cpu")
-        torch.set_num_threads(config.threads)
+        # `threads` is the machine's budget: ranks on one machine split it, or their OpenMP threads would fight
+        # over the cores (two 1-thread gloo ranks train faster here than one 2-thread process).
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(max(1, config.threads // local_ranks))
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device, rank, world

@@ -42,7 +42,7 @@ class TrainConfig:
     eval_utterances_per_locale: int = 100
     checkpoint_every_minutes: float = 5.0
     keep_snapshots: int = 5
-    threads: int = 2
+    threads: int = 2  # CPU threads of the machine, split among its DDP ranks
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16 (model.precision); float32 elsewhere
     lr_schedule: str = "noam"  # "noam" (global-step warm-up + inverse sqrt) or "cosine" (over this run's minutes)
