@@ -34,6 +34,14 @@ def ngram_key(tokens: Sequence[int], vocab_size: int) -> int:
     return key
 
 
+def max_order(vocab_size: int) -> int:
+    """The longest n-gram whose key fits in int64 (how keys are stored in a checkpoint)."""
+    order = 1
+    while (vocab_size + 1) ** (order + 1) < 2**63:
+        order += 1
+    return order
+
+
 @dataclass
 class NgramLM:
     order: int
@@ -125,6 +133,9 @@ def discounted_tables(counts: Counter, prune_singletons: bool, vocab_size: int) 
 
 
 def train_ngram(sentences: list[list[int]], vocab_size: int, order: int = 3, start_id: int = 2) -> NgramLM:
+    if not 1 <= order <= max_order(vocab_size):
+        raise ValueError(f"n-gram order {order} is outside 1..{max_order(vocab_size)} for {vocab_size} tokens "
+                         "(n-gram keys are stored as int64)")
     counts = count_ngrams(sentences, order, start_id)
     lm = NgramLM(order=order, vocab_size=vocab_size, end_id=start_id)
     for n in range(1, order):
@@ -177,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     orders = parse_orders(args.order)
     loaded = load_checkpoint(args.checkpoint)
+    if max(orders.values()) > max_order(loaded.tokenizer.vocab_size) or min(orders.values()) < 1:
+        parser.error(f"--order must be within 1..{max_order(loaded.tokenizer.vocab_size)} for this checkpoint's "
+                     f"{loaded.tokenizer.vocab_size} tokens")
     held_out = {(u.locale, u.text) for path in args.exclude for u in read_manifest(path)}
     payloads, report = {}, {}
     for locale in loaded.tokenizer.locales:

@@ -88,3 +88,12 @@ def test_orders_are_given_for_all_locales_or_per_locale():
     lm = train_ngram(random_corpus(), 40, order=4)
     assert NgramLM.from_payload(lm.to_payload()).order == 4
     assert sum(lm.prob([5, 7, 9], w) for w in range(40)) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_an_order_whose_keys_overflow_int64_is_refused_up_front():
+    """4,300 tokens: 5-gram keys fit in int64, 6-gram keys do not (found as an overflow while storing)."""
+    from model.lm import max_order
+
+    assert max_order(4300) == 5
+    with pytest.raises(ValueError, match="outside 1..5"):
+        train_ngram(random_corpus(), 4300, order=6)
