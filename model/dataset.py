@@ -28,27 +28,45 @@ def _features_of(paths: list[str]) -> list[np.ndarray]:
 
 
 def build_feature_cache(manifest: str | Path, cache_dir: str | Path, split: str, jobs: int = 2) -> Path:
-    """Compute features for every utterance of the manifest; skip if the cache already exists with this front end's
-    width (a cache from before the pitch columns is rebuilt)."""
+    """Features for every utterance of the manifest, in manifest order. A cache that already holds exactly these
+    utterances with this front end's width is kept. Otherwise the cache is rewritten, computing only the utterances
+    it lacks: a corpus grown with more hours (same seed, same held-out split) reuses the features it had, and a
+    cache from before the pitch columns is rebuilt. The new files replace the old ones by rename, so a training
+    process that has the old cache memory-mapped keeps reading it undisturbed."""
     cache_dir = Path(cache_dir)
     index_path = cache_dir / f"{split}.index.jsonl"
     features_path = cache_dir / f"{split}.features.npy"
-    if index_path.exists() and np.load(features_path, mmap_mode="r").shape[1] == FEATURE_DIM:
-        return index_path
-    index_path.unlink(missing_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     utterances = read_manifest(manifest)
-    groups = [[u.audio for u in utterances[i : i + 64]] for i in range(0, len(utterances), 64)]
+    cached = _current_cache(cache_dir, split)
+    if cached is not None and [row["id"] for row in cached.rows] == [u.id for u in utterances]:
+        return index_path
+    known = {row["id"]: index for index, row in enumerate(cached.rows)} if cached is not None else {}
+    missing = [u for u in utterances if u.id not in known]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    groups = [[u.audio for u in missing[i : i + 64]] for i in range(0, len(missing), 64)]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        arrays = [a for group in tqdm(pool.imap(_features_of, groups), total=len(groups), desc=f"features {split}") for a in group]
-    np.save(features_path, np.concatenate(arrays) if arrays else np.zeros((0, FEATURE_DIM), np.float16))
+        computed = [a for group in tqdm(pool.imap(_features_of, groups), total=len(groups), desc=f"features {split}") for a in group]
+    fresh = {u.id: array for u, array in zip(missing, computed)}
+    arrays = [fresh[u.id] if u.id in fresh else np.asarray(cached.utterance_frames(known[u.id])) for u in utterances]
+    staged = features_path.with_name(f"{split}.features.tmp.npy")
+    np.save(staged, np.concatenate(arrays) if arrays else np.zeros((0, FEATURE_DIM), np.float16))
     offset, rows = 0, []
     for utterance, array in zip(utterances, arrays):
         rows.append(index_row(utterance, offset, len(array)))
         offset += len(array)
+    index_path.unlink(missing_ok=True)  # no index: a crash from here on leaves no cache rather than a wrong one
+    staged.replace(features_path)
     index_path.with_suffix(".tmp").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     index_path.with_suffix(".tmp").rename(index_path)
     return index_path
+
+
+def _current_cache(cache_dir: Path, split: str) -> "FeatureCorpus | None":
+    """The split's cache if it exists and has this front end's width."""
+    if not (cache_dir / f"{split}.index.jsonl").exists():
+        return None
+    cached = FeatureCorpus.open(cache_dir, split)
+    return cached if cached.features.shape[1] == FEATURE_DIM else None
 
 
 def index_row(utterance: Utterance, offset: int, frames: int) -> dict:
@@ -70,9 +88,13 @@ class FeatureCorpus:
         rows = [json.loads(line) for line in (cache_dir / f"{split}.index.jsonl").read_text().splitlines()]
         return FeatureCorpus(np.load(cache_dir / f"{split}.features.npy", mmap_mode="r"), rows)
 
-    def utterance_features(self, index: int) -> torch.Tensor:
+    def utterance_frames(self, index: int) -> np.ndarray:
+        """The stored (frames, FEATURE_DIM) float16 rows of one utterance (a view of the memory map)."""
         row = self.rows[index]
-        return torch.from_numpy(self.features[row["offset"] : row["offset"] + row["frames"]].astype(np.float32))
+        return self.features[row["offset"] : row["offset"] + row["frames"]]
+
+    def utterance_features(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.utterance_frames(index).astype(np.float32))
 
     def cmvn(self, max_frames: int = 2_000_000) -> tuple[torch.Tensor, torch.Tensor]:
         """Global mean and inverse standard deviation over (a prefix of) the cache."""

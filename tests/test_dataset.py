@@ -1,0 +1,64 @@
+"""The feature cache follows its manifest: kept when the manifest is unchanged, extended (computing only the new
+utterances) when the corpus grows, and replaced by rename so that a reader of the old cache is undisturbed."""
+
+import numpy as np
+import soundfile
+import torch
+
+from model.audio import load_audio_file
+from model.corpus.manifest import Utterance, write_manifest
+from model.dataset import FeatureCorpus, build_feature_cache
+from model.features import FEATURE_DIM, FeatureExtractor
+
+
+def write_corpus(folder, count: int) -> list[Utterance]:
+    rng = np.random.default_rng(0)
+    utterances = []
+    for index in range(count):
+        seconds = 0.3 + 0.1 * index
+        t = np.arange(int(seconds * 16000)) / 16000
+        audio = 0.3 * np.sin(2 * np.pi * (120 + 20 * index) * t) + 0.01 * rng.standard_normal(len(t))
+        soundfile.write(folder / f"u{index}.wav", audio.astype(np.float32), 16000)
+        utterances.append(Utterance(f"u{index}", f"u{index}.wav", "a b", "en-US", "v", seconds))
+    return utterances
+
+
+def test_a_grown_corpus_extends_the_cache_and_an_unchanged_one_keeps_it(tmp_path):
+    utterances = write_corpus(tmp_path, 5)
+    extractor = FeatureExtractor()
+    expected = {u.id: extractor(load_audio_file(str(tmp_path / u.audio))).half().float() for u in utterances}
+    write_manifest(tmp_path / "train.jsonl", utterances[:3])
+    cache = tmp_path / "cache"
+    build_feature_cache(tmp_path / "train.jsonl", cache, "train", jobs=1)
+    first = FeatureCorpus.open(cache, "train")  # memory-maps the first cache, like a running trainer
+    written = (cache / "train.features.npy").stat()
+
+    build_feature_cache(tmp_path / "train.jsonl", cache, "train", jobs=1)
+    assert (cache / "train.features.npy").stat().st_ino == written.st_ino  # same utterances: kept as it was
+
+    for u in utterances[:3]:  # the cached utterances' audio is gone: only the new ones can be computed
+        (tmp_path / u.audio).unlink()
+    write_manifest(tmp_path / "train.jsonl", [utterances[3], *utterances[:3], utterances[4]])
+    grown = FeatureCorpus.open(build_feature_cache(tmp_path / "train.jsonl", cache, "train", jobs=1).parent, "train")
+    assert [row["id"] for row in grown.rows] == ["u3", "u0", "u1", "u2", "u4"]
+    for index, row in enumerate(grown.rows):
+        torch.testing.assert_close(grown.utterance_features(index), expected[row["id"]])
+    torch.testing.assert_close(first.utterance_features(2), expected["u2"])  # the old map still reads the old file
+
+
+def test_a_cache_of_another_width_is_rebuilt(tmp_path):
+    write_manifest(tmp_path / "train.jsonl", write_corpus(tmp_path, 2))
+    cache = tmp_path / "cache"
+    build_feature_cache(tmp_path / "train.jsonl", cache, "train", jobs=1)
+    np.save(cache / "train.features.npy", np.zeros((10, FEATURE_DIM - 2), np.float16))  # an MFCC-only cache
+    build_feature_cache(tmp_path / "train.jsonl", cache, "train", jobs=1)
+    rebuilt = FeatureCorpus.open(cache, "train")
+    assert rebuilt.features.shape[1] == FEATURE_DIM
+    assert rebuilt.utterance_features(1).abs().sum() > 0
+
+
+def test_an_empty_manifest_gives_an_empty_cache(tmp_path):
+    write_manifest(tmp_path / "train.jsonl", [])
+    corpus = FeatureCorpus.open(build_feature_cache(tmp_path / "train.jsonl", tmp_path / "cache", "train", 1).parent,
+                                "train")
+    assert corpus.rows == [] and corpus.features.shape == (0, FEATURE_DIM)
