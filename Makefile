@@ -36,7 +36,7 @@ test: install
 
 # --- model pipeline (see README "Training your own model") ---
 corpus: install
-	$(BIN)/python -m model.corpus.build --out data/synth --hours-per-locale 8 --jobs 2 --seed 0
+	$(BIN)/python -m model.corpus.build --out data/synth --hours-per-locale 16 --jobs 2 --seed 0
 
 train: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml

@@ -88,6 +88,10 @@ class FeatureCorpus:
         rows = [json.loads(line) for line in (cache_dir / f"{split}.index.jsonl").read_text().splitlines()]
         return FeatureCorpus(np.load(cache_dir / f"{split}.features.npy", mmap_mode="r"), rows)
 
+    @property
+    def hours(self) -> float:
+        return sum(row["duration"] for row in self.rows) / 3600
+
     def utterance_frames(self, index: int) -> np.ndarray:
         """The stored (frames, FEATURE_DIM) float16 rows of one utterance (a view of the memory map)."""
         row = self.rows[index]

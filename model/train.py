@@ -259,7 +259,8 @@ class Trainer:
                "device": f"{self.device.type} x{self.world}", "lr_schedule": config.lr_schedule, "peak_lr": config.peak_lr,
                "max_batch_frames": config.max_batch_frames,
                "precision": "bf16 autocast" if training_autocast(self.device, config.amp) else "float32",
-               "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name}
+               "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name,
+               "data_hours": round(self.train.hours, 2)}  # a corpus grown under the same name reads differently
         runs.append(run)
         self._run_start = (self.state["audio_hours"], time.monotonic())
         return run

@@ -55,6 +55,7 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert resumed["step"] == 10 and resumed["audio_hours"] > first["audio_hours"]
     assert [(r["first_step"], r["last_step"]) for r in resumed["runs"]] == [(0, 6), (6, 10)]  # for the model card
     assert resumed["runs"][1]["data"] == "train.jsonl" and resumed["runs"][1]["audio_hours"] > 0
+    assert resumed["runs"][1]["data_hours"] > 0  # the corpus's size then: a corpus can grow under the same name
     # bf16 autocast wherever the hardware has it, CPUs included (about 2x faster there), float32 elsewhere
     assert resumed["runs"][1]["precision"] == ("bf16 autocast" if cpu_has_native_bf16() else "float32")
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -82,7 +83,7 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert set(results["modes"]) == {"full_context", "chunk_320ms", "chunk_640ms", "chunk_1280ms"}
     assert set(results["modes"]["full_context"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     assert "Trained on synthetic speech only" in card.read_text()
-    assert "| 6-10 |" in card.read_text()  # the training runs table
+    assert "| 6-10 |" in card.read_text() and "| train.jsonl (0.0" in card.read_text()  # the training runs table
     assert load_checkpoint(averaged).metadata["evaluation"]["utterances"] == results["utterances"]
 
 
