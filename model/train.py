@@ -4,7 +4,8 @@
     torchrun --nproc-per-node 8 -m model.train --config ...                  # data parallel (DDP)
 
 Every invocation resumes from `<output_dir>/last.pt` when it exists and stops after `max_minutes`, so a long
-training runs as a series of sessions. `--average` writes the mean of the last snapshots as a model checkpoint.
+training runs as a series of sessions. SIGTERM or SIGINT (a preempted job, Ctrl-C) stops it after the current step
+with a checkpoint written, so rerunning the command loses nothing. `--average` writes the mean of the last snapshots as a model checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,8 +110,10 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, device: torch.device, rank: int, world: int) -> None:
+    def __init__(self, config: TrainConfig, device: torch.device, rank: int, world: int,
+                 stop_request: StopRequest | None = None) -> None:
         self.config, self.device, self.rank, self.world = config, device, rank, world
+        self.stop_request = stop_request or StopRequest()
         self.out = Path(config.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.state = {"step": 0, "epoch": 0, "audio_hours": 0.0, "elapsed_s": 0.0, "log": []}
@@ -210,11 +214,13 @@ class Trainer:
         return Tokenizer.from_payload(torch.load(path, weights_only=True))
 
     def should_stop(self, started: float) -> bool:
-        """Rank 0's clock decides for everyone: ranks that disagree would deadlock in the gradient all-reduce."""
+        """Rank 0's clock decides for everyone (ranks that disagree would deadlock in the gradient all-reduce), and a
+        stop signal on any rank stops them all."""
         stop = time.monotonic() - started > self.config.max_minutes * 60 or self.state["step"] >= self.config.max_steps
+        interrupted = self.stop_request.signal_name is not None
         if self.world == 1:
-            return stop
-        flag = torch.tensor([float(stop and self.rank == 0)], device=self.device)
+            return stop or interrupted
+        flag = torch.tensor([float((stop and self.rank == 0) or interrupted)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
@@ -309,7 +315,9 @@ class Trainer:
         if self.feed is not None:
             self.feed.close()
         self.save()
-        if self.rank == 0:
+        if self.stop_request.signal_name is not None:  # a grace period is short: no final evaluation
+            self.log({"stopped_by": self.stop_request.signal_name})
+        elif self.rank == 0:
             self.log({"dev": self.evaluate(), "final": True})
 
     def current_lr(self) -> float:
@@ -359,6 +367,22 @@ def average_snapshots(output_dir: str | Path, destination: str | Path, last: int
     return Path(destination)
 
 
+class StopRequest:
+    """Remembers a SIGTERM or SIGINT instead of dying on it: the trainer finishes its step, writes its checkpoint and
+    exits cleanly. (A scheduler preempting a job sends SIGTERM and waits a grace period; torchrun forwards it.)"""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def install(self) -> "StopRequest":
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._remember)
+        return self
+
+    def _remember(self, number: int, frame) -> None:
+        self.signal_name = signal.Signals(number).name
+
+
 def setup_device(config: TrainConfig) -> tuple[torch.device, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -394,8 +418,9 @@ def main(argv: list[str] | None = None) -> None:
         print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average,
                                 args.half, (config.name, config.version)))
         return
+    stop_request = StopRequest().install()
     device, rank, world = setup_device(config)
-    Trainer(config, device, rank, world).run()
+    Trainer(config, device, rank, world, stop_request).run()
     if world > 1:
         dist.destroy_process_group()
 

@@ -203,3 +203,29 @@ def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_on
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
     assert trainer["step"] == 6 and [(r["first_step"], r["last_step"]) for r in trainer["runs"]] == [(0, 4), (4, 6)]
+
+
+def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(tiny_corpus, tmp_path):
+    """A preempted job (SIGTERM, as schedulers and torchrun send) keeps the steps it took since the last periodic
+    checkpoint: the trainer finishes the step, writes last.pt, skips the final evaluation and exits with 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_config(tmp_path, tiny_corpus, 1_000_000)
+    no_periodic = ["--set", "checkpoint_every_minutes=600.0", "--set", "eval_every_minutes=600.0"]
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "model.train", "--config", config, *no_periodic],
+                                   cwd=Path(__file__).parents[1], stderr=stderr)
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "run" / "tokenizer.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(8)  # into the training loop: a few hundred steps of the tiny model
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
+    trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
+    assert 0 < trainer["step"] < 1_000_000
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["stopped_by"] == "SIGTERM" and log[-1]["step"] == trainer["step"]
+    assert not any(entry.get("final") for entry in log)
