@@ -5,7 +5,8 @@
 
 Every invocation resumes from `<output_dir>/last.pt` when it exists and stops after `max_minutes`, so a long
 training runs as a series of sessions. SIGTERM or SIGINT (a preempted job, Ctrl-C) stops it after the current step
-with a checkpoint written, so rerunning the command loses nothing. `--average` writes the mean of the last snapshots as a model checkpoint.
+with a checkpoint written, so rerunning the command loses nothing. `--average` writes the mean of the last
+snapshots as a model checkpoint.
 """
 
 from __future__ import annotations
