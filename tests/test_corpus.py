@@ -245,3 +245,23 @@ def test_plan_export_matches_build_and_renders_the_same_audio(tiny_build, tmp_pa
         speech = np.abs(expected[:, 0] - expected[:, 0].min()) > 5  # frames above the silent padding
         assert np.allclose(features[speech], expected[speech], atol=1.0)
         assert np.abs(features[speech] - expected[speech]).mean() < 0.1
+
+
+def test_more_hours_grow_the_corpus_without_moving_its_held_out_split(tmp_path):
+    """`make corpus` with more hours and the same seed keeps every job it had (audio and features are reused) and
+    the same dev/test utterances, and adds train jobs only: no dev/test sentence or held-out voice leaks in."""
+    from model.corpus.build import plan
+
+    tmp_path.mkdir(exist_ok=True)  # plan() caches espeak-ng's readable characters there
+    small, _ = plan(BuildConfig(out=tmp_path, hours_per_locale=0.01, seed=0, dev_sentences=3, test_sentences=4,
+                                max_sentences=60))
+    large, info = plan(BuildConfig(out=tmp_path, hours_per_locale=0.03, seed=0, dev_sentences=3,
+                                   test_sentences=4, max_sentences=60))
+    by_id = {job.id: job for job in large}
+    assert all(job.id in by_id and by_id[job.id] == job for job in small)
+    held = [j for j in large if j.split != "train"]
+    assert sorted(j.id for j in held) == sorted(j.id for j in small if j.split != "train")
+    train = [j for j in large if j.split == "train"]
+    assert len(train) > len([j for j in small if j.split == "train"])
+    assert not {(j.locale, j.text) for j in train} & {(j.locale, j.text) for j in held}
+    assert not {j.voice.variant for j in train} & set(info["heldout_variants"])
