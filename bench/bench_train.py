@@ -14,7 +14,6 @@ import argparse
 import copy
 
 import torch
-import torch.nn.functional as F
 
 from bench.common import (
     DEFAULT_CONFIG, benchmark_model, interleaved_timings, machine_info, print_table, set_threads, summarize,
@@ -22,6 +21,7 @@ from bench.common import (
 )
 from model.decoder import decoder_io
 from model.precision import cpu_has_native_bf16
+from model.train import joint_loss
 from model.train_config import TrainConfig
 
 TRAIN = TrainConfig.from_toml(DEFAULT_CONFIG)
@@ -41,18 +41,10 @@ def synthetic_batch(model, batch_frames: int, generator: torch.Generator) -> dic
 
 
 def batch_loss(model, batch: dict, autocast: bool) -> torch.Tensor:
-    """The trainer's joint loss (model/train.py batch_loss) on a prepared batch, at full context."""
+    """The trainer's joint loss (model.train.joint_loss) on a prepared batch, at full context."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        log_probs, encoded_lengths, logits, locale_lp = model(
-            batch["features"], batch["lengths"], None, None, batch["inputs"], batch["input_lengths"])
-    flat = torch.tensor([t for target in batch["targets"] for t in target])
-    ctc = F.ctc_loss(log_probs.float().transpose(0, 1), flat, encoded_lengths,
-                     torch.tensor([len(t) for t in batch["targets"]]), zero_infinity=True, reduction="sum")
-    attention = F.cross_entropy(logits.float().flatten(0, 1), batch["outputs"].flatten(), ignore_index=-1,
-                                reduction="sum")
-    rows = len(batch["targets"])
-    locale = F.nll_loss(locale_lp.float(), batch["locales"])
-    return (TRAIN.ctc_weight * ctc + TRAIN.attention_weight * attention) / rows + TRAIN.locale_weight * locale
+        outputs = model(batch["features"], batch["lengths"], None, None, batch["inputs"], batch["input_lengths"])
+    return joint_loss(TRAIN, outputs, batch["targets"], batch["outputs"], batch["locales"])[0]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -151,7 +151,8 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "model/configs/synth_small.toml`); the last snapshots averaged.", "",
         "## Evaluation", "",
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
-        f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, beam {results.get('beam_size', 4)}, "
+        f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, "
+        f"beam {results.get('beam_size', 4)}, "  # evaluations from before the beam was recorded used 4
         "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
         *evaluation_table(results, locales), "",
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",

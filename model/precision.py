@@ -13,9 +13,12 @@ server must not grow with the variety of its input.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
+@functools.cache  # the hardware does not change; training asks every step
 def cpu_has_native_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

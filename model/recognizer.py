@@ -21,8 +21,8 @@ from model.rescoring import RescoredHypothesis, rescore
 from model.results import SegmentResult, Transcript, join_texts, segment_result
 from model.lexicon import Lexicon, LexiconPenalty
 from model.lm import NgramLM
-from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses, frame_posteriors,
-                          greedy_hypothesis, greedy_search, prefix_beam_search)
+from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses,
+                          frame_posteriors, greedy_hypothesis, greedy_search, prefix_beam_search)
 from model.segmenter import SegmenterOptions, split_at_silences
 from model.streaming import AudioChunk, chunk_features
 

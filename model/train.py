@@ -96,18 +96,26 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
     chunk = sample_chunk(config, rng)
     left = config.encoder.left_context_frames if chunk else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training_autocast(device, config.amp)):
-        log_probs, encoded_lengths, logits, locale_lp = model(
-            features, lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
+        model_outputs = model(features, lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
+    loss, parts = joint_loss(config, model_outputs, targets, outputs, locale_ids)
+    return loss, {**parts, "audio_s": float(lengths.sum()) / 100}
+
+
+def joint_loss(config: TrainConfig, model_outputs: tuple, targets: list[list[int]], decoder_outputs: torch.Tensor,
+               locale_ids: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """ctc_weight * CTC + attention_weight * decoder CE (per utterance) + locale_weight * locale CE, reduced in
+    float32 from the outputs of `SpeechRecognizer.forward`."""
+    log_probs, encoded_lengths, logits, locale_lp = model_outputs
+    device, rows = log_probs.device, len(targets)
     flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
     target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
     ctc = F.ctc_loss(log_probs.float().transpose(0, 1), flat.to(device), encoded_lengths.cpu(), target_lengths,
-                     zero_infinity=True, reduction="sum") / len(rows)
-    attention = F.cross_entropy(logits.float().flatten(0, 1), outputs.to(device).flatten(), ignore_index=-1,
-                                label_smoothing=config.label_smoothing, reduction="sum") / len(rows)
-    locale = F.nll_loss(locale_lp.float(), locale_ids)
+                     zero_infinity=True, reduction="sum") / rows
+    attention = F.cross_entropy(logits.float().flatten(0, 1), decoder_outputs.to(device).flatten(), ignore_index=-1,
+                                label_smoothing=config.label_smoothing, reduction="sum") / rows
+    locale = F.nll_loss(locale_lp.float(), locale_ids.to(device))
     loss = config.ctc_weight * ctc + config.attention_weight * attention + config.locale_weight * locale
-    audio_s = float(lengths.sum()) / 100
-    return loss, {"ctc": ctc.item(), "att": attention.item(), "lid": locale.item(), "audio_s": audio_s}
+    return loss, {"ctc": ctc.item(), "att": attention.item(), "lid": locale.item()}
 
 
 class Trainer:
