@@ -12,6 +12,7 @@ The corpus has the FeatureCorpus interface that training and evaluation read (`r
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,8 @@ _EXTRACTOR: FeatureExtractor | None = None
 
 def _worker_init() -> None:
     global _EXTRACTOR
+    for number in (signal.SIGTERM, signal.SIGINT):  # the trainer's stop handler is inherited through fork; a worker
+        signal.signal(number, signal.SIG_DFL)      # must die when the pool terminates it, or close() hangs
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
     _EXTRACTOR = FeatureExtractor()
 

@@ -377,18 +377,31 @@ def average_snapshots(output_dir: str | Path, destination: str | Path, last: int
 
 
 class StopRequest:
-    """Remembers a SIGTERM or SIGINT instead of dying on it: the trainer finishes its step, writes its checkpoint and
-    exits cleanly. (A scheduler preempting a job sends SIGTERM and waits a grace period; torchrun forwards it.)"""
+    """While active (a `with` block), remembers a SIGTERM or SIGINT instead of dying on it: the trainer finishes its
+    step, writes its checkpoint and exits cleanly. (A scheduler preempting a job sends SIGTERM and waits a grace
+    period; torchrun forwards it.) Only the process that installed it is spared: forked children (the synthesis
+    pool's workers) inherit the handler, but must still die when their pool terminates them with SIGTERM."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
+        self._owner = os.getpid()
+        self._previous: dict = {}
 
-    def install(self) -> "StopRequest":
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, self._remember)
+    def __enter__(self) -> "StopRequest":
+        self._previous = {number: signal.signal(number, self._remember) for number in self.SIGNALS}
         return self
 
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
     def _remember(self, number: int, frame) -> None:
+        if os.getpid() != self._owner:  # a forked child: the default action, as if no handler were installed
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+            return
         self.signal_name = signal.Signals(number).name
 
 
@@ -427,9 +440,9 @@ def main(argv: list[str] | None = None) -> None:
         print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average,
                                 args.half, (config.name, config.version)))
         return
-    stop_request = StopRequest().install()
     device, rank, world = setup_device(config)
-    Trainer(config, device, rank, world, stop_request).run()
+    with StopRequest() as stop_request:
+        Trainer(config, device, rank, world, stop_request).run()
     if world > 1:
         dist.destroy_process_group()
 

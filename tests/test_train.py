@@ -229,3 +229,4 @@ def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(ti
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["stopped_by"] == "SIGTERM" and log[-1]["step"] == trainer["step"]
     assert not any(entry.get("final") for entry in log)
+
