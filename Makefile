@@ -20,7 +20,15 @@ system-deps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# torch 2.14.1 is a CUDA build: the finished .venv takes about 6.5 GB. Say so up front rather than let pip fail
+# half-way with "No space left on device" (what a nearly full CI disk once did).
+VENV_NEED_MB ?= 7000
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@have=$$(df -Pm $(VENV) | awk 'NR==2 {print $$4}'); used=$$(du -sm $(VENV) | cut -f1); \
+	if [ $$((have + used)) -lt $(VENV_NEED_MB) ]; then \
+	  echo "install: .venv needs about $(VENV_NEED_MB) MB (torch's CUDA build); $$have MB free on $$(df -P $(VENV) | awk 'NR==2 {print $$6}') with $$used MB already in .venv. Free some disk and rerun." >&2; \
+	  exit 1; \
+	fi
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,corpus]'
 	touch $@
