@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from model.audio import load_audio_file
 from model.corpus.manifest import Utterance, read_manifest
-from model.features import FEATURE_DIM, FeatureExtractor
+from model.features import FEATURE_DIM, N_MFCC, FeatureExtractor
 
 
 def _features_of(paths: list[str]) -> list[np.ndarray]:
@@ -100,10 +100,19 @@ class FeatureCorpus:
     def utterance_features(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.utterance_frames(index).astype(np.float32))
 
-    def cmvn(self, max_frames: int = 2_000_000) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global mean and inverse standard deviation over (a prefix of) the cache."""
-        sample = torch.from_numpy(self.features[:max_frames].astype(np.float64))
-        return sample.mean(0).float(), (1.0 / sample.std(0).clamp(min=1e-3)).float()
+    def cmvn(self, max_frames: int = 2_000_000, pitch_voicing_gate: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global mean and inverse standard deviation over every k-th frame of the cache (at most `max_frames`):
+        evenly spread, since a prefix would be one locale (the cache follows the manifest's order). With a voicing
+        gate (see EncoderConfig), the log F0 column's statistics are those of the voiced frames, the only ones it
+        reads."""
+        stride = max(1, -(-len(self.features) // max_frames))
+        sample = torch.from_numpy(self.features[::stride].astype(np.float64))
+        mean, std = sample.mean(0), sample.std(0)
+        if pitch_voicing_gate and sample.shape[1] > N_MFCC + 1:
+            voiced = sample[sample[:, N_MFCC] >= pitch_voicing_gate, N_MFCC + 1]
+            if voiced.numel() > 1:
+                mean[N_MFCC + 1], std[N_MFCC + 1] = voiced.mean(), voiced.std()
+        return mean.float(), (1.0 / std.clamp(min=1e-3)).float()
 
     def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8) -> list[list[int]]:
         return length_batches(np.array([r["frames"] for r in self.rows]), max_batch_frames, rng, min_frames)

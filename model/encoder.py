@@ -30,6 +30,11 @@ SUBSAMPLING_OVERLAP = SUBSAMPLING_CONTEXT - SUBSAMPLING  # feature frames shared
 class EncoderConfig:
     feature_dim: int = 80  # MFCC columns, into the 2-D convolutions
     pitch_dim: int = 0  # pitch columns after them (model.pitch), into a 1-D convolution; 0 = no pitch input
+    # Frames with voicing below this read the voiced mean as their log F0 (0 = off). An unvoiced frame's "F0" is
+    # whichever lag its noise happened to correlate best at, anywhere in 60-500 Hz: in the synthetic corpus those
+    # values have a standard deviation of 0.8 (log units), against tone contours of about 0.07, so without the gate
+    # the pitch path sees mostly noise (see SpeechRecognizer.normalize).
+    pitch_voicing_gate: float = 0.0
     d_model: int = 192
     n_heads: int = 4
     n_layers: int = 6

@@ -59,8 +59,17 @@ class SpeechRecognizer(nn.Module):
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
         """Front-end frames (..., FEATURE_DIM) -> the columns this model reads, mean/variance normalised. A model
-        without pitch reads the MFCC columns only, so checkpoints from before the pitch features still load."""
-        return (features[..., : self.input_dim] - self.cmvn_mean) * self.cmvn_istd
+        without pitch reads the MFCC columns only, so checkpoints from before the pitch features still load.
+        With a voicing gate, an unvoiced frame's log F0 becomes the voiced mean, i.e. exactly 0 once normalised.
+        Per frame, so chunk-invariant like the features themselves."""
+        columns = features[..., : self.input_dim]
+        gate, first = self.config.encoder.pitch_voicing_gate, self.config.encoder.feature_dim
+        if gate and self.config.encoder.pitch_dim:
+            voiced = columns[..., first : first + 1] >= gate
+            log_f0 = columns[..., first + 1 : first + 2]
+            gated = torch.where(voiced, log_f0, self.cmvn_mean[first + 1].to(log_f0.dtype))
+            columns = torch.cat([columns[..., : first + 1], gated, columns[..., first + 2 :]], dim=-1)
+        return (columns - self.cmvn_mean) * self.cmvn_istd
 
     def encode(
         self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None = None,
@@ -107,20 +116,21 @@ class SpeechRecognizer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def with_pitch_input(model: SpeechRecognizer, pitch_dim: int, pitch_mean: torch.Tensor,
+def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean: torch.Tensor,
                      pitch_istd: torch.Tensor) -> SpeechRecognizer:
-    """An MFCC-only model grown to also read `pitch_dim` pitch columns: every weight is kept, the new pitch path
-    starts at zero (so the grown model computes exactly what the old one did) and training teaches it to use the
-    tonal cue. Its CMVN gains the pitch columns' statistics."""
-    encoder = model.config.encoder
-    if encoder.pitch_dim:
-        raise ValueError("the model already reads pitch features")
-    config = ModelConfig(model.config.vocab_size, model.config.locales,
-                         EncoderConfig(**{**encoder.__dict__, "pitch_dim": pitch_dim}), model.config.decoder)
+    """A trained model given a new pitch input (`encoder`'s pitch_dim and pitch_voicing_gate; every other field
+    stays the model's): every other weight is kept, the new pitch path starts at zero, so the grown model computes
+    what the old one did without its pitch path, and training teaches it to use the tonal cue. Its CMVN gets the
+    new pitch columns' statistics. Grows an MFCC-only model, or re-reads pitch through a voicing gate."""
+    old = model.config.encoder
+    new = EncoderConfig(**{**old.__dict__, "pitch_dim": encoder.pitch_dim, "pitch_voicing_gate": encoder.pitch_voicing_gate})
+    if not new.pitch_dim or (new.pitch_dim, new.pitch_voicing_gate) == (old.pitch_dim, old.pitch_voicing_gate):
+        raise ValueError("the model already reads pitch this way")
+    config = ModelConfig(model.config.vocab_size, model.config.locales, new, model.config.decoder)
     grown = SpeechRecognizer(config)
-    state = dict(model.state_dict())
-    state["cmvn_mean"] = torch.cat([model.cmvn_mean, pitch_mean.to(model.cmvn_mean)])
-    state["cmvn_istd"] = torch.cat([model.cmvn_istd, pitch_istd.to(model.cmvn_istd)])
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(PITCH_PARAMETERS)}
+    state["cmvn_mean"] = torch.cat([model.cmvn_mean[: old.feature_dim], pitch_mean.to(model.cmvn_mean)])
+    state["cmvn_istd"] = torch.cat([model.cmvn_istd[: old.feature_dim], pitch_istd.to(model.cmvn_istd)])
     missing, unexpected = grown.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(PITCH_PARAMETERS) for k in missing), (missing, unexpected)
     nn.init.zeros_(grown.encoder.subsampling.pitch.weight)

@@ -57,7 +57,7 @@ def data_summary(corpus: FeatureCorpus) -> dict:
 def build_model(config: TrainConfig, corpus: FeatureCorpus, tokenizer: Tokenizer, texts: dict) -> SpeechRecognizer:
     model_config = ModelConfig(tokenizer.vocab_size, tuple(tokenizer.locales), config.encoder, config.decoder)
     model = SpeechRecognizer(model_config)
-    mean, istd = corpus.cmvn()
+    mean, istd = corpus.cmvn(pitch_voicing_gate=config.encoder.pitch_voicing_gate)
     model.cmvn_mean.copy_(mean[: model.input_dim])
     model.cmvn_istd.copy_(istd[: model.input_dim])
     model.locale_token_mask.copy_(tokenizer.locale_token_mask(texts))
@@ -205,13 +205,14 @@ class Trainer:
         previous = loaded.metadata.get("trainer", {})
         self.state.update(step=int(previous.get("step", 0)), audio_hours=float(previous.get("audio_hours", 0.0)),
                           elapsed_s=float(previous.get("elapsed_s", 0.0)))
-        pitch_dim = self.config.encoder.pitch_dim
-        if pitch_dim and not self.model.config.encoder.pitch_dim:  # the config adds pitch input: grow the model
-            mean, istd = self.train.cmvn()
-            first = self.model.input_dim
-            self.model = with_pitch_input(self.model, pitch_dim, mean[first : first + pitch_dim],
-                                          istd[first : first + pitch_dim]).train()
-            tqdm.write(f"grew {loaded.name} {loaded.version} with a {pitch_dim}-dim pitch input (zero-initialised)")
+        wanted, has = self.config.encoder, self.model.config.encoder
+        if wanted.pitch_dim and (wanted.pitch_dim, wanted.pitch_voicing_gate) != (has.pitch_dim, has.pitch_voicing_gate):
+            # the config adds a pitch input, or reads it through another voicing gate: a new pitch path
+            mean, istd = self.train.cmvn(pitch_voicing_gate=wanted.pitch_voicing_gate)
+            first, end = has.feature_dim, has.feature_dim + wanted.pitch_dim
+            self.model = with_pitch_input(self.model, wanted, mean[first:end], istd[first:end]).train()
+            tqdm.write(f"gave {loaded.name} {loaded.version} a new {wanted.pitch_dim}-dim pitch input, voicing gate "
+                       f"{wanted.pitch_voicing_gate} (zero-initialised)")
 
     def _shared_tokenizer(self) -> Tokenizer:
         """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""

@@ -62,3 +62,27 @@ def test_an_empty_manifest_gives_an_empty_cache(tmp_path):
     corpus = FeatureCorpus.open(build_feature_cache(tmp_path / "train.jsonl", tmp_path / "cache", "train", 1).parent,
                                 "train")
     assert corpus.rows == [] and corpus.features.shape == (0, FEATURE_DIM)
+
+
+def test_cmvn_samples_the_whole_cache_and_gated_log_f0_takes_voiced_statistics():
+    """The cache follows the manifest's order, one locale after another, so CMVN samples every k-th frame rather
+    than a prefix; through a voicing gate the log F0 column's statistics are those of voiced frames only."""
+    from model.features import N_MFCC
+
+    rng = np.random.default_rng(0)
+    frames = 1000
+    features = rng.standard_normal((frames, FEATURE_DIM)).astype(np.float16)
+    features[frames // 2 :, :N_MFCC] += 4  # a second "locale" with other spectra
+    voicing = rng.uniform(0, 1, frames)
+    features[:, N_MFCC] = voicing
+    features[:, N_MFCC + 1] = np.where(voicing >= 0.6, rng.normal(0.1, 0.2, frames), rng.uniform(-1, 1.2, frames))
+    corpus = FeatureCorpus(features, [])
+    mean, istd = corpus.cmvn(max_frames=250)
+    assert abs(float(mean[0]) - 2.0) < 0.4  # both halves sampled; a 250-frame prefix would give about 0
+    gated_mean, gated_istd = corpus.cmvn(max_frames=frames, pitch_voicing_gate=0.6)
+    voiced = features[voicing >= 0.6, N_MFCC + 1].astype(np.float64)
+    assert abs(float(gated_mean[N_MFCC + 1]) - voiced.mean()) < 1e-4
+    assert abs(1 / float(gated_istd[N_MFCC + 1]) - voiced.std(ddof=1)) < 1e-4
+    plain_mean, plain_istd = corpus.cmvn(max_frames=frames)
+    assert torch.equal(gated_mean[: N_MFCC + 1], plain_mean[: N_MFCC + 1])
+    assert float(gated_istd[N_MFCC + 1]) > 2 * float(plain_istd[N_MFCC + 1])  # the noise is gone from its spread

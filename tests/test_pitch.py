@@ -2,6 +2,8 @@
 
 Chunk invariance of the whole front end, pitch columns included, is pinned in test_features.py."""
 
+import copy
+import dataclasses
 import math
 
 import pytest
@@ -59,7 +61,8 @@ def test_grown_model_computes_exactly_what_the_mfcc_only_model_did(tiny_loaded):
 
     old = tiny_loaded.model
     assert old.config.encoder.pitch_dim == 0
-    grown = with_pitch_input(old, 2, torch.tensor([0.6, -0.2]), torch.tensor([3.0, 2.5])).eval()
+    wanted = dataclasses.replace(old.config.encoder, pitch_dim=2)
+    grown = with_pitch_input(old, wanted, torch.tensor([0.6, -0.2]), torch.tensor([3.0, 2.5])).eval()
     assert grown.config.encoder.pitch_dim == 2 and grown.input_dim == FEATURE_DIM
     features = torch.randn(2, 120, FEATURE_DIM, generator=torch.Generator().manual_seed(1)) * 3
     lengths = torch.tensor([120, 95])
@@ -72,4 +75,67 @@ def test_grown_model_computes_exactly_what_the_mfcc_only_model_did(tiny_loaded):
     assert torch.equal(actual_lengths, expected_lengths)
     assert torch.allclose(actual, expected, atol=1e-6)
     with pytest.raises(ValueError):
-        with_pitch_input(grown, 2, torch.zeros(2), torch.ones(2))
+        with_pitch_input(grown, wanted, torch.zeros(2), torch.ones(2))
+
+
+def gated(model, gate: float, log_f0_mean: float = -0.2):
+    """`model` re-read through a voicing gate, with the given voiced log F0 mean in its CMVN."""
+    from model.network import with_pitch_input
+
+    first = model.config.encoder.feature_dim
+    wanted = dataclasses.replace(model.config.encoder, pitch_voicing_gate=gate)
+    return with_pitch_input(model, wanted, torch.tensor([float(model.cmvn_mean[first]), log_f0_mean]),
+                            model.cmvn_istd[first:first + 2].clone()).eval()
+
+
+def test_voicing_gate_replaces_the_log_f0_of_unvoiced_frames_by_the_voiced_mean(tiny_model):
+    """An unvoiced frame's log F0 is noise (the lag its noise happened to correlate at): through the gate it reads
+    exactly 0 once normalised; voiced frames and every other column are normalised as before."""
+    model = gated(tiny_model, 0.6)
+    features = torch.randn(3, 40, FEATURE_DIM, generator=torch.Generator().manual_seed(2))
+    features[..., N_MFCC] = torch.rand(3, 40, generator=torch.Generator().manual_seed(3))  # voicing in [0, 1)
+    normalised = model.normalize(features)
+    plain = (features - model.cmvn_mean) * model.cmvn_istd
+    voiced = features[..., N_MFCC] >= 0.6
+    assert 0 < int(voiced.sum()) < voiced.numel()
+    assert torch.equal(normalised[..., N_MFCC + 1][~voiced], torch.zeros(int((~voiced).sum())))
+    assert torch.allclose(normalised[..., N_MFCC + 1][voiced], plain[..., N_MFCC + 1][voiced])
+    assert torch.allclose(normalised[..., : N_MFCC + 1], plain[..., : N_MFCC + 1])
+
+
+def test_a_gated_model_streams_exactly_like_its_full_forward(tiny_model):
+    """The gate is per frame, so chunk-by-chunk equals the masked full forward as for any model."""
+    from model.streaming import encode_streaming
+
+    model = gated(tiny_model, 0.6)
+    with torch.no_grad():
+        model.encoder.subsampling.pitch.weight.normal_(generator=torch.Generator().manual_seed(4))
+    features = torch.randn(203, FEATURE_DIM, generator=torch.Generator().manual_seed(5)) * 3 + 1
+    features[:, N_MFCC] = torch.rand(203, generator=torch.Generator().manual_seed(6))
+    left = model.config.encoder.left_context_frames
+    with torch.no_grad():
+        full, lengths = model.encode(features[None], torch.tensor([203]), 4, left)
+    streamed = encode_streaming(model, features, 4, piece_frames=13)
+    torch.testing.assert_close(streamed, full[0, : int(lengths[0])], atol=2e-5, rtol=1e-4)
+
+
+def test_regating_keeps_every_weight_but_the_pitch_path(tiny_model):
+    """A pitch model re-read through a voicing gate starts with a zero pitch path: it computes what the old model
+    computes with its pitch path zeroed, whatever the pitch columns hold."""
+    from model.network import PITCH_PARAMETERS
+
+    model = gated(tiny_model, 0.6)
+    assert model.config.encoder.pitch_voicing_gate == 0.6 and tiny_model.config.encoder.pitch_voicing_gate == 0.0
+    old_state = tiny_model.state_dict()
+    for name, value in model.state_dict().items():
+        if name.startswith(PITCH_PARAMETERS):
+            assert not value.any()
+        elif name != "cmvn_mean":
+            assert torch.equal(value, old_state[name]), name
+    silenced = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        silenced.encoder.subsampling.pitch.weight.zero_()
+        silenced.encoder.subsampling.pitch.bias.zero_()
+    features = torch.randn(1, 90, FEATURE_DIM, generator=torch.Generator().manual_seed(7)) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(features, torch.tensor([90]))[0], silenced.encode(features, torch.tensor([90]))[0])

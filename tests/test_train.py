@@ -10,6 +10,7 @@ import torch
 from model.checkpoint import load_checkpoint
 from model.corpus.build import BuildConfig, build
 from model.evaluate import main as evaluate_main
+from model.features import N_MFCC
 from model.precision import cpu_has_native_bf16
 from model.train import main as train_main
 
@@ -172,6 +173,22 @@ def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(
     groups = payload["optimizer"]["param_groups"]
     assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
     assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
+
+    # Continued again with a voicing gate: a new pitch path, and the log F0 column normalised by voiced frames.
+    with_pitch = grown / "with_pitch.pt"
+    train_main(["--config", config, "--average", "1", "--export", str(with_pitch)])
+    regated = tmp_path / "regated"
+    regated.mkdir()
+    config = write_config(regated, tiny_corpus, 9, f'init_checkpoint = "{with_pitch}"\npitch_lr_scale = 10.0\n')
+    Path(config).write_text(Path(config).read_text().replace("[encoder]\n", "[encoder]\npitch_dim = 2\npitch_voicing_gate = 0.6\n", 1))
+    train_main(["--config", config])
+    before = load_checkpoint(with_pitch).model
+    after = torch.load(regated / "run" / "last.pt", weights_only=True)["model"]
+    assert after["config"]["encoder"]["pitch_voicing_gate"] == 0.6 and before.config.encoder.pitch_voicing_gate == 0.0
+    weights = after["state_dict"]
+    assert weights["encoder.subsampling.pitch.weight"].abs().sum() > 0  # it trained again from zero
+    assert torch.equal(weights["cmvn_mean"][: N_MFCC + 1], before.cmvn_mean[: N_MFCC + 1])
+    assert float(weights["cmvn_istd"][N_MFCC + 1]) != float(before.cmvn_istd[N_MFCC + 1])
 
 
 def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_once(tiny_corpus, tmp_path):
