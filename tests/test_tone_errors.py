@@ -1,0 +1,26 @@
+"""model.tone_errors splits a tonal locale's character errors into wrong syllables, right syllables with the
+wrong tone, and homophones (right syllable and tone, wrong character)."""
+
+import pytest
+
+from model.tone_errors import ToneErrorCounts
+
+pytest.importorskip("pypinyin")
+pytest.importorskip("pycantonese")
+
+
+@pytest.mark.parametrize("locale, reference, hypothesis, syllable, tone", [
+    ("zh-CN", "妈妈骂马", "妈妈马马", 0, 1),  # 骂 ma4 read as 马 ma3: a tone error
+    ("zh-CN", "这是我的", "这事我的", 0, 0),  # 是/事 are both shi4: a homophone
+    ("zh-CN", "很好", "很跑", 1, 0),  # hao3 -> pao3: a syllable error
+    ("yue-HK", "你好", "尼好", 0, 1),  # nei5 -> nei4
+    ("yue-HK", "你好", "你好", 0, 0),
+])
+def test_errors_split_into_syllable_tone_and_homophone(locale, reference, hypothesis, syllable, tone):
+    counts = ToneErrorCounts()
+    counts.add(locale, reference, hypothesis)
+    rates = counts.rates()
+    n = len(reference)
+    assert rates["syllable_error_rate"] == pytest.approx(syllable / n, abs=1e-4)
+    assert rates["tone_error_rate"] == pytest.approx(tone / n, abs=1e-4)
+    assert rates["cer"] >= rates["syllable_error_rate"] + rates["tone_error_rate"]
