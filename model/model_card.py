@@ -109,6 +109,7 @@ def runs_table(trainer: dict) -> list[str]:
         schedule = f"{run['lr_schedule']}, peak {run['peak_lr']}" if "lr_schedule" in run else run.get("note", "")
         device = run.get("device", "cpu") + (f", {run['precision']}" if "precision" in run else "")
         data = run.get("data", "") + (f" ({run['data_hours']} h)" if "data_hours" in run else "")
+        data += f"; {run['note']}" if "lr_schedule" in run and run.get("note") else ""
         lines.append(f"| {run['first_step']}-{run['last_step']} | {run['audio_hours']} | {run['minutes']} | {device} | "
                      f"{schedule} | {data} |")
     return ["Training runs (each invocation of `python -m model.train`, resumed from the previous one):", "", *lines, ""]

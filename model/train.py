@@ -128,6 +128,7 @@ class Trainer:
         self.state = {"step": 0, "epoch": 0, "audio_hours": 0.0, "elapsed_s": 0.0, "log": []}
         self.feed: SynthesisFeed | None = None
         self.earlier_training: list[dict] = []
+        self.run_note: str | None = None  # what this invocation changed in the model, for its runs-table row
         if config.online_plan:
             self._open_online()
             return
@@ -204,15 +205,15 @@ class Trainer:
                                  {**loaded.metadata.get("training_data", {}), "model": f"{loaded.name} {loaded.version}"}]
         previous = loaded.metadata.get("trainer", {})
         self.state.update(step=int(previous.get("step", 0)), audio_hours=float(previous.get("audio_hours", 0.0)),
-                          elapsed_s=float(previous.get("elapsed_s", 0.0)))
+                          elapsed_s=float(previous.get("elapsed_s", 0.0)), runs=[dict(r) for r in previous.get("runs", [])])
         wanted, has = self.config.encoder, self.model.config.encoder
         if wanted.pitch_dim and (wanted.pitch_dim, wanted.pitch_voicing_gate) != (has.pitch_dim, has.pitch_voicing_gate):
             # the config adds a pitch input, or reads it through another voicing gate: a new pitch path
             mean, istd = self.train.cmvn(pitch_voicing_gate=wanted.pitch_voicing_gate)
             first, end = has.feature_dim, has.feature_dim + wanted.pitch_dim
             self.model = with_pitch_input(self.model, wanted, mean[first:end], istd[first:end]).train()
-            tqdm.write(f"gave {loaded.name} {loaded.version} a new {wanted.pitch_dim}-dim pitch input, voicing gate "
-                       f"{wanted.pitch_voicing_gate} (zero-initialised)")
+            self.run_note = f"new pitch path (voicing gate {wanted.pitch_voicing_gate})"
+            tqdm.write(f"gave {loaded.name} {loaded.version} a {self.run_note}, zero-initialised")
 
     def _shared_tokenizer(self) -> Tokenizer:
         """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""
@@ -277,6 +278,8 @@ class Trainer:
                "precision": "bf16 autocast" if training_autocast(self.device, config.amp) else "float32",
                "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name,
                "data_hours": round(self.train.hours, 2)}  # a corpus grown under the same name reads differently
+        if self.run_note:
+            run["note"] = self.run_note
         runs.append(run)
         self._run_start = (self.state["audio_hours"], time.monotonic())
         return run

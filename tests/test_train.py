@@ -182,10 +182,14 @@ def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(
     config = write_config(regated, tiny_corpus, 9, f'init_checkpoint = "{with_pitch}"\npitch_lr_scale = 10.0\n')
     Path(config).write_text(Path(config).read_text().replace("[encoder]\n", "[encoder]\npitch_dim = 2\npitch_voicing_gate = 0.6\n", 1))
     train_main(["--config", config])
-    before = load_checkpoint(with_pitch).model
+    before_loaded = load_checkpoint(with_pitch)
+    before, before_runs = before_loaded.model, before_loaded.metadata["trainer"]["runs"]
     after = torch.load(regated / "run" / "last.pt", weights_only=True)["model"]
     assert after["config"]["encoder"]["pitch_voicing_gate"] == 0.6 and before.config.encoder.pitch_voicing_gate == 0.0
     weights = after["state_dict"]
+    runs = torch.load(regated / "run" / "last.pt", weights_only=True)["trainer"]["runs"]
+    assert runs[:-1] == before_runs  # the released model's history carries on
+    assert runs[-1]["first_step"] == 7 and runs[-1]["note"] == "new pitch path (voicing gate 0.6)"
     assert weights["encoder.subsampling.pitch.weight"].abs().sum() > 0  # it trained again from zero
     assert torch.equal(weights["cmvn_mean"][: N_MFCC + 1], before.cmvn_mean[: N_MFCC + 1])
     assert float(weights["cmvn_istd"][N_MFCC + 1]) != float(before.cmvn_istd[N_MFCC + 1])
