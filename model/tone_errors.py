@@ -4,7 +4,7 @@
 Each reference and hypothesis is romanised (pinyin with tone numbers for Mandarin via pypinyin, Jyutping for
 Cantonese via pycantonese) and scored three ways with the same edit distance as CER: characters, syllables with
 tones, syllables without tones. Tone errors = syllable-with-tone errors - syllable errors. Decoding is greedy CTC
-without LM or rescoring, so the numbers describe the acoustic model itself; `--zero-pitch` repeats it with the
+without LM or rescoring, so the numbers describe the acoustic model itself; a second pass repeats it with the
 encoder's pitch path switched off.
 
     python -m model.tone_errors --checkpoint model/checkpoints/default.pt --manifest data/synth/dev.jsonl
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import rapidfuzz.distance.Levenshtein as levenshtein
 import torch
+
+from model.scoring import count_errors, scoring_units
 
 TONAL_LOCALES = ("zh-CN", "yue-HK")
 
@@ -52,10 +54,11 @@ class ToneErrorCounts:
     syllable_errors: int = 0
 
     def add(self, locale: str, reference: str, hypothesis: str) -> None:
-        reference, hypothesis = reference.replace(" ", ""), hypothesis.replace(" ", "")
+        characters = count_errors(reference, hypothesis, locale)  # the CER of model.evaluate, same units
+        self.characters += characters.reference_units
+        self.character_errors += characters.errors
         romanise = SYLLABLES[locale]
-        self.characters += len(reference)
-        self.character_errors += levenshtein.distance(list(reference), list(hypothesis))
+        reference, hypothesis = "".join(scoring_units(reference, locale)), "".join(scoring_units(hypothesis, locale))
         self.syllable_tone_errors += levenshtein.distance(romanise(reference, True), romanise(hypothesis, True))
         self.syllable_errors += levenshtein.distance(romanise(reference, False), romanise(hypothesis, False))
 
@@ -95,20 +98,20 @@ def main(argv: list[str] | None = None) -> None:
     utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in TONAL_LOCALES]
     audio = [load_audio_file(u.audio) for u in utterances]
     recognizer = Recognizer(load_checkpoint(args.checkpoint))
-    results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "decoding": "greedy CTC, no LM, no rescoring",
-               "with_pitch": measure(recognizer, utterances, audio)}
+    modes = {"with_pitch": measure(recognizer, utterances, audio)}
     pitch = recognizer.model.encoder.subsampling.pitch
     if pitch is not None:
         with torch.no_grad():
             pitch.weight.zero_()
             pitch.bias.zero_()
-        results["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
+        modes["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
+    results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "decoding": "greedy CTC, no LM, no rescoring",
+               "modes": modes}
     print(f"{'locale':8} {'input':18} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
-    for mode, per_locale in results.items():
-        if isinstance(per_locale, dict):
-            for locale, r in per_locale.items():
-                homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
-                print(f"{locale:8} {mode:18} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
+    for mode, per_locale in modes.items():
+        for locale, r in per_locale.items():
+            homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
+            print(f"{locale:8} {mode:18} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 
