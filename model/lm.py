@@ -7,8 +7,11 @@ except the dev/test sentences, adds context the acoustic model never heard.
 Interpolated Kneser-Ney (Chen & Goodman 1998) with one discount per order:
     P(w | h) = alpha(h, w) + gamma(h) * P(w | h[1:]),   P(w | ()) from continuation counts, mixed with uniform.
 alpha and gamma are precomputed, so a lookup is at most `order` dictionary probes. N-grams of the highest order
-seen only once are pruned (their mass stays with the lower orders), which keeps the model a few MB.
-Tables travel inside the checkpoint as int64 keys + float32 values, loadable with weights_only=True.
+seen fewer than `min_count` times (default 2: singletons) are pruned, their mass staying with the lower orders,
+which keeps the model a few MB. A context none of whose n-grams survived backs off with weight exactly 1, which is
+what an unseen context does, so it is not stored either.
+Tables travel inside the checkpoint as int64 keys + float16 values (half the size of float32; a relative error of
+5e-4 in a probability moves a fused score by 5e-4 nats), loadable with weights_only=True.
 """
 
 from __future__ import annotations
@@ -75,9 +78,9 @@ class NgramLM:
         return {
             "order": self.order, "vocab_size": self.vocab_size, "end_id": self.end_id,
             "alpha_keys": torch.tensor(list(self.alpha), dtype=torch.int64),
-            "alpha_values": torch.tensor(list(self.alpha.values()), dtype=torch.float32),
+            "alpha_values": torch.tensor(list(self.alpha.values()), dtype=torch.float16),
             "gamma_keys": torch.tensor(list(self.gamma), dtype=torch.int64),
-            "gamma_values": torch.tensor(list(self.gamma.values()), dtype=torch.float32),
+            "gamma_values": torch.tensor(list(self.gamma.values()), dtype=torch.float16),
             "unigram": torch.tensor(self.unigram, dtype=torch.float32),
         }
 
@@ -85,8 +88,8 @@ class NgramLM:
     def from_payload(payload: dict) -> "NgramLM":
         return NgramLM(
             order=int(payload["order"]), vocab_size=int(payload["vocab_size"]), end_id=int(payload["end_id"]),
-            alpha=dict(zip(payload["alpha_keys"].tolist(), payload["alpha_values"].tolist())),
-            gamma=dict(zip(payload["gamma_keys"].tolist(), payload["gamma_values"].tolist())),
+            alpha=dict(zip(payload["alpha_keys"].tolist(), payload["alpha_values"].float().tolist())),
+            gamma=dict(zip(payload["gamma_keys"].tolist(), payload["gamma_values"].float().tolist())),
             unigram=payload["unigram"].tolist(),
         )
 
@@ -110,8 +113,9 @@ def continuation_counts(counts: Counter) -> Counter:
     return continuation
 
 
-def discounted_tables(counts: Counter, prune_singletons: bool, vocab_size: int) -> tuple[dict, dict]:
-    """alpha for each kept n-gram and gamma for each context, from (possibly continuation) counts."""
+def discounted_tables(counts: Counter, min_count: int, vocab_size: int) -> tuple[dict, dict]:
+    """alpha for each kept n-gram and gamma for each context, from (possibly continuation) counts; n-grams seen
+    fewer than min_count times are pruned (1 keeps all)."""
     totals: dict[tuple, float] = defaultdict(float)
     types: dict[tuple, int] = defaultdict(int)
     for ngram, count in counts.items():
@@ -119,20 +123,26 @@ def discounted_tables(counts: Counter, prune_singletons: bool, vocab_size: int) 
         types[ngram[:-1]] += 1
     alpha = {
         ngram_key(ngram, vocab_size): (count - DISCOUNT) / totals[ngram[:-1]]
-        for ngram, count in counts.items() if count > DISCOUNT and not (prune_singletons and count == 1)
+        for ngram, count in counts.items() if count > DISCOUNT and count >= min_count
     }
-    # Pruned singletons keep their mass in gamma, so the distribution still sums to one.
+    # Pruned n-grams keep their mass in gamma, so the distribution still sums to one.
     pruned_mass: dict[tuple, float] = defaultdict(float)
-    if prune_singletons:
-        for ngram, count in counts.items():
-            if count == 1:
-                pruned_mass[ngram[:-1]] += (count - DISCOUNT) / totals[ngram[:-1]]
+    kept_contexts: set[tuple] = set()
+    for ngram, count in counts.items():
+        if count < min_count:
+            pruned_mass[ngram[:-1]] += (count - DISCOUNT) / totals[ngram[:-1]]
+        else:
+            kept_contexts.add(ngram[:-1])
+    # A context that kept nothing has gamma = (D * types + sum(count - D)) / total = 1: exactly the back-off of a
+    # context never seen, so leaving it out changes no probability (a third of a Mandarin 4-gram's entries).
     gamma = {ngram_key(context, vocab_size): DISCOUNT * types[context] / totals[context] + pruned_mass[context]
-             for context in totals}
+             for context in totals if context in kept_contexts}
     return alpha, gamma
 
 
-def train_ngram(sentences: list[list[int]], vocab_size: int, order: int = 3, start_id: int = 2) -> NgramLM:
+def train_ngram(sentences: list[list[int]], vocab_size: int, order: int = 3, start_id: int = 2,
+                min_count: int = 2) -> NgramLM:
+    """Interpolated Kneser-Ney; the highest order keeps the n-grams seen at least min_count times."""
     if not 1 <= order <= max_order(vocab_size):
         raise ValueError(f"n-gram order {order} is outside 1..{max_order(vocab_size)} for {vocab_size} tokens "
                          "(n-gram keys are stored as int64)")
@@ -140,7 +150,7 @@ def train_ngram(sentences: list[list[int]], vocab_size: int, order: int = 3, sta
     lm = NgramLM(order=order, vocab_size=vocab_size, end_id=start_id)
     for n in range(1, order):
         table = counts[n] if n == order - 1 else continuation_counts(counts[n + 1])
-        alpha, gamma = discounted_tables(table, prune_singletons=n == order - 1, vocab_size=vocab_size)
+        alpha, gamma = discounted_tables(table, min_count if n == order - 1 else 1, vocab_size)
         lm.alpha.update(alpha)
         lm.gamma.update(gamma)
     unigram_counts = continuation_counts(counts[1]) if order > 1 else counts[0]
@@ -161,13 +171,13 @@ def perplexity(lm: NgramLM, sentences: list[list[int]]) -> float:
     return math.exp(-log_sum / max(count, 1))
 
 
-def parse_orders(items: list[str]) -> dict[str | None, int]:
-    """["3", "en-US=4"] -> {None: 3, "en-US": 4}; None is the default for the other locales."""
-    orders: dict[str | None, int] = {None: 3}
+def parse_per_locale(items: list[str], default: int) -> dict[str | None, int]:
+    """["3", "en-US=4"] -> {None: 3, "en-US": 4}; None is the value for the other locales (default if not given)."""
+    values: dict[str | None, int] = {None: default}
     for item in items:
         locale, _, value = item.rpartition("=")
-        orders[locale or None] = int(value)
-    return orders
+        values[locale or None] = int(value)
+    return values
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,11 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exclude", nargs="*", default=[], help="manifests whose sentences the LM must not see")
     parser.add_argument("--order", nargs="+", default=["3"], metavar="N | LOCALE=N",
                         help="n-gram order, for all locales and/or per locale (e.g. 3 en-US=4: English word pieces "
-                             "need a longer history than characters; a Mandarin 4-gram would add ~29 MB)")
+                             "need a longer history than characters)")
+    parser.add_argument("--min-count", nargs="+", default=["2"], metavar="N | LOCALE=N",
+                        help="prune n-grams of the highest order seen fewer than N times (default 2: singletons), "
+                             "for all locales and/or per locale: what lets a Mandarin 4-gram fit the checkpoint")
     parser.add_argument("--lexicon", nargs="*", default=[], metavar="LOCALE",
                         help="locales written with spaces whose words become a lexicon (model.lexicon), e.g. en-US")
     args = parser.parse_args(argv)
-    orders = parse_orders(args.order)
+    orders, min_counts = parse_per_locale(args.order, 3), parse_per_locale(args.min_count, 2)
     loaded = load_checkpoint(args.checkpoint)
     if max(orders.values()) > max_order(loaded.tokenizer.vocab_size) or min(orders.values()) < 1:
         parser.error(f"--order must be within 1..{max_order(loaded.tokenizer.vocab_size)} for this checkpoint's "
@@ -197,10 +210,11 @@ def main(argv: list[str] | None = None) -> None:
         texts = [t for t in load_sentences(locale) if (locale, t) not in held_out]
         sentences = [loaded.tokenizer.encode(t) for t in texts]
         order = orders.get(locale, orders[None])
-        lm = train_ngram(sentences, loaded.tokenizer.vocab_size, order)
+        min_count = min_counts.get(locale, min_counts[None])
+        lm = train_ngram(sentences, loaded.tokenizer.vocab_size, order, min_count=min_count)
         # Sorted: a set's order changes between runs, and so would the perplexity of its first 300 sentences.
         check = [loaded.tokenizer.encode(t) for (loc, t) in sorted(held_out) if loc == locale][:300]
-        report[locale] = {"sentences": len(texts), "tokens": sum(map(len, sentences)), "order": order,
+        report[locale] = {"sentences": len(texts), "tokens": sum(map(len, sentences)), "order": order, "min_count": min_count,
                           "entries": len(lm.alpha) + len(lm.gamma),
                           "held_out_perplexity": round(perplexity(lm, check), 1) if check else None}
         payloads[locale] = lm.to_payload()

@@ -70,12 +70,14 @@ def lm_lines(meta: dict) -> list[str]:
              "dev split for the mean per-locale error rate)")
     lines = [f"Per-locale token n-gram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
              f"sources minus every dev and test sentence, fused into beam search {tuned}.", "",
-             "| locale | order | sentences | tokens | held-out perplexity | fusion weight | length bonus | "
-             "lexicon words | out-of-lexicon penalty |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| locale | order | top-order n-grams kept | entries | sentences | tokens | held-out perplexity | fusion weight | "
+             "length bonus | lexicon words | out-of-lexicon penalty |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, v in models.items():
         setting = per_locale.get(k, fusion)
-        lines.append(f"| {k} | {v.get('order', 3)} | {v['sentences']} | {v['tokens']} | {v['held_out_perplexity']} | "
+        kept = f"seen {v['min_count']}+ times" if "min_count" in v else "seen 2+ times"  # singletons pruned before min_count
+        lines.append(f"| {k} | {v.get('order', 3)} | {kept} | {v.get('entries', 'n/a')} | {v['sentences']} | {v['tokens']} | "
+                     f"{v['held_out_perplexity']} | "
                      f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} | {v.get('lexicon_words', '-')} | "
                      f"{setting.get('oov_penalty', '-')} |")
     if any("lexicon_words" in v for v in models.values()):

@@ -25,8 +25,40 @@ def test_probabilities_sum_to_one_after_pruning():
 def test_payload_round_trip_keeps_every_probability():
     corpus = random_corpus()
     lm = train_ngram(corpus, 40)
-    again = NgramLM.from_payload(lm.to_payload())
-    assert perplexity(again, corpus[:50]) == pytest.approx(perplexity(lm, corpus[:50]), rel=1e-5)  # float32 tables
+    payload = lm.to_payload()
+    assert payload["alpha_values"].dtype == torch.float16  # half the bytes of float32 in the checkpoint
+    again = NgramLM.from_payload(payload)
+    assert again.alpha.keys() == lm.alpha.keys() and again.gamma.keys() == lm.gamma.keys()
+    for key, value in lm.alpha.items():
+        assert again.alpha[key] == pytest.approx(value, rel=1e-3)
+    assert perplexity(again, corpus[:50]) == pytest.approx(perplexity(lm, corpus[:50]), rel=1e-3)
+
+
+@pytest.mark.parametrize("min_count", [1, 2, 3, 5])
+def test_pruning_the_highest_order_by_count_keeps_a_distribution(min_count):
+    corpus = random_corpus(vocab=12)  # few tokens: many trigrams are seen several times
+    lm = train_ngram(corpus, 12, order=3, min_count=min_count)
+    for history in ([2, 2], [5, 7], [11, 3], [9]):
+        assert sum(lm.prob(history, w) for w in range(12)) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_contexts_that_kept_no_ngram_are_not_stored_and_change_nothing():
+    """Pruning every trigram of a context leaves it gamma = 1: the back-off of an unseen context, so dropping the
+    entry is exact and saves its bytes."""
+    corpus = random_corpus()
+    pruned = train_ngram(corpus, 40, order=3, min_count=3)
+    kept_all = train_ngram(corpus, 40, order=3, min_count=1)
+    assert len(pruned.gamma) < len(kept_all.gamma) and len(pruned.alpha) < len(kept_all.alpha)
+    counts = {}
+    for tokens in corpus:
+        padded = [2, 2, *tokens, 2]
+        for i in range(len(padded) - 2):
+            counts.setdefault(tuple(padded[i:i + 2]), []).append(padded[i + 2])
+    dropped = [c for c, nexts in counts.items() if max(nexts.count(w) for w in set(nexts)) < 3]
+    assert dropped
+    for context in dropped[:20]:
+        for w in (3, 10, 20):
+            assert pruned.prob(list(context), w) == pytest.approx(pruned.prob(list(context[1:]), w), rel=1e-12)
 
 
 def test_fusion_picks_the_homophone_the_context_predicts():
@@ -81,10 +113,11 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
 
 
 def test_orders_are_given_for_all_locales_or_per_locale():
-    from model.lm import parse_orders
+    from model.lm import parse_per_locale
 
-    assert parse_orders(["3", "en-US=4", "yue-HK=5"]) == {None: 3, "en-US": 4, "yue-HK": 5}
-    assert parse_orders(["4"]) == {None: 4}
+    assert parse_per_locale(["3", "en-US=4", "yue-HK=5"], 3) == {None: 3, "en-US": 4, "yue-HK": 5}
+    assert parse_per_locale(["4"], 3) == {None: 4}
+    assert parse_per_locale(["zh-CN=3"], 2) == {None: 2, "zh-CN": 3}
     lm = train_ngram(random_corpus(), 40, order=4)
     assert NgramLM.from_payload(lm.to_payload()).order == 4
     assert sum(lm.prob([5, 7, 9], w) for w in range(40)) == pytest.approx(1.0, abs=1e-9)
