@@ -44,7 +44,7 @@ test: install
 
 # --- model pipeline (see README "Training your own model") ---
 corpus: install
-	$(BIN)/python -m model.corpus.build --out data/synth --hours-per-locale 16 --jobs 2 --seed 0
+	$(BIN)/python -m model.corpus.build --out data/synth --hours-per-locale 30 --jobs 2 --seed 0
 
 train: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml
@@ -57,9 +57,9 @@ evaluate: install
 BUNDLE := model/checkpoints/default.pt
 bundle: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --export $(BUNDLE)
-	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 3 en-US=4 yue-HK=4 --lexicon en-US --exclude data/synth/dev.jsonl data/synth/test.jsonl
+	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US --exclude data/synth/dev.jsonl data/synth/test.jsonl
 	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
-	  --tune-lm-on data/synth/dev.jsonl --store --out model/checkpoints/eval.json --card model/checkpoints/MODEL_CARD.md
+	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 100 --store --out model/checkpoints/eval.json --card model/checkpoints/MODEL_CARD.md
 
 bench: install
 	$(BIN)/python bench/bench_features.py && $(BIN)/python bench/bench_encoder.py

@@ -138,7 +138,7 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
 
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
                    weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8, 1.2),
-                   bonuses: tuple[float, ...] = (0.5, 1.5, 2.5),
+                   bonuses: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5),
                    oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0)) -> dict:
     """Grid search of the LM weight and length bonus on a dev set, chosen per locale: each locale's LM only ever
     scores its own utterances, and the locales differ (token sets, sentence lengths, how much the acoustic model
