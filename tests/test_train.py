@@ -184,10 +184,10 @@ def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(
     train_main(["--config", config])
     before_loaded = load_checkpoint(with_pitch)
     before, before_runs = before_loaded.model, before_loaded.metadata["trainer"]["runs"]
-    after = torch.load(regated / "run" / "last.pt", weights_only=True)["model"]
+    last = torch.load(regated / "run" / "last.pt", weights_only=True)
+    after, runs = last["model"], last["trainer"]["runs"]
     assert after["config"]["encoder"]["pitch_voicing_gate"] == 0.6 and before.config.encoder.pitch_voicing_gate == 0.0
     weights = after["state_dict"]
-    runs = torch.load(regated / "run" / "last.pt", weights_only=True)["trainer"]["runs"]
     assert runs[:-1] == before_runs  # the released model's history carries on
     assert runs[-1]["first_step"] == 7 and runs[-1]["note"] == "new pitch path (voicing gate 0.6)"
     assert weights["encoder.subsampling.pitch.weight"].abs().sum() > 0  # it trained again from zero
