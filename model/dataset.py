@@ -114,14 +114,32 @@ class FeatureCorpus:
                 mean[N_MFCC + 1], std[N_MFCC + 1] = voiced.mean(), voiced.std()
         return mean.float(), (1.0 / std.clamp(min=1e-3)).float()
 
-    def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8) -> list[list[int]]:
-        return length_batches(np.array([r["frames"] for r in self.rows]), max_batch_frames, rng, min_frames)
+    def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8,
+                       locale_weights: dict[str, float] | None = None) -> list[list[int]]:
+        return length_batches(np.array([r["frames"] for r in self.rows]), max_batch_frames, rng, min_frames,
+                              utterance_weights(self.rows, locale_weights))
+
+
+def utterance_weights(rows: list[dict], locale_weights: dict[str, float] | None) -> np.ndarray | None:
+    """Per-utterance expected draws per epoch from per-locale sampling weights (a locale not named: 1)."""
+    if not locale_weights:
+        return None
+    return np.array([float(locale_weights.get(row["locale"], 1.0)) for row in rows])
+
+
+def epoch_draws(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Utterance indices for one epoch: utterance i appears floor(w_i) times plus once more with probability
+    frac(w_i), so its expected count is w_i (0 leaves it out)."""
+    counts = np.floor(weights).astype(np.int64) + (rng.uniform(size=len(weights)) < weights % 1.0)
+    return np.repeat(np.arange(len(weights)), counts)
 
 
 def length_batches(lengths: np.ndarray, max_batch_frames: int, rng: np.random.Generator,
-                   min_frames: int = 8) -> list[list[int]]:
-    """Utterances sorted by length (with jitter), cut so that B * longest <= max_batch_frames; shuffled."""
-    order = np.argsort(lengths + rng.uniform(0, 20, size=len(lengths)))
+                   min_frames: int = 8, weights: np.ndarray | None = None) -> list[list[int]]:
+    """Utterances sorted by length (with jitter), cut so that B * longest <= max_batch_frames; shuffled.
+    `weights`: expected draws per epoch of each utterance (`epoch_draws`; None = each once)."""
+    draws = np.arange(len(lengths)) if weights is None else epoch_draws(weights, rng)
+    order = draws[np.argsort(lengths[draws] + rng.uniform(0, 20, size=len(draws)))]
     batches, current, longest = [], [], 0
     for index in order:
         if lengths[index] < min_frames:

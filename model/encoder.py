@@ -35,6 +35,13 @@ class EncoderConfig:
     # values have a standard deviation of 0.8 (log units), against tone contours of about 0.07, so without the gate
     # the pitch path sees mostly noise (see SpeechRecognizer.normalize).
     pitch_voicing_gate: float = 0.0
+    # > 0: one more pitch channel, log F0 relative to this stream's own voiced mean so far, a running mean that
+    # starts from this many frames at the corpus mean (needs the voicing gate; 0 = no such channel). Tones are
+    # heights relative to the speaker's range (Mandarin 1 is high and 3 low, Cantonese has three level tones),
+    # and in the synthetic corpus the voices' mean log F0 differ by 0.33 (std across utterances), as much as the
+    # within-utterance spread (0.24-0.38) that carries the tones. Kaldi's pitch post-processing subtracts a 1.5 s
+    # moving average for the same reason; a running mean needs two numbers of state per stream instead of a window.
+    relative_pitch_prior_frames: float = 0.0
     d_model: int = 192
     n_heads: int = 4
     n_layers: int = 6
@@ -55,6 +62,32 @@ def chunk_feature_frames(chunk_frames: int) -> int:
     return SUBSAMPLING * (chunk_frames - 1) + SUBSAMPLING_CONTEXT
 
 
+def pitch_channels(config: EncoderConfig) -> int:
+    """Input channels of the pitch path: the front end's pitch columns, plus the relative log F0 if configured."""
+    return config.pitch_dim + (1 if config.pitch_dim and config.relative_pitch_prior_frames > 0 else 0)
+
+
+def relative_log_f0(log_f0: torch.Tensor, pitch_stats: torch.Tensor, prior_frames: float) -> torch.Tensor:
+    """Normalised, voicing-gated log F0 (B, T) -> log F0 minus the running mean of the stream's voiced frames up to
+    and including each frame (B, T); 0 on unvoiced frames.
+
+    pitch_stats (B, 2) float32: [sum of voiced log F0, voiced frame count] of the frames before this input. Voiced
+    means nonzero: the voicing gate gives unvoiced frames exactly the corpus mean, which normalises to exactly 0
+    (SpeechRecognizer.normalize). The mean starts from `prior_frames` frames at 0, the corpus mean, so the first
+    syllables of a stream are read against the corpus before its own voice is known. Causal, so chunk-invariant."""
+    x = log_f0.float()
+    voiced = (x != 0).float()
+    sums = pitch_stats[:, :1] + x.cumsum(dim=1)
+    counts = pitch_stats[:, 1:] + voiced.cumsum(dim=1)
+    return ((x - sums / (counts + prior_frames)) * voiced).to(log_f0.dtype)
+
+
+def consumed_pitch_stats(log_f0: torch.Tensor, consumed: torch.Tensor) -> torch.Tensor:
+    """[sum, count] (B, 2) float32 of the voiced log F0 in each row's first `consumed` frames of (B, T)."""
+    x = log_f0.float() * (torch.arange(log_f0.shape[1], device=log_f0.device)[None, :] < consumed[:, None])
+    return torch.stack([x.sum(dim=1), (x != 0).float().sum(dim=1)], dim=1)
+
+
 class ConvSubsampling(nn.Module):
     """(B, T, F) -> (B, S, D) with S = (T - 7) // 4 + 1; no padding in time, so it is chunk-invariant."""
 
@@ -66,10 +99,10 @@ class ConvSubsampling(nn.Module):
         )
         freq = ((config.feature_dim - 3) // 2 + 1 - 3) // 2 + 1
         self.project = nn.Linear(channels * freq, config.d_model)
-        self.feature_dim, self.pitch_dim = config.feature_dim, config.pitch_dim
+        self.feature_dim, self.pitch_dim = config.feature_dim, pitch_channels(config)
         # Pitch gets its own path over the same 7 frames per output (kernel 7, stride 4 = the two convs' span), so
         # the contour's slope is visible to it, and the tonal cue is not smeared into the spectral image.
-        self.pitch = nn.Conv1d(config.pitch_dim, config.d_model, SUBSAMPLING_CONTEXT, stride=SUBSAMPLING) if config.pitch_dim else None
+        self.pitch = nn.Conv1d(self.pitch_dim, config.d_model, SUBSAMPLING_CONTEXT, stride=SUBSAMPLING) if self.pitch_dim else None
         self.scale = math.sqrt(config.d_model)  # as in WeNet's x * xscale: keeps the residual stream at unit scale
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -183,13 +216,15 @@ class EncoderState:
 
     cache: torch.Tensor
     processed_frames: torch.Tensor
+    pitch_stats: torch.Tensor  # (B, 2) float32 [sum, count] of voiced log F0 so far (`relative_log_f0`; else unused)
 
     @property
     def batch_size(self) -> int:
         return self.cache.shape[0]
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "EncoderState":
-        return EncoderState(self.cache.to(device=device, dtype=dtype), self.processed_frames.to(device))
+        return EncoderState(self.cache.to(device=device, dtype=dtype), self.processed_frames.to(device),
+                            self.pitch_stats.to(device))
 
 
 def stack_states(states: list[EncoderState]) -> EncoderState:
@@ -197,13 +232,15 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
     return EncoderState(
         cache=torch.cat([s.cache for s in states], dim=0),
         processed_frames=torch.cat([s.processed_frames for s in states], dim=0),
+        pitch_stats=torch.cat([s.pitch_stats for s in states], dim=0),
     )
 
 
 def unstack_states(state: EncoderState) -> list[EncoderState]:
     """Split a batch state into batch-1 states, one per row."""
     return [
-        EncoderState(cache=state.cache[row : row + 1].clone(), processed_frames=state.processed_frames[row : row + 1].clone())
+        EncoderState(cache=state.cache[row : row + 1].clone(), processed_frames=state.processed_frames[row : row + 1].clone(),
+                     pitch_stats=state.pitch_stats[row : row + 1].clone())
         for row in range(state.batch_size)
     ]
 
@@ -211,10 +248,22 @@ def unstack_states(state: EncoderState) -> list[EncoderState]:
 class StreamingEncoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
+        if config.relative_pitch_prior_frames > 0 and not (config.pitch_dim and config.pitch_voicing_gate):
+            raise ValueError("relative_pitch_prior_frames needs the pitch input and its voicing gate (it reads voiced frames)")
         self.config = config
         self.subsampling = ConvSubsampling(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
+        # the log F0 column of the normalised input, when the relative pitch channel is derived from it
+        self.log_f0_column = config.feature_dim + 1 if pitch_channels(config) > config.pitch_dim else None
+
+    def with_relative_pitch(self, features: torch.Tensor, pitch_stats: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) -> (B, T, F + 1) with the relative log F0 after the pitch columns; unchanged without it."""
+        if self.log_f0_column is None:
+            return features
+        relative = relative_log_f0(features[..., self.log_f0_column], pitch_stats, self.config.relative_pitch_prior_frames)
+        end = self.config.feature_dim + self.config.pitch_dim
+        return torch.cat([features[..., :end], relative[..., None]], dim=-1)
 
     def forward(
         self,
@@ -227,7 +276,8 @@ class StreamingEncoder(nn.Module):
 
         chunk_frames None: full context. Otherwise each chunk sees itself and `left_frames` frames before it
         (None = all of them; pass `config.left_context_frames` to match streaming exactly)."""
-        x = self.subsampling(features)  # (B, S, D)
+        no_stats = features.new_zeros(features.shape[0], 2, dtype=torch.float32)
+        x = self.subsampling(self.with_relative_pitch(features, no_stats))  # (B, S, D)
         out_lengths = subsampled_lengths(lengths)
         mask = chunk_attention_mask(out_lengths, x.shape[1], chunk_frames, left_frames)
         for layer in self.layers:
@@ -237,7 +287,8 @@ class StreamingEncoder(nn.Module):
     def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu", dtype=torch.float32) -> EncoderState:
         c = self.config
         cache = torch.zeros(batch_size, c.n_layers, 2, c.left_context_frames, c.d_model, device=device, dtype=dtype)
-        return EncoderState(cache, torch.zeros(batch_size, dtype=torch.long, device=device))
+        return EncoderState(cache, torch.zeros(batch_size, dtype=torch.long, device=device),
+                            torch.zeros(batch_size, 2, dtype=torch.float32, device=device))
 
     def forward_chunk(
         self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
@@ -250,8 +301,11 @@ class StreamingEncoder(nn.Module):
         Rows past their valid length return garbage frames that the caller must ignore.
         """
         left = self.config.left_context_frames
-        x = self.subsampling(features)  # (B, C, D)
+        x = self.subsampling(self.with_relative_pitch(features, state.pitch_stats))  # (B, C, D)
         valid = subsampled_lengths(lengths)  # (B,)
+        pitch_stats = state.pitch_stats
+        if self.log_f0_column is not None:  # the frames this step consumed: all but the 3 shared with the next one
+            pitch_stats = pitch_stats + consumed_pitch_stats(features[..., self.log_f0_column], SUBSAMPLING * valid)
         chunk = x.shape[1]
         slots = torch.arange(left + chunk, device=x.device)
         cache_valid = slots[None, :] >= left - torch.clamp(state.processed_frames, max=left)[:, None]
@@ -271,5 +325,5 @@ class StreamingEncoder(nn.Module):
             else:
                 idx = gather[:, None, :, None].expand(-1, 2, -1, keys_values.shape[-1])
                 new_cache[:, index] = torch.gather(keys_values, 2, idx)  # (B, 2, L, D)
-        next_state = EncoderState(new_cache, state.processed_frames + valid)
+        next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats)
         return self.final_norm(x), valid, next_state

@@ -1,8 +1,8 @@
 """Export of one streaming encoder step (CMVN -> `forward_chunk` -> CTC log-softmax) as a self-contained graph,
 so a serving runtime can run the first pass without this package's Python code.
 
-The exported function is tensors in, tensors out: the `EncoderState` dataclass is flattened into its cache and
-processed-frame count. The chunk size is fixed at export time (it sets the feature-frame count 4C+3); the batch
+The exported function is tensors in, tensors out: the `EncoderState` dataclass is flattened into its cache,
+processed-frame count and pitch statistics. The chunk size is fixed at export time (it sets the feature-frame count 4C+3); the batch
 size stays dynamic, which `export_torchscript` checks by running the traced module on a batch size other than the
 example's and comparing with eager.
 
@@ -33,8 +33,8 @@ from model.network import SpeechRecognizer
 ENCODER_FRAME_MS = round(SUBSAMPLING * FRAME_SHIFT_S * 1000)  # 40 ms per encoder frame
 EXAMPLE_BATCH = 2  # not 1: tracing at batch 1 could let a broadcast of a size-1 dim pass where B > 1 would not
 CHECK_BATCH = 3  # a second batch size, to prove the traced graph did not bake in EXAMPLE_BATCH
-INPUT_NAMES = ("features", "lengths", "cache", "processed_frames")
-OUTPUT_NAMES = ("ctc_log_probs", "encoded", "valid", "next_cache", "next_processed_frames")
+INPUT_NAMES = ("features", "lengths", "cache", "processed_frames", "pitch_stats")
+OUTPUT_NAMES = ("ctc_log_probs", "encoded", "valid", "next_cache", "next_processed_frames", "next_pitch_stats")
 METADATA_FILE = "streaming_step.json"  # stored inside the TorchScript archive (torch.jit.save _extra_files)
 
 
@@ -42,8 +42,9 @@ class StreamingStep(nn.Module):
     """One streaming step of `model` over flat tensors.
 
     features (B, 4C+3, F) raw MFCC, lengths (B,) valid feature frames, cache (B, N, 2, L, D),
-    processed_frames (B,) -> ctc_log_probs (B, C, V) (no locale mask: the runtime applies its own),
-    encoded (B, C, D), valid (B,), next_cache (B, N, 2, L, D), next_processed_frames (B,).
+    processed_frames (B,), pitch_stats (B, 2) float32 -> ctc_log_probs (B, C, V) (no locale mask: the runtime
+    applies its own), encoded (B, C, D), valid (B,), next_cache (B, N, 2, L, D), next_processed_frames (B,),
+    next_pitch_stats (B, 2). A new stream starts from zeros for the cache, the count and the pitch statistics.
     """
 
     def __init__(self, model: SpeechRecognizer) -> None:
@@ -51,10 +52,12 @@ class StreamingStep(nn.Module):
         self.model = model
 
     def forward(
-        self, features: torch.Tensor, lengths: torch.Tensor, cache: torch.Tensor, processed_frames: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        encoded, valid, state = self.model.encode_chunk(features, lengths, EncoderState(cache, processed_frames))
-        return self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames
+        self, features: torch.Tensor, lengths: torch.Tensor, cache: torch.Tensor, processed_frames: torch.Tensor,
+        pitch_stats: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        state = EncoderState(cache, processed_frames, pitch_stats)
+        encoded, valid, state = self.model.encode_chunk(features, lengths, state)
+        return self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames, state.pitch_stats
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,9 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
     lengths[-1] = max(frames - SUBSAMPLING, 7)  # a short last chunk: one encoder frame fewer (7 = one frame's context)
     cache = torch.randn(batch, c.n_layers, 2, c.left_context_frames, c.d_model, generator=generator)
     processed = torch.arange(batch, dtype=torch.long) * (c.left_context_frames // 2 + 1)  # ages 0, L/2+1, ...
-    return features, lengths, cache, processed
+    voiced = (processed * SUBSAMPLING).float() / 2  # half of the frames so far voiced, at random heights
+    pitch_stats = torch.stack([torch.randn(batch, generator=generator) * voiced.sqrt(), voiced], dim=1)
+    return features, lengths, cache, processed, pitch_stats
 
 
 def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> float:

@@ -147,7 +147,10 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         + (f"; plus {encoder.pitch_dim} pitch features per frame (voicing and log F0, `model/pitch.py`) on their own "
            "convolution, the cue for Mandarin and Cantonese tones" + (
                f", the log F0 of frames with voicing below {encoder.pitch_voicing_gate} replaced by the voiced mean "
-               "(an unvoiced frame's F0 estimate is noise)." if encoder.pitch_voicing_gate else ".")
+               "(an unvoiced frame's F0 estimate is noise)" if encoder.pitch_voicing_gate else "") + (
+               "; and that log F0 relative to the stream's own voiced mean so far (a running mean that starts from "
+               f"{encoder.relative_pitch_prior_frames:g} frames at the corpus mean), since a tone is a height within the "
+               "speaker's range." if encoder.relative_pitch_prior_frames else ".")
            if encoder.pitch_dim else "."), "",
         "## Training data", "",
         f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "

@@ -136,3 +136,21 @@ def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean
     nn.init.zeros_(grown.encoder.subsampling.pitch.weight)
     nn.init.zeros_(grown.encoder.subsampling.pitch.bias)
     return grown.to(model.cmvn_mean.device)
+
+
+def with_relative_pitch_input(model: SpeechRecognizer, prior_frames: float) -> SpeechRecognizer:
+    """A trained pitch-reading model given the relative log F0 channel (EncoderConfig.relative_pitch_prior_frames):
+    the pitch path's kernel gains one input channel, zero-initialised, so the grown model computes exactly what the
+    old one did, and training teaches it to read tones against the speaker's own pitch."""
+    old = model.config.encoder
+    if not (old.pitch_dim and old.pitch_voicing_gate) or prior_frames <= 0:
+        raise ValueError("a relative pitch channel needs a model that reads gated pitch, and prior_frames > 0")
+    new = EncoderConfig(**{**old.__dict__, "relative_pitch_prior_frames": float(prior_frames)})
+    config = ModelConfig(model.config.vocab_size, model.config.locales, new, model.config.decoder)
+    grown = SpeechRecognizer(config)
+    state = dict(model.state_dict())
+    weight = state[PITCH_PARAMETERS + "weight"]  # (D, P, K); already (D, P + 1, K) when only the prior changes
+    if weight.shape[1] == old.pitch_dim:
+        state[PITCH_PARAMETERS + "weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])], dim=1)
+    grown.load_state_dict(state)
+    return grown.to(model.cmvn_mean.device)

@@ -24,7 +24,7 @@ import torch
 from model.corpus.augment import augment
 from model.corpus.build import Job, read_plan
 from model.corpus.synthesize import SAMPLE_RATE, synthesize
-from model.dataset import length_batches
+from model.dataset import length_batches, utterance_weights
 from model.features import FeatureExtractor
 
 _EXTRACTOR: FeatureExtractor | None = None
@@ -73,10 +73,12 @@ class OnlineCorpus:
     def utterance_features(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.arrays[index].astype(np.float32))
 
-    def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8) -> list[list[int]]:
+    def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8,
+                       locale_weights: dict[str, float] | None = None) -> list[list[int]]:
         with self.lock:
-            lengths = np.array([r["frames"] for r in self.rows])
-        return length_batches(lengths, max_batch_frames, rng, min_frames)
+            rows = list(self.rows)
+        return length_batches(np.array([r["frames"] for r in rows]), max_batch_frames, rng, min_frames,
+                              utterance_weights(rows, locale_weights))
 
 
 class SynthesisFeed:

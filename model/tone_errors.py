@@ -4,8 +4,8 @@
 Each reference and hypothesis is romanised (pinyin with tone numbers for Mandarin via pypinyin, Jyutping for
 Cantonese via pycantonese) and scored three ways with the same edit distance as CER: characters, syllables with
 tones, syllables without tones. Tone errors = syllable-with-tone errors - syllable errors. Decoding is greedy CTC
-without LM or rescoring, so the numbers describe the acoustic model itself; a second pass repeats it with the
-encoder's pitch path switched off.
+without LM or rescoring, so the numbers describe the acoustic model itself; further passes repeat it with the
+relative log F0 channel switched off (for a model that has one), then with the encoder's whole pitch path.
 
     python -m model.tone_errors --checkpoint model/checkpoints/default.pt --manifest data/synth/dev.jsonl
 """
@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     recognizer = Recognizer(load_checkpoint(args.checkpoint))
     modes = {"with_pitch": measure(recognizer, utterances, audio)}
     pitch = recognizer.model.encoder.subsampling.pitch
+    pitch_dim = recognizer.model.config.encoder.pitch_dim
+    if pitch is not None and pitch.weight.shape[1] > pitch_dim:  # the relative log F0 channel (EncoderConfig)
+        with torch.no_grad():
+            pitch.weight[:, pitch_dim:] = 0
+        modes["relative_pitch_zeroed"] = measure(recognizer, utterances, audio)
     if pitch is not None:
         with torch.no_grad():
             pitch.weight.zero_()
@@ -107,11 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         modes["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
     results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "decoding": "greedy CTC, no LM, no rescoring",
                "modes": modes}
-    print(f"{'locale':8} {'input':18} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
+    print(f"{'locale':8} {'input':22} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
     for mode, per_locale in modes.items():
         for locale, r in per_locale.items():
             homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
-            print(f"{locale:8} {mode:18} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
+            print(f"{locale:8} {mode:22} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 

@@ -31,7 +31,7 @@ from model.checkpoint import atomic_save, checkpoint_payload
 from model.dataset import FeatureCorpus, build_feature_cache, pad_features
 from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize
-from model.network import PITCH_PARAMETERS, ModelConfig, SpeechRecognizer, with_pitch_input
+from model.network import PITCH_PARAMETERS, ModelConfig, SpeechRecognizer, with_pitch_input, with_relative_pitch_input
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.precision import training_autocast
@@ -217,6 +217,12 @@ class Trainer:
             self.model = with_pitch_input(self.model, wanted, mean[first:end], istd[first:end]).train()
             self.run_note = f"new pitch path (voicing gate {wanted.pitch_voicing_gate})"
             tqdm.write(f"gave {loaded.name} {loaded.version} a {self.run_note}, zero-initialised")
+        prior = wanted.relative_pitch_prior_frames
+        if prior and prior != self.model.config.encoder.relative_pitch_prior_frames:
+            self.model = with_relative_pitch_input(self.model, prior).train()
+            note = f"new relative pitch channel (prior {prior:g} frames)"
+            self.run_note = f"{self.run_note}; {note}" if self.run_note else note
+            tqdm.write(f"gave {loaded.name} {loaded.version} a {note}, zero-initialised")
 
     def _shared_tokenizer(self) -> Tokenizer:
         """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""
@@ -281,8 +287,10 @@ class Trainer:
                "precision": "bf16 autocast" if training_autocast(self.device, config.amp) else "float32",
                "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name,
                "data_hours": round(self.train.hours, 2)}  # a corpus grown under the same name reads differently
-        if self.run_note:
-            run["note"] = self.run_note
+        weights = ", ".join(f"{locale} x{weight:g}" for locale, weight in sorted(config.locale_sampling_weights.items()))
+        notes = [n for n in (self.run_note, weights and f"sampling {weights}") if n]
+        if notes:
+            run["note"] = "; ".join(notes)
         runs.append(run)
         self._run_start = (self.state["audio_hours"], time.monotonic())
         return run
@@ -309,7 +317,8 @@ class Trainer:
         rng = np.random.default_rng(config.seed + 1000 * self.state["epoch"] + self.rank)
         progress = tqdm(disable=self.rank != 0, desc="train", unit="step", initial=self.state["step"], mininterval=1 if os.isatty(2) else 30)
         while not self.should_stop(started):
-            batches = self.train.length_batches(config.max_batch_frames, np.random.default_rng(config.seed + self.state["epoch"]))
+            batches = self.train.length_batches(config.max_batch_frames, np.random.default_rng(config.seed + self.state["epoch"]),
+                                                locale_weights=config.locale_sampling_weights)
             usable = len(batches) // self.world * self.world  # equal step counts on every rank
             for indices in batches[self.rank : usable : self.world]:
                 self.step(indices, rng, progress)

@@ -50,6 +50,10 @@ class TrainConfig:
     # Learning-rate multiplier of the pitch input path: when a trained MFCC model is grown with pitch, its new
     # zero-initialised weights must catch up with a network already fitted to the MFCC.
     pitch_lr_scale: float = 1.0
+    # Expected draws per epoch of each locale's utterances (a locale not named: 1), e.g. {"en-US" = 1.5} to give
+    # the locale with the worst error more of the steps: the disparity between locales is a target, not only the
+    # mean. A TOML inline table; keys are locale codes of the manifests.
+    locale_sampling_weights: dict[str, float] = field(default_factory=dict)
     # Synthesis while training (model.online_corpus): a plan from `model.corpus.build --plan-only` rendered by this
     # many worker processes during training, instead of the manifests' feature caches.
     online_plan: str | None = None
@@ -73,6 +77,9 @@ class TrainConfig:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         nested = {"encoder": EncoderConfig, "decoder": DecoderConfig, "spec_augment": SpecAugment}
         values = {k: nested[k](**v) if k in nested else v for k, v in data.items()}
+        weights = values.get("locale_sampling_weights", {})
+        if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()):
+            raise ValueError(f"locale_sampling_weights must be numbers >= 0, not {weights!r}")
         if values.get("lr_schedule", "noam") not in ("noam", "cosine"):
             raise ValueError(f"lr_schedule must be 'noam' or 'cosine', not {values['lr_schedule']!r}")
         return TrainConfig(**values)

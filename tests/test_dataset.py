@@ -86,3 +86,21 @@ def test_cmvn_samples_the_whole_cache_and_gated_log_f0_takes_voiced_statistics()
     plain_mean, plain_istd = corpus.cmvn(max_frames=frames)
     assert torch.equal(gated_mean[: N_MFCC + 1], plain_mean[: N_MFCC + 1])
     assert float(gated_istd[N_MFCC + 1]) > 2 * float(plain_istd[N_MFCC + 1])  # the noise is gone from its spread
+
+
+def test_locale_weights_draw_each_locale_that_many_times_per_epoch():
+    """`locale_sampling_weights`: an utterance of a locale weighted 1.5 is drawn once, and a second time with
+    probability 0.5; weight 0 leaves a locale out; an unnamed locale is drawn once. Batches still respect the frame
+    budget and every draw lands in exactly one batch."""
+    from model.dataset import length_batches, utterance_weights
+
+    rows = [{"locale": locale, "frames": 100 + i % 50} for i, locale in enumerate(["en-US", "zh-CN", "yue-HK"] * 2000)]
+    weights = utterance_weights(rows, {"en-US": 1.5, "yue-HK": 0.0})
+    batches = length_batches(np.array([r["frames"] for r in rows]), 2_000, np.random.default_rng(0), weights=weights)
+    drawn = np.array([i for batch in batches for i in batch])
+    per_locale = {loc: int(sum(rows[i]["locale"] == loc for i in drawn)) for loc in ("en-US", "zh-CN", "yue-HK")}
+    assert per_locale["zh-CN"] == 2000 and per_locale["yue-HK"] == 0
+    assert 2900 < per_locale["en-US"] < 3100  # 2000 * 1.5 expected; binomial std 22
+    assert np.bincount(drawn).max() == 2
+    assert all(len(b) * max(rows[i]["frames"] for i in b) <= 2_000 for b in batches)
+    assert utterance_weights(rows, {}) is None

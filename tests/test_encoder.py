@@ -60,14 +60,16 @@ def test_batch_of_streams_of_different_ages_equals_each_alone(tiny_model):
 def test_unstack_is_the_inverse_of_stack(tiny_model):
     torch.manual_seed(2)
     states = [
-        EncoderState(torch.randn(1, 3, 2, 12, 64), torch.tensor([n])) for n in (0, 5, 40)
+        EncoderState(torch.randn(1, 3, 2, 12, 64), torch.tensor([n]), torch.randn(1, 2)) for n in (0, 5, 40)
     ]
     for original, restored in zip(states, unstack_states(stack_states(states))):
         assert torch.equal(original.cache, restored.cache)
         assert torch.equal(original.processed_frames, restored.processed_frames)
+        assert torch.equal(original.pitch_stats, restored.pitch_stats)
     batched = stack_states(states)
     again = stack_states(unstack_states(batched))
     assert torch.equal(batched.cache, again.cache) and torch.equal(batched.processed_frames, again.processed_frames)
+    assert torch.equal(batched.pitch_stats, again.pitch_stats)
 
 
 def test_state_size_is_fixed_whatever_the_stream_age(tiny_model):

@@ -38,7 +38,7 @@ def test_exported_step_equals_eager_over_consecutive_chunks(tiny_model, exported
     step, _ = exported
     assert len(ages) != EXAMPLE_BATCH  # the point: a batch size the trace never saw
     state = stack_states([aged_state(tiny_model, age, seed) for seed, age in enumerate(ages)])
-    cache, processed = state.cache, state.processed_frames
+    cache, processed, pitch_stats = state.cache, state.processed_frames, state.pitch_stats
     frames = chunk_feature_frames(CHUNK)
     generator = torch.Generator().manual_seed(len(ages))
     with torch.no_grad():
@@ -49,13 +49,14 @@ def test_exported_step_equals_eager_over_consecutive_chunks(tiny_model, exported
                 lengths[0] = 11  # the first stream ends with a short chunk (two encoder frames of four)
             encoded, valid, state = tiny_model.encode_chunk(features, lengths, state)
             log_probs = tiny_model.ctc_log_probs(encoded)
-            got = step(features, lengths, cache, processed)
+            got = step(features, lengths, cache, processed, pitch_stats)
             torch.testing.assert_close(got[0], log_probs, atol=1e-4, rtol=0)
             torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
             assert torch.equal(got[2], valid)
             torch.testing.assert_close(got[3], state.cache, atol=1e-4, rtol=0)
             assert torch.equal(got[4], state.processed_frames)
-            cache, processed = got[3], got[4]  # the exported step drives its own state from here on
+            torch.testing.assert_close(got[5], state.pitch_stats, atol=1e-4, rtol=0)
+            cache, processed, pitch_stats = got[3], got[4], got[5]  # the exported step drives its own state from here on
     assert int(valid[0]) == 2
 
 

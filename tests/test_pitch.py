@@ -88,10 +88,10 @@ def gated(model, gate: float, log_f0_mean: float = -0.2):
                             model.cmvn_istd[first:first + 2].clone()).eval()
 
 
-def test_voicing_gate_replaces_the_log_f0_of_unvoiced_frames_by_the_voiced_mean(tiny_model):
+def test_voicing_gate_replaces_the_log_f0_of_unvoiced_frames_by_the_voiced_mean(ungated_model):
     """An unvoiced frame's log F0 is noise (the lag its noise happened to correlate at): through the gate it reads
     exactly 0 once normalised; voiced frames and every other column are normalised as before."""
-    model = gated(tiny_model, 0.6)
+    model = gated(ungated_model, 0.6)
     features = torch.randn(3, 40, FEATURE_DIM, generator=torch.Generator().manual_seed(2))
     features[..., N_MFCC] = torch.rand(3, 40, generator=torch.Generator().manual_seed(3))  # voicing in [0, 1)
     normalised = model.normalize(features)
@@ -103,11 +103,21 @@ def test_voicing_gate_replaces_the_log_f0_of_unvoiced_frames_by_the_voiced_mean(
     assert torch.allclose(normalised[..., : N_MFCC + 1], plain[..., : N_MFCC + 1])
 
 
-def test_a_gated_model_streams_exactly_like_its_full_forward(tiny_model):
+@pytest.fixture(scope="module")
+def ungated_model(tiny_model):
+    """The tiny model as a pitch model from before the voicing gate (it reads raw log F0, no relative channel)."""
+    from model.network import SpeechRecognizer
+
+    encoder = dataclasses.replace(tiny_model.config.encoder, pitch_voicing_gate=0.0, relative_pitch_prior_frames=0.0)
+    torch.manual_seed(0)
+    return SpeechRecognizer(dataclasses.replace(tiny_model.config, encoder=encoder)).eval()
+
+
+def test_a_gated_model_streams_exactly_like_its_full_forward(ungated_model):
     """The gate is per frame, so chunk-by-chunk equals the masked full forward as for any model."""
     from model.streaming import encode_streaming
 
-    model = gated(tiny_model, 0.6)
+    model = gated(ungated_model, 0.6)
     with torch.no_grad():
         model.encoder.subsampling.pitch.weight.normal_(generator=torch.Generator().manual_seed(4))
     features = torch.randn(203, FEATURE_DIM, generator=torch.Generator().manual_seed(5)) * 3 + 1
@@ -119,23 +129,77 @@ def test_a_gated_model_streams_exactly_like_its_full_forward(tiny_model):
     torch.testing.assert_close(streamed, full[0, : int(lengths[0])], atol=2e-5, rtol=1e-4)
 
 
-def test_regating_keeps_every_weight_but_the_pitch_path(tiny_model):
+def test_regating_keeps_every_weight_but_the_pitch_path(ungated_model):
     """A pitch model re-read through a voicing gate starts with a zero pitch path: it computes what the old model
     computes with its pitch path zeroed, whatever the pitch columns hold."""
     from model.network import PITCH_PARAMETERS
 
-    model = gated(tiny_model, 0.6)
-    assert model.config.encoder.pitch_voicing_gate == 0.6 and tiny_model.config.encoder.pitch_voicing_gate == 0.0
-    old_state = tiny_model.state_dict()
+    model = gated(ungated_model, 0.6)
+    assert model.config.encoder.pitch_voicing_gate == 0.6 and ungated_model.config.encoder.pitch_voicing_gate == 0.0
+    old_state = ungated_model.state_dict()
     for name, value in model.state_dict().items():
         if name.startswith(PITCH_PARAMETERS):
             assert not value.any()
         elif name != "cmvn_mean":
             assert torch.equal(value, old_state[name]), name
-    silenced = copy.deepcopy(tiny_model)
+    silenced = copy.deepcopy(ungated_model)
     with torch.no_grad():
         silenced.encoder.subsampling.pitch.weight.zero_()
         silenced.encoder.subsampling.pitch.bias.zero_()
     features = torch.randn(1, 90, FEATURE_DIM, generator=torch.Generator().manual_seed(7)) * 3
     with torch.no_grad():
         torch.testing.assert_close(model.encode(features, torch.tensor([90]))[0], silenced.encode(features, torch.tensor([90]))[0])
+
+
+def test_relative_log_f0_reads_two_voices_alike_once_it_has_heard_them():
+    """The same tone contour from a voice 0.5 (log units) higher: the gated log F0 differs by 0.5 on every voiced
+    frame, the relative channel by 0.5 * prior / (prior + voiced frames so far), and unvoiced frames read 0."""
+    from model.encoder import relative_log_f0
+
+    frames, prior = 600, 50.0
+    contour = 0.3 * torch.sin(torch.arange(frames) / 7.0)  # syllable-length rises and falls
+    voiced = torch.rand(frames, generator=torch.Generator().manual_seed(8)) < 0.7
+    low = torch.where(voiced, contour - 0.2, torch.zeros(frames))
+    high = torch.where(voiced, contour + 0.3, torch.zeros(frames))
+    relative = relative_log_f0(torch.stack([low, high]), torch.zeros(2, 2), prior)
+    assert not relative[:, ~voiced].any()
+    gap = (relative[1] - relative[0])[voiced]
+    heard = voiced.float().cumsum(0)[voiced]
+    torch.testing.assert_close(gap, 0.5 * prior / (prior + heard), atol=1e-5, rtol=1e-4)
+    assert float(gap[-1]) < 0.06  # 400+ voiced frames in: a tenth of the raw difference
+
+
+def test_relative_log_f0_carries_its_running_mean_across_pieces():
+    """Statistics of the frames before a piece, passed in, give what the whole sequence gives."""
+    from model.encoder import consumed_pitch_stats, relative_log_f0
+
+    x = torch.randn(2, 90, generator=torch.Generator().manual_seed(9))
+    x[x.abs() < 0.4] = 0.0  # unvoiced
+    whole = relative_log_f0(x, torch.zeros(2, 2), 20.0)
+    stats, pieces, start = torch.zeros(2, 2), [], 0
+    for size in (1, 16, 7, 40, 26):
+        piece = x[:, start : start + size]
+        pieces.append(relative_log_f0(piece, stats, 20.0))
+        stats = stats + consumed_pitch_stats(piece, torch.full((2,), size))
+        start += size
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, atol=1e-6, rtol=1e-5)
+
+
+def test_a_model_given_the_relative_channel_computes_what_it_did(ungated_model):
+    """with_relative_pitch_input adds a zero-initialised input channel to the pitch path: the grown model's output
+    is the old one's until training moves that weight, and it refuses a model without the voicing gate."""
+    from model.network import with_relative_pitch_input
+
+    with pytest.raises(ValueError):
+        with_relative_pitch_input(ungated_model, 50.0)
+    old = gated(ungated_model, 0.6)
+    with torch.no_grad():
+        old.encoder.subsampling.pitch.weight.normal_(generator=torch.Generator().manual_seed(10))
+    grown = with_relative_pitch_input(old, 50.0).eval()
+    assert grown.encoder.subsampling.pitch.weight.shape[1] == 3 and not grown.encoder.subsampling.pitch.weight[:, 2].any()
+    features = torch.randn(2, 150, FEATURE_DIM, generator=torch.Generator().manual_seed(11)) * 3 + 1
+    lengths = torch.tensor([150, 101])
+    with torch.no_grad():
+        torch.testing.assert_close(grown.encode(features, lengths)[0], old.encode(features, lengths)[0], atol=1e-6, rtol=0)
+        grown.encoder.subsampling.pitch.weight[:, 2].normal_(generator=torch.Generator().manual_seed(12))
+        assert not torch.allclose(grown.encode(features, lengths)[0], old.encode(features, lengths)[0], atol=1e-3)

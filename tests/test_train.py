@@ -154,6 +154,15 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_time_budget():
     assert TrainConfig.from_toml("model/configs/synth_small.toml", ["lr_schedule='cosine'", "peak_lr=8e-4"]).peak_lr == 8e-4
 
 
+def test_locale_sampling_weights_are_a_toml_table_of_non_negative_numbers():
+    from model.train_config import TrainConfig
+
+    with pytest.raises(ValueError, match="locale_sampling_weights"):
+        TrainConfig.from_dict({"train_manifest": "", "dev_manifest": "", "locale_sampling_weights": {"en-US": -1}})
+    weighted = TrainConfig.from_toml("model/configs/synth_small.toml", ['locale_sampling_weights={"en-US"=1.5}'])
+    assert weighted.locale_sampling_weights == {"en-US": 1.5}
+
+
 def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(tiny_corpus, tmp_path):
     """A released MFCC-only model continued under a config with pitch_dim: the model is grown (model.network.
     with_pitch_input), the new path trains in its own optimizer group at pitch_lr_scale times the rate."""
@@ -193,6 +202,24 @@ def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(
     assert weights["encoder.subsampling.pitch.weight"].abs().sum() > 0  # it trained again from zero
     assert torch.equal(weights["cmvn_mean"][: N_MFCC + 1], before.cmvn_mean[: N_MFCC + 1])
     assert float(weights["cmvn_istd"][N_MFCC + 1]) != float(before.cmvn_istd[N_MFCC + 1])
+
+    # Continued once more with the relative log F0 channel, and English drawn 1.5 times per epoch: the pitch kernel
+    # gains a third input channel that starts at zero and trains; the run's row says both.
+    regated_export = regated / "regated.pt"
+    train_main(["--config", config, "--average", "1", "--export", str(regated_export)])
+    relative = tmp_path / "relative"
+    relative.mkdir()
+    extra = (f'init_checkpoint = "{regated_export}"\npitch_lr_scale = 10.0\n'
+             'locale_sampling_weights = { "en-US" = 1.5 }\n')
+    config = write_config(relative, tiny_corpus, 11, extra)
+    Path(config).write_text(Path(config).read_text().replace(
+        "[encoder]\n", "[encoder]\npitch_dim = 2\npitch_voicing_gate = 0.6\nrelative_pitch_prior_frames = 50.0\n", 1))
+    train_main(["--config", config])
+    last = torch.load(relative / "run" / "last.pt", weights_only=True)
+    kernel = last["model"]["state_dict"]["encoder.subsampling.pitch.weight"]
+    assert last["model"]["config"]["encoder"]["relative_pitch_prior_frames"] == 50.0 and kernel.shape[1] == 3
+    assert kernel[:, 2].abs().sum() > 0  # the new channel trained from zero
+    assert last["trainer"]["runs"][-1]["note"] == "new relative pitch channel (prior 50 frames); sampling en-US x1.5"
 
 
 def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_once(tiny_corpus, tmp_path):
