@@ -15,9 +15,9 @@ LIMITATIONS = """\
   espeak-ng speech: **the error rates below say nothing about real human speakers**, for whom this model will do
   far worse. espeak-ng's Mandarin is not intelligible to a recognizer trained on real speech; the reverse holds too.
 - Homophones are acoustically identical in espeak-ng, so only context separates them; tones are rendered by
-  espeak-ng's rules, not by speakers. Tones are the largest single source of Mandarin errors: about half of the
-  acoustic model's character errors are syllables heard right with the wrong tone, and it makes little use of its
-  pitch input so far (`python -m model.tone_errors` measures both).
+  espeak-ng's rules, not by speakers. Tones are the largest single source of Mandarin errors: nearly half of the
+  acoustic model's character errors are syllables heard right with the wrong tone, and its pitch input is worth only
+  a few points of CER so far (`python -m model.tone_errors` measures both).
 - Cantonese text comes from HKCanCor (conversational), Mandarin from People's Daily 1998 and shopping reviews,
   English from the fortunes database; vocabulary outside these sources is often missed.
 - Other Chinese varieties (Hakka, Min, Wu, ...) are not supported: espeak-ng cannot read Hanzi in them, so no
