@@ -116,8 +116,14 @@ class FeatureCorpus:
 
     def length_batches(self, max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8,
                        locale_weights: dict[str, float] | None = None) -> list[list[int]]:
-        return length_batches(np.array([r["frames"] for r in self.rows]), max_batch_frames, rng, min_frames,
-                              utterance_weights(self.rows, locale_weights))
+        return row_batches(self.rows, max_batch_frames, rng, min_frames, locale_weights)
+
+
+def row_batches(rows: list[dict], max_batch_frames: int, rng: np.random.Generator, min_frames: int = 8,
+                locale_weights: dict[str, float] | None = None) -> list[list[int]]:
+    """`length_batches` over index rows (a feature cache's or the online corpus's: "frames", "locale")."""
+    return length_batches(np.array([r["frames"] for r in rows]), max_batch_frames, rng, min_frames,
+                          utterance_weights(rows, locale_weights))
 
 
 def utterance_weights(rows: list[dict], locale_weights: dict[str, float] | None) -> np.ndarray | None:

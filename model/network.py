@@ -6,7 +6,7 @@ Shape legend: B batch, T feature frames, S encoder frames, D width, V vocabulary
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -142,12 +142,11 @@ def with_relative_pitch_input(model: SpeechRecognizer, prior_frames: float) -> S
     """A trained pitch-reading model given the relative log F0 channel (EncoderConfig.relative_pitch_prior_frames):
     the pitch path's kernel gains one input channel, zero-initialised, so the grown model computes exactly what the
     old one did, and training teaches it to read tones against the speaker's own pitch."""
+    if prior_frames <= 0:
+        raise ValueError(f"a relative pitch channel needs prior_frames > 0, not {prior_frames}")
     old = model.config.encoder
-    if not (old.pitch_dim and old.pitch_voicing_gate) or prior_frames <= 0:
-        raise ValueError("a relative pitch channel needs a model that reads gated pitch, and prior_frames > 0")
-    new = EncoderConfig(**{**old.__dict__, "relative_pitch_prior_frames": float(prior_frames)})
-    config = ModelConfig(model.config.vocab_size, model.config.locales, new, model.config.decoder)
-    grown = SpeechRecognizer(config)
+    new = replace(old, relative_pitch_prior_frames=float(prior_frames))
+    grown = SpeechRecognizer(replace(model.config, encoder=new))  # refuses a model without gated pitch
     state = dict(model.state_dict())
     weight = state[PITCH_PARAMETERS + "weight"]  # (D, P, K); already (D, P + 1, K) when only the prior changes
     if weight.shape[1] == old.pitch_dim:

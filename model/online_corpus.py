@@ -24,7 +24,7 @@ import torch
 from model.corpus.augment import augment
 from model.corpus.build import Job, read_plan
 from model.corpus.synthesize import SAMPLE_RATE, synthesize
-from model.dataset import length_batches, utterance_weights
+from model.dataset import row_batches
 from model.features import FeatureExtractor
 
 _EXTRACTOR: FeatureExtractor | None = None
@@ -77,8 +77,7 @@ class OnlineCorpus:
                        locale_weights: dict[str, float] | None = None) -> list[list[int]]:
         with self.lock:
             rows = list(self.rows)
-        return length_batches(np.array([r["frames"] for r in rows]), max_batch_frames, rng, min_frames,
-                              utterance_weights(rows, locale_weights))
+        return row_batches(rows, max_batch_frames, rng, min_frames, locale_weights)
 
 
 class SynthesisFeed:
