@@ -276,13 +276,24 @@ class StreamingEncoder(nn.Module):
 
         chunk_frames None: full context. Otherwise each chunk sees itself and `left_frames` frames before it
         (None = all of them; pass `config.left_context_frames` to match streaming exactly)."""
+        encoded, out_lengths, _ = self.forward_with_tap(features, lengths, chunk_frames, left_frames, tap_layer=0)
+        return encoded, out_lengths
+
+    def forward_with_tap(
+        self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
+        tap_layer: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`forward`, also returning the output of layer `tap_layer` (1-based; 0: None) for an intermediate loss."""
         no_stats = features.new_zeros(features.shape[0], 2, dtype=torch.float32)
         x = self.subsampling(self.with_relative_pitch(features, no_stats))  # (B, S, D)
         out_lengths = subsampled_lengths(lengths)
         mask = chunk_attention_mask(out_lengths, x.shape[1], chunk_frames, left_frames)
-        for layer in self.layers:
+        tapped = None
+        for number, layer in enumerate(self.layers, start=1):
             x = layer(x, mask)
-        return self.final_norm(x), out_lengths
+            if number == tap_layer:
+                tapped = x
+        return self.final_norm(x), out_lengths, tapped
 
     def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu", dtype=torch.float32) -> EncoderState:
         c = self.config

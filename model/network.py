@@ -22,21 +22,31 @@ class ModelConfig:
     locales: tuple[str, ...]
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    # The auxiliary tonal-syllable CTC (model.syllables): its table (empty: no syllable head) and the encoder layer
+    # it reads (1-based). A training aid: decoding never uses it, the streaming step and its export leave it out.
+    syllables: tuple[str, ...] = ()
+    syllable_layer: int = 0
+
+    def __post_init__(self) -> None:
+        if self.syllables and not 1 <= self.syllable_layer <= self.encoder.n_layers:
+            raise ValueError(f"syllable_layer must be an encoder layer, 1..{self.encoder.n_layers}, not {self.syllable_layer}")
 
     def to_dict(self) -> dict:
         return {
             "vocab_size": self.vocab_size, "locales": list(self.locales),
             "encoder": dict(self.encoder.__dict__), "decoder": dict(self.decoder.__dict__),
+            "syllables": list(self.syllables), "syllable_layer": self.syllable_layer,
         }
 
     @staticmethod
     def from_dict(data: dict) -> "ModelConfig":
-        unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder"}
+        unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder", "syllables", "syllable_layer"}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return ModelConfig(
             vocab_size=int(data["vocab_size"]), locales=tuple(data["locales"]),
             encoder=EncoderConfig(**data["encoder"]), decoder=DecoderConfig(**data["decoder"]),
+            syllables=tuple(data.get("syllables", ())), syllable_layer=int(data.get("syllable_layer", 0)),
         )
 
 
@@ -56,6 +66,9 @@ class SpeechRecognizer(nn.Module):
         self.ctc_head = nn.Linear(config.encoder.d_model, config.vocab_size)
         self.locale_head = nn.Linear(config.encoder.d_model, len(config.locales))
         self.decoder = AttentionDecoder(config.decoder, config.vocab_size)
+        # Intermediate layers are not normalised (pre-LN): the head brings its own LayerNorm, as in InterCTC.
+        self.syllable_head = nn.Sequential(nn.LayerNorm(config.encoder.d_model),
+                                           nn.Linear(config.encoder.d_model, len(config.syllables))) if config.syllables else None
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
         """Front-end frames (..., FEATURE_DIM) -> the columns this model reads, mean/variance normalised. A model
@@ -104,13 +117,16 @@ class SpeechRecognizer(nn.Module):
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
         decoder_inputs: torch.Tensor, decoder_lengths: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Training forward (one call, so DistributedDataParallel sees it): returns CTC log-probs (B, S, V),
-        encoded lengths (B,), decoder logits (B, U, V) and locale log-probs (B, G)."""
-        encoded, encoded_lengths = self.encode(features, lengths, chunk_frames, left_frames)
+        encoded lengths (B,), decoder logits (B, U, V), locale log-probs (B, G) and, with a syllable head,
+        tonal-syllable log-probs (B, S, Y) from its encoder layer (else None)."""
+        encoded, encoded_lengths, tapped = self.encoder.forward_with_tap(
+            self.normalize(features), lengths, chunk_frames, left_frames, self.config.syllable_layer if self.syllable_head else 0)
         decoder_logits = self.decoder(decoder_inputs, decoder_lengths, encoded, encoded_lengths)
         locale = self.locale_log_probs(self.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
-        return self.ctc_log_probs(encoded), encoded_lengths, decoder_logits, locale
+        syllables = F.log_softmax(self.syllable_head(tapped).float(), dim=-1) if self.syllable_head else None
+        return self.ctc_log_probs(encoded), encoded_lengths, decoder_logits, locale, syllables
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -126,8 +142,7 @@ def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean
     new = EncoderConfig(**{**old.__dict__, "pitch_dim": encoder.pitch_dim, "pitch_voicing_gate": encoder.pitch_voicing_gate})
     if not new.pitch_dim or (new.pitch_dim, new.pitch_voicing_gate) == (old.pitch_dim, old.pitch_voicing_gate):
         raise ValueError("the model already reads pitch this way")
-    config = ModelConfig(model.config.vocab_size, model.config.locales, new, model.config.decoder)
-    grown = SpeechRecognizer(config)
+    grown = SpeechRecognizer(replace(model.config, encoder=new))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(PITCH_PARAMETERS)}
     state["cmvn_mean"] = torch.cat([model.cmvn_mean[: old.feature_dim], pitch_mean.to(model.cmvn_mean)])
     state["cmvn_istd"] = torch.cat([model.cmvn_istd[: old.feature_dim], pitch_istd.to(model.cmvn_istd)])
@@ -152,4 +167,14 @@ def with_relative_pitch_input(model: SpeechRecognizer, prior_frames: float) -> S
     if weight.shape[1] == old.pitch_dim:
         state[PITCH_PARAMETERS + "weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])], dim=1)
     grown.load_state_dict(state)
+    return grown.to(model.cmvn_mean.device)
+
+
+def with_syllable_head(model: SpeechRecognizer, syllables: tuple[str, ...], layer: int) -> SpeechRecognizer:
+    """A trained model given the auxiliary tonal-syllable CTC head (model.syllables) on encoder layer `layer`: every
+    other weight is kept, so recognition is unchanged until training with the syllable loss moves the encoder."""
+    grown = SpeechRecognizer(replace(model.config, syllables=tuple(syllables), syllable_layer=layer))
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("syllable_head.")}
+    missing, unexpected = grown.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith("syllable_head.") for k in missing), (missing, unexpected)
     return grown.to(model.cmvn_mean.device)

@@ -28,6 +28,11 @@ class EndpointConfig:
     min_trailing_silence_s: float = 0.8  # after something was decoded
     max_silence_without_speech_s: float = 5.0  # nothing decoded yet: give up on the segment and start afresh
     max_segment_s: float = 20.0
+    # A segment this long ends at a shorter pause: a final rescores its whole segment, so its cost (and the wait
+    # for it) grows with the segment's length, and running speech whose pauses never reach 0.8 s would otherwise
+    # be cut mid-word at max_segment_s.
+    long_segment_s: float = 10.0
+    long_segment_trailing_silence_s: float = 0.4
 
 
 class StreamStatus(Enum):
@@ -130,6 +135,9 @@ def endpoint_reason(state: StreamState) -> str | None:
     if segment_frames * ENCODER_FRAME_S >= state.endpoint.max_segment_s:
         return "max_segment"
     if decoded and silence_s >= state.endpoint.min_trailing_silence_s:
+        return "endpoint"
+    long = segment_frames * ENCODER_FRAME_S >= state.endpoint.long_segment_s
+    if decoded and long and silence_s >= state.endpoint.long_segment_trailing_silence_s:
         return "endpoint"
     if not decoded and silence_s >= state.endpoint.max_silence_without_speech_s:
         return "silence"

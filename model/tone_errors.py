@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,28 +21,8 @@ import rapidfuzz.distance.Levenshtein as levenshtein
 import torch
 
 from model.scoring import count_errors, scoring_units
+from model.syllables import SYLLABLES, TONAL_LOCALES
 
-TONAL_LOCALES = ("zh-CN", "yue-HK")
-
-
-def mandarin_syllables(text: str, tones: bool) -> list[str]:
-    from pypinyin import Style, lazy_pinyin
-
-    return lazy_pinyin(text, style=Style.TONE3 if tones else Style.NORMAL, neutral_tone_with_five=True)
-
-
-def cantonese_syllables(text: str, tones: bool) -> list[str]:
-    import pycantonese
-
-    syllables: list[str] = []
-    for word, jyutping in pycantonese.characters_to_jyutping(text):
-        found = re.findall(r"[a-z]+[1-6]", jyutping or "")
-        found = found if len(found) == len(word) else list(word)  # no reading: the characters stand for themselves
-        syllables += found if tones else [re.sub(r"[1-6]$", "", s) for s in found]
-    return syllables
-
-
-SYLLABLES = {"zh-CN": mandarin_syllables, "yue-HK": cantonese_syllables}
 
 
 @dataclass

@@ -31,10 +31,13 @@ from model.checkpoint import atomic_save, checkpoint_payload
 from model.dataset import FeatureCorpus, build_feature_cache, pad_features
 from model.decoder import decoder_io
 from model.evaluate import evaluate_corpus, sample_per_locale, summarize
-from model.network import PITCH_PARAMETERS, ModelConfig, SpeechRecognizer, with_pitch_input, with_relative_pitch_input
+from model.network import (
+    PITCH_PARAMETERS, ModelConfig, SpeechRecognizer, with_pitch_input, with_relative_pitch_input, with_syllable_head,
+)
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.precision import training_autocast
+from model.syllables import TONAL_LOCALES, SyllableEncoder, build_syllable_table
 from model.tokenizer import UNK_ID, Tokenizer
 from model.train_config import TrainConfig
 
@@ -55,7 +58,9 @@ def data_summary(corpus: FeatureCorpus) -> dict:
 
 
 def build_model(config: TrainConfig, corpus: FeatureCorpus, tokenizer: Tokenizer, texts: dict) -> SpeechRecognizer:
-    model_config = ModelConfig(tokenizer.vocab_size, tuple(tokenizer.locales), config.encoder, config.decoder)
+    syllables = build_syllable_table(texts) if config.syllable_ctc_weight else ()
+    model_config = ModelConfig(tokenizer.vocab_size, tuple(tokenizer.locales), config.encoder, config.decoder,
+                               syllables, config.syllable_layer if syllables else 0)
     model = SpeechRecognizer(model_config)
     mean, istd = corpus.cmvn(pitch_voicing_gate=config.encoder.pitch_voicing_gate)
     model.cmvn_mean.copy_(mean[: model.input_dim])
@@ -82,8 +87,10 @@ def sample_chunk(config: TrainConfig, rng: np.random.Generator) -> int | None:
     return int(rng.integers(config.min_chunk_frames, config.max_chunk_frames + 1))
 
 
-def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[torch.Tensor, dict]:
-    """Joint loss of one batch: ctc_weight * CTC + attention_weight * decoder CE + locale_weight * locale CE."""
+def batch_loss(model, config, corpus, tokenizer, indices, rng, device,
+               syllable_encoder: SyllableEncoder | None = None) -> tuple[torch.Tensor, dict]:
+    """Joint loss of one batch: ctc_weight * CTC + attention_weight * decoder CE + locale_weight * locale CE
+    (+ syllable_ctc_weight * tonal-syllable CTC of the Chinese rows, given the model's syllable encoder)."""
     core = model.module if hasattr(model, "module") else model
     rows = [corpus.rows[i] for i in indices]
     features, lengths = pad_features([corpus.utterance_features(i) for i in indices])
@@ -97,15 +104,17 @@ def batch_loss(model, config, corpus, tokenizer, indices, rng, device) -> tuple[
     left = config.encoder.left_context_frames if chunk else None
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training_autocast(device, config.amp)):
         model_outputs = model(features, lengths.to(device), chunk, left, inputs.to(device), input_lengths.to(device))
-    loss, parts = joint_loss(config, model_outputs, targets, outputs, locale_ids)
+    syllables = [syllable_encoder(r["text"], r["locale"]) for r in rows] if syllable_encoder else None
+    loss, parts = joint_loss(config, model_outputs, targets, outputs, locale_ids, syllables)
     return loss, {**parts, "audio_s": float(lengths.sum()) / 100}
 
 
 def joint_loss(config: TrainConfig, model_outputs: tuple, targets: list[list[int]], decoder_outputs: torch.Tensor,
-               locale_ids: torch.Tensor) -> tuple[torch.Tensor, dict]:
+               locale_ids: torch.Tensor, syllables: list[list[int] | None] | None = None) -> tuple[torch.Tensor, dict]:
     """ctc_weight * CTC + attention_weight * decoder CE (per utterance) + locale_weight * locale CE, reduced in
-    float32 from the outputs of `SpeechRecognizer.forward`."""
-    log_probs, encoded_lengths, logits, locale_lp = model_outputs
+    float32 from the outputs of `SpeechRecognizer.forward`; with `syllables` (tonal-syllable ids per row, None for
+    a row without tones), + syllable_ctc_weight * the syllable CTC per tonal row."""
+    log_probs, encoded_lengths, logits, locale_lp, syllable_lp = model_outputs
     device, rows = log_probs.device, len(targets)
     flat = torch.tensor([t for target in targets for t in target], dtype=torch.long)
     target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
@@ -115,7 +124,25 @@ def joint_loss(config: TrainConfig, model_outputs: tuple, targets: list[list[int
                                 label_smoothing=config.label_smoothing, reduction="sum") / rows
     locale = F.nll_loss(locale_lp.float(), locale_ids.to(device))
     loss = config.ctc_weight * ctc + config.attention_weight * attention + config.locale_weight * locale
-    return loss, {"ctc": ctc.item(), "att": attention.item(), "lid": locale.item()}
+    parts = {"ctc": ctc.item(), "att": attention.item(), "lid": locale.item()}
+    if syllables is not None and syllable_lp is not None:
+        syllable = syllable_ctc(syllable_lp, encoded_lengths, syllables)
+        loss = loss + config.syllable_ctc_weight * syllable
+        parts["syl"] = syllable.item()
+    return loss, parts
+
+
+def syllable_ctc(log_probs: torch.Tensor, encoded_lengths: torch.Tensor, syllables: list[list[int] | None]) -> torch.Tensor:
+    """CTC of the rows with syllable targets, per such row. A batch without any still connects the head to the
+    loss (with zero gradient), so that data-parallel ranks reduce the same parameters."""
+    rows = [i for i, target in enumerate(syllables) if target]
+    if not rows:
+        return log_probs[:0].sum()
+    flat = torch.tensor([s for i in rows for s in syllables[i]], dtype=torch.long, device=log_probs.device)
+    lengths = torch.tensor([len(syllables[i]) for i in rows], dtype=torch.long)
+    chosen = torch.tensor(rows, device=log_probs.device)
+    return F.ctc_loss(log_probs.index_select(0, chosen).float().transpose(0, 1), flat, encoded_lengths.cpu()[rows],
+                      lengths, blank=0, zero_infinity=True, reduction="sum") / len(rows)
 
 
 class Trainer:
@@ -179,6 +206,7 @@ class Trainer:
             torch.manual_seed(self.config.seed)
             self.model = build_model(self.config, self.train, self.tokenizer, self.texts)
         self.model.to(self.device)
+        self.syllable_encoder = SyllableEncoder(self.model.config.syllables) if self.model.config.syllables else None
         self.optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.config.peak_lr, betas=(0.9, 0.98),
                                            weight_decay=self.config.weight_decay)
         if last.exists():
@@ -223,6 +251,16 @@ class Trainer:
             note = f"new relative pitch channel (prior {prior:g} frames)"
             self.run_note = f"{self.run_note}; {note}" if self.run_note else note
             tqdm.write(f"gave {loaded.name} {loaded.version} a {note}, zero-initialised")
+        if self.config.syllable_ctc_weight and not self.model.config.syllables:
+            if self.config.online_plan:
+                raise ValueError(f"{loaded.name} {loaded.version} has no syllable head: give it one with the cached corpus "
+                                 "first (its syllable table comes from the training texts)")
+            table = build_syllable_table({k: v for k, v in self.texts.items() if k in TONAL_LOCALES})
+            self.model = with_syllable_head(self.model, table, self.config.syllable_layer).train()
+            note = (f"new tonal-syllable CTC ({len(table) - 2} syllables, layer {self.config.syllable_layer}, "
+                    f"weight {self.config.syllable_ctc_weight:g})")
+            self.run_note = f"{self.run_note}; {note}" if self.run_note else note
+            tqdm.write(f"gave {loaded.name} {loaded.version} a {note}")
 
     def _shared_tokenizer(self) -> Tokenizer:
         """Rank 0 builds the token table; the other ranks read it, so every rank has the same ids."""
@@ -353,7 +391,8 @@ class Trainer:
         lr = self.current_lr()
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        loss, parts = batch_loss(self.ddp, self.config, self.train, self.tokenizer, indices, rng, self.device)
+        loss, parts = batch_loss(self.ddp, self.config, self.train, self.tokenizer, indices, rng, self.device,
+                                 self.syllable_encoder)  # a model with the head always computes its loss (DDP: every parameter reduced)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -363,7 +402,7 @@ class Trainer:
         self.state["audio_hours"] += parts["audio_s"] * self.world / 3600
         progress.update(1)
         progress.set_postfix(ctc=f'{parts["ctc"]:.1f}', att=f'{parts["att"]:.1f}', lid=f'{parts["lid"]:.2f}',
-                             h=f'{self.state["audio_hours"]:.1f}')
+                             **({"syl": f'{parts["syl"]:.1f}'} if "syl" in parts else {}), h=f'{self.state["audio_hours"]:.1f}')
         if self.state["step"] % 100 == 0:
             entry = {"loss": {k: round(v, 3) for k, v in parts.items()}, "lr": lr,
                      "minutes": round((time.monotonic() - self.started) / 60, 2)}

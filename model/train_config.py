@@ -54,6 +54,11 @@ class TrainConfig:
     # the locale with the worst error more of the steps: the disparity between locales is a target, not only the
     # mean. A TOML inline table; keys are locale codes of the manifests.
     locale_sampling_weights: dict[str, float] = field(default_factory=dict)
+    # Auxiliary CTC over tonal syllables (pinyin / Jyutping with tones, model.syllables) on an intermediate encoder
+    # layer, for the Chinese rows of each batch: tones pooled over every character that carries them. 0: off. A model
+    # continued without the head gets one (model.network.with_syllable_head).
+    syllable_ctc_weight: float = 0.0
+    syllable_ctc_layer: int = 0  # 1-based encoder layer; 0: the middle one (n_layers // 2)
     # Synthesis while training (model.online_corpus): a plan from `model.corpus.build --plan-only` rendered by this
     # many worker processes during training, instead of the manifests' feature caches.
     online_plan: str | None = None
@@ -82,4 +87,11 @@ class TrainConfig:
             raise ValueError(f"locale_sampling_weights must be numbers >= 0, not {weights!r}")
         if values.get("lr_schedule", "noam") not in ("noam", "cosine"):
             raise ValueError(f"lr_schedule must be 'noam' or 'cosine', not {values['lr_schedule']!r}")
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
+        if config.syllable_ctc_weight < 0 or not 0 <= config.syllable_ctc_layer <= config.encoder.n_layers:
+            raise ValueError("syllable_ctc_weight must be >= 0 and syllable_ctc_layer an encoder layer (0: the middle one)")
+        return config
+
+    @property
+    def syllable_layer(self) -> int:
+        return self.syllable_ctc_layer or max(self.encoder.n_layers // 2, 1)

@@ -62,6 +62,8 @@ class EndpointOverrides(BaseModel):
     min_trailing_silence_s: float | None = Field(default=None, gt=0, le=30)
     max_silence_without_speech_s: float | None = Field(default=None, gt=0, le=60)
     max_segment_s: float | None = Field(default=None, gt=0, le=60)
+    long_segment_s: float | None = Field(default=None, gt=0, le=60)
+    long_segment_trailing_silence_s: float | None = Field(default=None, gt=0, le=30)
 
 
 class StartMessage(BaseModel):

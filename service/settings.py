@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     min_trailing_silence_s: float = 0.8
     max_silence_without_speech_s: float = 5.0
     max_segment_s: float = 20.0
+    long_segment_s: float = 10.0  # a segment this long ends at a pause of long_segment_trailing_silence_s
+    long_segment_trailing_silence_s: float = 0.4
 
     # Scheduler
     max_stream_batch: int = 128

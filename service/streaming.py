@@ -65,6 +65,8 @@ def endpoint_config(runtime: Runtime, start: p.StartMessage) -> EndpointConfig:
         min_trailing_silence_s=overrides.get("min_trailing_silence_s", s.min_trailing_silence_s),
         max_silence_without_speech_s=overrides.get("max_silence_without_speech_s", s.max_silence_without_speech_s),
         max_segment_s=overrides.get("max_segment_s", s.max_segment_s),
+        long_segment_s=overrides.get("long_segment_s", s.long_segment_s),
+        long_segment_trailing_silence_s=overrides.get("long_segment_trailing_silence_s", s.long_segment_trailing_silence_s),
     )
 
 

@@ -44,6 +44,7 @@ def tiny_loaded():
     from model.encoder import EncoderConfig
     from model.lm import train_ngram
     from model.network import ModelConfig, SpeechRecognizer
+    from model.syllables import build_syllable_table
     from model.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.build(TINY_TEXTS, subword_vocab_size=30)
@@ -52,6 +53,8 @@ def tiny_loaded():
         vocab_size=tokenizer.vocab_size, locales=tuple(tokenizer.locales),
         encoder=EncoderConfig(d_model=64, n_heads=4, n_layers=2, ffn_dim=128, left_context_frames=12, dropout=0.0),
         decoder=DecoderConfig(d_model=64, n_heads=4, n_layers=1, ffn_dim=128, dropout=0.0),
+        # like the bundled model, it carries the training-only tonal-syllable head, which decoding must ignore
+        syllables=build_syllable_table(TINY_TEXTS), syllable_layer=1,
     )
     model = SpeechRecognizer(config).eval()
     with torch.no_grad():

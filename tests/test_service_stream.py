@@ -76,6 +76,21 @@ def test_endpointing_splits_a_stream_into_segments(live_server, bundled_samples)
     assert all(a["end"] <= b["start"] + 1e-6 for a, b in zip(segments, segments[1:]))
 
 
+def test_running_speech_is_cut_at_a_short_pause_once_the_segment_is_long(live_server, bundled_samples):
+    """Pauses of 0.5 s never reach the 0.8 s endpoint; once a segment is 10 s long (long_segment_s), it ends at the
+    next one of 0.4 s or more instead of running to the 20 s cut (max_segment) in the middle of a word."""
+    pieces = [read_mono16k(s["path"]) for s in bundled_samples if s["locale"] == "en-US"] * 3
+    audio = with_pauses(pieces, pause_s=0.5)
+    assert len(audio) > 21 * 16000
+    adaptive = finals(asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "en-US"})))
+    assert len(adaptive) >= 2 and adaptive[0]["reason"] == "endpoint"
+    assert all(m["reason"] in {"endpoint", "stop"} for m in adaptive)
+    assert all(10.0 <= m["end"] - m["start"] < 20.0 for m in adaptive[:-1])
+    fixed = finals(asyncio.run(stream_audio(live_server.ws_url, pcm16(audio),
+                                            {"locale": "en-US", "endpointing": {"long_segment_s": 60}})))
+    assert fixed[0]["reason"] == "max_segment" and fixed[0]["end"] - fixed[0]["start"] >= 20.0
+
+
 def test_twenty_simultaneous_streams_each_get_their_own_transcript(live_server, bundled_samples):
     async def run_all():
         chosen = [bundled_samples[i % len(bundled_samples)] for i in range(20)]

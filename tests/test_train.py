@@ -71,11 +71,18 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert len(loaded.metadata["averaged_snapshots"]) >= 2
     assert loaded.metadata["training_data"]["hours_per_locale"]["yue-HK"] > 0
 
-    # A released checkpoint can be trained further (how the next session continues the bundled model).
+    # A released checkpoint can be trained further (how the next session continues the bundled model), here with
+    # the tonal-syllable CTC added: the model is grown with a head whose table comes from the training texts.
     continued = tmp_path / "continued"
     continued.mkdir()
-    train_main(["--config", write_config(continued, tiny_corpus, 12, f'init_checkpoint = "{averaged}"\n')])
-    assert torch.load(continued / "run" / "last.pt", weights_only=True)["trainer"]["step"] == 12
+    train_main(["--config", write_config(continued, tiny_corpus, 12, f'init_checkpoint = "{averaged}"\n'
+                                         "syllable_ctc_weight = 0.3\nsyllable_ctc_layer = 1\n")])
+    last = torch.load(continued / "run" / "last.pt", weights_only=True)
+    assert last["trainer"]["step"] == 12
+    syllables = last["model"]["config"]["syllables"]
+    assert "zh-CN" in {s.split()[0] for s in syllables[2:]} and "yue-HK" in {s.split()[0] for s in syllables[2:]}
+    assert last["model"]["config"]["syllable_layer"] == 1 and "syllable_head.1.weight" in last["model"]["state_dict"]
+    assert "new tonal-syllable CTC" in last["trainer"]["runs"][-1]["note"]
 
     card = tmp_path / "card.md"
     evaluate_main(["--checkpoint", str(averaged), "--manifest", str(tiny_corpus / "test.jsonl"), "--threads", "1",
@@ -228,7 +235,8 @@ def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_on
     import subprocess
     import sys
 
-    config = write_config(tmp_path, tiny_corpus, 4)
+    # with the tonal-syllable head, whose loss skips English rows: every rank must still reduce its parameters
+    config = write_config(tmp_path, tiny_corpus, 4, "syllable_ctc_weight = 0.3\n")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "model.train", "--config", config]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
@@ -236,6 +244,7 @@ def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_on
     trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
     assert trainer["step"] == 4
     assert trainer["runs"][-1]["device"] == "cpu x2"
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]["config"]["syllable_layer"] == 1
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["final"]  # one log, written by rank 0 only: no duplicated lines
     assert len([entry for entry in log if entry.get("final")]) == 1

@@ -1,0 +1,82 @@
+"""Tonal syllables of Chinese text: the romanisation behind the tone analysis (model.tone_errors) and the targets of
+the auxiliary syllable CTC (SpeechRecognizer.syllable_head), which teaches the encoder tones by pooling every
+character of one syllable and tone into one class.
+
+Why: in espeak-ng's Mandarin, homophones sound identical, so a character CTC sees each reading of a rare character
+only as often as that character occurs; a syllable-with-tone class is seen every time any of its characters is.
+Character and syllable CTC together are the hierarchical multitask CTC of Sanabria & Metze (2018) and the
+intermediate CTC of Lee & Watanabe (2021): the syllable loss reads an intermediate encoder layer, the character
+loss the last.
+
+Mandarin is pinyin with tone numbers (pypinyin, neutral tone 5), Cantonese Jyutping (pycantonese). A table entry
+is "<locale> <syllable>", e.g. "zh-CN ma3", "yue-HK maa1"; id 0 is the CTC blank and id 1 a syllable the table does
+not have.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from model.scoring import scoring_units
+
+TONAL_LOCALES = ("zh-CN", "yue-HK")
+SYLLABLE_BLANK, SYLLABLE_UNKNOWN = 0, 1
+RESERVED = ("<blank>", "<unk>")
+
+
+def mandarin_syllables(text: str, tones: bool) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(text, style=Style.TONE3 if tones else Style.NORMAL, neutral_tone_with_five=True)
+
+
+def cantonese_syllables(text: str, tones: bool) -> list[str]:
+    import pycantonese
+
+    syllables: list[str] = []
+    for word, jyutping in pycantonese.characters_to_jyutping(text):
+        found = re.findall(r"[a-z]+[1-6]", jyutping or "")
+        found = found if len(found) == len(word) else list(word)  # no reading: the characters stand for themselves
+        syllables += found if tones else [re.sub(r"[1-6]$", "", s) for s in found]
+    return syllables
+
+
+SYLLABLES = {"zh-CN": mandarin_syllables, "yue-HK": cantonese_syllables}
+
+
+def tonal_syllables(text: str, locale: str) -> list[str] | None:
+    """The syllables with tones of a Chinese locale's text, punctuation and spaces dropped; None for a locale
+    without tones (English: no syllable targets)."""
+    romanise = SYLLABLES.get(locale)
+    if romanise is None:
+        return None
+    # A run without a reading (Latin letters, digits) stays, as an unknown syllable; punctuation is not spoken.
+    return [f"{locale} {syllable}" for syllable in romanise("".join(scoring_units(text, locale)), True)
+            if not all(unicodedata.category(c)[0] in "PSZ" for c in syllable)]
+
+
+def build_syllable_table(texts_by_locale: dict[str, Iterable[str]]) -> tuple[str, ...]:
+    """Every tonal syllable of the training texts, sorted, after the blank and unknown entries."""
+    seen: set[str] = set()
+    for locale, texts in texts_by_locale.items():
+        for text in texts:
+            seen.update(tonal_syllables(text, locale) or ())
+    return RESERVED + tuple(sorted(seen))
+
+
+class SyllableEncoder:
+    """Text -> syllable ids of a table, memoised: the trainer asks for the same sentences every epoch, and
+    Cantonese romanisation (word segmentation first) costs about a millisecond a sentence."""
+
+    def __init__(self, table: tuple[str, ...]) -> None:
+        self.index = {syllable: i for i, syllable in enumerate(table)}
+        self._memo: dict[tuple[str, str], list[int] | None] = {}
+
+    def __call__(self, text: str, locale: str) -> list[int] | None:
+        key = (locale, text)
+        if key not in self._memo:
+            syllables = tonal_syllables(text, locale)
+            self._memo[key] = None if syllables is None else [self.index.get(s, SYLLABLE_UNKNOWN) for s in syllables]
+        return self._memo[key]
