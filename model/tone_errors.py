@@ -5,7 +5,8 @@ Each reference and hypothesis is romanised (pinyin with tone numbers for Mandari
 Cantonese via pycantonese) and scored three ways with the same edit distance as CER: characters, syllables with
 tones, syllables without tones. Tone errors = syllable-with-tone errors - syllable errors. Decoding is greedy CTC
 without LM or rescoring, so the numbers describe the acoustic model itself; further passes repeat it with the
-relative log F0 channel switched off (for a model that has one), then with the encoder's whole pitch path.
+relative log F0 channel switched off (for a model that has one), then with the encoder's whole pitch path. A model
+with the auxiliary tonal-syllable head (model.syllables) also reports what that head hears, syllable by syllable.
 
     python -m model.tone_errors --checkpoint model/checkpoints/default.pt --manifest data/synth/dev.jsonl
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import rapidfuzz.distance.Levenshtein as levenshtein
 import torch
 
 from model.scoring import count_errors, scoring_units
-from model.syllables import SYLLABLES, TONAL_LOCALES
+from model.syllables import SYLLABLE_BLANK, SYLLABLES, TONAL_LOCALES, tonal_syllables
 
 
 
@@ -59,6 +61,29 @@ def measure(recognizer, utterances, audio) -> dict[str, dict]:
     return {locale: {**c.rates(), "characters": c.characters} for locale, c in counts.items()}
 
 
+@torch.no_grad()
+def syllable_head_errors(recognizer, utterances, audio) -> dict[str, dict]:
+    """What the model's auxiliary tonal-syllable head (model.syllables) hears, greedy, at full context: syllable
+    errors and tone-only errors per reference syllable. It reads tones directly, without the characters' context."""
+    model, table = recognizer.model, recognizer.model.config.syllables
+    counts: dict[str, list[int]] = {}  # locale -> [reference syllables, errors with tones, errors without]
+    for utterance, samples in zip(utterances, audio):
+        features = recognizer.extractor(samples).to(recognizer.device, recognizer.dtype)
+        _, lengths, tapped = model.encoder.forward_with_tap(
+            model.normalize(features)[None], torch.tensor([features.shape[0]], device=recognizer.device), None, None,
+            model.config.syllable_layer)
+        best = model.syllable_head(tapped[0, : int(lengths[0])]).argmax(-1).tolist()
+        heard = [table[i] for j, i in enumerate(best) if i != SYLLABLE_BLANK and (j == 0 or best[j - 1] != i)]
+        reference = tonal_syllables(utterance.text, utterance.locale)
+        toneless = [re.sub(r"[1-6]$", "", s) for s in reference], [re.sub(r"[1-6]$", "", s) for s in heard]
+        count = counts.setdefault(utterance.locale, [0, 0, 0])
+        count[0] += len(reference)
+        count[1] += levenshtein.distance(reference, heard)
+        count[2] += levenshtein.distance(*toneless)
+    return {locale: {"syllable_error_rate": round(wrong / max(n, 1), 4), "tone_error_rate": round((tonal - wrong) / max(n, 1), 4),
+                     "syllables": n} for locale, (n, tonal, wrong) in counts.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     from model.audio import load_audio_file
     from model.checkpoint import load_checkpoint
@@ -78,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     audio = [load_audio_file(u.audio) for u in utterances]
     recognizer = Recognizer(load_checkpoint(args.checkpoint))
     modes = {"with_pitch": measure(recognizer, utterances, audio)}
+    head = syllable_head_errors(recognizer, utterances, audio) if recognizer.model.syllable_head else None
     pitch = recognizer.model.encoder.subsampling.pitch
     pitch_dim = recognizer.model.config.encoder.pitch_dim
     if pitch is not None and pitch.weight.shape[1] > pitch_dim:  # the relative log F0 channel (EncoderConfig)
@@ -90,12 +116,15 @@ def main(argv: list[str] | None = None) -> None:
             pitch.bias.zero_()
         modes["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
     results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "decoding": "greedy CTC, no LM, no rescoring",
-               "modes": modes}
+               "modes": modes, "syllable_head": head}
     print(f"{'locale':8} {'input':22} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
     for mode, per_locale in modes.items():
         for locale, r in per_locale.items():
             homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
             print(f"{locale:8} {mode:22} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
+    for locale, r in (head or {}).items():
+        print(f"{locale:8} {'syllable head':22} {'':>7} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%}"
+              f"  (per reference syllable: the auxiliary head's own greedy output)")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 

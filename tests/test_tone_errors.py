@@ -24,3 +24,21 @@ def test_errors_split_into_syllable_tone_and_homophone(locale, reference, hypoth
     assert rates["syllable_error_rate"] == pytest.approx(syllable / n, abs=1e-4)
     assert rates["tone_error_rate"] == pytest.approx(tone / n, abs=1e-4)
     assert rates["cer"] >= rates["syllable_error_rate"] + rates["tone_error_rate"]
+
+
+def test_the_syllable_head_is_scored_per_reference_syllable(tiny_loaded):
+    """A model with the auxiliary tonal-syllable head: its own greedy output is scored against the reference's
+    pinyin / Jyutping (a random head hears nonsense: the rates are counted, not good)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from model.recognizer import Recognizer
+    from model.tone_errors import syllable_head_errors
+
+    utterances = [SimpleNamespace(text="今天天气很好", locale="zh-CN"), SimpleNamespace(text="你好嗎", locale="yue-HK")]
+    audio = [torch.randn(16000) * 0.1, torch.randn(12000) * 0.1]
+    result = syllable_head_errors(Recognizer(tiny_loaded), utterances, audio)
+    assert result["zh-CN"]["syllables"] == 6 and result["yue-HK"]["syllables"] == 3
+    for rates in result.values():
+        assert rates["syllable_error_rate"] >= 0 and rates["syllable_error_rate"] + rates["tone_error_rate"] >= 0
