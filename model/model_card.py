@@ -15,9 +15,8 @@ LIMITATIONS = """\
   espeak-ng speech: **the error rates below say nothing about real human speakers**, for whom this model will do
   far worse. espeak-ng's Mandarin is not intelligible to a recognizer trained on real speech; the reverse holds too.
 - Homophones are acoustically identical in espeak-ng, so only context separates them; tones are rendered by
-  espeak-ng's rules, not by speakers. Tones are the largest single source of Mandarin errors: nearly half of the
-  acoustic model's character errors are syllables heard right with the wrong tone, and its pitch input is worth only
-  a few points of CER so far (`python -m model.tone_errors` measures both).
+  espeak-ng's rules, not by speakers. Tones are the largest single source of Mandarin errors: about half of the
+  acoustic model's character errors are syllables heard right with the wrong tone (the table under Evaluation).
 - Cantonese text comes from HKCanCor (conversational), Mandarin from People's Daily 1998 and shopping reviews,
   English from the fortunes database; vocabulary outside these sources is often missed.
 - Other Chinese varieties (Hakka, Min, Wu, ...) are not supported: espeak-ng cannot read Hanzi in them, so no
@@ -117,6 +116,29 @@ def runs_table(trainer: dict) -> list[str]:
     return ["Training runs (each invocation of `python -m model.train`, resumed from the previous one):", "", *lines, ""]
 
 
+def tone_lines(meta: dict) -> list[str]:
+    """Where the tonal locales' character errors come from (model.tone_errors, stored with --store)."""
+    tones = meta.get("tone_errors")
+    if not tones:
+        return []
+    modes, head = tones["modes"], tones.get("syllable_head") or {}
+    lines = [f"Where the Chinese errors come from (`python -m model.tone_errors`: greedy CTC without LM on "
+             f"`{tones.get('manifest', '')}`, {tones.get('utterances_per_locale', 'n/a')} utterances per locale). Each error "
+             "is a wrong syllable, the right syllable with the wrong tone, or a homophone (right syllable and tone, "
+             "wrong character: only context tells them apart). The last columns are the CER with the pitch input "
+             "zeroed, and what the auxiliary tonal-syllable head hears on its own (errors per reference syllable).", "",
+             "| locale | greedy CER | wrong syllable | wrong tone | homophone | CER, pitch zeroed | syllable head: wrong syllable / wrong tone |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for locale, r in modes["with_pitch"].items():
+        homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
+        zeroed = modes.get("pitch_path_zeroed", {}).get(locale, {}).get("cer")
+        own = head.get(locale)
+        lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | {pct(r['tone_error_rate'])} | "
+                     f"{pct(homophone)} | {pct(zeroed)} | "
+                     + (f"{pct(own['syllable_error_rate'])} / {pct(own['tone_error_rate'])}" if own else "n/a") + " |")
+    return lines + [""]
+
+
 def earlier_data_lines(meta: dict) -> list[str]:
     earlier = meta.get("earlier_training_data", [])
     return [f"Continued from {e.get('model', 'an earlier model')}, itself trained on {e.get('utterances', 'n/a')} "
@@ -140,7 +162,10 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"{encoder.n_layers} pre-LN Transformer layers (d={encoder.d_model}, {encoder.n_heads} heads, rotary relative "
         f"positions), CTC over {loaded.tokenizer.vocab_size} tokens (CJK characters, {sum(1 for t in loaded.tokenizer.tokens if not t.startswith('<') and not is_cjk(t[0]))} "
         f"English subword pieces), a {config.decoder.n_layers}-layer attention decoder for rescoring, "
-        "and a language-identification head for `auto`.",
+        "and a language-identification head for `auto`."
+        + (f" In training only, an auxiliary CTC head over {len(config.syllables) - 2} tonal syllables (pinyin and Jyutping "
+           f"with tones, `model/syllables.py`) reads encoder layer {config.syllable_layer}: it pools every character of "
+           "one syllable and tone into one class." if config.syllables else ""),
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
         f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
         "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation"
@@ -167,6 +192,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
         *evaluation_table(results, locales), "",
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",
+        *tone_lines(meta),
         "## Language models", "", *lm_lines(meta), "",
         "By recording condition (640 ms chunks, the streaming default):", "", *condition_table(results), "",
         "Language identification with `locale=auto` (share of test utterances whose locale was detected correctly): "

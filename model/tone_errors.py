@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit-per-locale", type=int, default=150)
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata (the model card shows them)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in TONAL_LOCALES]
@@ -127,6 +128,12 @@ def main(argv: list[str] | None = None) -> None:
               f"  (per reference syllable: the auxiliary head's own greedy output)")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
+    if args.store:
+        from model.checkpoint import update_checkpoint
+
+        loaded = load_checkpoint(args.checkpoint)  # afresh: the pitch path above was zeroed in place
+        loaded.metadata["tone_errors"] = {**results, "utterances_per_locale": args.limit_per_locale}
+        update_checkpoint(args.checkpoint, loaded)
 
 
 if __name__ == "__main__":
