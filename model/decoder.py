@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.tokenizer import SOS_EOS_ID
@@ -62,17 +63,21 @@ class AttentionDecoder(nn.Module):
         return self.output(y)
 
     def forward_tree(
-        self, tokens: torch.Tensor, depths: torch.Tensor, visible: torch.Tensor, memory: torch.Tensor
+        self, tokens: torch.Tensor, depths: torch.Tensor, visible: torch.Tensor, memory: torch.Tensor,
+        vocabulary: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Many token sequences that share prefixes, as one prefix tree in one row (tree attention, as in
         SpecInfer, arXiv:2305.09781): a shared prefix is computed once, and the memory is projected once.
 
         tokens (N,) and depths (N,) of the tree's nodes; visible (N, N) True where node i attends to node j (its
         ancestors and itself); memory (S, D). Returns logits (N, V): what follows each node's prefix. Equal to
-        `forward` on each sequence, since a causal decoder's state at a position depends only on its prefix."""
+        `forward` on each sequence, since a causal decoder's state at a position depends only on its prefix.
+        `vocabulary` (K,) token ids: only their logits, (N, K) (the output layer is most of the cost)."""
         x = self.embed(tokens) * self.scale + self.positions[depths]  # (N, D)
-        y = self.layers(x[None], memory[None], tgt_mask=~visible)  # (1, N, D)
-        return self.output(y[0])
+        y = self.layers(x[None], memory[None], tgt_mask=~visible)[0]  # (N, D)
+        if vocabulary is None:
+            return self.output(y)
+        return F.linear(y, self.output.weight[vocabulary], self.output.bias[vocabulary])
 
 
 def decoder_io(targets: list[list[int]], start_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -112,7 +112,9 @@ class Recognizer:
 
     def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
         if options.rescore and len(hypotheses) > 1:
-            return rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale))
+            allowed = self.model.locale_token_mask[self.locales.index(locale)]  # normalised like the first pass
+            return rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale),
+                           allowed=allowed)
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
 
     # ------------------------------------------------------------------------------------------------ offline

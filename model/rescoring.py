@@ -57,36 +57,48 @@ def ancestors_mask(parents: list[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def attention_log_probs(
-    model: SpeechRecognizer, encoded: torch.Tensor, hypotheses: list[Hypothesis], start_id: int
+    model: SpeechRecognizer, encoded: torch.Tensor, hypotheses: list[Hypothesis], start_id: int,
+    allowed: torch.Tensor | None = None,
 ) -> list[float]:
     """encoded (S, D) of one segment; each hypothesis' decoder log-likelihood including end-of-sentence.
     The n-best mostly differ in their last tokens, so they are scored as one prefix tree (`forward_tree`):
-    shared prefixes and the segment's memory are computed once instead of once per hypothesis."""
+    shared prefixes and the segment's memory are computed once instead of once per hypothesis.
+
+    allowed (V,) bool, the locale's tokens (SpeechRecognizer.locale_token_mask): the decoder's distribution is
+    normalised over them (and over the hypotheses' own tokens and end-of-sentence), as the first pass's CTC is;
+    the output layer, most of a final's cost, then computes 256 of 4,412 rows for English."""
     targets = [list(h.token_ids) for h in hypotheses]
     tree = prefix_tree([[start_id, *t] for t in targets])
     device = encoded.device
+    vocabulary = None
+    if allowed is not None:
+        allowed = allowed.clone().cpu()
+        allowed[[SOS_EOS_ID, *{t for target in targets for t in target}]] = True
+        vocabulary = allowed.nonzero()[:, 0]
     logits = model.decoder.forward_tree(
         torch.tensor(tree.tokens, device=device), torch.tensor(tree.depths, device=device),
-        ancestors_mask(tree.parents).to(device), encoded,
+        ancestors_mask(tree.parents).to(device), encoded, None if vocabulary is None else vocabulary.to(device),
     ).float()
-    log_probs = F.log_softmax(logits, dim=-1).cpu()  # (N, V)
+    log_probs = F.log_softmax(logits, dim=-1).cpu()  # (N, V), or (N, K) over `vocabulary`
+    column = torch.arange(log_probs.shape[1]) if vocabulary is None else \
+        torch.full((len(allowed),), -1, dtype=torch.long).index_put_((vocabulary,), torch.arange(len(vocabulary)))
     scores = []
     for target, path in zip(targets, tree.paths):
-        following = torch.tensor([*target, SOS_EOS_ID])  # what each position predicts, ending with end-of-sentence
+        following = column[torch.tensor([*target, SOS_EOS_ID])]  # what each position predicts, ending with end-of-sentence
         scores.append(float(log_probs[torch.tensor(path), following].sum()))
     return scores
 
 
 def rescore(
     model: SpeechRecognizer, encoded: torch.Tensor, hypotheses: list[Hypothesis], start_id: int,
-    ctc_weight: float = 0.5,
+    ctc_weight: float = 0.5, allowed: torch.Tensor | None = None,
 ) -> list[RescoredHypothesis]:
     """Rank the n-best by decoder + ctc_weight * CTC + hotword bias + LM fusion score; best first."""
     longest = max((len(h.tokens) for h in hypotheses), default=0)
     if not hypotheses or encoded.shape[0] == 0 or longest + 1 > model.config.decoder.max_tokens:
         # The decoder's positions end at max_tokens: such a segment keeps its first-pass ranking.
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
-    attention = attention_log_probs(model, encoded, hypotheses, start_id)
+    attention = attention_log_probs(model, encoded, hypotheses, start_id, allowed)
     rescored = [
         RescoredHypothesis(h, a, a + ctc_weight * h.log_prob + h.bias + h.lm_score) for h, a in zip(hypotheses, attention)
     ]

@@ -104,6 +104,41 @@ def test_prefix_tree_rescoring_equals_scoring_each_hypothesis_alone(tiny_loaded)
                                atol=1e-4, rtol=1e-5)
 
 
+def test_rescoring_within_a_locale_normalises_the_decoder_over_its_tokens_only(tiny_loaded):
+    """With the locale's token mask, the decoder's output layer computes only the locale's rows (and the
+    hypotheses' tokens and end-of-sentence): each hypothesis scores what a softmax over those rows gives, which
+    is at least the full softmax's score; an all-True mask changes nothing."""
+    import torch.nn.functional as F
+
+    from model.rescoring import ancestors_mask, attention_log_probs, prefix_tree
+    from model.search import Hypothesis, TokenTiming
+    from model.tokenizer import SOS_EOS_ID
+
+    model = tiny_loaded.model
+    torch.manual_seed(4)
+    allowed = model.locale_token_mask[tiny_loaded.tokenizer.locales.index("en-US")]
+    english = allowed.nonzero()[:, 0]
+    english = english[english > SOS_EOS_ID]
+    sequences = [english[:5].tolist(), english[:4].tolist() + [english[6].item()], [english[2].item(), 7]]  # 7: not English
+    hypotheses = [Hypothesis(tuple(TokenTiming(t, 0, 0, 0.9) for t in s), 0.0) for s in sequences]
+    encoded = torch.randn(29, model.config.encoder.d_model)
+    full = attention_log_probs(model, encoded, hypotheses, 3)
+    assert attention_log_probs(model, encoded, hypotheses, 3, torch.ones_like(allowed)) == pytest.approx(full, abs=1e-5)
+    restricted = attention_log_probs(model, encoded, hypotheses, 3, allowed)
+    assert all(r >= f - 1e-6 for r, f in zip(restricted, full)) and restricted != pytest.approx(full, abs=1e-3)
+
+    vocabulary = allowed.clone()  # the same numbers by hand: a softmax over the kept rows
+    vocabulary[[SOS_EOS_ID, 7]] = True
+    tree = prefix_tree([[3, *s] for s in sequences])
+    with torch.no_grad():
+        logits = model.decoder.forward_tree(torch.tensor(tree.tokens), torch.tensor(tree.depths),
+                                            ancestors_mask(tree.parents), encoded)
+    log_probs = F.log_softmax(logits.masked_fill(~vocabulary, float("-inf")), dim=-1)
+    expected = [float(log_probs[torch.tensor(path), torch.tensor([*s, SOS_EOS_ID])].sum())
+                for s, path in zip(sequences, tree.paths)]
+    assert restricted == pytest.approx(expected, abs=1e-4)
+
+
 def test_half_precision_decodes_like_float32():
     """The GPU serving dtype (float16, service/engine.py) through the same code on CPU: offline texts at full
     context and at 640 ms chunks are float32's up to a rare beam decision that rounding flips (under 5% of the
