@@ -18,7 +18,7 @@ from pathlib import Path
 
 DEFAULT_SERVER = os.environ.get("OPENASR_SERVER", "http://127.0.0.1:8000")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BENCHES = {"features": "bench.bench_features", "encoder": "bench.bench_encoder"}
+BENCHES = {"features": "bench.bench_features", "encoder": "bench.bench_encoder", "finals": "bench.bench_finals"}
 EXTENSIONS = {"text": "txt", "json": "json", "srt": "srt", "vtt": "vtt"}
 
 
@@ -252,7 +252,7 @@ EPILOGS = {
                 "all options go to `python -m model.evaluate` (see: python -m model.evaluate --help).",
     "bench": "examples:\n  openasr bench all\n  openasr bench features --seconds 30 --repeats 5\n"
              "  openasr bench encoder --chunk-ms 320 --threads 2\n\n"
-             "options after the benchmark name go to bench/bench_<name>.py; with `all`, to both.",
+             "options after the benchmark name go to bench/bench_<name>.py; with `all`, to each.",
 }
 
 
