@@ -133,7 +133,28 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
     for utterance, transcript in zip(utterances, detected):
         hits[utterance.locale].append(transcript.locale == utterance.locale)
     results["locale_detection_accuracy"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())}
+    results["streamed_auto"] = evaluate_streamed_auto(recognizer, utterances, audio)
+    print("streamed_auto", json.dumps({k: v["error_rate"] for k, v in results["streamed_auto"]["per_locale"].items()}), flush=True)
     return results
+
+
+def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], audio: list[torch.Tensor],
+                           chunk_ms: int = 640) -> dict:
+    """The WebSocket default: the streaming path (model.stream_decoder, the service's code, endpointing included)
+    at `chunk_ms` with `locale=auto`, so the locale is detected while the audio arrives. Error rates per locale, and
+    how often the finals were decoded as the right locale."""
+    from model.results import join_texts
+    from model.stream_decoder import FinalEvent, decode_stream_offline
+
+    texts, hits = [], defaultdict(list)
+    for utterance, samples in zip(utterances, audio):
+        _, events = decode_stream_offline(recognizer, samples, DecodeOptions(locale=None), chunk_ms // ENCODER_FRAME_MS)
+        spoken = [e for e in events if isinstance(e, FinalEvent) and e.segment.text]
+        texts.append(join_texts([e.segment.text for e in spoken]))
+        hits[utterance.locale] += [e.locale == utterance.locale for e in spoken]
+    summary, _ = error_table(utterances, texts)
+    return {**summary, "chunk_ms": chunk_ms,
+            "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items()) if v}}
 
 
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],

@@ -146,6 +146,17 @@ def earlier_data_lines(meta: dict) -> list[str]:
             for e in earlier] + ([""] if earlier else [])
 
 
+def streamed_auto_lines(results: dict) -> list[str]:
+    streamed = results.get("streamed_auto")
+    if not streamed:
+        return []
+    return ["Streamed with `locale=auto` (the WebSocket default, " + f"{streamed['chunk_ms']} ms chunks, the service's "
+            "streaming path with its endpointing; the locale is detected while the audio arrives): "
+            + ", ".join(f"{k} {pct(v['error_rate'])}" for k, v in streamed["per_locale"].items())
+            + "; finals decoded as the right locale: "
+            + ", ".join(f"{k} {pct(v)}" for k, v in streamed.get("final_locale_accuracy", {}).items()) + ".", ""]
+
+
 def render_model_card(loaded: LoadedModel, results: dict) -> str:
     meta, config = loaded.metadata, loaded.model.config
     training = meta.get("training_data", {})
@@ -197,6 +208,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "By recording condition (640 ms chunks, the streaming default):", "", *condition_table(results), "",
         "Language identification with `locale=auto` (share of test utterances whose locale was detected correctly): "
         + ", ".join(f"{k} {pct(v)}" for k, v in results.get("locale_detection_accuracy", {}).items()) + ".", "",
+        *streamed_auto_lines(results),
         "Reproduce: `python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest "
         "data/synth/test.jsonl --card model/checkpoints/MODEL_CARD.md` after `make corpus`.", "",
     ]

@@ -4,6 +4,13 @@ partial and final results, with endpointing that splits one connection into segm
 Everything here is a pure function of (recognizer, state, inputs) -> (state, events); the service decides when
 to call which, and batches the encoder step of many streams in between (`Recognizer.encode_chunks`).
 Endpoint rules follow k2-fsa/sherpa's (`endpoint.h`): units are in the names.
+
+A stream with `locale=auto` is searched without a token mask or LM only until the locale is known: as soon as the
+locale head is sure (`LOCALE_COMMIT_PROBABILITY` after `LOCALE_COMMIT_S` of audio, usually the first chunk), the
+segment so far is searched again under that locale's tokens and LM, and the search goes on that way, as for a
+stream that named its locale. Each final checks the choice against all the evidence: a segment that is surely
+another locale on its own (code-switching between utterances), or a stream whose evidence as a whole now says
+otherwise, is searched again under that locale before it is rescored.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_
 from model.search import BeamOptions, BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
 from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID
+
+
+LOCALE_COMMIT_PROBABILITY = 0.95
+LOCALE_COMMIT_S = 0.6
+LOCALE_SWITCH_S = 1.0  # a segment this long that is surely another locale switches the stream to it
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class PartialEvent:
 class FinalEvent:
     segment: SegmentResult
     reason: str  # "endpoint" | "max_segment" | "stop"
+    locale: str  # the locale it was decoded as: the stream's, or the detected one under `auto`
+    locale_probability: float | None = None  # the detection's probability; None when the request named the locale
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,9 @@ class StreamState:
     frames: int = 0  # encoder frames decoded so far in the stream
     trailing_blank_frames: int = 0
     locale_sum: torch.Tensor | None = None  # (D,) running sum of encoder output, for `auto`
+    locale_frames: int = 0  # the frames in locale_sum
+    detected_locale: str | None = None  # `auto`: the locale the search runs under, once the detection is sure
+    detected_probability: float | None = None
     status: StreamStatus = StreamStatus.ACTIVE
     hotwords: HotwordTrie | None = None  # built once per stream from options.hotwords, not once per chunk
 
@@ -92,12 +109,66 @@ def next_chunk(state: StreamState, final: bool = False) -> tuple[AudioChunk | No
     return chunk, replace(state, audio=audio)
 
 
+def search_locale(state: StreamState) -> str | None:
+    """The locale whose tokens and LM the search uses: the request's, or under `auto` the detected one (None
+    until the detection is sure: no mask, no LM)."""
+    return state.options.locale or state.detected_locale
+
+
 def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
     if state.options.locale is not None:
         return state.options.locale, None
-    if state.locale_sum is None or state.frames == 0:
+    if state.detected_locale is not None:
+        return state.detected_locale, state.detected_probability
+    if state.locale_sum is None or state.locale_frames == 0:
         return recognizer.locales[0], 0.0
-    return recognizer.detect_locale(state.locale_sum, state.frames)
+    return recognizer.detect_locale(state.locale_sum, state.locale_frames)
+
+
+def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float,
+                      locale_sum: torch.Tensor | None = None, locale_frames: int = 0) -> StreamState:
+    """`auto` settles on `locale`: the open segment's frames are searched again from its start under the locale's
+    tokens and LM (a search that is incremental gives what one pass over the same frames gives), and so is
+    everything after. `locale_sum`: evidence to keep instead of the stream's (a switch starts afresh)."""
+    state = replace(state, detected_locale=locale, detected_probability=probability)
+    if locale_sum is not None:
+        state = replace(state, locale_sum=locale_sum, locale_frames=locale_frames)
+    if not state.segment_encoded:
+        return replace(state, search=BeamState())
+    log_probs = recognizer.ctc_log_probs(torch.cat(state.segment_encoded), locale)
+    beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
+    fusion = recognizer.lm_fusion(locale, state.options)
+    return replace(state, search=prefix_beam_search(log_probs, None, beam, state.hotwords, fusion))
+
+
+def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
+    """`auto` before a decision: commit once the stream's evidence is sure enough."""
+    if state.options.locale is not None or state.detected_locale is not None or state.locale_sum is None:
+        return state
+    if state.locale_frames * ENCODER_FRAME_S < LOCALE_COMMIT_S:
+        return state
+    locale, probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    return search_segment_as(recognizer, state, locale, probability) if probability >= LOCALE_COMMIT_PROBABILITY else state
+
+
+def check_locale_before_final(recognizer: Recognizer, state: StreamState) -> StreamState:
+    """`auto` at a final: decide if still undecided (whatever the probability); switch to the segment's own locale
+    when the segment alone is surely another one (LOCALE_SWITCH_S of it at LOCALE_COMMIT_PROBABILITY); or follow
+    the stream's whole evidence where it now disagrees with an early decision."""
+    if state.options.locale is not None or state.locale_sum is None or state.locale_frames == 0:
+        return state
+    stream_locale, stream_probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    if state.detected_locale is None:
+        return search_segment_as(recognizer, state, stream_locale, stream_probability)
+    segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
+    if segment is not None and segment.shape[0] * ENCODER_FRAME_S >= LOCALE_SWITCH_S:
+        segment_sum = segment.sum(0)
+        segment_locale, segment_probability = recognizer.detect_locale(segment_sum, segment.shape[0])
+        if segment_locale != state.detected_locale and segment_probability >= LOCALE_COMMIT_PROBABILITY:
+            return search_segment_as(recognizer, state, segment_locale, segment_probability, segment_sum, segment.shape[0])
+    if stream_locale != state.detected_locale:
+        return search_segment_as(recognizer, state, stream_locale, stream_probability)
+    return replace(state, detected_probability=stream_probability)
 
 
 def apply_chunk(
@@ -106,14 +177,15 @@ def apply_chunk(
 ) -> tuple[StreamState, list]:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
-    fusion = recognizer.lm_fusion(state.options.locale, state.options)
+    fusion = recognizer.lm_fusion(search_locale(state), state.options)
     beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
     search = prefix_beam_search(posteriors, state.search, beam, trie, fusion)
     blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
     locale_sum = encoded.float().sum(0) + (state.locale_sum if state.locale_sum is not None else 0)
     state = replace(state, search=search, encoder=encoder_state, frames=state.frames + posteriors.frames,
                     segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
-                    locale_sum=locale_sum)
+                    locale_sum=locale_sum, locale_frames=state.locale_frames + posteriors.frames)
+    state = settle_locale(recognizer, state)
     reason = endpoint_reason(state)
     if reason is None:
         return state, [partial_event(recognizer, state, trie)]  # partial ranking includes LM and hotword scores
@@ -158,14 +230,15 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
     end_s = state.frames * ENCODER_FRAME_S
     if reason != "silence":
         trie = state.hotwords
-        locale, _ = current_locale(recognizer, state)
+        state = check_locale_before_final(recognizer, state)
+        locale, probability = current_locale(recognizer, state)
         hypotheses = beam_hypotheses(state.search, trie, final=True,
-                                     fusion=recognizer.lm_fusion(state.options.locale, state.options))
+                                     fusion=recognizer.lm_fusion(search_locale(state), state.options))
         encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
         ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
         segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
         if segment.text or reason == "stop":
-            events.append(FinalEvent(segment, reason))
+            events.append(FinalEvent(segment, reason, locale, probability))
     spoke = bool(events) and bool(events[0].segment.text)
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
@@ -201,6 +274,6 @@ def drain(recognizer: Recognizer, state: StreamState, final: bool) -> tuple[Stre
         chunk, state = next_chunk(state, final)
         if chunk is None:
             return state, events
-        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [state.options.locale])
+        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [search_locale(state)])
         state, more = apply_chunk(recognizer, state, posteriors, encoded, encoder_state)
         events += more

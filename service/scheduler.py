@@ -28,7 +28,7 @@ import torch
 from model.features import SAMPLE_RATE
 from model.recognizer import DecodeOptions, Recognizer
 from model.results import Transcript
-from model.stream_decoder import StreamState, apply_chunk, finish_stream
+from model.stream_decoder import StreamState, apply_chunk, finish_stream, search_locale
 from model.streaming import AudioChunk
 from service.stats import BatchStats, StatsSink
 
@@ -227,7 +227,7 @@ class BatchScheduler:
     def _encode_step(self, batch: list[StreamWork]) -> list:
         self._count_device_batch()
         return self.recognizer.encode_chunks(
-            [w.chunk for w in batch], [w.state.encoder for w in batch], [w.state.options.locale for w in batch]
+            [w.chunk for w in batch], [w.state.encoder for w in batch], [search_locale(w.state) for w in batch]
         )
 
     def _search_step(self, batch: list[StreamWork], outputs: list) -> list[tuple[StreamState, list]]:

@@ -23,7 +23,7 @@ from model.features import SAMPLE_RATE
 from model.locales import UnsupportedLocaleError, resolve_locale
 from model.recognizer import DecodeOptions
 from model.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
-                                  current_locale, new_stream, next_chunk)
+                                  new_stream, next_chunk)
 from service import protocol as p
 from service.auth import AuthError, chosen_subprotocol, presented_key
 from service.formats import segment_out
@@ -253,7 +253,7 @@ class StreamConnection:
             await self.send_final(event, reason_override)
 
     async def send_final(self, event: FinalEvent, reason_override: str | None) -> None:
-        locale, probability = current_locale(self.runtime.recognizer, self.state)
+        locale, probability = event.locale, event.locale_probability
         out = segment_out(event.segment)
         latency_s = time.perf_counter() - self.last_audio_at
         reason = reason_override or event.reason

@@ -65,6 +65,30 @@ def test_streamed_final_equals_offline_transcription_at_the_same_chunk_size(live
         assert streamed == offline_text(live_server, sample["path"], sample["locale"])
 
 
+def test_auto_locale_streams_decode_as_the_detected_locale_like_offline_auto(live_server, bundled_samples):
+    """`auto` streams settle on a locale after the first chunk and search under its tokens and LM from the start
+    of the segment: each final equals the upload decoded with locale=auto at the same chunk size, and says which
+    locale it was decoded as, with the detection's probability."""
+    for sample in bundled_samples[::2]:
+        audio = read_mono16k(sample["path"])
+        messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "auto"}, 3334))
+        [final] = [m for m in finals(messages) if m["text"]]
+        assert final["locale"] == sample["locale"] and 0.95 <= final["locale_probability"] <= 1.0
+        assert final["text"] == offline_text(live_server, sample["path"], "auto")
+
+
+def test_an_auto_stream_follows_a_change_of_locale_between_utterances(live_server, bundled_samples):
+    """Code-switching between utterances: a Cantonese utterance, a pause that ends its segment, then English.
+    The English segment is surely English on its own, so it is decoded as English, not under Cantonese tokens."""
+    cantonese = next(s for s in bundled_samples if s["locale"] == "yue-HK")
+    english = next(s for s in bundled_samples if s["locale"] == "en-US")
+    audio = with_pauses([read_mono16k(cantonese["path"]), read_mono16k(english["path"])], pause_s=1.5)
+    spoken = [m for m in finals(asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "auto"})))
+              if m["text"]]
+    assert [m["locale"] for m in spoken] == ["yue-HK", "en-US"]
+    assert spoken[1]["text"].isascii() and spoken[1]["locale_probability"] >= 0.95
+
+
 def test_endpointing_splits_a_stream_into_segments(live_server, bundled_samples):
     pieces = [read_mono16k(s["path"]) for s in bundled_samples if s["locale"] == "en-US"]
     audio = with_pauses(pieces, pause_s=1.5)

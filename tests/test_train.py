@@ -90,6 +90,8 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     results = json.loads((tmp_path / "eval.json").read_text())
     assert set(results["modes"]) == {"full_context", "chunk_320ms", "chunk_640ms", "chunk_1280ms"}
     assert set(results["modes"]["full_context"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
+    assert set(results["streamed_auto"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}  # the WebSocket default
+    assert "Streamed with `locale=auto`" in card.read_text()
     assert "Trained on synthetic speech only" in card.read_text()
     assert "| 6-10 |" in card.read_text() and "| train.jsonl (0.0" in card.read_text()  # the training runs table
     assert load_checkpoint(averaged).metadata["evaluation"]["utterances"] == results["utterances"]
