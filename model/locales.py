@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 AUTO = "auto"
+# `auto`: how sure the locale head must be before decoding follows it, and on how much audio. A stream commits to
+# a locale after LOCALE_COMMIT_S; a segment of LOCALE_SWITCH_S or more that is surely another locale than the
+# stream's or the recording's (code-switching between utterances) is decoded as that locale.
+LOCALE_SURE_PROBABILITY = 0.95
+LOCALE_COMMIT_S = 0.6
+LOCALE_SWITCH_S = 1.0
 ALIASES = {
     "zh": "zh-CN", "cmn": "zh-CN", "zh-cn": "zh-CN", "zh-hans": "zh-CN", "cmn-hans-cn": "zh-CN", "mandarin": "zh-CN",
     "yue": "yue-HK", "zh-hk": "yue-HK", "yue-hk": "yue-HK", "zh-yue": "yue-HK", "cantonese": "yue-HK",

@@ -8,7 +8,7 @@ Offline: `transcribe_batch` cuts each recording at silences, encodes all segment
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -18,8 +18,9 @@ from model.encoder import EncoderState, stack_states, unstack_states
 from model.features import SAMPLE_RATE, FeatureExtractor
 from model.hotwords import HotwordTrie
 from model.rescoring import RescoredHypothesis, rescore
-from model.results import SegmentResult, Transcript, join_texts, segment_result
+from model.results import ENCODER_FRAME_S, SegmentResult, Transcript, join_texts, segment_result
 from model.lexicon import Lexicon, LexiconPenalty
+from model.locales import LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
 from model.lm import NgramLM
 from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses,
                           frame_posteriors, greedy_hypothesis, greedy_search, prefix_beam_search)
@@ -159,15 +160,25 @@ class Recognizer:
             frames = sum(enc.shape[0] for _, enc in segments)
             locale, probability = self.detect_locale(total, frames) if frames else (self.locales[0], 0.0)
         trie = self.hotword_trie(options)
-        fusion = self.lm_fusion(locale, options)
         results: list[SegmentResult] = []
         for index, (span, enc) in enumerate(segments):
-            hypotheses = self.search(self.ctc_log_probs(enc, locale), options, trie, fusion) if enc.shape[0] else []
-            ranked = self.finalize(enc, hypotheses, locale, options) if hypotheses else []
-            results.append(segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest))
+            own = self.segment_locale(enc, locale) if options.locale is None else locale
+            fusion = self.lm_fusion(own, options)
+            hypotheses = self.search(self.ctc_log_probs(enc, own), options, trie, fusion) if enc.shape[0] else []
+            ranked = self.finalize(enc, hypotheses, own, options) if hypotheses else []
+            result = segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest)
+            results.append(replace(result, locale=own))
         spoken = [r for r in results if r.text]
         return Transcript(join_texts([r.text for r in spoken]), locale, probability, len(recording) / SAMPLE_RATE,
                           tuple(spoken))
+
+    def segment_locale(self, encoded: torch.Tensor, recording_locale: str) -> str:
+        """`auto`: a segment of LOCALE_SWITCH_S or more that is surely another locale on its own is decoded as that
+        locale (a call that changes language); any other keeps the recording's."""
+        if encoded.shape[0] * ENCODER_FRAME_S < LOCALE_SWITCH_S:
+            return recording_locale
+        locale, probability = self.detect_locale(encoded.float().sum(0), encoded.shape[0])
+        return locale if probability >= LOCALE_SURE_PROBABILITY else recording_locale
 
     def transcribe(self, recording: torch.Tensor, options: DecodeOptions = DecodeOptions()) -> Transcript:
         return self.transcribe_batch([recording], [options])[0]

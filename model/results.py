@@ -36,6 +36,7 @@ class SegmentResult:
     confidence: float
     tokens: tuple[TokenResult, ...]
     alternatives: tuple[Alternative, ...]
+    locale: str | None = None  # the locale it was decoded as (under `auto`, a segment may differ from the whole)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ to call which, and batches the encoder step of many streams in between (`Recogni
 Endpoint rules follow k2-fsa/sherpa's (`endpoint.h`): units are in the names.
 
 A stream with `locale=auto` is searched without a token mask or LM only until the locale is known: as soon as the
-locale head is sure (`LOCALE_COMMIT_PROBABILITY` after `LOCALE_COMMIT_S` of audio, usually the first chunk), the
+locale head is sure (`LOCALE_SURE_PROBABILITY` after `LOCALE_COMMIT_S` of audio, usually the first chunk), the
 segment so far is searched again under that locale's tokens and LM, and the search goes on that way, as for a
 stream that named its locale. Each final checks the choice against all the evidence: a segment that is surely
 another locale on its own (code-switching between utterances), or a stream whose evidence as a whole now says
@@ -22,17 +22,13 @@ import torch
 
 from model.encoder import EncoderState
 from model.hotwords import HotwordTrie
+from model.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
 from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
 from model.search import BeamOptions, BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
 from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID
-
-
-LOCALE_COMMIT_PROBABILITY = 0.95
-LOCALE_COMMIT_S = 0.6
-LOCALE_SWITCH_S = 1.0  # a segment this long that is surely another locale switches the stream to it
 
 
 @dataclass(frozen=True)
@@ -148,12 +144,12 @@ def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
     if state.locale_frames * ENCODER_FRAME_S < LOCALE_COMMIT_S:
         return state
     locale, probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
-    return search_segment_as(recognizer, state, locale, probability) if probability >= LOCALE_COMMIT_PROBABILITY else state
+    return search_segment_as(recognizer, state, locale, probability) if probability >= LOCALE_SURE_PROBABILITY else state
 
 
 def check_locale_before_final(recognizer: Recognizer, state: StreamState) -> StreamState:
     """`auto` at a final: decide if still undecided (whatever the probability); switch to the segment's own locale
-    when the segment alone is surely another one (LOCALE_SWITCH_S of it at LOCALE_COMMIT_PROBABILITY); or follow
+    when the segment alone is surely another one (LOCALE_SWITCH_S of it at LOCALE_SURE_PROBABILITY); or follow
     the stream's whole evidence where it now disagrees with an early decision."""
     if state.options.locale is not None or state.locale_sum is None or state.locale_frames == 0:
         return state
@@ -164,7 +160,7 @@ def check_locale_before_final(recognizer: Recognizer, state: StreamState) -> Str
     if segment is not None and segment.shape[0] * ENCODER_FRAME_S >= LOCALE_SWITCH_S:
         segment_sum = segment.sum(0)
         segment_locale, segment_probability = recognizer.detect_locale(segment_sum, segment.shape[0])
-        if segment_locale != state.detected_locale and segment_probability >= LOCALE_COMMIT_PROBABILITY:
+        if segment_locale != state.detected_locale and segment_probability >= LOCALE_SURE_PROBABILITY:
             return search_segment_as(recognizer, state, segment_locale, segment_probability, segment_sum, segment.shape[0])
     if stream_locale != state.detected_locale:
         return search_segment_as(recognizer, state, stream_locale, stream_probability)
@@ -238,7 +234,7 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
         ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
         segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
         if segment.text or reason == "stop":
-            events.append(FinalEvent(segment, reason, locale, probability))
+            events.append(FinalEvent(replace(segment, locale=locale), reason, locale, probability))
     spoke = bool(events) and bool(events[0].segment.text)
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),

@@ -14,6 +14,7 @@ def segment_out(segment: SegmentResult, with_tokens: bool = True) -> SegmentOut:
         tokens=[TokenOut(text=t.text, start=t.start_s, end=t.end_s, confidence=t.confidence) for t in segment.tokens]
         if with_tokens else [],
         alternatives=[AlternativeOut(text=a.text, confidence=a.confidence) for a in segment.alternatives],
+        locale=segment.locale,
     )
 
 

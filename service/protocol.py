@@ -30,6 +30,8 @@ class SegmentOut(BaseModel):
     confidence: float
     tokens: list[TokenOut] = Field(default_factory=list)
     alternatives: list[AlternativeOut] = Field(default_factory=list)
+    locale: str | None = Field(default=None, description="the locale this segment was decoded as; with 'auto', a "
+                               "segment that is surely another locale than the recording's is decoded as that one")
 
 
 class ModelInfo(BaseModel):

@@ -3,6 +3,7 @@
 import socket
 
 import httpx
+import numpy as np
 import pytest
 
 from audio_fixtures import encode, read_mono16k, with_pauses
@@ -89,6 +90,23 @@ def test_auto_locale_is_detected_with_a_probability(client, bundled_samples):
         body = transcribe(client, sample["path"].read_bytes(), locale="auto").json()
         assert body["locale"] == sample["locale"]
         assert 0.5 < body["locale_probability"] <= 1
+
+
+def test_an_auto_upload_that_changes_language_decodes_each_segment_as_its_own_locale(client, bundled_samples):
+    """A call that changes language: 19 s of Cantonese, a pause (the segmenter's cut), 8 s of English. The
+    recording as a whole is Cantonese, but the English segment is surely English on its own, so it is decoded
+    under English tokens and LM and says so; with the locale named, every segment is that locale."""
+    cantonese = [read_mono16k(s["path"]) for s in bundled_samples if s["locale"] == "yue-HK"]
+    english = [read_mono16k(s["path"]) for s in bundled_samples if s["locale"] == "en-US"]
+    first = with_pauses((cantonese * 3)[:8], 0.2)  # pauses of 0.2 s are no cut point (min_silence_s 0.3)
+    audio = np.concatenate([first, np.zeros(16000, dtype=np.float32), with_pauses(english, 0.2)])
+    assert 18.0 < len(first) / 16000 < 19.4 and len(audio) / 16000 > 20.0
+    body = transcribe(client, encode(audio, "FLAC"), "call.flac", locale="auto").json()
+    assert body["locale"] == "yue-HK"
+    assert [s["locale"] for s in body["segments"]] == ["yue-HK", "en-US"]
+    assert body["segments"][1]["text"].isascii() and body["segments"][1]["start"] > 18.0
+    named = transcribe(client, encode(audio, "FLAC"), "call.flac", locale="yue").json()
+    assert [s["locale"] for s in named["segments"]] == ["yue-HK", "yue-HK"]
 
 
 def test_nbest_alternatives_and_hotwords(client, bundled_samples):
