@@ -23,7 +23,7 @@ from model.features import SAMPLE_RATE
 from model.locales import UnsupportedLocaleError, resolve_locale
 from model.recognizer import DecodeOptions
 from model.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
-                                  new_stream, next_chunk)
+                                  new_stream, next_chunk, search_locale)
 from service import protocol as p
 from service.auth import AuthError, chosen_subprotocol, presented_key
 from service.formats import segment_out
@@ -138,6 +138,12 @@ class StreamConnection:
         except AuthError as error:
             raise StreamClosed(p.CLOSE_POLICY_VIOLATION, error.code, error.message) from None
 
+    def metrics_label(self) -> str:
+        """The locale label of this stream's metrics: the named one, or under `auto` the detected one once the
+        stream has settled on it ("unknown" before), so that per-locale dashboards also see the default streams."""
+        detected = search_locale(self.state) if self.state is not None else None
+        return self.runtime.locale_label(detected) if detected else self.label
+
     async def handshake(self) -> None:
         message = await self.receive(self.settings.stream_idle_timeout_s)
         if message.get("text") is None:
@@ -246,7 +252,7 @@ class StreamConnection:
             self.last_partial = event.text
             if event.text and not self.first_partial_sent:
                 self.first_partial_sent = True
-                self.runtime.stats.first_partial(self.label, time.perf_counter() - self.first_audio_at)
+                self.runtime.stats.first_partial(self.metrics_label(), time.perf_counter() - self.first_audio_at)
             await self.send(p.PartialMessage(segment=event.segment, text=event.text,
                                              tokens=segment_out_tokens(event.tokens)))
         elif isinstance(event, FinalEvent):
@@ -257,7 +263,7 @@ class StreamConnection:
         out = segment_out(event.segment)
         latency_s = time.perf_counter() - self.last_audio_at
         reason = reason_override or event.reason
-        self.runtime.stats.final_latency(self.label, "stop" if reason in {"stop", "shutdown"} else "endpoint", latency_s)
+        self.runtime.stats.final_latency(self.runtime.locale_label(locale), "stop" if reason in {"stop", "shutdown"} else "endpoint", latency_s)
         self.last_partial = ""
         if not out.text and reason not in {"stop", "shutdown"}:
             return
@@ -289,7 +295,7 @@ class StreamConnection:
             pass
 
     async def close_with_error(self, closed: StreamClosed) -> None:
-        self.runtime.stats.error("stream", self.label, closed.code)
+        self.runtime.stats.error("stream", self.metrics_label(), closed.code)
         try:
             if closed.code != "slow_consumer":  # nothing more reaches a client that reads nothing
                 await self.send(p.ErrorMessage(code=closed.code, message=closed.message))
@@ -307,7 +313,7 @@ class StreamConnection:
             self.runtime.active_streams -= 1
             self.runtime.stats.active_streams(self.runtime.active_streams)
             self.runtime.stats.request(RequestStats(
-                mode="stream", locale=self.label, duration_s=time.perf_counter() - self.opened_at,
+                mode="stream", locale=self.metrics_label(), duration_s=time.perf_counter() - self.opened_at,
                 audio_s=self.state.samples_received / SAMPLE_RATE if self.state else 0.0,
                 processing_s=0.0, segments=self.segments_sent,
                 mean_confidence=sum(self.token_confidences) / len(self.token_confidences) if self.token_confidences else None))

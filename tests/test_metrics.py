@@ -47,6 +47,21 @@ def test_metrics_expose_request_and_server_series(live_server, bundled_samples):
     assert samples['asr_audio_seconds_total{locale="zh-CN",mode="rest"}'] >= bundled_samples[0]["duration"] - 0.01
 
 
+def test_auto_streams_are_counted_under_the_locale_they_were_decoded_as(live_server, bundled_samples):
+    """The WebSocket default is `auto`: once the stream settles on a locale, its series carry that locale, not
+    "unknown", so per-locale latency and accuracy dashboards see these streams too."""
+    sample = next(s for s in bundled_samples if s["locale"] == "yue-HK")
+    key = 'asr_audio_seconds_total{locale="yue-HK",mode="stream"}'
+    finals_key = 'asr_final_latency_seconds_count{cause="stop",locale="yue-HK"}'
+    before = scrape(live_server)
+    asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(sample["path"])), {"locale": "auto"}))
+    deadline = time.monotonic() + 10  # the stream's totals are recorded as its connection is released, after the close
+    while (after := scrape(live_server)).get(key, 0.0) == before.get(key, 0.0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert after[key] - before.get(key, 0.0) == pytest.approx(sample["duration"], abs=0.05)
+    assert after[finals_key] - before.get(finals_key, 0.0) == 1
+
+
 def test_feedback_scores_the_returned_hypothesis(live_server, bundled_samples):
     sample = bundled_samples[6]
     body = upload(live_server, sample)
