@@ -177,10 +177,16 @@ def apply_chunk(
     beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
     search = prefix_beam_search(posteriors, state.search, beam, trie, fusion)
     blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
-    locale_sum = encoded.float().sum(0) + (state.locale_sum if state.locale_sum is not None else 0)
+    # The locale evidence starts with the first chunk that holds speech: leading silence says nothing about the
+    # locale, and averaged in, it would keep the head unsure for seconds after the speech began.
+    speaking = state.locale_frames > 0 or any(label != BLANK_ID for label in posteriors.best_ids)
+    locale_sum, locale_frames = state.locale_sum, state.locale_frames
+    if speaking:
+        locale_sum = encoded.float().sum(0) + (locale_sum if locale_sum is not None else 0)
+        locale_frames += posteriors.frames
     state = replace(state, search=search, encoder=encoder_state, frames=state.frames + posteriors.frames,
                     segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
-                    locale_sum=locale_sum, locale_frames=state.locale_frames + posteriors.frames)
+                    locale_sum=locale_sum, locale_frames=locale_frames)
     state = settle_locale(recognizer, state)
     reason = endpoint_reason(state)
     if reason is None:

@@ -176,3 +176,28 @@ def test_half_precision_decodes_like_float32():
     for (_, enc32, state32), (_, enc16, state16) in zip(outputs["full"], outputs["half"]):
         assert state16.cache.dtype == torch.float16 and state32.cache.dtype == torch.float32
         assert (enc16.float() - enc32).abs().max() < 0.05 * enc32.abs().max()
+
+
+def test_an_auto_stream_settles_on_its_locale_within_two_chunks_of_speech_after_any_silence(bundled_samples):
+    """The locale evidence starts with speech: after 3 s of near-silence, the bundled model still settles on the
+    sample's locale within two 640 ms chunks of speech, and its final is decoded as that locale."""
+    import soundfile
+
+    from model.checkpoint import load_checkpoint
+    from model.stream_decoder import accept_samples, drain, finish_stream, new_stream
+
+    recognizer = Recognizer(load_checkpoint())
+    chunk = 16 * 640  # samples in 640 ms
+    for sample in bundled_samples[::4]:
+        speech = torch.from_numpy(soundfile.read(sample["path"], dtype="float32")[0])
+        audio = torch.cat([0.003 * torch.randn(3 * SAMPLE_RATE, generator=torch.Generator().manual_seed(0)), speech])
+        state, settled_at = new_stream(recognizer, DecodeOptions(locale=None), 16), None
+        for start in range(0, len(audio), chunk):
+            state, _ = drain(recognizer, accept_samples(state, audio[start : start + chunk]), final=False)
+            if state.detected_locale is not None and settled_at is None:
+                settled_at = (start + chunk) / SAMPLE_RATE
+        state, _ = drain(recognizer, state, final=True)
+        _, events = finish_stream(recognizer, state)
+        assert state.detected_locale == sample["locale"] and settled_at is not None
+        assert settled_at <= 3.0 + 3 * 0.64  # two chunks of speech, plus the one the speech began in
+        assert [e.locale for e in events if isinstance(e, FinalEvent)] == [sample["locale"]]
