@@ -6,7 +6,8 @@ to call which, and batches the encoder step of many streams in between (`Recogni
 Endpoint rules follow k2-fsa/sherpa's (`endpoint.h`): units are in the names.
 
 A stream with `locale=auto` is searched without a token mask or LM only until the locale is known: as soon as the
-locale head is sure (`LOCALE_SURE_PROBABILITY` after `LOCALE_COMMIT_S` of audio, usually the first chunk), the
+locale head is sure (`LOCALE_SURE_PROBABILITY` after `LOCALE_COMMIT_S` of evidence, which starts with the first
+chunk that holds speech; usually that chunk or the next), the
 segment so far is searched again under that locale's tokens and LM, and the search goes on that way, as for a
 stream that named its locale. Each final checks the choice against all the evidence: a segment that is surely
 another locale on its own (code-switching between utterances), or a stream whose evidence as a whole now says
