@@ -163,6 +163,21 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_time_budget():
     assert TrainConfig.from_toml("model/configs/synth_small.toml", ["lr_schedule='cosine'", "peak_lr=8e-4"]).peak_lr == 8e-4
 
 
+def test_every_shipped_config_describes_the_bundled_network():
+    """The configs continue the bundled model: same encoder and decoder, and its tonal-syllable head on the layer
+    they train it on (a config that disagreed would grow or re-read a network that was never meant to)."""
+    from glob import glob
+
+    from model.train_config import TrainConfig
+
+    bundled = load_checkpoint().model.config
+    for path in sorted(glob("model/configs/*.toml")):
+        config = TrainConfig.from_toml(path)
+        assert config.encoder == bundled.encoder and config.decoder == bundled.decoder, path
+        assert config.syllable_ctc_weight > 0 and config.syllable_layer == bundled.syllable_layer, path
+    assert len(bundled.syllables) > 1000  # pinyin and Jyutping syllables with tones
+
+
 def test_locale_sampling_weights_are_a_toml_table_of_non_negative_numbers():
     from model.train_config import TrainConfig
 
