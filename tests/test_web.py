@@ -115,6 +115,15 @@ def aligned_correlation(sent: np.ndarray, reference: np.ndarray) -> float:
     return float(np.corrcoef(window, reference)[0, 1])
 
 
+def piece_correlations(sent: np.ndarray, reference: np.ndarray, piece_s: float = 0.5) -> list[float]:
+    """`aligned_correlation` of each voiced half second of `reference`, each aligned on its own: a fake capture
+    device starved of CPU can drop or repeat a few milliseconds, which shifts everything after it, so one global
+    alignment would blame the resampling for the capture's timing."""
+    size = int(piece_s * 16000)
+    pieces = [reference[i : i + size] for i in range(0, len(reference) - size + 1, size)]
+    return [aligned_correlation(sent, p) for p in pieces if np.sqrt(np.mean(p**2)) > 0.01]
+
+
 def open_page(browser, live_server, locale: str, query: str = ""):
     page = browser.new_page()
     page.add_init_script(RECORD_SENT_FRAMES)
@@ -167,7 +176,8 @@ def test_live_microphone_shows_the_servers_transcript(playwright, live_server, b
     # audio the page sent. Signal check: that audio is the sample, faithfully resampled.
     assert shown == replay(live_server.ws_url, sent, sample["locale"])
     sent_audio = np.frombuffer(sent, dtype="<i2").astype(np.float32) / 32768
-    assert aligned_correlation(sent_audio, speech) > 0.95  # measured: 0.986 (browser), 0.999 (worklet)
+    pieces = piece_correlations(sent_audio, speech)  # whole-file alignment measured 0.986 (browser), 0.999 (worklet)
+    assert len(pieces) >= 3 and np.median(pieces) > 0.95 and np.mean(np.array(pieces) > 0.95) >= 0.75, pieces
 
 
 def test_uploaded_file_shows_the_transcribe_result(playwright, live_server, bundled_samples, tmp_path):
