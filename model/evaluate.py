@@ -151,7 +151,7 @@ def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], 
         _, events = decode_stream_offline(recognizer, samples, DecodeOptions(locale=None), chunk_ms // ENCODER_FRAME_MS)
         spoken = [e for e in events if isinstance(e, FinalEvent) and e.segment.text]
         texts.append(join_texts([e.segment.text for e in spoken]))
-        hits[utterance.locale] += [e.locale == utterance.locale for e in spoken]
+        hits[utterance.locale] += [e.segment.locale == utterance.locale for e in spoken]
     summary, _ = error_table(utterances, texts)
     return {**summary, "chunk_ms": chunk_ms,
             "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items()) if v}}

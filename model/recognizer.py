@@ -162,7 +162,8 @@ class Recognizer:
         trie = self.hotword_trie(options)
         results: list[SegmentResult] = []
         for index, (span, enc) in enumerate(segments):
-            own = self.segment_locale(enc, locale) if options.locale is None else locale
+            sure = self.sure_locale(enc) if options.locale is None else None
+            own = sure[0] if sure else locale
             fusion = self.lm_fusion(own, options)
             hypotheses = self.search(self.ctc_log_probs(enc, own), options, trie, fusion) if enc.shape[0] else []
             ranked = self.finalize(enc, hypotheses, own, options) if hypotheses else []
@@ -172,13 +173,14 @@ class Recognizer:
         return Transcript(join_texts([r.text for r in spoken]), locale, probability, len(recording) / SAMPLE_RATE,
                           tuple(spoken))
 
-    def segment_locale(self, encoded: torch.Tensor, recording_locale: str) -> str:
-        """`auto`: a segment of LOCALE_SWITCH_S or more that is surely another locale on its own is decoded as that
-        locale (a call that changes language); any other keeps the recording's."""
+    def sure_locale(self, encoded: torch.Tensor) -> tuple[str, float] | None:
+        """`auto`, one segment's encoder output (S, D): its own locale and probability when it is LOCALE_SWITCH_S or
+        longer and surely that locale, which then decodes it whatever the recording's or stream's locale (a caller
+        who changes language between utterances); else None."""
         if encoded.shape[0] * ENCODER_FRAME_S < LOCALE_SWITCH_S:
-            return recording_locale
+            return None
         locale, probability = self.detect_locale(encoded.float().sum(0), encoded.shape[0])
-        return locale if probability >= LOCALE_SURE_PROBABILITY else recording_locale
+        return (locale, probability) if probability >= LOCALE_SURE_PROBABILITY else None
 
     def transcribe(self, recording: torch.Tensor, options: DecodeOptions = DecodeOptions()) -> Transcript:
         return self.transcribe_batch([recording], [options])[0]

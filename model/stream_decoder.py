@@ -23,7 +23,7 @@ import torch
 
 from model.encoder import EncoderState
 from model.hotwords import HotwordTrie
-from model.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
+from model.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
 from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
@@ -61,8 +61,7 @@ class PartialEvent:
 class FinalEvent:
     segment: SegmentResult
     reason: str  # "endpoint" | "max_segment" | "stop"
-    locale: str  # the locale it was decoded as: the stream's, or the detected one under `auto`
-    locale_probability: float | None = None  # the detection's probability; None when the request named the locale
+    locale_probability: float | None = None  # `auto`: the detection's probability (the locale is segment.locale)
 
 
 @dataclass(frozen=True)
@@ -158,11 +157,9 @@ def check_locale_before_final(recognizer: Recognizer, state: StreamState) -> Str
     if state.detected_locale is None:
         return search_segment_as(recognizer, state, stream_locale, stream_probability)
     segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
-    if segment is not None and segment.shape[0] * ENCODER_FRAME_S >= LOCALE_SWITCH_S:
-        segment_sum = segment.sum(0)
-        segment_locale, segment_probability = recognizer.detect_locale(segment_sum, segment.shape[0])
-        if segment_locale != state.detected_locale and segment_probability >= LOCALE_SURE_PROBABILITY:
-            return search_segment_as(recognizer, state, segment_locale, segment_probability, segment_sum, segment.shape[0])
+    sure = recognizer.sure_locale(segment) if segment is not None else None
+    if sure is not None and sure[0] != state.detected_locale:
+        return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0])
     if stream_locale != state.detected_locale:
         return search_segment_as(recognizer, state, stream_locale, stream_probability)
     return replace(state, detected_probability=stream_probability)
@@ -241,7 +238,7 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
         ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
         segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
         if segment.text or reason == "stop":
-            events.append(FinalEvent(replace(segment, locale=locale), reason, locale, probability))
+            events.append(FinalEvent(replace(segment, locale=locale), reason, probability))
     spoke = bool(events) and bool(events[0].segment.text)
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),

@@ -37,7 +37,7 @@ from model.network import (
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.precision import training_autocast
-from model.syllables import TONAL_LOCALES, SyllableEncoder, build_syllable_table
+from model.syllables import SyllableEncoder, build_syllable_table
 from model.tokenizer import UNK_ID, Tokenizer
 from model.train_config import TrainConfig
 
@@ -155,7 +155,7 @@ class Trainer:
         self.state = {"step": 0, "epoch": 0, "audio_hours": 0.0, "elapsed_s": 0.0, "log": []}
         self.feed: SynthesisFeed | None = None
         self.earlier_training: list[dict] = []
-        self.run_note: str | None = None  # what this invocation changed in the model, for its runs-table row
+        self.run_notes: list[str] = []  # what this invocation changed in the model, for its runs-table row
         if config.online_plan:
             self._open_online()
             return
@@ -243,23 +243,23 @@ class Trainer:
             mean, istd = self.train.cmvn(pitch_voicing_gate=wanted.pitch_voicing_gate)
             first, end = has.feature_dim, has.feature_dim + wanted.pitch_dim
             self.model = with_pitch_input(self.model, wanted, mean[first:end], istd[first:end]).train()
-            self.run_note = f"new pitch path (voicing gate {wanted.pitch_voicing_gate})"
-            tqdm.write(f"gave {loaded.name} {loaded.version} a {self.run_note}, zero-initialised")
+            self.run_notes.append(f"new pitch path (voicing gate {wanted.pitch_voicing_gate})")
+            tqdm.write(f"gave {loaded.name} {loaded.version} a {self.run_notes[-1]}, zero-initialised")
         prior = wanted.relative_pitch_prior_frames
         if prior and prior != self.model.config.encoder.relative_pitch_prior_frames:
             self.model = with_relative_pitch_input(self.model, prior).train()
             note = f"new relative pitch channel (prior {prior:g} frames)"
-            self.run_note = f"{self.run_note}; {note}" if self.run_note else note
+            self.run_notes.append(note)
             tqdm.write(f"gave {loaded.name} {loaded.version} a {note}, zero-initialised")
         if self.config.syllable_ctc_weight and not self.model.config.syllables:
             if self.config.online_plan:
                 raise ValueError(f"{loaded.name} {loaded.version} has no syllable head: give it one with the cached corpus "
                                  "first (its syllable table comes from the training texts)")
-            table = build_syllable_table({k: v for k, v in self.texts.items() if k in TONAL_LOCALES})
+            table = build_syllable_table(self.texts)  # English texts have no syllables: skipped
             self.model = with_syllable_head(self.model, table, self.config.syllable_layer).train()
             note = (f"new tonal-syllable CTC ({len(table) - 2} syllables, layer {self.config.syllable_layer}, "
                     f"weight {self.config.syllable_ctc_weight:g})")
-            self.run_note = f"{self.run_note}; {note}" if self.run_note else note
+            self.run_notes.append(note)
             tqdm.write(f"gave {loaded.name} {loaded.version} a {note}")
 
     def _shared_tokenizer(self) -> Tokenizer:
@@ -326,7 +326,7 @@ class Trainer:
                "data": Path(config.online_plan).name if config.online_plan else Path(config.train_manifest).name,
                "data_hours": round(self.train.hours, 2)}  # a corpus grown under the same name reads differently
         weights = ", ".join(f"{locale} x{weight:g}" for locale, weight in sorted(config.locale_sampling_weights.items()))
-        notes = [n for n in (self.run_note, weights and f"sampling {weights}") if n]
+        notes = self.run_notes + ([f"sampling {weights}"] if weights else [])
         if notes:
             run["note"] = "; ".join(notes)
         runs.append(run)

@@ -259,7 +259,7 @@ class StreamConnection:
             await self.send_final(event, reason_override)
 
     async def send_final(self, event: FinalEvent, reason_override: str | None) -> None:
-        locale, probability = event.locale, event.locale_probability
+        locale, probability = event.segment.locale, event.locale_probability
         out = segment_out(event.segment)
         latency_s = time.perf_counter() - self.last_audio_at
         reason = reason_override or event.reason

@@ -200,4 +200,4 @@ def test_an_auto_stream_settles_on_its_locale_within_two_chunks_of_speech_after_
         _, events = finish_stream(recognizer, state)
         assert state.detected_locale == sample["locale"] and settled_at is not None
         assert settled_at <= 3.0 + 3 * 0.64  # two chunks of speech, plus the one the speech began in
-        assert [e.locale for e in events if isinstance(e, FinalEvent)] == [sample["locale"]]
+        assert [e.segment.locale for e in events if isinstance(e, FinalEvent)] == [sample["locale"]]
