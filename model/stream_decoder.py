@@ -171,9 +171,6 @@ def apply_chunk(
 ) -> tuple[StreamState, list]:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
-    fusion = recognizer.lm_fusion(search_locale(state), state.options)
-    beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
-    search = prefix_beam_search(posteriors, state.search, beam, trie, fusion)
     blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
     # The locale evidence starts with the first chunk that holds speech: leading silence says nothing about the
     # locale, and averaged in, it would keep the head unsure for seconds after the speech began.
@@ -182,10 +179,16 @@ def apply_chunk(
     if speaking:
         locale_sum = encoded.float().sum(0) + (locale_sum if locale_sum is not None else 0)
         locale_frames += posteriors.frames
-    state = replace(state, search=search, encoder=encoder_state, frames=state.frames + posteriors.frames,
+    state = replace(state, encoder=encoder_state, frames=state.frames + posteriors.frames,
                     segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
                     locale_sum=locale_sum, locale_frames=locale_frames)
-    state = settle_locale(recognizer, state)
+    settled = settle_locale(recognizer, state)
+    if settled.detected_locale != state.detected_locale:
+        state = settled  # `auto` decided on this chunk: the segment, this chunk included, was searched as the locale
+    else:
+        fusion = recognizer.lm_fusion(search_locale(state), state.options)
+        beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
+        state = replace(state, search=prefix_beam_search(posteriors, state.search, beam, trie, fusion))
     reason = endpoint_reason(state)
     if reason is None:
         return state, [partial_event(recognizer, state, trie)]  # partial ranking includes LM and hotword scores

@@ -26,6 +26,11 @@ SYLLABLE_BLANK, SYLLABLE_UNKNOWN = 0, 1
 RESERVED = ("<blank>", "<unk>")
 
 
+def without_tone(syllable: str) -> str:
+    """A romanised syllable without its tone digit (pinyin TONE3 1-5, Jyutping 1-6): "zhong1" -> "zhong"."""
+    return re.sub(r"[1-6]$", "", syllable)
+
+
 def mandarin_syllables(text: str, tones: bool) -> list[str]:
     from pypinyin import Style, lazy_pinyin
 
@@ -39,7 +44,7 @@ def cantonese_syllables(text: str, tones: bool) -> list[str]:
     for word, jyutping in pycantonese.characters_to_jyutping(text):
         found = re.findall(r"[a-z]+[1-6]", jyutping or "")
         found = found if len(found) == len(word) else list(word)  # no reading: the characters stand for themselves
-        syllables += found if tones else [re.sub(r"[1-6]$", "", s) for s in found]
+        syllables += found if tones else [without_tone(s) for s in found]
     return syllables
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import rapidfuzz.distance.Levenshtein as levenshtein
 import torch
 
 from model.scoring import count_errors, scoring_units
-from model.syllables import SYLLABLE_BLANK, SYLLABLES, TONAL_LOCALES, tonal_syllables
+from model.syllables import SYLLABLE_BLANK, SYLLABLES, TONAL_LOCALES, tonal_syllables, without_tone
 
 
 
@@ -75,7 +74,7 @@ def syllable_head_errors(recognizer, utterances, audio) -> dict[str, dict]:
         best = model.syllable_head(tapped[0, : int(lengths[0])]).argmax(-1).tolist()
         heard = [table[i] for j, i in enumerate(best) if i != SYLLABLE_BLANK and (j == 0 or best[j - 1] != i)]
         reference = tonal_syllables(utterance.text, utterance.locale)
-        toneless = [re.sub(r"[1-6]$", "", s) for s in reference], [re.sub(r"[1-6]$", "", s) for s in heard]
+        toneless = [without_tone(s) for s in reference], [without_tone(s) for s in heard]
         count = counts.setdefault(utterance.locale, [0, 0, 0])
         count[0] += len(reference)
         count[1] += levenshtein.distance(reference, heard)

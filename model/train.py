@@ -327,6 +327,8 @@ class Trainer:
                "data_hours": round(self.train.hours, 2)}  # a corpus grown under the same name reads differently
         weights = ", ".join(f"{locale} x{weight:g}" for locale, weight in sorted(config.locale_sampling_weights.items()))
         notes = self.run_notes + ([f"sampling {weights}"] if weights else [])
+        if config.full_context_prob != TrainConfig.full_context_prob:
+            notes.append(f"full-context share {config.full_context_prob:g}")  # the rest trains on random chunks
         if notes:
             run["note"] = "; ".join(notes)
         runs.append(run)

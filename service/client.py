@@ -30,7 +30,6 @@ import numpy as np
 import soundfile
 import websockets
 from websockets.asyncio.client import connect as connect_async
-from websockets.sync.client import connect as connect_sync
 
 from service.protocol import (EndMessage, ErrorBody, ErrorMessage, FinalMessage, PartialMessage, ReadyMessage,
                               StartMessage, TranscriptionResponse, server_message_adapter)
@@ -192,11 +191,23 @@ def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...
 
 
 class ASRClient:
+    """The blocking client: the asyncio client below, run on an event loop of its own in a background thread,
+    so both behave alike (retries, pacing, errors) from one implementation. Close it, or use it as a context."""
+
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, timeout: float = 120.0,
                  max_retries: int = 3) -> None:
-        self.base_url, self.timeout, self.max_retries = base_url.rstrip("/"), timeout, max_retries
-        self.headers = auth_headers(api_key)
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.headers)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="asr-client-loop", daemon=True)
+        self._thread.start()
+        self._client = self._run(self._open(base_url, api_key, timeout, max_retries))
+        self.base_url, self.timeout, self.max_retries = self._client.base_url, timeout, max_retries
+
+    @staticmethod
+    async def _open(*args) -> AsyncASRClient:
+        return AsyncASRClient(*args)  # made on the loop that will use its connections
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def __enter__(self) -> Self:
         return self
@@ -205,86 +216,34 @@ class ASRClient:
         self.close()
 
     def close(self) -> None:
-        self.http.close()
+        if self._loop.is_closed():
+            return
+        self._run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
                    hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
                    timestamps: bool = True) -> TranscriptionResponse:
         """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe."""
-        name, data = read_upload(audio)
-        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps)
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = self.http.post("/transcribe", files={"file": (name, data)}, data=fields)
-            except httpx.TransportError:
-                if attempt >= self.max_retries:
-                    raise
-                time.sleep(backoff_s(attempt))
-                continue
-            delay = retry_delay(attempt, self.max_retries, response)
-            if delay is None:
-                return parse_transcription(response)
-            time.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps))
 
     def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
                hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0, interim_results: bool = True,
                endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100) -> Iterator[StreamEvent]:
-        """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError."""
-        request = stream_request(audio, sample_rate, realtime, piece_ms, **stream_options(
-            locale, nbest, hotwords, hotword_boost, interim_results, endpointing))
-        for attempt in range(self.max_retries + 1):
-            ready = None
-            try:
-                with connect_sync(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
-                                  open_timeout=self.timeout) as ws:
-                    ws.send(request.start.model_dump_json(exclude_none=True))
-                    ready = self._next_event(ws)
-                    yield ready
-                    yield from self._events(ws, request)
+        """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
+        The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent."""
+        events = self._client.stream(audio, sample_rate, locale, nbest, hotwords, hotword_boost, interim_results,
+                                     endpointing, realtime, piece_ms)
+        try:
+            while True:
+                try:
+                    yield self._run(anext(events))
+                except StopAsyncIteration:
                     return
-            except (OSError, websockets.InvalidHandshake, StreamError) as error:
-                if ready is not None or not retryable_before_audio(error) or attempt >= self.max_retries:
-                    raise
-                time.sleep(backoff_s(attempt))
-
-    def _events(self, ws, request: StreamRequest) -> Iterator[StreamEvent]:
-        # Audio goes out on its own thread so partials arrive while it is still being sent.
-        sender = threading.Thread(target=self._send, args=(ws, request), daemon=True)
-        sender.start()
-        while not isinstance(event := self._next_event(ws), EndMessage):
-            yield event
-        yield event
-        sender.join()
-
-    @staticmethod
-    def _next_event(ws) -> StreamEvent:
-        try:
-            event = parse_event(ws.recv())
-        except websockets.ConnectionClosed as closed:
-            raise closed_early(closed) from None
-        if not isinstance(event, ErrorMessage):
-            return event
-        try:
-            ws.recv(timeout=CLOSE_WAIT_S)  # the close that follows an error message carries the close code
-            close_code = None
-        except websockets.ConnectionClosed as closed:
-            close_code = close_code_of(closed)
-        except TimeoutError:
-            close_code = None
-        raise StreamError(event.code, event.message, close_code)
-
-    @staticmethod
-    def _send(ws, request: StreamRequest) -> None:
-        started = time.monotonic()
-        try:
-            for index, piece in enumerate(request.pieces()):
-                if request.realtime:  # a piece exists only once its last sample has been "recorded"
-                    time.sleep(max(0.0, started + (index + 1) * request.piece_s - time.monotonic()))
-                ws.send(piece)
-            ws.send(STOP)
-        except websockets.ConnectionClosed:
-            pass  # the receiving side reports why the stream ended
+        finally:
+            self._run(events.aclose())  # a caller that stops reading early closes the connection
 
 
 # ------------------------------------------------------------------------------------------------- asyncio

@@ -201,3 +201,29 @@ def test_an_auto_stream_settles_on_its_locale_within_two_chunks_of_speech_after_
         assert state.detected_locale == sample["locale"] and settled_at is not None
         assert settled_at <= 3.0 + 3 * 0.64  # two chunks of speech, plus the one the speech began in
         assert [e.segment.locale for e in events if isinstance(e, FinalEvent)] == [sample["locale"]]
+
+
+def test_the_partial_of_the_chunk_where_auto_decides_is_the_named_locale_partial(bundled_samples):
+    """On the chunk where an `auto` stream becomes sure of its locale, the segment is searched once, as that
+    locale, from its start (not first without the locale and then again): its partial, and every later one, is
+    what a stream with the locale named gives."""
+    import soundfile
+
+    from model.checkpoint import load_checkpoint
+    from model.stream_decoder import accept_samples, drain, new_stream
+
+    recognizer = Recognizer(load_checkpoint())
+    chunk = 16 * 640
+    for sample in bundled_samples[::4]:
+        audio = torch.from_numpy(soundfile.read(sample["path"], dtype="float32")[0])
+        auto = new_stream(recognizer, DecodeOptions(locale=None), 16)
+        named = new_stream(recognizer, DecodeOptions(locale=sample["locale"]), 16)
+        decided = False
+        for start in range(0, len(audio) - chunk, chunk):
+            auto, auto_events = drain(recognizer, accept_samples(auto, audio[start : start + chunk]), final=False)
+            named, named_events = drain(recognizer, accept_samples(named, audio[start : start + chunk]), final=False)
+            decided = decided or auto.detected_locale is not None
+            if decided:
+                assert auto.detected_locale == sample["locale"]
+                assert [e.text for e in auto_events] == [e.text for e in named_events]
+        assert decided
