@@ -116,7 +116,9 @@ def error_table(utterances: list[Utterance], texts: list[str]) -> tuple[dict, di
 
 def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> dict:
     audio = [load_audio_file(u.audio) for u in utterances]
-    results: dict = {"utterances": len(utterances), "beam_size": DecodeOptions().beam_size, "modes": {}}
+    results: dict = {"utterances": len(utterances), "modes": {},
+                     "beam_size": {loc: recognizer.beam_options(loc, DecodeOptions()).beam_size
+                                   for loc in sorted({u.locale for u in utterances})}}
     modes = {"full_context": None, **{f"chunk_{ms}ms": ms // ENCODER_FRAME_MS for ms in CHUNK_SIZES_MS}}
     for name, chunk_frames in modes.items():
         rescored = transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))
@@ -160,11 +162,14 @@ def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], 
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
                    weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8, 1.2),
                    bonuses: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5),
-                   oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0)) -> dict:
+                   oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0), wider_beams: tuple[int, ...] = (16,),
+                   beam_gain: float = 0.03) -> dict:
     """Grid search of the LM weight and length bonus on a dev set, chosen per locale: each locale's LM only ever
     scores its own utterances, and the locales differ (token sets, sentence lengths, how much the acoustic model
     already gets right). The shared default (for a locale without its own setting) is the best mean. Then, for
-    locales with a lexicon, the out-of-lexicon penalty at their chosen weight and bonus (0 stays if none helps)."""
+    locales with a lexicon, the out-of-lexicon penalty at their chosen weight and bonus (0 stays if none helps).
+    Last, a wider beam per locale, kept only where it cuts the dev error by `beam_gain` (relative) or more: it
+    costs search time on every chunk of every stream of that locale."""
     audio = [load_audio_file(u.audio) for u in utterances]
     trials = []
     for bonus in bonuses:
@@ -195,6 +200,19 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
             if rate < chosen["dev_error_rate"]:
                 chosen.update(oov_penalty=penalty, dev_error_rate=rate)
         recognizer.fusion_settings[locale] = FusionSetting(chosen["weight"], chosen["bonus"], chosen.get("oov_penalty", 0.0))
+    for locale, chosen in per_locale.items():
+        own = [i for i, u in enumerate(utterances) if u.locale == locale]
+        setting = recognizer.fusion_settings[locale]
+        for beam_size in wider_beams:
+            recognizer.fusion_settings[locale] = replace(setting, beam_size=beam_size)
+            texts = [t.text for t in transcribe_all(recognizer, [utterances[i] for i in own], [audio[i] for i in own], DecodeOptions())]
+            rate = error_table([utterances[i] for i in own], texts)[0]["per_locale"][locale]["error_rate"]
+            trials.append({**{k: v for k, v in chosen.items() if k != "dev_error_rate"}, "beam_size": beam_size,
+                           "per_locale": {locale: rate}})
+            print(json.dumps(trials[-1]), flush=True)
+            if rate < chosen["dev_error_rate"] and rate <= (1 - beam_gain) * chosen["dev_error_rate"]:
+                chosen.update(beam_size=beam_size, dev_error_rate=rate)
+        recognizer.fusion_settings[locale] = replace(setting, beam_size=chosen.get("beam_size", setting.beam_size))
     return {"weight": shared["weight"], "bonus": shared["bonus"], "per_locale": per_locale,
             "dev_mean_error_rate": float(np.mean([v["dev_error_rate"] for v in per_locale.values()])),
             "shared_dev_mean_error_rate": shared["mean"], "trials": trials}

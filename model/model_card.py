@@ -70,20 +70,29 @@ def lm_lines(meta: dict) -> list[str]:
     lines = [f"Per-locale token n-gram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
              f"sources minus every dev and test sentence, fused into beam search {tuned}.", "",
              "| locale | order | top-order n-grams kept | entries | sentences | tokens | held-out perplexity | fusion weight | "
-             "length bonus | lexicon words | out-of-lexicon penalty |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "length bonus | lexicon words | out-of-lexicon penalty | beam |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, v in models.items():
         setting = per_locale.get(k, fusion)
         kept = f"seen {v['min_count']}+ times" if "min_count" in v else "seen 2+ times"  # singletons pruned before min_count
         lines.append(f"| {k} | {v.get('order', 3)} | {kept} | {v.get('entries', 'n/a')} | {v['sentences']} | {v['tokens']} | "
                      f"{v['held_out_perplexity']} | "
                      f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} | {v.get('lexicon_words', '-')} | "
-                     f"{setting.get('oov_penalty', '-')} |")
+                     f"{setting.get('oov_penalty', '-')} | {setting.get('beam_size', 8)} |")
     if any("lexicon_words" in v for v in models.values()):
         lines += ["", "Locales with a lexicon (words of their LM text) pay the out-of-lexicon penalty, in log "
                   "probability, once per word the beam search spells outside it (`model/lexicon.py`): a soft spelling "
                   "constraint, so a name outside the lexicon can still be written."]
     return lines
+
+
+def beam_words(beam_size: int | dict[str, int]) -> str:
+    """"beam 8", or per locale where they differ: "beam 8 (en-US 16)"."""
+    if isinstance(beam_size, int):
+        return f"beam {beam_size}"
+    common = max(set(beam_size.values()), key=list(beam_size.values()).count)
+    others = ", ".join(f"{k} {v}" for k, v in beam_size.items() if v != common)
+    return f"beam {common}" + (f" ({others}, tuned per locale on dev)" if others else "")
 
 
 def condition_table(results: dict) -> list[str]:
@@ -199,7 +208,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "## Evaluation", "",
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
         f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, "
-        f"beam {results.get('beam_size', 4)}, "  # evaluations from before the beam was recorded used 4
+        f"{beam_words(results.get('beam_size', 4))}, "  # evaluations from before the beam was recorded used 4
         "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
         *evaluation_table(results, locales), "",
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",

@@ -34,7 +34,7 @@ class DecodeOptions:
     nbest: int = 1
     hotwords: tuple[str, ...] = ()
     hotword_boost: float = 2.0  # log-probability bonus per hotword token
-    beam_size: int = DEFAULT_BEAM_SIZE
+    beam_size: int | None = None  # prefixes kept per frame; None = the locale's tuned beam (Recognizer.beam_options)
     rescore: bool = True  # attention rescoring of finals (second pass)
     chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
     lm_weight: float | None = None  # n-gram LM fusion weight; None = the checkpoint's tuned value, 0 = off
@@ -42,11 +42,13 @@ class DecodeOptions:
 
 @dataclass(frozen=True)
 class FusionSetting:
-    """LM shallow-fusion weight and length bonus of one locale (tuned on dev: model.evaluate --tune-lm-on)."""
+    """LM shallow-fusion weight and length bonus of one locale, and the beam its search keeps (tuned on dev:
+    model.evaluate --tune-lm-on)."""
 
     weight: float
     bonus: float
     oov_penalty: float = 0.0  # per word outside the locale's lexicon (model.lexicon); 0 = no spelling constraint
+    beam_size: int = DEFAULT_BEAM_SIZE
 
 
 @dataclass
@@ -68,7 +70,8 @@ class Recognizer:
         self.token_pieces = tuple(self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size))
         tuned = self.loaded.metadata.get("lm_fusion", {})
         self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))
-        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]), float(v.get("oov_penalty", 0.0)))
+        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]), float(v.get("oov_penalty", 0.0)),
+                                                   int(v.get("beam_size", DEFAULT_BEAM_SIZE)))
                                 for loc, v in tuned.get("per_locale", {}).items()}
 
     # ------------------------------------------------------------------------------------------- shared pieces
@@ -88,6 +91,12 @@ class Recognizer:
         penalty = LexiconPenalty(lexicon, self.token_pieces, setting.oov_penalty) if lexicon else None
         return LmFusion(lm, weight, setting.bonus, penalty)
 
+    def beam_options(self, locale: str | None, options: DecodeOptions) -> BeamOptions:
+        """The request's beam, or the locale's tuned one (English subwords under a lexicon gain from a wider beam
+        than Chinese characters do), never narrower than the n-best asked for."""
+        size = options.beam_size or self.fusion_settings.get(locale, self.default_fusion).beam_size
+        return BeamOptions(beam_size=max(size, options.nbest))
+
     def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
         phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]
         return HotwordTrie.build([p for p in phrases if p], options.hotword_boost) if phrases else None
@@ -104,11 +113,11 @@ class Recognizer:
         locale_ids = torch.tensor([self.locale_index(locale)], device=encoded.device)
         return self.model.ctc_log_probs(encoded[None], locale_ids)[0].float().cpu()
 
-    def search(self, log_probs: torch.Tensor, options: DecodeOptions, trie: HotwordTrie | None,
+    def search(self, log_probs: torch.Tensor, locale: str, options: DecodeOptions, trie: HotwordTrie | None,
                fusion: LmFusion | None = None) -> list[Hypothesis]:
         if options.nbest == 1 and trie is None and fusion is None and not options.rescore:
             return [greedy_hypothesis(greedy_search(log_probs))]
-        beam = BeamOptions(beam_size=max(options.beam_size, options.nbest))
+        beam = self.beam_options(locale, options)
         return beam_hypotheses(prefix_beam_search(log_probs, None, beam, trie, fusion), trie, final=True, fusion=fusion)
 
     def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
@@ -165,7 +174,7 @@ class Recognizer:
             sure = self.sure_locale(enc) if options.locale is None else None
             own = sure[0] if sure else locale
             fusion = self.lm_fusion(own, options)
-            hypotheses = self.search(self.ctc_log_probs(enc, own), options, trie, fusion) if enc.shape[0] else []
+            hypotheses = self.search(self.ctc_log_probs(enc, own), own, options, trie, fusion) if enc.shape[0] else []
             ranked = self.finalize(enc, hypotheses, own, options) if hypotheses else []
             result = segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest)
             results.append(replace(result, locale=own))

@@ -27,7 +27,7 @@ from model.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
 from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
-from model.search import BeamOptions, BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
+from model.search import BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
 from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID
 
@@ -132,7 +132,7 @@ def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, p
     if not state.segment_encoded:
         return replace(state, search=BeamState())
     log_probs = recognizer.ctc_log_probs(torch.cat(state.segment_encoded), locale)
-    beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
+    beam = recognizer.beam_options(locale, state.options)
     fusion = recognizer.lm_fusion(locale, state.options)
     return replace(state, search=prefix_beam_search(log_probs, None, beam, state.hotwords, fusion))
 
@@ -187,7 +187,7 @@ def apply_chunk(
         state = settled  # `auto` decided on this chunk: the segment, this chunk included, was searched as the locale
     else:
         fusion = recognizer.lm_fusion(search_locale(state), state.options)
-        beam = BeamOptions(beam_size=max(state.options.beam_size, state.options.nbest))
+        beam = recognizer.beam_options(search_locale(state), state.options)
         state = replace(state, search=prefix_beam_search(posteriors, state.search, beam, trie, fusion))
     reason = endpoint_reason(state)
     if reason is None:

@@ -11,7 +11,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.checkpoint import DEFAULT_CHECKPOINT
-from model.search import DEFAULT_BEAM_SIZE
 from service.auth import ApiKey
 
 
@@ -73,7 +72,9 @@ class Settings(BaseSettings):
     # Results
     max_nbest: int = 10
     max_hotwords: int = 100
-    default_beam_size: int = DEFAULT_BEAM_SIZE
+    # Prefixes the beam search keeps per frame; unset: the model's per-locale beam, tuned on dev with its LM
+    # (8 where untuned). A number here overrides it for every locale, e.g. 4 for more streams per core.
+    default_beam_size: int | None = Field(default=None, ge=1, le=64)
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:
