@@ -145,6 +145,14 @@ def tone_lines(meta: dict) -> list[str]:
         lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | {pct(r['tone_error_rate'])} | "
                      f"{pct(homophone)} | {pct(zeroed)} | "
                      + (f"{pct(own['syllable_error_rate'])} / {pct(own['tone_error_rate'])}" if own else "n/a") + " |")
+    if "served" in modes:
+        lines += ["", "The same split for what the service returns (beam search, LM fusion, rescoring: full context, locale "
+                  "given): the LM removes most homophones, and the errors that remain are mostly tones and syllables.", "",
+                  "| locale | CER | wrong syllable | wrong tone | homophone |", "| --- | --- | --- | --- | --- |"]
+        for locale, r in modes["served"].items():
+            homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
+            lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | {pct(r['tone_error_rate'])} | "
+                         f"{pct(homophone)} |")
     return lines + [""]
 
 

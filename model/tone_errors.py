@@ -49,12 +49,15 @@ class ToneErrorCounts:
                 "tone_error_rate": round((self.syllable_tone_errors - self.syllable_errors) / n, 4)}
 
 
-def measure(recognizer, utterances, audio) -> dict[str, dict]:
+def measure(recognizer, utterances, audio, served: bool = False) -> dict[str, dict]:
+    """Greedy CTC (what the acoustic model hears), or `served`: the service's beam search with LM fusion and
+    rescoring (what is left after context has had its say)."""
     from model.evaluate import transcribe_all
     from model.recognizer import DecodeOptions
 
     counts = {locale: ToneErrorCounts() for locale in TONAL_LOCALES if any(u.locale == locale for u in utterances)}
-    transcripts = transcribe_all(recognizer, utterances, audio, DecodeOptions(lm_weight=0.0, rescore=False))
+    options = DecodeOptions() if served else DecodeOptions(lm_weight=0.0, rescore=False)
+    transcripts = transcribe_all(recognizer, utterances, audio, options)
     for utterance, transcript in zip(utterances, transcripts):
         counts[utterance.locale].add(utterance.locale, utterance.text, transcript.text)
     return {locale: {**c.rates(), "characters": c.characters} for locale, c in counts.items()}
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in TONAL_LOCALES]
     audio = [load_audio_file(u.audio) for u in utterances]
     recognizer = Recognizer(load_checkpoint(args.checkpoint))
-    modes = {"with_pitch": measure(recognizer, utterances, audio)}
+    modes = {"with_pitch": measure(recognizer, utterances, audio), "served": measure(recognizer, utterances, audio, served=True)}
     head = syllable_head_errors(recognizer, utterances, audio) if recognizer.model.syllable_head else None
     pitch = recognizer.model.encoder.subsampling.pitch
     pitch_dim = recognizer.model.config.encoder.pitch_dim
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
             pitch.weight.zero_()
             pitch.bias.zero_()
         modes["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
-    results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "decoding": "greedy CTC, no LM, no rescoring",
+    results = {"checkpoint": args.checkpoint, "manifest": args.manifest,
+               "decoding": "greedy CTC, no LM, no rescoring; `served`: beam search, LM fusion and rescoring",
                "modes": modes, "syllable_head": head}
     print(f"{'locale':8} {'input':22} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
     for mode, per_locale in modes.items():

@@ -49,8 +49,10 @@ def test_the_model_card_shows_where_the_chinese_errors_come_from():
 
     stored = {"manifest": "dev.jsonl", "utterances_per_locale": 150, "modes": {
         "with_pitch": {"zh-CN": {"cer": 0.285, "syllable_error_rate": 0.043, "tone_error_rate": 0.151}},
-        "pitch_path_zeroed": {"zh-CN": {"cer": 0.32, "syllable_error_rate": 0.052, "tone_error_rate": 0.194}}},
+        "pitch_path_zeroed": {"zh-CN": {"cer": 0.32, "syllable_error_rate": 0.052, "tone_error_rate": 0.194}},
+        "served": {"zh-CN": {"cer": 0.183, "syllable_error_rate": 0.06, "tone_error_rate": 0.075}}},
         "syllable_head": {"zh-CN": {"syllable_error_rate": 0.1, "tone_error_rate": 0.2, "syllables": 900}}}
     lines = tone_lines({"tone_errors": stored})
     assert "| zh-CN | 28.5% | 4.3% | 15.1% | 9.1% | 32.0% | 10.0% / 20.0% |" in lines
+    assert "| zh-CN | 18.3% | 6.0% | 7.5% | 4.8% |" in lines  # after the LM and rescoring
     assert tone_lines({}) == []  # a model measured before the analysis was stored: no table
