@@ -234,3 +234,24 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
 
 def write_model_card(path: Path, loaded: LoadedModel, results: dict) -> None:
     path.write_text(render_model_card(loaded, results))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the card of a checkpoint from what is stored in it (model.evaluate --store, model.tone_errors --store):
+    the last step of `make bundle`, after every measurement is in."""
+    import argparse
+
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--out", default="model/checkpoints/MODEL_CARD.md")
+    args = parser.parse_args(argv)
+    loaded = load_checkpoint(args.checkpoint)
+    if "evaluation" not in loaded.metadata:
+        raise SystemExit(f"{args.checkpoint} holds no evaluation: run model.evaluate --store first")
+    write_model_card(Path(args.out), loaded, loaded.metadata["evaluation"])
+
+
+if __name__ == "__main__":
+    main()

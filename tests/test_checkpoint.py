@@ -26,3 +26,15 @@ def test_checkpoint_path_is_validated(tmp_path):
     bogus.write_text("x")
     with pytest.raises(ValueError):
         load_checkpoint(bogus)
+
+
+def test_the_committed_model_card_is_what_the_bundled_checkpoint_measured(tmp_path):
+    """MODEL_CARD.md is written from the checkpoint's stored measurements (make bundle's last step): the committed
+    card must be that rendering, so no number in it is stale or typed by hand."""
+    from pathlib import Path
+
+    from model.checkpoint import DEFAULT_CHECKPOINT
+    from model.model_card import main as write_card
+
+    write_card(["--checkpoint", str(DEFAULT_CHECKPOINT), "--out", str(tmp_path / "card.md")])
+    assert (tmp_path / "card.md").read_text() == Path("model/checkpoints/MODEL_CARD.md").read_text()
