@@ -413,10 +413,26 @@ class Trainer:
             self.log(entry)
 
 
+def with_release_history(metadata: dict, previous_release: dict, release: tuple[str, str] | None = None) -> dict:
+    """The history of a model continued from an intermediate (e.g. a float32 average of the last run's
+    snapshots), told as the previous release told it: that release's runs table and its training data, then
+    this training's own runs since. (An intermediate's metadata is only as complete as its own chain.) Exporting
+    `release` again over itself keeps its history as it is."""
+    trainer, previous = dict(metadata.get("trainer", {})), previous_release["metadata"]
+    released_runs = previous.get("trainer", {}).get("runs", [])
+    released_until = released_runs[-1]["last_step"] if released_runs else 0
+    trainer["runs"] = released_runs + [r for r in trainer.get("runs", []) if r["first_step"] >= released_until]
+    earlier = list(previous.get("earlier_training_data", []))
+    if release != (previous_release["name"], previous_release["version"]):
+        earlier.append({**previous.get("training_data", {}), "model": f"{previous_release['name']} {previous_release['version']}"})
+    return {**metadata, "trainer": trainer, "earlier_training_data": earlier}
+
+
 def average_snapshots(output_dir: str | Path, destination: str | Path, last: int, half: bool = False,
-                      release: tuple[str, str] | None = None) -> Path:
+                      release: tuple[str, str] | None = None, history_from: str | Path | None = None) -> Path:
     """Average the parameters of the newest `last` snapshots (checkpoint averaging as in WeNet/ESPnet);
-    `half` stores the result in float16 (the bundled model); `release` = (name, version) it is published under."""
+    `half` stores the result in float16 (the bundled model); `release` = (name, version) it is published under;
+    `history_from`: the previous release, whose history the new one continues (with_release_history)."""
     snapshots = sorted(Path(output_dir).glob("snapshot_*.pt"))[-last:]
     payloads = [torch.load(p, map_location="cpu", weights_only=True) for p in snapshots]
     averaged = payloads[-1]
@@ -425,6 +441,8 @@ def average_snapshots(output_dir: str | Path, destination: str | Path, last: int
             averaged["state_dict"][key] = sum(p["state_dict"][key] for p in payloads) / len(payloads)
     if release:
         averaged["name"], averaged["version"] = release
+    if history_from:
+        averaged["metadata"] = with_release_history(averaged["metadata"], torch.load(history_from, weights_only=True), release)
     averaged["metadata"]["averaged_snapshots"] = [p.name for p in snapshots]
     averaged["metadata"]["stored_float16"] = half
     if half:
@@ -489,13 +507,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--average", type=int, metavar="N", help="only average the last N snapshots")
     parser.add_argument("--export", help="with --average: where to write the averaged model checkpoint")
     parser.add_argument("--half", action="store_true", help="with --average: store float16 weights")
+    parser.add_argument("--history-from", metavar="CHECKPOINT",
+                        help="with --average: the previous release, whose runs table and data history this one continues")
     args = parser.parse_args(argv)
     config = TrainConfig.from_toml(args.config, overrides=args.set)
     if args.max_minutes is not None:
         config = dataclasses.replace(config, max_minutes=args.max_minutes)
     if args.average:
         print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average,
-                                args.half, (config.name, config.version)))
+                                args.half, (config.name, config.version), args.history_from))
         return
     device, rank, world = setup_device(config)
     with StopRequest() as stop_request:

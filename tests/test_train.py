@@ -304,3 +304,26 @@ def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(ti
     assert log[-1]["stopped_by"] == "SIGTERM" and log[-1]["step"] == trainer["step"]
     assert not any(entry.get("final") for entry in log)
 
+
+
+def test_a_release_exported_with_history_from_continues_the_previous_release_history():
+    """A run initialised from a float32 average carries that average's (incomplete) history; exported with
+    --history-from, the release tells the previous release's runs and data, then this run's own runs."""
+    from model.train import with_release_history
+
+    previous = {"name": "m", "version": "0.8.0", "metadata": {
+        "trainer": {"runs": [{"first_step": 0, "last_step": 100}, {"first_step": 100, "last_step": 200}]},
+        "training_data": {"hours_per_locale": {"zh-CN": 1.0}},
+        "earlier_training_data": [{"model": "m 0.7.0"}]}}
+    intermediate = {"trainer": {"step": 300, "runs": [{"first_step": 0, "last_step": 200, "note": "lumped"},
+                                                      {"first_step": 200, "last_step": 300}]},
+                    "training_data": {"hours_per_locale": {"zh-CN": 2.0}},
+                    "earlier_training_data": [{"model": "m 0.8.0"}, {"model": "m 0.8.0"}]}
+    merged = with_release_history(intermediate, previous)
+    assert [(r["first_step"], r["last_step"]) for r in merged["trainer"]["runs"]] == [(0, 100), (100, 200), (200, 300)]
+    assert [e["model"] for e in merged["earlier_training_data"]] == ["m 0.7.0", "m 0.8.0"]
+    assert merged["earlier_training_data"][-1]["hours_per_locale"] == {"zh-CN": 1.0}
+    assert merged["trainer"]["step"] == 300 and merged["training_data"] == intermediate["training_data"]
+    again = with_release_history(intermediate, {"name": "m", "version": "0.9.0", "metadata": merged}, ("m", "0.9.0"))
+    assert again["trainer"]["runs"] == merged["trainer"]["runs"]  # `make bundle` run twice: the same history
+    assert again["earlier_training_data"] == merged["earlier_training_data"]
