@@ -159,6 +159,14 @@ def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], 
             "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items()) if v}}
 
 
+def locale_dev_error_rate(recognizer: Recognizer, locale: str, setting: FusionSetting, utterances: list[Utterance],
+                          audio: list[torch.Tensor]) -> float:
+    """Give `locale` this setting and measure its error rate on (its own) dev utterances."""
+    recognizer.fusion_settings[locale] = setting
+    texts = [t.text for t in transcribe_all(recognizer, utterances, audio, DecodeOptions())]
+    return error_table(utterances, texts)[0]["per_locale"][locale]["error_rate"]
+
+
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
                    weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8, 1.2),
                    bonuses: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5),
@@ -188,31 +196,24 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
         per_locale[locale] = {"weight": best["weight"], "bonus": best["bonus"], "dev_error_rate": best["per_locale"][locale]}
     recognizer.default_fusion = FusionSetting(shared["weight"], shared["bonus"])
     recognizer.fusion_settings = {k: FusionSetting(v["weight"], v["bonus"]) for k, v in per_locale.items()}
-    for locale in sorted(set(recognizer.lexicons) & set(per_locale)):
-        chosen = per_locale[locale]
-        own = [i for i, u in enumerate(utterances) if u.locale == locale]
-        for penalty in oov_penalties if chosen["weight"] > 0 else ():
-            recognizer.fusion_settings[locale] = FusionSetting(chosen["weight"], chosen["bonus"], penalty)
-            texts = [t.text for t in transcribe_all(recognizer, [utterances[i] for i in own], [audio[i] for i in own], DecodeOptions())]
-            rate = error_table([utterances[i] for i in own], texts)[0]["per_locale"][locale]["error_rate"]
-            trials.append({"weight": chosen["weight"], "bonus": chosen["bonus"], "oov_penalty": penalty, "per_locale": {locale: rate}})
-            print(json.dumps(trials[-1]), flush=True)
-            if rate < chosen["dev_error_rate"]:
-                chosen.update(oov_penalty=penalty, dev_error_rate=rate)
-        recognizer.fusion_settings[locale] = FusionSetting(chosen["weight"], chosen["bonus"], chosen.get("oov_penalty", 0.0))
     for locale, chosen in per_locale.items():
         own = [i for i, u in enumerate(utterances) if u.locale == locale]
-        setting = recognizer.fusion_settings[locale]
-        for beam_size in wider_beams:
-            recognizer.fusion_settings[locale] = replace(setting, beam_size=beam_size)
-            texts = [t.text for t in transcribe_all(recognizer, [utterances[i] for i in own], [audio[i] for i in own], DecodeOptions())]
-            rate = error_table([utterances[i] for i in own], texts)[0]["per_locale"][locale]["error_rate"]
-            trials.append({**{k: v for k, v in chosen.items() if k != "dev_error_rate"}, "beam_size": beam_size,
-                           "per_locale": {locale: rate}})
-            print(json.dumps(trials[-1]), flush=True)
-            if rate < chosen["dev_error_rate"] and rate <= (1 - beam_gain) * chosen["dev_error_rate"]:
-                chosen.update(beam_size=beam_size, dev_error_rate=rate)
-        recognizer.fusion_settings[locale] = replace(setting, beam_size=chosen.get("beam_size", setting.beam_size))
+        own_utterances, own_audio = [utterances[i] for i in own], [audio[i] for i in own]
+        setting = FusionSetting(chosen["weight"], chosen["bonus"])
+        for field, values in (("oov_penalty", oov_penalties if locale in recognizer.lexicons and chosen["weight"] > 0 else ()),
+                              ("beam_size", wider_beams)):
+            for value in values:
+                rate = locale_dev_error_rate(recognizer, locale, replace(setting, **{field: value}), own_utterances, own_audio)
+                trials.append({**{k: v for k, v in chosen.items() if k != "dev_error_rate"}, field: value,
+                               "per_locale": {locale: rate}})
+                print(json.dumps(trials[-1]), flush=True)
+                # A wider beam costs search time on every chunk of every stream of the locale: it must earn it.
+                needed = (1 - beam_gain) * chosen["dev_error_rate"] if field == "beam_size" else chosen["dev_error_rate"]
+                if rate < chosen["dev_error_rate"] and rate <= needed:
+                    chosen.update({field: value, "dev_error_rate": rate})
+            if field in chosen:
+                setting = replace(setting, **{field: chosen[field]})
+        recognizer.fusion_settings[locale] = setting
     return {"weight": shared["weight"], "bonus": shared["bonus"], "per_locale": per_locale,
             "dev_mean_error_rate": float(np.mean([v["dev_error_rate"] for v in per_locale.values()])),
             "shared_dev_mean_error_rate": shared["mean"], "trials": trials}
