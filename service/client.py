@@ -243,7 +243,8 @@ class ASRClient:
                 except StopAsyncIteration:
                     return
         finally:
-            self._run(events.aclose())  # a caller that stops reading early closes the connection
+            if not self._loop.is_closed():  # a caller that stops reading early closes the connection
+                self._run(events.aclose())
 
 
 # ------------------------------------------------------------------------------------------------- asyncio
