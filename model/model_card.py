@@ -7,6 +7,7 @@ from pathlib import Path
 
 from model.checkpoint import LoadedModel
 from model.tokenizer import is_cjk
+from model.tone_errors import homophone_rate
 
 LIMITATIONS = """\
 - **Trained on synthetic speech only.** Every training utterance was produced by the espeak-ng formant
@@ -139,20 +140,18 @@ def tone_lines(meta: dict) -> list[str]:
              "| locale | greedy CER | wrong syllable | wrong tone | homophone | CER, pitch zeroed | syllable head: wrong syllable / wrong tone |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for locale, r in modes["with_pitch"].items():
-        homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
         zeroed = modes.get("pitch_path_zeroed", {}).get(locale, {}).get("cer")
         own = head.get(locale)
         lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | {pct(r['tone_error_rate'])} | "
-                     f"{pct(homophone)} | {pct(zeroed)} | "
+                     f"{pct(homophone_rate(r))} | {pct(zeroed)} | "
                      + (f"{pct(own['syllable_error_rate'])} / {pct(own['tone_error_rate'])}" if own else "n/a") + " |")
     if "served" in modes:
         lines += ["", "The same split for what the service returns (beam search, LM fusion, rescoring: full context, locale "
                   "given): the LM removes most homophones, and the errors that remain are mostly tones and syllables.", "",
                   "| locale | CER | wrong syllable | wrong tone | homophone |", "| --- | --- | --- | --- | --- |"]
         for locale, r in modes["served"].items():
-            homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
             lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | {pct(r['tone_error_rate'])} | "
-                         f"{pct(homophone)} |")
+                         f"{pct(homophone_rate(r))} |")
     return lines + [""]
 
 

@@ -186,8 +186,8 @@ def apply_chunk(
     if settled.detected_locale != state.detected_locale:
         state = settled  # `auto` decided on this chunk: the segment, this chunk included, was searched as the locale
     else:
-        fusion = recognizer.lm_fusion(search_locale(state), state.options)
-        beam = recognizer.beam_options(search_locale(state), state.options)
+        locale = search_locale(state)
+        fusion, beam = recognizer.lm_fusion(locale, state.options), recognizer.beam_options(locale, state.options)
         state = replace(state, search=prefix_beam_search(posteriors, state.search, beam, trie, fusion))
     reason = endpoint_reason(state)
     if reason is None:

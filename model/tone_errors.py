@@ -49,6 +49,12 @@ class ToneErrorCounts:
                 "tone_error_rate": round((self.syllable_tone_errors - self.syllable_errors) / n, 4)}
 
 
+def homophone_rate(rates: dict[str, float]) -> float:
+    """The character errors left once wrong syllables and wrong tones are counted: right syllable and tone,
+    wrong character (rates as ToneErrorCounts.rates gives them, stored without this share)."""
+    return rates["cer"] - rates["syllable_error_rate"] - rates["tone_error_rate"]
+
+
 def measure(recognizer, utterances, audio, served: bool = False) -> dict[str, dict]:
     """Greedy CTC (what the acoustic model hears), or `served`: the service's beam search with LM fusion and
     rescoring (what is left after context has had its say)."""
@@ -124,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'locale':8} {'input':22} {'CER':>7} {'syllable':>9} {'tone':>7} {'homophone':>10}")
     for mode, per_locale in modes.items():
         for locale, r in per_locale.items():
-            homophone = r["cer"] - r["syllable_error_rate"] - r["tone_error_rate"]
-            print(f"{locale:8} {mode:22} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} {homophone:10.1%}")
+            print(f"{locale:8} {mode:22} {r['cer']:7.1%} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%} "
+                  f"{homophone_rate(r):10.1%}")
     for locale, r in (head or {}).items():
         print(f"{locale:8} {'syllable head':22} {'':>7} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%}"
               f"  (per reference syllable: the auxiliary head's own greedy output)")
