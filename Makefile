@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-SYSTEM_PACKAGES := espeak-ng sox libsndfile1 prometheus chromium fonts-noto-cjk
+SYSTEM_PACKAGES := espeak-ng sox fortunes libsndfile1 prometheus chromium fonts-noto-cjk
 
 .PHONY: serve test install system-deps corpus train evaluate bundle bench clean
 
-# System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo). chromium runs the
-# browser tests of the web page (tests/test_web.py); fonts-noto-cjk gives its screenshots CJK glyphs.
+# System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo): fortunes holds the English
+# sentences of the synthetic corpus; chromium runs the browser tests of the web page (tests/test_web.py);
+# fonts-noto-cjk gives its screenshots CJK glyphs.
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

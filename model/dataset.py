@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,10 @@ class FeatureCorpus:
     @property
     def hours(self) -> float:
         return sum(row["duration"] for row in self.rows) / 3600
+
+    def subset(self, keep: Callable[[dict], bool]) -> "FeatureCorpus":
+        """The utterances whose index row passes `keep`, over the same memory map (rows carry their offsets)."""
+        return FeatureCorpus(self.features, [row for row in self.rows if keep(row)])
 
     def utterance_frames(self, index: int) -> np.ndarray:
         """The stored (frames, FEATURE_DIM) float16 rows of one utterance (a view of the memory map)."""

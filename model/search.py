@@ -58,6 +58,12 @@ class LmFusion:
         score = self.weight * self.lm.log_prob(history, token) + self.bonus
         return score - self.lexicon.token_penalty(prefix, token) if self.lexicon else score
 
+    @property
+    def max_token_score(self) -> float:
+        """No token scores more: log P <= 0 and the lexicon only subtracts (the 0.01 covers float16 LM tables,
+        whose probabilities can sum a hair over 1). The bound that lets the search score only what can rank."""
+        return self.bonus + 0.01 * self.weight
+
     def end_score(self, prefix: tuple[int, ...]) -> float:
         history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
         score = self.weight * self.lm.log_prob(history, self.lm.end_id)
@@ -119,6 +125,10 @@ class _Beam:
     node: int = NO_MATCH  # hotword trie position
     bias: float = 0.0
     lm_score: float = 0.0
+    # token -> LmFusion.token_score(this prefix, token). A prefix lives for many frames and is offered much the same
+    # few tokens in each, so the LM and lexicon (three quarters of an English beam-16 search) score each extension
+    # once instead of once per frame; the dict follows the prefix from frame to frame and chunk to chunk.
+    extension_scores: dict = field(default_factory=dict)
 
     @property
     def total(self) -> float:
@@ -129,6 +139,7 @@ class _Beam:
 class BeamState:
     beams: dict = field(default_factory=lambda: {(): _Beam(0.0, -math.inf, ())})
     frames: int = 0
+    fusion: LmFusion | None = None  # what the beams' extension_scores were scored with (kept while it is the same)
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -154,6 +165,7 @@ class _Candidate:
     node: int
     bias: float
     lm_score: float
+    extension_scores: dict  # the prefix's (its own beam's when it had one)
 
     @property
     def score(self) -> float:
@@ -166,19 +178,19 @@ class _Candidate:
         elif self.repeated:
             last = timings[-1]
             timings = timings[:-1] + (last._replace(end_frame=frame, confidence=max(last.confidence, math.exp(self.log_prob))),)
-        return _Beam(self.blank, self.non_blank, timings, self.node, self.bias, self.lm_score)
+        return _Beam(self.blank, self.non_blank, timings, self.node, self.bias, self.lm_score, self.extension_scores)
 
 
 def _extend(following: dict, prefix: tuple, parent: _Beam, token: int, log_prob: float, path: float,
-            trie: HotwordTrie | None, fusion: LmFusion | None) -> None:
-    """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next frame's candidates."""
+            trie: HotwordTrie | None) -> None:
+    """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next frame's candidates.
+    Its LM score is added later, and only if it can still rank (`_rank_fused`)."""
     new_prefix = prefix + (token,)
     entry = following.get(new_prefix)
     if entry is None:
         node, delta = trie.advance(parent.node, token) if trie else (NO_MATCH, 0.0)
-        lm_score = parent.lm_score + (fusion.token_score(prefix, token) if fusion else 0.0)
         following[new_prefix] = _Candidate(-math.inf, path, parent, token, log_prob, False, node, parent.bias + delta,
-                                           lm_score)
+                                           parent.lm_score, {})
     else:
         entry.non_blank = _logaddexp(entry.non_blank, path)
 
@@ -189,10 +201,11 @@ def _stay(following: dict, prefix: tuple, parent: _Beam, blank_path: float, repe
     if entry is None:
         repeated = repeat_path > -math.inf and bool(parent.timings)
         following[prefix] = _Candidate(blank_path, repeat_path, parent, None, log_prob, repeated, parent.node,
-                                       parent.bias, parent.lm_score)
-    else:
+                                       parent.bias, parent.lm_score, parent.extension_scores)
+    else:  # a shorter beam reached this prefix first: it keeps that path's timings, and the prefix's own scores
         entry.blank = _logaddexp(entry.blank, blank_path)
         entry.non_blank = _logaddexp(entry.non_blank, repeat_path)
+        entry.extension_scores = parent.extension_scores
 
 
 def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
@@ -208,10 +221,39 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
             # A repeated token only starts a new label after a blank.
             path = beam.blank + lp if token == last else total + lp
             if path > -math.inf:
-                _extend(following, prefix, beam, token, lp, path, trie, fusion)
-    # nlargest is documented as sorted(..., reverse=True)[:n], ties included, so the ranking is unchanged.
-    ranked = heapq.nlargest(options.beam_size, following.items(), key=lambda item: item[1].score)
+                _extend(following, prefix, beam, token, lp, path, trie)
+    if fusion is None:
+        # nlargest is documented as sorted(..., reverse=True)[:n], ties included, so the ranking is unchanged.
+        ranked = heapq.nlargest(options.beam_size, following.items(), key=lambda item: item[1].score)
+    else:
+        ranked = _rank_fused(following, options.beam_size, fusion)
     return {prefix: candidate.to_beam(frame) for prefix, candidate in ranked}
+
+
+def _rank_fused(following: dict, beam_size: int, fusion: LmFusion) -> list[tuple[tuple, _Candidate]]:
+    """The `beam_size` best candidates with the LM step added to each new prefix: the same ranking as scoring every
+    candidate, but a candidate is scored only while its score plus the largest possible LM step could still beat the
+    k-th best so far (best-first, admissible bound). The LM and lexicon were three quarters of an English beam-16
+    search, and most of a frame's candidates trail the k-th best by more than any LM step can make up."""
+    bound = fusion.max_token_score
+    pending = sorted(((c.score + (bound if c.token is not None else 0.0), -seq, prefix, c)
+                      for seq, (prefix, c) in enumerate(following.items())), reverse=True)
+    top: list = []  # min-heap of (score, -insertion order, ...): among equal scores the earlier candidate ranks first
+    for optimistic, order, prefix, candidate in pending:
+        if len(top) == beam_size and optimistic < top[0][0]:
+            break  # this one, and every one after it, cannot rank
+        if candidate.token is not None:  # a new prefix: its last token's LM step, cached on the prefix it extends
+            scores = candidate.parent.extension_scores
+            step = scores.get(candidate.token)
+            if step is None:
+                step = scores[candidate.token] = fusion.token_score(prefix[:-1], candidate.token)
+            candidate.lm_score += step
+        entry = (candidate.score, order, prefix, candidate)
+        if len(top) < beam_size:
+            heapq.heappush(top, entry)
+        elif entry > top[0]:
+            heapq.heapreplace(top, entry)
+    return [(prefix, candidate) for _, _, prefix, candidate in sorted(top, reverse=True)]
 
 
 @dataclass(frozen=True)
@@ -253,7 +295,9 @@ def prefix_beam_search(
     if posteriors.candidates < options.token_candidates:
         raise ValueError("the posteriors hold fewer labels per frame than the search considers")
     skip = math.log(options.blank_skip_prob)
-    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()}
+    scored = state.fusion is fusion  # the same LM, weight, bonus and lexicon: cached extension scores still hold
+    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score,
+                           b.extension_scores if scored else {}) for prefix, b in state.beams.items()}
     frames = zip(posteriors.top_log_probs, posteriors.top_ids, posteriors.blank_log_probs)
     for offset, (lps, ids, blank_lp) in enumerate(frames):
         frame = state.frames + offset
@@ -263,7 +307,7 @@ def prefix_beam_search(
             continue
         candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
         beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie, fusion)
-    return BeamState(beams, state.frames + posteriors.frames)
+    return BeamState(beams, state.frames + posteriors.frames, fusion)
 
 
 def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False,

@@ -81,6 +81,12 @@ def learning_rate(config: TrainConfig, step: int, run_step: int = 0, run_fractio
     return config.peak_lr * min(step / config.warmup_steps, math.sqrt(config.warmup_steps / step))
 
 
+def spellable(corpus: FeatureCorpus, tokenizer: Tokenizer) -> FeatureCorpus:
+    """The utterances whose text the token table can spell. A continued model keeps its token table, and a sentence
+    of a new corpus with a character outside it would teach it <unk> (the online corpus's feed skips these too)."""
+    return corpus.subset(lambda row: UNK_ID not in tokenizer.encode(row["text"]))
+
+
 def sample_chunk(config: TrainConfig, rng: np.random.Generator) -> int | None:
     if rng.random() < config.full_context_prob:
         return None
@@ -170,6 +176,11 @@ class Trainer:
         for row in self.train.rows:
             self.texts.setdefault(row["locale"], []).append(row["text"])
         self._init_model()
+        before = len(self.train.rows)
+        self.train = spellable(self.train, self.tokenizer)
+        if len(self.train.rows) < before and rank == 0:
+            tqdm.write(f"skipped {before - len(self.train.rows)} of {before} training utterances: characters "
+                       "outside the model's token table")
 
     def _open_online(self) -> None:
         """Synthesis while training (model.online_corpus): render the plan's dev split, load the model to continue,

@@ -265,3 +265,23 @@ def test_more_hours_grow_the_corpus_without_moving_its_held_out_split(tmp_path):
     assert len(train) > len([j for j in small if j.split == "train"])
     assert not {(j.locale, j.text) for j in train} & {(j.locale, j.text) for j in held}
     assert not {j.voice.variant for j in train} & set(info["heldout_variants"])
+
+
+def test_a_new_train_seed_renders_fresh_training_speech_with_the_same_held_out_split(tmp_path):
+    """`--train-seed` re-plans only the training jobs (another order, voices, speeds and conditions), so a model
+    that has seen one corpus many times can continue on new speech while dev/test stay the ones it was measured on;
+    no held-out voice or sentence leaks into the new training plan."""
+    from model.corpus.build import plan
+
+    tmp_path.mkdir(exist_ok=True)
+    common = dict(out=tmp_path, hours_per_locale=0.02, seed=0, dev_sentences=3, test_sentences=4, max_sentences=60)
+    first, _ = plan(BuildConfig(**common))
+    fresh, info = plan(BuildConfig(**common, train_seed=1))
+    assert plan(BuildConfig(**common, train_seed=0))[0] == first  # train_seed = seed is the default plan
+    held = sorted((j for j in fresh if j.split != "train"), key=lambda j: j.id)
+    assert held == sorted((j for j in first if j.split != "train"), key=lambda j: j.id)
+    old_train = {j.id for j in first if j.split == "train"}
+    new_train = [j for j in fresh if j.split == "train"]
+    assert new_train and not old_train & {j.id for j in new_train}
+    assert not {(j.locale, j.text) for j in new_train} & {(j.locale, j.text) for j in held}
+    assert not {j.voice.variant for j in new_train} & set(info["heldout_variants"])

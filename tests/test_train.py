@@ -327,3 +327,21 @@ def test_a_release_exported_with_history_from_continues_the_previous_release_his
     again = with_release_history(intermediate, {"name": "m", "version": "0.9.0", "metadata": merged}, ("m", "0.9.0"))
     assert again["trainer"]["runs"] == merged["trainer"]["runs"]  # `make bundle` run twice: the same history
     assert again["earlier_training_data"] == merged["earlier_training_data"]
+
+
+def test_a_continued_model_skips_training_sentences_its_token_table_cannot_spell():
+    """A new corpus under a released model (e.g. one rendered with another --train-seed) can hold characters that
+    model never had a token for: training on them would teach <unk>, so they are left out, offsets intact."""
+    import numpy as np
+
+    from model.dataset import FeatureCorpus
+    from model.train import spellable
+
+    tokenizer = load_checkpoint(Path("model/checkpoints/default.pt")).tokenizer
+    rows = [{"id": "a", "offset": 0, "frames": 2, "text": "今天天气很好", "locale": "zh-CN"},
+            {"id": "b", "offset": 2, "frames": 3, "text": "今天𪚥很好", "locale": "zh-CN"},
+            {"id": "c", "offset": 5, "frames": 1, "text": "good morning", "locale": "en-US"}]
+    corpus = FeatureCorpus(np.arange(12, dtype=np.float16).reshape(6, 2), rows)
+    kept = spellable(corpus, tokenizer)
+    assert [row["id"] for row in kept.rows] == ["a", "c"]
+    assert kept.utterance_frames(1).tolist() == [[10.0, 11.0]]  # row "c" still reads its own frames

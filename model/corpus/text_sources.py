@@ -63,8 +63,9 @@ def split_chinese_clauses(text: str) -> list[str]:
 
 
 def _fortune_files() -> list[Path]:
-    if not FORTUNE_DIR.is_dir():
-        return []
+    if not FORTUNE_DIR.is_dir():  # an empty English pool would only surface later as "pool too small"
+        raise FileNotFoundError(f"English sentences come from Debian's fortunes ({FORTUNE_DIR} is missing): "
+                                "apt-get install fortunes, or run `make system-deps`")
     return sorted(
         p for p in FORTUNE_DIR.iterdir()
         if p.is_file() and p.suffix not in (".dat", ".u8") and p.name not in _FORTUNE_SKIP
