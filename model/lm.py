@@ -53,6 +53,29 @@ class NgramLM:
     gamma: dict[int, float] = field(default_factory=dict)  # key(h) -> back-off weight
     unigram: list[float] = field(default_factory=list)  # P(w | ())
     end_id: int = 2  # <sos/eos>
+    # (context, token) -> log P. Beams that differ only in older tokens ask the same questions, and a stream asks them
+    # again frame after frame: about 2.5 lookups in 3 repeat in a Mandarin beam-16 search. Shared by every stream of
+    # the locale (dict reads and writes are atomic under the GIL; a value never changes) and cleared when full.
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    cache_limit: int = 50_000
+
+    def context_of(self, history: Sequence[int]) -> tuple[int, ...]:
+        """The last order-1 tokens of a history that starts with the sentence (shorter ones: <sos>-padded)."""
+        n = self.order - 1
+        if n <= 0:
+            return ()
+        tail = tuple(history[-n:])
+        return tail if len(tail) == n else (self.end_id,) * (n - len(tail)) + tail
+
+    def log_prob_after(self, context: tuple[int, ...], token: int) -> float:
+        """log P(token | context) for a context from `context_of`, cached."""
+        key = (context, token)
+        value = self.cache.get(key)
+        if value is None:
+            if len(self.cache) >= self.cache_limit:
+                self.cache.clear()
+            value = self.cache[key] = math.log(max(self._prob(context, token), 1e-12))
+        return value
 
     def prob(self, history: Sequence[int], token: int) -> float:
         """P(token | the last order-1 tokens of history)."""

@@ -54,8 +54,7 @@ class LmFusion:
     lexicon: LexiconPenalty | None = None  # word-piece locales: a penalty per word outside the LM's vocabulary
 
     def token_score(self, prefix: tuple[int, ...], token: int) -> float:
-        history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
-        score = self.weight * self.lm.log_prob(history, token) + self.bonus
+        score = self.weight * self.lm.log_prob_after(self.lm.context_of(prefix), token) + self.bonus
         return score - self.lexicon.token_penalty(prefix, token) if self.lexicon else score
 
     @property
@@ -65,8 +64,7 @@ class LmFusion:
         return self.bonus + 0.01 * self.weight
 
     def end_score(self, prefix: tuple[int, ...]) -> float:
-        history = (self.lm.end_id,) * (self.lm.order - 1) + prefix
-        score = self.weight * self.lm.log_prob(history, self.lm.end_id)
+        score = self.weight * self.lm.log_prob_after(self.lm.context_of(prefix), self.lm.end_id)
         return score - self.lexicon.end_penalty(prefix) if self.lexicon else score
 
 

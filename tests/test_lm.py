@@ -34,6 +34,20 @@ def test_payload_round_trip_keeps_every_probability():
     assert perplexity(again, corpus[:50]) == pytest.approx(perplexity(lm, corpus[:50]), rel=1e-3)
 
 
+def test_cached_lookups_by_context_equal_the_probabilities_of_the_whole_history():
+    """The search asks log P(token | the prefix's last order-1 tokens, <sos>-padded) through a bounded cache shared
+    by every stream: the same numbers as the full history gives, for histories shorter and longer than the order."""
+    lm = train_ngram(random_corpus(), 40, order=4)
+    lm.cache_limit = 50
+    rng = random.Random(3)
+    for _ in range(400):
+        prefix = tuple(rng.randint(3, 39) for _ in range(rng.randint(0, 7)))
+        token = rng.randint(3, 39)
+        history = (lm.end_id,) * 3 + prefix
+        assert lm.log_prob_after(lm.context_of(prefix), token) == pytest.approx(lm.log_prob(history, token), abs=1e-12)
+        assert len(lm.cache) <= lm.cache_limit
+
+
 @pytest.mark.parametrize("min_count", [1, 2, 3, 5])
 def test_pruning_the_highest_order_by_count_keeps_a_distribution(min_count):
     corpus = random_corpus(vocab=12)  # few tokens: many trigrams are seen several times
