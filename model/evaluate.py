@@ -170,14 +170,14 @@ def locale_dev_error_rate(recognizer: Recognizer, locale: str, setting: FusionSe
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
                    weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8, 1.2),
                    bonuses: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5),
-                   oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0), wider_beams: tuple[int, ...] = (16,),
+                   oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0), wider_beams: tuple[int, ...] = (16, 24),
                    beam_gain: float = 0.03) -> dict:
     """Grid search of the LM weight and length bonus on a dev set, chosen per locale: each locale's LM only ever
     scores its own utterances, and the locales differ (token sets, sentence lengths, how much the acoustic model
     already gets right). The shared default (for a locale without its own setting) is the best mean. Then, for
     locales with a lexicon, the out-of-lexicon penalty at their chosen weight and bonus (0 stays if none helps).
-    Last, a wider beam per locale, kept only where it cuts the dev error by `beam_gain` (relative) or more: it
-    costs search time on every chunk of every stream of that locale."""
+    Last, wider beams per locale in turn, each kept only where it cuts the dev error of the beam chosen so far by
+    `beam_gain` (relative) or more: it costs search time on every chunk of every stream of that locale."""
     audio = [load_audio_file(u.audio) for u in utterances]
     trials = []
     for bonus in bonuses:
