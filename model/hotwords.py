@@ -35,6 +35,12 @@ class HotwordTrie:
         self.terminal[node] = True
 
     @property
+    def max_gain(self) -> float:
+        """The most one token can add to a hypothesis' bias: `boost` (a refund only gives back; with a negative
+        boost, which the service does not accept, falling off the deepest phrase gives the most)."""
+        return max(self.boost, -self.boost * max(self.depth))
+
+    @property
     def empty(self) -> bool:
         return not self.children[NO_MATCH]
 

@@ -87,9 +87,10 @@ def test_hotword_trie_refunds_bonus_when_leaving_a_phrase():
     assert (delta, delta2, delta3) == (2.0, 2.0, -4.0) and node == 0
 
 
-def test_lm_fused_search_scores_only_candidates_that_can_rank_and_ranks_as_if_it_scored_all():
-    """With an LM, a frame's candidates are scored best-first and only while one could still reach the beam with
-    the largest LM step any token can get: the same beams, scores and timings as scoring every candidate (the
+def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks_as_if_it_scored_all():
+    """An extension is built only if, with the largest LM step and hotword bonus any token can get, it could beat
+    the floor its frame's kept prefixes guarantee, and a frame's candidates are LM-scored best-first only while one
+    could still reach the beam: the same beams, scores and timings as building and scoring every candidate (the
     bundled English LM, lexicon and tuned wide beam on a bundled sample, streamed in 640 ms chunks, with a hotword),
     for about half the LM lookups (each prefix also keeps the scores of its extensions across frames)."""
     from dataclasses import dataclass
@@ -131,3 +132,35 @@ def test_lm_fused_search_scores_only_candidates_that_can_rank_and_ranks_as_if_it
         results.append([(h.tokens, h.log_prob, h.bias, h.lm_score) for h in beam_hypotheses(state, trie, True, fusion)])
     assert results[0] == results[1] and len(results[0]) == beam
     assert 0 < calls["pruned"] < 0.6 * calls["all"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwords(seed):
+    """Random posteriors, small LMs, hotwords and beam sizes, streamed in random chunks: the search with its floor
+    and best-first LM scoring keeps exactly the beams (timings included) of building and scoring every candidate."""
+    import random
+
+    from model.lm import train_ngram
+    from model.search import LmFusion
+
+    class Unbounded(LmFusion):  # no step is out of reach: every extension is built and scored
+        @property
+        def max_token_score(self) -> float:
+            return math.inf
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    lm = train_ngram([[rng.randint(3, 19) for _ in range(rng.randint(2, 8))] for _ in range(300)], 20, order=3)
+    frames = rng.randint(10, 50)
+    log_probs = (torch.randn(frames, 20) * rng.choice([1.0, 3.0, 6.0])).log_softmax(-1)
+    options = BeamOptions(beam_size=rng.choice([1, 2, 4, 8, 16]))
+    trie = HotwordTrie.build([[5, 6, 7], [9, 9]], rng.choice([0.5, 3.0])) if seed % 2 else None
+    weight, bonus = rng.choice([(0.3, 0.5), (1.2, 0.0), (0.8, 3.0)])
+    step = rng.randint(1, 16)
+    results = []
+    for fusion in (LmFusion(lm, weight, bonus), Unbounded(lm, weight, bonus)):
+        state = None
+        for start in range(0, frames, step):
+            state = prefix_beam_search(log_probs[start : start + step], state, options, trie, fusion)
+        results.append([(h.tokens, h.log_prob, h.bias, h.lm_score) for h in beam_hypotheses(state, trie, True, fusion)])
+    assert results[0] == results[1]
