@@ -1,4 +1,4 @@
-"""What the first-pass CTC prefix beam search costs a stream, per locale and beam, with the locale's tuned LM fusion
+"""What the first-pass CTC prefix beam search costs a stream, per locale and beam (8, 16, 24), with the locale's tuned LM fusion
 (and English's lexicon): the served search, which builds only the extensions that could beat the floor its kept
 prefixes guarantee and LM-scores a frame's candidates best-first only while one can still reach the beam, against
 building and scoring every candidate (as the search did before 0.10.0, though with the caches of LM lookups it gained
@@ -26,7 +26,7 @@ from model.recognizer import DecodeOptions, Recognizer
 from model.search import BeamOptions, LmFusion, prefix_beam_search
 
 LOCALES = ("zh-CN", "yue-HK", "en-US")
-BEAMS = (8, 16)
+BEAMS = (8, 16, 24)
 CHUNK_FRAMES = 16  # 640 ms, the service's default
 
 
