@@ -1,8 +1,8 @@
 """What the first-pass CTC prefix beam search costs a stream, per locale and beam (8, 16, 24), with the locale's tuned LM fusion
 (and English's lexicon): the served search, which builds only the extensions that could beat the floor its kept
 prefixes guarantee and LM-scores a frame's candidates best-first only while one can still reach the beam, against
-building and scoring every candidate (as the search did before 0.10.0, though with the caches of LM lookups it gained
-then: per prefix, and per LM by context, cleared before each run), timed interleaved in one run.
+building and scoring every candidate (as the search did before 0.10.0, though with the cache of LM lookups by context
+it gained then, cleared before each run), timed interleaved in one run.
 Both find the same beams (tests/test_search.py); the table also counts LM lookups (cache hits included).
 
 The search runs once per chunk of every stream on the server's search threads, so its cost per second of audio

@@ -123,10 +123,6 @@ class _Beam:
     node: int = NO_MATCH  # hotword trie position
     bias: float = 0.0
     lm_score: float = 0.0
-    # token -> LmFusion.token_score(this prefix, token). A prefix lives for many frames and is offered much the same
-    # few tokens in each, so the LM and lexicon (three quarters of an English beam-16 search) score each extension
-    # once instead of once per frame; the dict follows the prefix from frame to frame and chunk to chunk.
-    extension_scores: dict = field(default_factory=dict)
 
     @property
     def total(self) -> float:
@@ -137,7 +133,6 @@ class _Beam:
 class BeamState:
     beams: dict = field(default_factory=lambda: {(): _Beam(0.0, -math.inf, ())})
     frames: int = 0
-    fusion: LmFusion | None = None  # what the beams' extension_scores were scored with (kept while it is the same)
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -163,7 +158,6 @@ class _Candidate:
     node: int
     bias: float
     lm_score: float
-    extension_scores: dict  # the prefix's (its own beam's when it had one)
 
     @property
     def score(self) -> float:
@@ -176,7 +170,7 @@ class _Candidate:
         elif self.repeated:
             last = timings[-1]
             timings = timings[:-1] + (last._replace(end_frame=frame, confidence=max(last.confidence, math.exp(self.log_prob))),)
-        return _Beam(self.blank, self.non_blank, timings, self.node, self.bias, self.lm_score, self.extension_scores)
+        return _Beam(self.blank, self.non_blank, timings, self.node, self.bias, self.lm_score)
 
 
 def _extend(following: dict, prefix: tuple, parent: _Beam, token: int, log_prob: float, path: float,
@@ -188,7 +182,7 @@ def _extend(following: dict, prefix: tuple, parent: _Beam, token: int, log_prob:
     if entry is None:
         node, delta = trie.advance(parent.node, token) if trie else (NO_MATCH, 0.0)
         following[new_prefix] = _Candidate(-math.inf, path, parent, token, log_prob, False, node, parent.bias + delta,
-                                           parent.lm_score, {})
+                                           parent.lm_score)
     else:
         entry.non_blank = _logaddexp(entry.non_blank, path)
 
@@ -199,11 +193,10 @@ def _stay(following: dict, prefix: tuple, parent: _Beam, blank_path: float, repe
     if entry is None:
         repeated = repeat_path > -math.inf and bool(parent.timings)
         following[prefix] = _Candidate(blank_path, repeat_path, parent, None, log_prob, repeated, parent.node,
-                                       parent.bias, parent.lm_score, parent.extension_scores)
-    else:  # a shorter beam reached this prefix first: it keeps that path's timings, and the prefix's own scores
+                                       parent.bias, parent.lm_score)
+    else:
         entry.blank = _logaddexp(entry.blank, blank_path)
         entry.non_blank = _logaddexp(entry.non_blank, repeat_path)
-        entry.extension_scores = parent.extension_scores
 
 
 def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
@@ -256,12 +249,8 @@ def _rank_fused(following: dict, beam_size: int, fusion: LmFusion) -> list[tuple
     for optimistic, order, prefix, candidate in pending:
         if len(top) == beam_size and optimistic < top[0][0]:
             break  # this one, and every one after it, cannot rank
-        if candidate.token is not None:  # a new prefix: its last token's LM step, cached on the prefix it extends
-            scores = candidate.parent.extension_scores
-            step = scores.get(candidate.token)
-            if step is None:
-                step = scores[candidate.token] = fusion.token_score(prefix[:-1], candidate.token)
-            candidate.lm_score += step
+        if candidate.token is not None:  # a new prefix: its last token's LM step
+            candidate.lm_score += fusion.token_score(prefix[:-1], candidate.token)
         entry = (candidate.score, order, prefix, candidate)
         if len(top) < beam_size:
             heapq.heappush(top, entry)
@@ -309,9 +298,7 @@ def prefix_beam_search(
     if posteriors.candidates < options.token_candidates:
         raise ValueError("the posteriors hold fewer labels per frame than the search considers")
     skip = math.log(options.blank_skip_prob)
-    scored = state.fusion is fusion  # the same LM, weight, bonus and lexicon: cached extension scores still hold
-    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score,
-                           b.extension_scores if scored else {}) for prefix, b in state.beams.items()}
+    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()}
     frames = zip(posteriors.top_log_probs, posteriors.top_ids, posteriors.blank_log_probs)
     for offset, (lps, ids, blank_lp) in enumerate(frames):
         frame = state.frames + offset
@@ -321,7 +308,7 @@ def prefix_beam_search(
             continue
         candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
         beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie, fusion)
-    return BeamState(beams, state.frames + posteriors.frames, fusion)
+    return BeamState(beams, state.frames + posteriors.frames)
 
 
 def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False,

@@ -92,7 +92,7 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
     the floor its frame's kept prefixes guarantee, and a frame's candidates are LM-scored best-first only while one
     could still reach the beam: the same beams, scores and timings as building and scoring every candidate (the
     bundled English LM, lexicon and tuned wide beam on a bundled sample, streamed in 640 ms chunks, with a hotword),
-    for about half the LM lookups (each prefix also keeps the scores of its extensions across frames)."""
+    for about half the LM lookups."""
     from dataclasses import dataclass
 
     from model.audio import load_audio_file
