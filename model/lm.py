@@ -75,7 +75,7 @@ class NgramLM:
         if value is None:
             if len(self.cache) >= self.cache_limit:
                 self.cache.clear()
-            value = self.cache[key] = math.log(max(self._prob(context, token), 1e-12))
+            value = self.cache[key] = self.log_prob(context, token)  # context is order-1 long: used whole
         return value
 
     def prob(self, history: Sequence[int], token: int) -> float:

@@ -203,8 +203,10 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
                    options: BeamOptions, trie: HotwordTrie | None, fusion: LmFusion | None) -> dict:
     following: dict = {}
     token_lps = dict(candidates)
-    kept = [(prefix, beam, prefix[-1] if prefix else None, beam.total) for prefix, beam in beams.items()]
-    repeat_lps = [token_lps.get(last, -math.inf) for _, _, last, _ in kept]
+    kept = []  # (prefix, beam, its last token, its total, that token's log posterior in this frame)
+    for prefix, beam in beams.items():
+        last = prefix[-1] if prefix else None
+        kept.append((prefix, beam, last, beam.total, token_lps.get(last, -math.inf)))
     # Every kept prefix survives the frame with at least its own blank and repeat paths, so the beam_size-th best of
     # those scores is a floor the next beam cannot fall below. An extension whose one path, with the largest LM step
     # and hotword bonus any token can get, stays under that floor cannot rank, and is never built: the same beams
@@ -214,13 +216,13 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
     if len(kept) >= options.beam_size:
         floor = heapq.nlargest(options.beam_size, (
             _logaddexp(total + blank_lp, beam.non_blank + repeat_lp) + beam.bias + beam.lm_score
-            for (_, beam, _, total), repeat_lp in zip(kept, repeat_lps)))[-1]
+            for _, beam, _, total, repeat_lp in kept))[-1]
     merging: dict = {}
     for prefix in beams:
         if prefix:
             merging.setdefault(prefix[:-1], set()).add(prefix[-1])
     gain = (fusion.max_token_score if fusion else 0.0) + (trie.max_gain if trie else 0.0)
-    for (prefix, beam, last, total), repeat_lp in zip(kept, repeat_lps):
+    for prefix, beam, last, total, repeat_lp in kept:
         _stay(following, prefix, beam, total + blank_lp, beam.non_blank + repeat_lp, repeat_lp)
         reach = floor - gain - beam.bias - beam.lm_score
         into_kept = merging.get(prefix, ())

@@ -97,6 +97,10 @@ class Tokenizer:
             ids.extend(self.token_to_id.get(unit, UNK_ID) for unit in units)
         return ids
 
+    def can_spell(self, text: str) -> bool:
+        """Every unit of the text has a token (training on a sentence that needs <unk> would teach <unk>)."""
+        return UNK_ID not in self.encode(text)
+
     def token_text(self, token_id: int) -> str:
         """The surface text of one token as it appears in a transcript ("▁hello" -> " hello")."""
         return self.tokens[token_id].replace(WORD_BOUNDARY, " ")

@@ -38,7 +38,7 @@ from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.precision import training_autocast
 from model.syllables import SyllableEncoder, build_syllable_table
-from model.tokenizer import UNK_ID, Tokenizer
+from model.tokenizer import Tokenizer
 from model.train_config import TrainConfig
 
 
@@ -84,7 +84,7 @@ def learning_rate(config: TrainConfig, step: int, run_step: int = 0, run_fractio
 def spellable(corpus: FeatureCorpus, tokenizer: Tokenizer) -> FeatureCorpus:
     """The utterances whose text the token table can spell. A continued model keeps its token table, and a sentence
     of a new corpus with a character outside it would teach it <unk> (the online corpus's feed skips these too)."""
-    return corpus.subset(lambda row: UNK_ID not in tokenizer.encode(row["text"]))
+    return corpus.subset(lambda row: tokenizer.can_spell(row["text"]))
 
 
 def sample_chunk(config: TrainConfig, rng: np.random.Generator) -> int | None:
@@ -195,9 +195,8 @@ class Trainer:
         self.train, self.texts = OnlineCorpus(), {}
         self._init_model()
         tokenizer = self.tokenizer
-        # Sentences with a character outside the model's token table would teach it <unk>: skip them.
         self.feed = SynthesisFeed(train_jobs, config.synthesis_workers,
-                                  keep=lambda job: UNK_ID not in tokenizer.encode(job.text))
+                                  keep=lambda job: tokenizer.can_spell(job.text))
         self.train = self.feed.corpus
         hours = self.feed.wait_for_hours(config.online_start_hours, timeout_s=600)
         tqdm.write(f"online corpus: dev {len(self.dev.rows)} utterances, train {hours:.2f} h rendered before step 1")
