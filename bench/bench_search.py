@@ -14,7 +14,6 @@ bounds how many streams a core can follow (bench_streams measures that end to en
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 
 import torch
@@ -39,28 +38,22 @@ class SearchBenchOptions:
 
 @dataclass(frozen=True)
 class CountingFusion(LmFusion):
-    """The locale's fusion, counting its LM lookups; `score_all` makes every candidate worth scoring."""
+    """The locale's fusion, counting its LM lookups."""
 
-    score_all: bool = False
     lookups: list = None  # one-element counter (the dataclass is frozen)
 
     def token_score(self, prefix, token):
         self.lookups[0] += 1
         return super().token_score(prefix, token)
 
-    @property
-    def max_token_score(self) -> float:
-        return math.inf if self.score_all else super().max_token_score
 
-
-def streamed_search(log_probs: torch.Tensor, beam: int, fusion: LmFusion):
+def streamed_search(log_probs: torch.Tensor, options: BeamOptions, fusion: LmFusion):
     """The stream's whole search, chunk by chunk as the server runs it."""
     def run():
         fusion.lm.cache.clear()  # what one stream's own lookups repeat, not what earlier runs left in the cache
         state = None
         for start in range(0, log_probs.shape[0], CHUNK_FRAMES):
-            state = prefix_beam_search(log_probs[start : start + CHUNK_FRAMES], state, BeamOptions(beam_size=beam),
-                                       None, fusion)
+            state = prefix_beam_search(log_probs[start : start + CHUNK_FRAMES], state, options, None, fusion)
         return state
     return run
 
@@ -76,9 +69,10 @@ def run(options: SearchBenchOptions) -> dict:
         log_probs = recognizer.ctc_log_probs(encoded, locale)
         tuned = recognizer.lm_fusion(locale, DecodeOptions())
         for beam in BEAMS:
-            fusions = {name: CountingFusion(tuned.lm, tuned.weight, tuned.bonus, tuned.lexicon, name == "all", [0])
+            fusions = {name: CountingFusion(tuned.lm, tuned.weight, tuned.bonus, tuned.lexicon, [0])
                        for name in ("pruned", "all")}
-            cases = {name: streamed_search(log_probs, beam, fusion) for name, fusion in fusions.items()}
+            cases = {name: streamed_search(log_probs, BeamOptions(beam_size=beam, skip_unrankable=name == "pruned"), fusion)
+                     for name, fusion in fusions.items()}
             timings = interleaved_timings(cases, options.repeats)
             calls = {name: fusion.lookups[0] // (options.repeats + 1) for name, fusion in fusions.items()}
             rows.append({"locale": locale, "beam": beam,

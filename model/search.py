@@ -113,6 +113,9 @@ class BeamOptions:
     token_candidates: int = 6  # per frame, the most likely non-blank tokens considered
     min_token_log_prob: float = math.log(1e-4)  # ...and only those above this
     blank_skip_prob: float = 0.999  # a frame this sure of blank only extends blanks (CTC peaky behaviour)
+    # Build and LM-score only the candidates that can still rank. False builds and scores them all: the same beams,
+    # slower; the reference the search is tested and benchmarked against (tests/test_search.py, bench_search.py).
+    skip_unrankable: bool = True
 
 
 @dataclass
@@ -222,6 +225,8 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
         if prefix:
             merging.setdefault(prefix[:-1], set()).add(prefix[-1])
     gain = (fusion.max_token_score if fusion else 0.0) + (trie.max_gain if trie else 0.0)
+    if not options.skip_unrankable:
+        gain = math.inf
     for prefix, beam, last, total, repeat_lp in kept:
         _stay(following, prefix, beam, total + blank_lp, beam.non_blank + repeat_lp, repeat_lp)
         reach = floor - gain - beam.bias - beam.lm_score
@@ -235,16 +240,17 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
         # nlargest is documented as sorted(..., reverse=True)[:n], ties included, so the ranking is unchanged.
         ranked = heapq.nlargest(options.beam_size, following.items(), key=lambda item: item[1].score)
     else:
-        ranked = _rank_fused(following, options.beam_size, fusion)
+        ranked = _rank_fused(following, options.beam_size, fusion, options.skip_unrankable)
     return {prefix: candidate.to_beam(frame) for prefix, candidate in ranked}
 
 
-def _rank_fused(following: dict, beam_size: int, fusion: LmFusion) -> list[tuple[tuple, _Candidate]]:
+def _rank_fused(following: dict, beam_size: int, fusion: LmFusion, skip_unrankable: bool = True
+                ) -> list[tuple[tuple, _Candidate]]:
     """The `beam_size` best candidates with the LM step added to each new prefix: the same ranking as scoring every
     candidate, but a candidate is scored only while its score plus the largest possible LM step could still beat the
     k-th best so far (best-first, admissible bound). The LM and lexicon were three quarters of an English beam-16
     search, and most of a frame's candidates trail the k-th best by more than any LM step can make up."""
-    bound = fusion.max_token_score
+    bound = fusion.max_token_score if skip_unrankable else math.inf
     pending = sorted(((c.score + (bound if c.token is not None else 0.0), -seq, prefix, c)
                       for seq, (prefix, c) in enumerate(following.items())), reverse=True)
     top: list = []  # min-heap of (score, -insertion order, ...): among equal scores the earlier candidate ranks first

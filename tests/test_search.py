@@ -110,12 +110,6 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
             calls[self.kind] += 1
             return super().token_score(prefix, token)
 
-    @dataclass(frozen=True)
-    class ScoresEverything(Counting):
-        @property
-        def max_token_score(self) -> float:
-            return math.inf
-
     recognizer = Recognizer(load_checkpoint())
     encoded = recognizer.encode_segments([load_audio_file("model/samples/en-US_0.wav")], 16)[0]
     log_probs = recognizer.ctc_log_probs(encoded, "en-US")
@@ -124,11 +118,12 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
     assert tuned.lexicon is not None and beam > 8
     trie = recognizer.hotword_trie(DecodeOptions(hotwords=("the weather",), hotword_boost=2.0))
     results = []
-    for fusion in (Counting(tuned.lm, tuned.weight, tuned.bonus, tuned.lexicon),
-                   ScoresEverything(tuned.lm, tuned.weight, tuned.bonus, tuned.lexicon, kind="all")):
+    for kind in ("pruned", "all"):
+        fusion = Counting(tuned.lm, tuned.weight, tuned.bonus, tuned.lexicon, kind=kind)
+        options = BeamOptions(beam_size=beam, skip_unrankable=kind == "pruned")
         state = None
         for start in range(0, log_probs.shape[0], 16):
-            state = prefix_beam_search(log_probs[start : start + 16], state, BeamOptions(beam_size=beam), trie, fusion)
+            state = prefix_beam_search(log_probs[start : start + 16], state, options, trie, fusion)
         results.append([(h.tokens, h.log_prob, h.bias, h.lm_score) for h in beam_hypotheses(state, trie, True, fusion)])
     assert results[0] == results[1] and len(results[0]) == beam
     assert 0 < calls["pruned"] < 0.6 * calls["all"]
@@ -136,29 +131,27 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
 
 @pytest.mark.parametrize("seed", range(12))
 def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwords(seed):
-    """Random posteriors, small LMs, hotwords and beam sizes, streamed in random chunks: the search with its floor
-    and best-first LM scoring keeps exactly the beams (timings included) of building and scoring every candidate."""
+    """Random posteriors, small LMs (a third of the cases none), hotwords and beam sizes, streamed in random chunks:
+    the search with its floor and best-first LM scoring keeps exactly the beams (timings included) of building and
+    scoring every candidate (BeamOptions.skip_unrankable=False)."""
     import random
 
     from model.lm import train_ngram
     from model.search import LmFusion
-
-    class Unbounded(LmFusion):  # no step is out of reach: every extension is built and scored
-        @property
-        def max_token_score(self) -> float:
-            return math.inf
 
     rng = random.Random(seed)
     torch.manual_seed(seed)
     lm = train_ngram([[rng.randint(3, 19) for _ in range(rng.randint(2, 8))] for _ in range(300)], 20, order=3)
     frames = rng.randint(10, 50)
     log_probs = (torch.randn(frames, 20) * rng.choice([1.0, 3.0, 6.0])).log_softmax(-1)
-    options = BeamOptions(beam_size=rng.choice([1, 2, 4, 8, 16]))
+    beam_size = rng.choice([1, 2, 4, 8, 16])
     trie = HotwordTrie.build([[5, 6, 7], [9, 9]], rng.choice([0.5, 3.0])) if seed % 2 else None
     weight, bonus = rng.choice([(0.3, 0.5), (1.2, 0.0), (0.8, 3.0)])
     step = rng.randint(1, 16)
     results = []
-    for fusion in (LmFusion(lm, weight, bonus), Unbounded(lm, weight, bonus)):
+    fusion = LmFusion(lm, weight, bonus) if seed % 3 else None
+    for skip_unrankable in (True, False):
+        options = BeamOptions(beam_size=beam_size, skip_unrankable=skip_unrankable)
         state = None
         for start in range(0, frames, step):
             state = prefix_beam_search(log_probs[start : start + step], state, options, trie, fusion)
