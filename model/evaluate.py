@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from model.audio import load_audio_file
+from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 from model.checkpoint import LoadedModel, load_checkpoint, update_checkpoint
 from model.corpus.manifest import Utterance, read_manifest
 from model.dataset import FeatureCorpus, pad_features
@@ -120,8 +121,10 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
                      "beam_size": {loc: recognizer.beam_options(loc, DecodeOptions()).beam_size
                                    for loc in sorted({u.locale for u in utterances})}}
     modes = {"full_context": None, **{f"chunk_{ms}ms": ms // ENCODER_FRAME_MS for ms in CHUNK_SIZES_MS}}
+    per_utterance: dict[str, list[ErrorCount]] = {}
     for name, chunk_frames in modes.items():
         rescored = transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))
+        per_utterance[name] = [count_errors(u.text, t.text, u.locale) for u, t in zip(utterances, rescored)]
         summary, conditions = error_table(utterances, [t.text for t in rescored])
         results["modes"][name] = {**summary, "per_condition": conditions}
         if chunk_frames is None:  # what each decoding stage adds, at full context
@@ -130,6 +133,7 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
             results["modes"][name]["greedy_ctc"] = error_table(utterances, [t.text for t in greedy])[0]
             results["modes"][name]["without_lm"] = error_table(utterances, [t.text for t in no_lm])[0]
         print(name, json.dumps({k: v["error_rate"] for k, v in summary["per_locale"].items()}), flush=True)
+    add_intervals(results, utterances, per_utterance)
     detected = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False), detect=True)
     hits: dict[str, list[bool]] = defaultdict(list)
     for utterance, transcript in zip(utterances, detected):
@@ -138,6 +142,32 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
     results["streamed_auto"] = evaluate_streamed_auto(recognizer, utterances, audio)
     print("streamed_auto", json.dumps({k: v["error_rate"] for k, v in results["streamed_auto"]["per_locale"].items()}), flush=True)
     return results
+
+
+def add_intervals(results: dict, utterances: list[Utterance], per_utterance: dict[str, list[ErrorCount]],
+                  options: BootstrapOptions = BootstrapOptions()) -> None:
+    """Put 95% bootstrap intervals (model/bootstrap.py) next to each mode's per-locale error rates and disparity,
+    and each chunk size's relative cost over full context per locale (the issue's streaming target), with its own."""
+    by_locale = {}
+    for locale in sorted({u.locale for u in utterances}):
+        rows = [i for i, u in enumerate(utterances) if u.locale == locale]
+        by_locale[locale] = LocaleCounts(
+            np.array([per_utterance["full_context"][i].reference_units for i in rows]),
+            {mode: np.array([counts[i].errors for i in rows]) for mode, counts in per_utterance.items()})
+    intervals = evaluation_intervals(by_locale, "full_context", options)
+    full = {locale: int(counts.errors["full_context"].sum()) for locale, counts in by_locale.items()}
+    for mode, summary in results["modes"].items():
+        for locale, row in summary["per_locale"].items():
+            row["ci95"] = intervals["per_locale"][mode][locale]
+        summary["disparity_ci95"] = intervals["disparity"][mode]
+        if mode in intervals["cost_over_reference"]:
+            summary["cost_over_full_context"] = {
+                locale: {"relative": round(int(counts.errors[mode].sum()) / full[locale] - 1, 4) if full[locale] else None,
+                         "ci95": intervals["cost_over_reference"][mode][locale]}
+                for locale, counts in by_locale.items()}
+    results["intervals"] = {"method": "percentile bootstrap over each locale's utterances, the same draws for every "
+                                      "mode (paired)", "level": options.level, "resamples": options.resamples,
+                            "seed": options.seed}
 
 
 def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], audio: list[torch.Tensor],

@@ -31,6 +31,15 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def bounds(interval: list | None, scale: float = 100.0, digits: int = 1, sign: str = "") -> str:
+    """" (12.1–15.4)", or " (+2.0 to +31.5)" with a sign, for a stored 95% interval; an open upper bound (a ratio
+    over a resample without errors) is ∞."""
+    if not interval:
+        return ""
+    low, high = (("∞" if b is None else f"{b * scale:{sign}.{digits}f}") for b in interval)
+    return f" ({low} to {high})" if sign else f" ({low}–{high})"  # "-5.7–+40.0" would read as a subtraction
+
+
 def evaluation_table(results: dict, locales: list[str]) -> list[str]:
     modes = list(results["modes"])
     lines = ["| locale (metric) | " + " | ".join(m.replace("_", " ") for m in modes) + " |",
@@ -39,13 +48,38 @@ def evaluation_table(results: dict, locales: list[str]) -> list[str]:
         cells = []
         for mode in modes:
             row = results["modes"][mode]["per_locale"].get(locale)
-            cells.append(pct(row["error_rate"]) if row else "n/a")
+            cells.append(pct(row["error_rate"]) + bounds(row.get("ci95")) if row else "n/a")
         metric = next((results["modes"][m]["per_locale"][locale]["metric"].upper() for m in modes
                        if locale in results["modes"][m]["per_locale"]), "")
         lines.append(f"| {locale} ({metric}) | " + " | ".join(cells) + " |")
     lines.append("| disparity (worst/best) | " + " | ".join(
-        f'{results["modes"][m]["disparity"]:.2f}' if results["modes"][m]["disparity"] else "n/a" for m in modes) + " |")
+        f'{results["modes"][m]["disparity"]:.2f}' + bounds(results["modes"][m].get("disparity_ci95"), 1.0, 2)
+        if results["modes"][m]["disparity"] else "n/a" for m in modes) + " |")
     return lines
+
+
+def interval_lines(results: dict, locales: list[str]) -> list[str]:
+    """How sure the table above is, and what streaming costs over full context per locale, both with 95% intervals
+    (model.evaluate --store from 0.11.0 on; earlier evaluations have neither)."""
+    if "intervals" not in results:
+        return []
+    method = results["intervals"]
+    chunked = [m for m in results["modes"] if "cost_over_full_context" in results["modes"][m]]
+    lines = [f"In brackets: {100 * method['level']:.0f}% confidence intervals, a percentile bootstrap over each "
+             f"locale's test utterances ({method['resamples']} resamples, `model/bootstrap.py`). A few hundred short "
+             "utterances per locale leave a point or more of sampling noise in each rate.", "",
+             "What streaming costs over full context (relative error increase; the interval is paired: the same "
+             "resampled utterances at both context sizes). The project's targets: at most 5% error per locale at full "
+             "context, a disparity of at most 1.5, and at most +15% at 640 ms chunks.", "",
+             "| locale | " + " | ".join(m.replace("_", " ") for m in chunked) + " |", "| --- |" + " --- |" * len(chunked)]
+    for locale in locales:
+        cells = []
+        for mode in chunked:
+            cost = results["modes"][mode]["cost_over_full_context"].get(locale)
+            cells.append("n/a" if not cost or cost["relative"] is None else
+                         f"{100 * cost['relative']:+.1f}%" + bounds(cost["ci95"], sign="+"))
+        lines.append(f"| {locale} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def greedy_table(results: dict, locales: list[str]) -> list[str]:
@@ -217,7 +251,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, "
         f"{beam_words(results.get('beam_size', 4))}, "  # evaluations from before the beam was recorded used 4
         "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
-        *evaluation_table(results, locales), "",
+        *evaluation_table(results, locales), "", *interval_lines(results, locales),
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",
         *tone_lines(meta),
         "## Language models", "", *lm_lines(meta), "",

@@ -1,0 +1,74 @@
+"""Confidence intervals of the evaluation (model/bootstrap.py) and how the evaluation and the model card carry them."""
+
+import numpy as np
+
+from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
+
+
+def utterances(n: int, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    units = rng.integers(4, 16, n)
+    return units, rng.binomial(units, rate)
+
+
+def test_an_error_rate_interval_holds_the_rate_and_narrows_with_more_utterances():
+    widths = []
+    for n in (100, 1600):
+        units, errors = utterances(n, 0.12, seed=n)
+        low, high = evaluation_intervals({"zh-CN": LocaleCounts(units, {"full_context": errors})})["per_locale"]["full_context"]["zh-CN"]
+        assert low < errors.sum() / units.sum() < high
+        widths.append(high - low)
+    assert widths[1] < 0.5 * widths[0]  # about 1/sqrt(16) as wide
+
+
+def test_the_streaming_cost_interval_is_paired_so_a_small_consistent_loss_is_told_apart_from_noise():
+    """One extra error in every tenth utterance at 640 ms is a real loss even though the two rates' own intervals
+    overlap: paired resampling sees it; the same errors at both sizes cost exactly nothing."""
+    units, errors = utterances(300, 0.12, seed=1)
+    worse = errors + (np.arange(300) % 10 == 0)
+    result = evaluation_intervals({"yue-HK": LocaleCounts(units, {"full_context": errors, "chunk_640ms": worse,
+                                                                   "chunk_1280ms": errors.copy()})})
+    full, chunked = (result["per_locale"][m]["yue-HK"] for m in ("full_context", "chunk_640ms"))
+    assert chunked[0] < full[1]  # the rates' intervals overlap...
+    low, high = result["cost_over_reference"]["chunk_640ms"]["yue-HK"]
+    assert 0 < low < worse.sum() / errors.sum() - 1 < high  # ...but the paired cost is above zero
+    assert result["cost_over_reference"]["chunk_1280ms"]["yue-HK"] == [0.0, 0.0]
+
+
+def test_intervals_are_reproducible_and_a_locale_without_errors_leaves_the_disparity_open_above():
+    units, errors = utterances(200, 0.1, seed=2)
+    counts = {"en-US": LocaleCounts(units, {"full_context": errors}),
+              "yue-HK": LocaleCounts(units[:20], {"full_context": np.zeros(20, dtype=int)})}
+    first = evaluation_intervals(counts, options=BootstrapOptions(resamples=500, seed=7))
+    assert first == evaluation_intervals(counts, options=BootstrapOptions(resamples=500, seed=7))
+    assert first["per_locale"]["full_context"]["yue-HK"] == [0.0, 0.0]
+    assert first["disparity"]["full_context"] == [None, None]  # best locale at 0%: the worst is infinitely worse
+
+
+def test_the_evaluation_stores_intervals_beside_every_rate_and_the_model_card_prints_them():
+    from model.corpus.manifest import Utterance
+    from model.evaluate import add_intervals, summarize
+    from model.model_card import evaluation_table, interval_lines
+    from model.scoring import ErrorCount
+
+    rng = np.random.default_rng(3)
+    rows = [Utterance(f"u{i}", "x.wav", "x", locale, "v", 1.0) for i, locale in enumerate(["en-US", "zh-CN"] * 150)]
+    per_utterance = {mode: [ErrorCount(int(rng.binomial(10, p)), 10) for _ in rows]
+                     for mode, p in (("full_context", 0.1), ("chunk_640ms", 0.12))}
+    results = {"modes": {}}
+    for mode, counts in per_utterance.items():
+        totals = {locale: sum((c for c, u in zip(counts, rows) if u.locale == locale), ErrorCount(0, 0))
+                  for locale in ("en-US", "zh-CN")}
+        results["modes"][mode] = summarize(totals)
+    add_intervals(results, rows, per_utterance)
+    en_full = results["modes"]["full_context"]["per_locale"]["en-US"]
+    assert en_full["ci95"][0] < en_full["error_rate"] < en_full["ci95"][1]
+    assert results["modes"]["chunk_640ms"]["disparity_ci95"][0] >= 1.0
+    cost = results["modes"]["chunk_640ms"]["cost_over_full_context"]["zh-CN"]
+    full_errors, chunk_errors = (results["modes"][m]["per_locale"]["zh-CN"]["errors"] for m in ("full_context", "chunk_640ms"))
+    assert cost["relative"] == round(chunk_errors / full_errors - 1, 4) and cost["ci95"][0] < cost["relative"] < cost["ci95"][1]
+    assert "cost_over_full_context" not in results["modes"]["full_context"]
+    table = "\n".join(evaluation_table(results, ["en-US", "zh-CN"]))
+    assert f"{100 * en_full['error_rate']:.1f}% ({100 * en_full['ci95'][0]:.1f}–{100 * en_full['ci95'][1]:.1f})" in table
+    costs = "\n".join(interval_lines({**results, "intervals": {"level": 0.95, "resamples": 2000}}, ["en-US", "zh-CN"]))
+    assert f"| zh-CN | {100 * cost['relative']:+.1f}% ({100 * cost['ci95'][0]:+.1f} to {100 * cost['ci95'][1]:+.1f}) |" in costs
