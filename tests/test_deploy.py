@@ -383,6 +383,32 @@ def test_prometheus_rule_is_the_compose_alert_rules(tmp_path):
     promtool_check_rules(groups, tmp_path)
 
 
+def feedback_series(locale: str, units_per_minute: float, errors_per_minute: float, minutes: int = 120) -> list[dict]:
+    """Two hours of a locale's feedback counters, as promtool test input (one sample a minute)."""
+    return [{"series": f'asr_feedback_reference_units_total{{locale="{locale}"}}', "values": f"0+{units_per_minute}x{minutes}"},
+            {"series": f'asr_feedback_errors_total{{locale="{locale}"}}', "values": f"0+{errors_per_minute}x{minutes}"}]
+
+
+@pytest.mark.parametrize("case, series, fires", [
+    ("a lasting gap with enough feedback", feedback_series("en-US", 20, 2) + feedback_series("yue-HK", 20, 5), True),
+    ("a few sentences at 50%", feedback_series("en-US", 20, 2) + feedback_series("yue-HK", 2, 1), False),
+    ("near-perfect locales", feedback_series("en-US", 1000, 3) + feedback_series("yue-HK", 1000, 1), False),
+])
+def test_the_accuracy_disparity_alert_needs_a_real_gap_on_enough_feedback(tmp_path, case, series, fires):
+    """promtool runs alerts.yml on synthetic counters: 25% against 10% on 1,200 units an hour each fires; a locale
+    with 120 checked units an hour (at 50%) is too little evidence; 0.3% against 0.1% is no gap worth a page."""
+    promtool = shutil.which("promtool")
+    assert promtool, "Debian's prometheus package (promtool) is installed by `make test` (Makefile SYSTEM_PACKAGES)"
+    expected = [{"exp_labels": {"severity": "warning"},
+                 "exp_annotations": {"summary": "worst/best locale error-rate ratio is 2.50 over the last hour"}}]
+    spec = {"rule_files": [str(ROOT / "deploy" / "prometheus" / "alerts.yml")], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [
+                {"eval_time": "100m", "alertname": "ASRAccuracyDisparity", "exp_alerts": expected if fires else []}]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec))
+    result = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, case + "\n" + result.stdout + result.stderr
+
+
 def test_adapter_rule_serves_the_hpa_metric(tmp_path):
     config = yaml.safe_load(manifests()["ConfigMap"]["data"]["config.yaml"])
     (rule,) = config["rules"]
