@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from model.encoder import SUBSAMPLING
 from model.features import FRAME_SHIFT_S
 from model.rescoring import RescoredHypothesis
-from model.tokenizer import Tokenizer
+from model.tokenizer import Tokenizer, is_cjk
 
 ENCODER_FRAME_S = SUBSAMPLING * FRAME_SHIFT_S  # 40 ms
 
@@ -19,6 +19,17 @@ class TokenResult:
     start_s: float
     end_s: float
     confidence: float
+
+
+@dataclass(frozen=True)
+class WordResult:
+    """A word: English subword pieces joined at their word-start markers, or one Chinese character (Chinese is
+    written without spaces; a character is the unit CER counts and what Whisper's Chinese word timestamps give)."""
+
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float  # the lowest of its tokens': a word is as sure as its least sure piece
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class SegmentResult:
     tokens: tuple[TokenResult, ...]
     alternatives: tuple[Alternative, ...]
     locale: str | None = None  # the locale it was decoded as (under `auto`, a segment may differ from the whole)
+    words: tuple[WordResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,27 @@ def token_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, offset_s: fl
     )
 
 
+def starts_word(surface: str, previous: str | None) -> bool:
+    """Whether a token's surface text (Tokenizer.token_text: " hello" for "▁hello") begins a new word."""
+    text = surface.strip()
+    return previous is None or surface[:1].isspace() or is_cjk(text[:1]) or is_cjk(previous.strip()[-1:])
+
+
+def word_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, tokens: tuple[TokenResult, ...]) -> tuple[WordResult, ...]:
+    """The hypothesis' tokens (with their `token_results`) grouped into words."""
+    words: list[WordResult] = []
+    previous = None
+    for timing, token in zip(ranked.hypothesis.tokens, tokens):
+        surface = tokenizer.token_text(timing.token_id)
+        if words and not starts_word(surface, previous):
+            last = words[-1]
+            words[-1] = WordResult(last.text + surface.strip(), last.start_s, token.end_s, min(last.confidence, token.confidence))
+        else:
+            words.append(WordResult(token.text, token.start_s, token.end_s, token.confidence))
+        previous = surface
+    return tuple(words)
+
+
 def segment_result(
     tokenizer: Tokenizer, ranked: list[RescoredHypothesis], index: int, start_s: float, end_s: float,
     nbest: int, frame_offset_s: float | None = None,
@@ -86,4 +119,4 @@ def segment_result(
     )
     confidence = sum(t.confidence for t in tokens) / len(tokens) if tokens else 0.0
     return SegmentResult(index, round(start_s, 3), round(end_s, 3), tokenizer.decode(best.hypothesis.token_ids),
-                         round(confidence, 4), tokens, alternatives)
+                         round(confidence, 4), tokens, alternatives, words=word_results(tokenizer, best, tokens))

@@ -86,12 +86,13 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
 
 def as_transcript(response):
     """TranscriptionResponse -> model.results.Transcript, so server results use the same SRT/VTT writers."""
-    from model.results import Alternative, SegmentResult, TokenResult, Transcript
+    from model.results import Alternative, SegmentResult, TokenResult, Transcript, WordResult
 
     segments = tuple(
         SegmentResult(s.id, s.start, s.end, s.text, s.confidence,
                       tuple(TokenResult(t.text, t.start, t.end, t.confidence) for t in s.tokens),
-                      tuple(Alternative(a.text, a.confidence) for a in s.alternatives))
+                      tuple(Alternative(a.text, a.confidence) for a in s.alternatives), s.locale,
+                      tuple(WordResult(w.text, w.start, w.end, w.confidence) for w in s.words))
         for s in response.segments)
     return Transcript(response.text, response.locale, response.locale_probability, response.duration_s, segments)
 

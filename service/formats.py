@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from model.results import SegmentResult, Transcript
-from service.protocol import AlternativeOut, ModelInfo, SegmentOut, TokenOut, TranscriptionResponse
+from service.protocol import AlternativeOut, ModelInfo, SegmentOut, TokenOut, TranscriptionResponse, WordOut
 
 
 def segment_out(segment: SegmentResult, with_tokens: bool = True) -> SegmentOut:
@@ -12,6 +12,8 @@ def segment_out(segment: SegmentResult, with_tokens: bool = True) -> SegmentOut:
         id=segment.index, start=segment.start_s, end=segment.end_s, text=segment.text,
         confidence=segment.confidence,
         tokens=[TokenOut(text=t.text, start=t.start_s, end=t.end_s, confidence=t.confidence) for t in segment.tokens]
+        if with_tokens else [],
+        words=[WordOut(text=w.text, start=w.start_s, end=w.end_s, confidence=w.confidence) for w in segment.words]
         if with_tokens else [],
         alternatives=[AlternativeOut(text=a.text, confidence=a.confidence) for a in segment.alternatives],
         locale=segment.locale,
@@ -62,8 +64,8 @@ def to_openai_verbose(transcript: Transcript, words: bool, segments: bool) -> di
             for s in transcript.segments
         ]
     if words:
-        body["words"] = [{"word": t.text, "start": t.start_s, "end": t.end_s, "confidence": t.confidence}
-                         for s in transcript.segments for t in s.tokens]
+        body["words"] = [{"word": w.text, "start": w.start_s, "end": w.end_s, "confidence": w.confidence}
+                         for s in transcript.segments for w in s.words]
     return body
 
 

@@ -17,6 +17,13 @@ class TokenOut(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
 
 
+class WordOut(BaseModel):
+    text: str = Field(description="an English word (its subword tokens joined) or one Chinese character")
+    start: float = Field(description="seconds from the start of the audio: its first token's start")
+    end: float = Field(description="its last token's end")
+    confidence: float = Field(ge=0.0, le=1.0, description="the lowest confidence of its tokens")
+
+
 class AlternativeOut(BaseModel):
     text: str
     confidence: float = Field(ge=0.0, le=1.0, description="posterior within the n-best list")
@@ -29,6 +36,7 @@ class SegmentOut(BaseModel):
     text: str
     confidence: float
     tokens: list[TokenOut] = Field(default_factory=list)
+    words: list[WordOut] = Field(default_factory=list, description="the tokens grouped into words")
     alternatives: list[AlternativeOut] = Field(default_factory=list)
     locale: str | None = Field(default=None, description="the locale this segment was decoded as; with 'auto', a "
                                "segment that is surely another locale than the recording's is decoded as that one")
@@ -116,6 +124,7 @@ class FinalMessage(BaseModel):
     end: float
     confidence: float
     tokens: list[TokenOut]
+    words: list[WordOut] = Field(default_factory=list, description="the tokens grouped into words")
     alternatives: list[AlternativeOut]
     locale: str
     locale_probability: float | None = None

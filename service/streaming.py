@@ -271,7 +271,8 @@ class StreamConnection:
         self.token_confidences += [t.confidence for t in out.tokens]
         self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, out.text)
         await self.send(p.FinalMessage(segment=out.id, text=out.text, start=out.start, end=out.end,
-                                       confidence=out.confidence, tokens=out.tokens, alternatives=out.alternatives,
+                                       confidence=out.confidence, tokens=out.tokens, words=out.words,
+                                       alternatives=out.alternatives,
                                        locale=locale, locale_probability=probability, reason=reason,
                                        latency_ms=round(latency_s * 1000, 1)))
 

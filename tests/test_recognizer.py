@@ -227,3 +227,28 @@ def test_the_partial_of_the_chunk_where_auto_decides_is_the_named_locale_partial
                 assert auto.detected_locale == sample["locale"]
                 assert [e.text for e in auto_events] == [e.text for e in named_events]
         assert decided
+
+
+def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_samples):
+    """`words` are what a caption or an OpenAI `timestamp_granularities=word` client wants: an English word is its
+    pieces joined (first piece's start, last piece's end, the least sure piece's confidence); Chinese has one word
+    per character. Checked on the bundled model's own English and Mandarin samples."""
+    from model.audio import load_audio_file
+    from model.checkpoint import load_checkpoint
+
+    bundled = Recognizer(load_checkpoint())
+    for locale in ("en-US", "zh-CN"):
+        sample = next(s for s in bundled_samples if s["locale"] == locale)
+        (segment,) = bundled.transcribe(load_audio_file(sample["path"]), DecodeOptions(locale=locale)).segments
+        words, tokens = segment.words, list(segment.tokens)
+        if locale == "en-US":
+            assert [w.text for w in words] == segment.text.split() and len(tokens) > len(words)  # some words have pieces
+        else:
+            assert [w.text for w in words] == [t.text for t in tokens] == list(segment.text)
+        for word in words:  # each word covers the next run of tokens whose texts spell it
+            run = []
+            while "".join(t.text for t in run) != word.text:
+                run.append(tokens.pop(0))
+            assert (word.start_s, word.end_s) == (run[0].start_s, run[-1].end_s)
+            assert word.confidence == min(t.confidence for t in run)
+        assert not tokens

@@ -49,6 +49,7 @@ def test_upload_returns_text_segments_timestamps_and_confidences(client, bundled
         for token in segment["tokens"]:
             assert segment["start"] <= token["start"] < token["end"] <= segment["end"] + 0.05
             assert 0 < token["confidence"] <= 1
+        assert "".join(w["text"] for w in segment["words"]) == "".join(t["text"] for t in segment["tokens"])
 
 
 def test_raw_body_upload_equals_multipart(client, bundled_samples):
@@ -143,6 +144,7 @@ def test_openai_compatible_formats(client, bundled_samples):
     verbose = client.post(url, files={"file": ("a.wav", data)},
                           data={**common, "response_format": "verbose_json", "timestamp_granularities[]": "word"}).json()
     assert verbose["language"] == "english" and verbose["words"] and verbose["duration"] > 0
+    assert " ".join(w["word"] for w in verbose["words"]) == verbose["text"]  # whole words, not subword pieces
 
 
 @pytest.mark.parametrize("params,status,code", [
