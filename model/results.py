@@ -83,9 +83,11 @@ def token_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, offset_s: fl
 
 
 def starts_word(surface: str, previous: str | None) -> bool:
-    """Whether a token's surface text (Tokenizer.token_text: " hello" for "▁hello") begins a new word."""
-    text = surface.strip()
-    return previous is None or surface[:1].isspace() or is_cjk(text[:1]) or is_cjk(previous.strip()[-1:])
+    """Whether a token's surface text (Tokenizer.token_text: " hello" for "▁hello", " " for a bare "▁") begins a
+    new word: after a word-start marker, and at every CJK character (Chinese is written without spaces)."""
+    text, before = surface.strip(), (previous or "").strip()
+    return (previous is None or surface[:1].isspace() or (bool(text) and is_cjk(text[0]))
+            or (bool(before) and is_cjk(before[-1])))
 
 
 def word_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, tokens: tuple[TokenResult, ...]) -> tuple[WordResult, ...]:
@@ -98,9 +100,9 @@ def word_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, tokens: tuple
             last = words[-1]
             words[-1] = WordResult(last.text + surface.strip(), last.start_s, token.end_s, min(last.confidence, token.confidence))
         else:
-            words.append(WordResult(token.text, token.start_s, token.end_s, token.confidence))
+            words.append(WordResult(surface.strip(), token.start_s, token.end_s, token.confidence))
         previous = surface
-    return tuple(words)
+    return tuple(word for word in words if word.text)  # a bare word-start marker with nothing after it
 
 
 def segment_result(

@@ -1,6 +1,7 @@
 """Tests for model.corpus (fast: synthesis is a handful of espeak calls)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -71,6 +72,49 @@ def test_synthesize(text, voice, units_per_s):
     assert np.sqrt(np.mean(audio ** 2)) > 0.01
     # 50-150 ms padding kept at both ends.
     assert np.max(np.abs(audio[:800])) == 0.0 and np.max(np.abs(audio[-800:])) == 0.0
+
+
+@pytest.mark.parametrize("language", ["en-gb", "en-us", "en-gb-x-rp", "yue"])
+def test_every_variant_is_spoken_by_its_own_voice(language):
+    """espeak-ng resolves "en-gb" (its file is gmw/en) by language and then drops "+variant": its held-out variants
+    once spoke as the plain voice that training used. Two variants of each language must sound different."""
+    text = "我哋今日去咗街市" if language == "yue" else "the sun must repair your eyes"
+    first, second = (synthesize(text, VoiceSpec(language, variant, speed=175)) for variant in ("f5", "m1"))
+    assert first.shape != second.shape or not np.array_equal(first, second)
+
+
+def test_the_en_gb_fix_renames_only_the_jobs_it_renders_anew():
+    """A job's id hashes its plan, so a build skips finished WAVs; the jobs whose audio the fix changed (en-gb) get
+    new ids and are rendered again, and every other job keeps its id and its audio."""
+    from model.corpus.build import make_job
+
+    jobs = {}
+    for seed in range(40):
+        job = make_job("en-US", "test", seed, "the sun must repair your eyes", ["f5", "m1"], (0, seed))
+        jobs.setdefault(job.voice.language == "en-gb", []).append(job)
+    assert jobs[True] and jobs[False]
+    legacy = lambda job: hashlib.sha1(repr((job.text, job.voice, job.condition, job.seed)).encode()).hexdigest()[:8]  # noqa: E731
+    assert all(job.id.endswith(legacy(job)) for job in jobs[False])
+    assert not any(job.id.endswith(legacy(job)) for job in jobs[True])
+
+
+def test_the_library_reports_where_each_word_starts_in_the_same_speech():
+    """bench_timestamps' ground truth: libespeak-ng's word events, one per English word and one per Hanzi, in order,
+    inside the audio; the audio is what the command line speaks for that voice (up to its trailing pause)."""
+    from model.corpus.synthesize import _espeak_raw, to_16k
+    from model.corpus.word_times import synthesize_with_word_times
+
+    for text, voice in (("the sun must repair your eyes", VoiceSpec("en-gb", "f5", speed=175)),
+                        ("迈向充满希望的新世纪", VoiceSpec("cmn-latn-pinyin", "m3", speed=230))):
+        audio, words = synthesize_with_word_times(text, voice, lead_s=0.3, tail_s=0.3)
+        assert [w.text for w in words] == (text.split() if " " in text else list(text))
+        starts = [w.start_s for w in words]
+        assert starts[0] == pytest.approx(0.3, abs=0.02) and starts == sorted(starts) and starts[-1] < len(audio) / SAMPLE_RATE - 0.3
+        spoken = audio[int(0.3 * SAMPLE_RATE) : len(audio) - int(0.3 * SAMPLE_RATE)]
+        command_line = to_16k(*_espeak_raw(text, voice))[: len(spoken)]
+        # Not sample for sample: the engine's noise source (aspiration, fricatives) runs on across calls in a process.
+        envelope = lambda x: np.sqrt((x[: len(x) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1))  # noqa: E731
+        assert len(command_line) == len(spoken) and np.corrcoef(envelope(spoken), envelope(command_line))[0, 1] > 0.95
 
 
 def test_parse_wav_bytes_rejects_garbage():

@@ -34,7 +34,7 @@ from .augment import augment, choose_condition
 from .manifest import Utterance, write_manifest
 from .readable import filter_readable
 from .summary import format_table, summarize
-from .synthesize import SAMPLE_RATE, VoiceSpec, list_languages, list_variants, synthesize
+from .synthesize import SAMPLE_RATE, VoiceSpec, list_languages, list_variants, synthesize, voice_argument
 from .text_sources import load_sentences
 
 SPLITS = ("train", "dev", "test")
@@ -155,7 +155,10 @@ def make_job(locale: str, split: str, i: int, text: str, variants: list[str], se
     rng = np.random.default_rng(seed)
     voice = random_voice(locale, variants, rng)
     condition = choose_condition(rng)
-    digest = hashlib.sha1(repr((text, voice, condition, seed)).encode("utf-8")).hexdigest()[:8]
+    plan = repr((text, voice, condition, seed))
+    if voice_argument(voice) != voice.espeak_voice:  # rendered differently since the en-gb variant fix: new audio
+        plan += f" -v {voice_argument(voice)}"
+    digest = hashlib.sha1(plan.encode("utf-8")).hexdigest()[:8]
     return Job(f"{locale}-{split}-{i:06d}-{digest}", locale, split, text, voice, condition, seed)
 
 

@@ -37,9 +37,26 @@ class VoiceSpec:
         return self.espeak_voice
 
 
+@lru_cache(maxsize=None)
+def voice_file(language: str) -> str:
+    """The voice file of an espeak language code ("en-gb" -> "gmw/en"; MBROLA voices, not installed, skipped)."""
+    rows = subprocess.run(["espeak-ng", "--voices"], capture_output=True, check=True).stdout.decode().splitlines()[1:]
+    files = [row.split()[4] for row in rows if len(row.split()) > 4 and row.split()[1] == language]
+    return next((f for f in files if not f.startswith("mb/")), language)
+
+
+def voice_argument(voice: VoiceSpec) -> str:
+    """What selects the voice with its variant. A language code that is not its voice file's own name ("en-gb",
+    whose file is gmw/en) is resolved by espeak-ng by language, which silently drops "+variant": every en-gb
+    variant spoke as the plain en-gb voice, held-out ones included, until the corpus builder named the file."""
+    file = voice_file(voice.language)
+    name = voice.language if file.rsplit("/", 1)[-1].lower() == voice.language.lower() else file
+    return f"{name}+{voice.variant}" if voice.variant else name
+
+
 def espeak_args(voice: VoiceSpec) -> list[str]:
     return [
-        "espeak-ng", "-v", voice.espeak_voice, "-s", str(voice.speed),
+        "espeak-ng", "-v", voice_argument(voice), "-s", str(voice.speed),
         "-p", str(voice.pitch), "-a", str(min(voice.amplitude, 120)), "--stdout", "--stdin",
     ]
 
