@@ -252,3 +252,20 @@ def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_sampl
             assert (word.start_s, word.end_s) == (run[0].start_s, run[-1].end_s)
             assert word.confidence == min(t.confidence for t in run)
         assert not tokens
+
+
+def test_a_bare_word_start_piece_begins_the_word_its_next_pieces_spell():
+    """SentencePiece may spell a word as a bare "▁" and then pieces without a marker ("▁" + "x" + "y"): the word
+    is "xy", from the bare piece's start; a bare piece at the end of a segment adds no empty word."""
+    from model.checkpoint import load_checkpoint
+    from model.rescoring import RescoredHypothesis
+    from model.results import token_results, word_results
+    from model.search import Hypothesis, TokenTiming
+
+    tokenizer = load_checkpoint().tokenizer
+    pieces = ["▁the", "▁", "x", "y", "你", "▁"]
+    timings = tuple(TokenTiming(tokenizer.token_to_id[p], 2 * i, 2 * i + 1, 0.9 - 0.1 * i) for i, p in enumerate(pieces))
+    ranked = RescoredHypothesis(Hypothesis(timings, 0.0), 0.0, 0.0)
+    words = word_results(tokenizer, ranked, token_results(tokenizer, ranked, 0.0))
+    assert [(w.text, w.start_s, w.end_s, w.confidence) for w in words] == [
+        ("the", 0.0, 0.08, 0.9), ("xy", 0.08, 0.32, 0.6), ("你", 0.32, 0.4, 0.5)]
