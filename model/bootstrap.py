@@ -29,10 +29,19 @@ class LocaleCounts:
     errors: dict[str, np.ndarray]
 
 
-def resampled_rates(counts: LocaleCounts, draws: np.ndarray) -> dict[str, np.ndarray]:
-    """draws (R, N) utterance indices -> each mode's error rate in each resample, (R,)."""
-    units = np.maximum(counts.units[draws].sum(axis=1), 1)
-    return {mode: errors[draws].sum(axis=1) / units for mode, errors in counts.errors.items()}
+def resampled_rates(counts: LocaleCounts, resamples: int, rng: np.random.Generator,
+                    block_elements: int = 4_000_000) -> dict[str, np.ndarray]:
+    """Each mode's error rate in each of `resamples` draws of the utterances with replacement, (R,). Drawn in blocks
+    of at most `block_elements` indices, so a long live window (service/fairness.py) stays within a few tens of MB."""
+    n = len(counts.units)
+    rates: dict[str, list[np.ndarray]] = {mode: [] for mode in counts.errors}
+    block = max(1, block_elements // n)
+    for start in range(0, resamples, block):
+        draws = rng.integers(0, n, (min(block, resamples - start), n))
+        units = np.maximum(counts.units[draws].sum(axis=1), 1)
+        for mode, errors in counts.errors.items():
+            rates[mode].append(errors[draws].sum(axis=1) / units)
+    return {mode: np.concatenate(parts) for mode, parts in rates.items()}
 
 
 def interval(samples: np.ndarray, level: float) -> list[float | None]:
@@ -53,7 +62,7 @@ def evaluation_intervals(by_locale: dict[str, LocaleCounts], reference_mode: str
     """Intervals for every mode's per-locale error rate and disparity (worst / best locale), and for each other
     mode's relative cost over `reference_mode` per locale (rate / reference rate - 1)."""
     rng = np.random.default_rng(options.seed)
-    rates = {locale: resampled_rates(counts, rng.integers(0, len(counts.units), (options.resamples, len(counts.units))))
+    rates = {locale: resampled_rates(counts, options.resamples, rng)
              for locale, counts in sorted(by_locale.items()) if len(counts.units)}
     modes = sorted({mode for per_mode in rates.values() for mode in per_mode})
     result: dict = {"per_locale": {}, "disparity": {}, "cost_over_reference": {}}

@@ -6,7 +6,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 from model.scoring import ErrorCount, uses_words
+
+# GET /v1/fairness resamples the window's scored hypotheses for its intervals: fewer draws than the evaluation's 2,000
+# keep the endpoint cheap with thousands of feedback items in the window; the bounds move by a fraction of a point.
+LIVE_BOOTSTRAP = BootstrapOptions(resamples=500)
 
 
 @dataclass
@@ -34,6 +41,11 @@ class FairnessMonitor:
             counts[locale] = counts.get(locale, ErrorCount(0, 0)) + count
         return counts
 
+    def window_items(self) -> list[tuple[str, ErrorCount]]:
+        """(locale, count) per scored hypothesis in the window: a copy, to compute on off the event loop."""
+        self.expire(time.time())
+        return [(locale, count) for _, locale, count in self.recent]
+
     @staticmethod
     def disparity(counts: dict[str, ErrorCount]) -> float | None:
         """Worst / best error rate among locales with feedback; None until two locales have some."""
@@ -41,6 +53,21 @@ class FairnessMonitor:
         if len(rates) < 2:
             return None
         return max(rates) / max(min(rates), 1e-3)
+
+
+def window_intervals(items: list[tuple[str, ErrorCount]], options: BootstrapOptions = LIVE_BOOTSTRAP) -> dict:
+    """95% bootstrap intervals over a window's scored hypotheses (model/bootstrap.py): each locale's error rate and
+    the worst/best ratio. A few corrected sentences leave a wide interval: read the rate with it."""
+    by_locale: dict[str, list[ErrorCount]] = {}
+    for locale, count in items:
+        by_locale.setdefault(locale, []).append(count)
+    counts = {locale: LocaleCounts(np.array([c.reference_units for c in rows]), {"window": np.array([c.errors for c in rows])})
+              for locale, rows in by_locale.items() if sum(c.reference_units for c in rows) > 0}
+    if not counts:
+        return {"per_locale": {}, "disparity": None}
+    intervals = evaluation_intervals(counts, "window", options)
+    return {"per_locale": intervals["per_locale"]["window"],
+            "disparity": intervals["disparity"]["window"] if len(counts) > 1 else None}
 
 
 def figures(counts: dict[str, ErrorCount]) -> dict:

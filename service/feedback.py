@@ -4,13 +4,14 @@ over any window there; a sliding window here feeds the worst/best locale ratio a
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
 
 from model.scoring import count_errors, uses_words
-from service.fairness import figures
+from service.fairness import figures, window_intervals
 from service.errors import ApiError
 from service.runtime import get_runtime
 
@@ -64,13 +65,16 @@ async def post_feedback(body: FeedbackRequest, request: Request) -> FeedbackResu
 
 @router.get("/v1/fairness")
 async def fairness(request: Request) -> dict:
-    """Per-locale live error rates (all time and over the sliding window) next to the model card's evaluation."""
+    """Per-locale live error rates (all time, and over the sliding window with 95% bootstrap intervals) next to the
+    model card's evaluation."""
     runtime = get_runtime(request)
     window = runtime.fairness.window_counts()
+    intervals = await asyncio.to_thread(window_intervals, runtime.fairness.window_items())  # numpy, off the loop
     return {
         "window_s": runtime.fairness.window_s,
         "live": {"all_time": figures(runtime.fairness.totals), "window": figures(window),
                  "window_disparity": runtime.fairness.disparity(window),
+                 "window_ci95": intervals,
                  "all_time_disparity": runtime.fairness.disparity(runtime.fairness.totals)},
         "evaluated": runtime.recognizer.loaded.metadata.get("evaluation", {}),
     }

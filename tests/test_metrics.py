@@ -72,6 +72,27 @@ def test_feedback_scores_the_returned_hypothesis(live_server, bundled_samples):
     assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_id"
     fairness = httpx.get(f"{live_server.url}/v1/fairness").json()
     assert fairness["live"]["all_time"]["en-US"]["reference_units"] >= scored["reference_units"]
+    low, high = fairness["live"]["window_ci95"]["per_locale"]["en-US"]
+    assert low <= fairness["live"]["window"]["en-US"]["error_rate"] <= high
+
+
+def test_the_live_window_interval_is_wide_on_a_few_sentences_and_narrows_with_feedback():
+    """What an operator reads next to a live rate: 10 sentences (zh-CN at 12%) leave an interval over ten points wide,
+    1,000 leave a few; one locale alone has no disparity interval."""
+    from model.scoring import ErrorCount
+    from service.fairness import window_intervals
+
+    widths = []
+    for sentences in (10, 1000):
+        items = [("zh-CN", ErrorCount(2 * (i % 2 == 0) + (i % 5 == 0), 10)) for i in range(sentences)]
+        items += [("en-US", ErrorCount(1 + (i % 3 == 0), 8)) for i in range(sentences)]
+        result = window_intervals(items)
+        low, high = result["per_locale"]["zh-CN"]
+        widths.append(high - low)
+        assert low <= 0.12 <= high and result["disparity"][0] <= (4 / 3 / 8) / 0.12 <= result["disparity"][1]
+    assert widths[0] > 0.1 and widths[1] < 0.03
+    assert window_intervals([("zh-CN", ErrorCount(1, 10))])["disparity"] is None
+    assert window_intervals([]) == {"per_locale": {}, "disparity": None}
 
 
 def test_random_locale_strings_never_create_series(live_server, bundled_samples):
