@@ -20,7 +20,8 @@ class TokenOut(BaseModel):
 class WordOut(BaseModel):
     text: str = Field(description="an English word (its subword tokens joined) or one Chinese character")
     start: float = Field(description="seconds from the start of the audio: its first token's start")
-    end: float = Field(description="its last token's end")
+    end: float = Field(description="its last token's end plus the usual rest of a syllable (a CTC token fires near "
+                       "where its sound begins), up to the next word's start")
     confidence: float = Field(ge=0.0, le=1.0, description="the lowest confidence of its tokens")
 
 

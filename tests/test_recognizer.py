@@ -231,10 +231,11 @@ def test_the_partial_of_the_chunk_where_auto_decides_is_the_named_locale_partial
 
 def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_samples):
     """`words` are what a caption or an OpenAI `timestamp_granularities=word` client wants: an English word is its
-    pieces joined (first piece's start, last piece's end, the least sure piece's confidence); Chinese has one word
-    per character. Checked on the bundled model's own English and Mandarin samples."""
+    pieces joined (first piece's start, the least sure piece's confidence); Chinese has one word per character. A
+    word ends after its last token (bench_timestamps measures how well). On the bundled model's own samples."""
     from model.audio import load_audio_file
     from model.checkpoint import load_checkpoint
+    from model.results import WORD_END_EXTENSION_S
 
     bundled = Recognizer(load_checkpoint())
     for locale in ("en-US", "zh-CN"):
@@ -245,12 +246,15 @@ def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_sampl
             assert [w.text for w in words] == segment.text.split() and len(tokens) > len(words)  # some words have pieces
         else:
             assert [w.text for w in words] == [t.text for t in tokens] == list(segment.text)
-        for word in words:  # each word covers the next run of tokens whose texts spell it
+        for word, following in zip(words, [*words[1:], None]):  # each word covers the next run of tokens spelling it
             run = []
             while "".join(t.text for t in run) != word.text:
                 run.append(tokens.pop(0))
-            assert (word.start_s, word.end_s) == (run[0].start_s, run[-1].end_s)
-            assert word.confidence == min(t.confidence for t in run)
+            assert word.start_s == run[0].start_s and word.confidence == min(t.confidence for t in run)
+            # ...and ends after its last token, by the rest of a syllable, up to the next word or the segment's end
+            extension = WORD_END_EXTENSION_S["cjk" if locale == "zh-CN" else "other"]
+            limit = following.start_s if following else segment.end_s
+            assert word.end_s == pytest.approx(max(run[-1].end_s, min(limit, run[-1].end_s + extension)), abs=1e-6)
         assert not tokens
 
 
@@ -266,6 +270,6 @@ def test_a_bare_word_start_piece_begins_the_word_its_next_pieces_spell():
     pieces = ["▁the", "▁", "x", "y", "你", "▁"]
     timings = tuple(TokenTiming(tokenizer.token_to_id[p], 2 * i, 2 * i + 1, 0.9 - 0.1 * i) for i, p in enumerate(pieces))
     ranked = RescoredHypothesis(Hypothesis(timings, 0.0), 0.0, 0.0)
-    words = word_results(tokenizer, ranked, token_results(tokenizer, ranked, 0.0))
+    words = word_results(tokenizer, ranked, token_results(tokenizer, ranked, 0.0), segment_end_s=0.5)
     assert [(w.text, w.start_s, w.end_s, w.confidence) for w in words] == [
-        ("the", 0.0, 0.08, 0.9), ("xy", 0.08, 0.32, 0.6), ("你", 0.32, 0.4, 0.5)]
+        ("the", 0.0, 0.08, 0.9), ("xy", 0.08, 0.32, 0.6), ("你", 0.32, 0.5, 0.5)]  # 你 runs on to the segment's end

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from model.corpus.synthesize import VoiceSpec, to_16k, voice_argument
+from model.corpus.synthesize import SAMPLE_RATE, VoiceSpec, to_16k, voice_argument
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 POS_CHARACTER = 1
@@ -40,6 +40,7 @@ _LOCK = threading.Lock()
 class WordTime:
     text: str  # the word as written in the input text
     start_s: float  # where it begins in the returned audio
+    end_s: float  # where the next word begins; the last word ends where the speech does (40 dB below its peak)
 
 
 @dataclass
@@ -72,10 +73,18 @@ def _library() -> tuple[ctypes.CDLL, int, _Capture, object]:
     return library, rate, capture, callback
 
 
+def sound_end(audio: np.ndarray, threshold_db: float = -40.0, frame: int = 160) -> int:
+    """The sample after the last 10 ms frame louder than threshold_db below the peak (synthesize.trim_silence's rule)."""
+    n = audio.size // frame
+    envelope = np.abs(audio[: n * frame]).reshape(n, frame).max(axis=1) if n else np.zeros(0)
+    loud = np.nonzero(envelope > envelope.max(initial=0.0) * 10 ** (threshold_db / 20))[0]
+    return int(loud[-1] + 1) * frame if loud.size else 0
+
+
 def synthesize_with_word_times(text: str, voice: VoiceSpec, lead_s: float = 0.3, tail_s: float = 0.3
                                ) -> tuple[np.ndarray, list[WordTime]]:
     """Speak `text` with `voice` -> float32 16 kHz mono (untrimmed, `lead_s` / `tail_s` of silence around it) and
-    the start time of each of its words in that audio."""
+    the start and end time of each of its words in that audio."""
     library, rate, capture, _ = _library()
     encoded = text.encode("utf-8")
     with _LOCK:
@@ -91,7 +100,10 @@ def synthesize_with_word_times(text: str, voice: VoiceSpec, lead_s: float = 0.3,
         pcm = np.array(capture.samples, dtype=np.float32) / 32768.0
         events = list(capture.words)
     audio = to_16k(pcm, rate)
-    lead = np.zeros(int(lead_s * 16000), np.float32)
-    words = [WordTime(text[position - 1 : position - 1 + length], lead_s + sample / rate)
+    speech_end_s = lead_s + sound_end(audio) / SAMPLE_RATE
+    found = [(text[position - 1 : position - 1 + length], lead_s + sample / rate)
              for position, length, sample in events if position > 0 and length > 0]
-    return np.concatenate([lead, audio, np.zeros(int(tail_s * 16000), np.float32)]), words
+    ends = [start for _, start in found[1:]] + [speech_end_s]
+    words = [WordTime(word, start, end) for (word, start), end in zip(found, ends)]
+    lead = np.zeros(int(lead_s * SAMPLE_RATE), np.float32)
+    return np.concatenate([lead, audio, np.zeros(int(tail_s * SAMPLE_RATE), np.float32)]), words
