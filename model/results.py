@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from model.encoder import SUBSAMPLING
 from model.features import FRAME_SHIFT_S
@@ -113,10 +113,13 @@ def word_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, tokens: tuple
         previous = surface
     words = [word for word in words if word.text]  # a bare word-start marker with nothing after it
     limits = [word.start_s for word in words[1:]] + [segment_end_s]
-    return tuple(
-        WordResult(word.text, word.start_s, round(max(word.end_s, min(limit, word.end_s + WORD_END_EXTENSION_S[
-            "cjk" if is_cjk(word.text[-1]) else "other"])), 3), word.confidence)
-        for word, limit in zip(words, limits))
+    return tuple(replace(word, end_s=heard_end(word, limit)) for word, limit in zip(words, limits))
+
+
+def heard_end(word: WordResult, limit_s: float) -> float:
+    """Its last token's end plus the rest of a syllable (WORD_END_EXTENSION_S), but not past `limit_s`."""
+    extension = WORD_END_EXTENSION_S["cjk" if is_cjk(word.text[-1]) else "other"]
+    return round(max(word.end_s, min(limit_s, word.end_s + extension)), 3)
 
 
 def segment_result(
