@@ -20,11 +20,10 @@ import numpy as np
 import soundfile
 import torch
 
-from bench.common import interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
+from bench.common import benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import rescore
 from model.search import beam_hypotheses
-from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.stream_decoder import EndpointConfig, StreamState, accept_samples, current_locale, drain, new_stream
 
 SEGMENT_S = (2.5, 5.0, 10.0, 20.0)
@@ -74,9 +73,7 @@ def final_cost(recognizer: Recognizer, state: StreamState, whole_vocabulary: boo
 
 def run(options: FinalsBenchOptions) -> dict:
     set_threads(options.threads)
-    checkpoint = options.checkpoint or str(DEFAULT_CHECKPOINT)
-    loaded = load_checkpoint(checkpoint)
-    recognizer = Recognizer(loaded)
+    checkpoint, loaded, recognizer = benchmark_recognizer(options.checkpoint)
     rows = []
     for locale in LOCALES:
         for seconds in SEGMENT_S:

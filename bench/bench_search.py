@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from bench.bench_finals import speech
-from bench.common import interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
-from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from model.recognizer import DecodeOptions, Recognizer
+from bench.common import benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
+from model.recognizer import DecodeOptions
 from model.search import BeamOptions, LmFusion, prefix_beam_search
 
 LOCALES = ("zh-CN", "yue-HK", "en-US")
@@ -60,9 +59,7 @@ def streamed_search(log_probs: torch.Tensor, options: BeamOptions, fusion: LmFus
 
 def run(options: SearchBenchOptions) -> dict:
     set_threads(1)  # the search is Python on one of the server's search threads
-    checkpoint = options.checkpoint or str(DEFAULT_CHECKPOINT)
-    loaded = load_checkpoint(checkpoint)
-    recognizer = Recognizer(loaded)
+    checkpoint, loaded, recognizer = benchmark_recognizer(options.checkpoint)
     rows = []
     for locale in LOCALES:
         encoded = recognizer.encode_segments([speech(locale, options.seconds)], CHUNK_FRAMES)[0]

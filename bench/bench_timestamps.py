@@ -23,13 +23,12 @@ import numpy as np
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from bench.common import machine_info, print_table, set_threads, write_results
-from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from bench.common import benchmark_recognizer, machine_info, print_table, set_threads, write_results
 from model.corpus.build import LOCALES
 from model.corpus.manifest import read_manifest
 from model.corpus.synthesize import VoiceSpec
 from model.corpus.word_times import WordTime, synthesize_with_word_times
-from model.recognizer import DecodeOptions, Recognizer
+from model.recognizer import DecodeOptions
 from model.results import SegmentResult
 from model.scoring import scoring_units
 from model.stream_decoder import FinalEvent, decode_stream_offline
@@ -86,9 +85,7 @@ def error_summary(errors: list[tuple[float, float]], reference_words: int) -> di
 
 def run(options: TimestampBenchOptions) -> dict:
     set_threads(options.threads)
-    checkpoint = options.checkpoint or str(DEFAULT_CHECKPOINT)
-    loaded = load_checkpoint(checkpoint)
-    recognizer = Recognizer(loaded)
+    checkpoint, loaded, recognizer = benchmark_recognizer(options.checkpoint)
     manifest = Path(options.manifest) if Path(options.manifest).exists() else SAMPLES_MANIFEST
     rng = np.random.default_rng(options.seed)
     rows, raw = [], {}

@@ -123,6 +123,17 @@ def to_jsonable(value: object) -> object:
     return value
 
 
+def benchmark_recognizer(checkpoint: str | None):
+    """(checkpoint path, loaded model, Recognizer) of a trained checkpoint, the bundled one by default: for the
+    benchmarks whose result depends on what the model says (search, finals, timestamps), not only on its compute."""
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.recognizer import Recognizer
+
+    path = checkpoint or str(DEFAULT_CHECKPOINT)
+    loaded = load_checkpoint(path)
+    return path, loaded, Recognizer(loaded)
+
+
 def benchmark_model(checkpoint: str | None):
     """(model in eval mode, description). Without a checkpoint: random weights with the bundled model's config,
     which costs the same compute as the trained model (timing does not depend on weight values)."""
