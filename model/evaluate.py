@@ -104,11 +104,19 @@ def transcribe_all(recognizer: Recognizer, utterances: list[Utterance], audio: l
     return transcripts
 
 
+def utterance_errors(utterances: list[Utterance], texts: list[str]) -> list[ErrorCount]:
+    return [count_errors(utterance.text, text, utterance.locale) for utterance, text in zip(utterances, texts)]
+
+
 def error_table(utterances: list[Utterance], texts: list[str]) -> tuple[dict, dict]:
+    return count_table(utterances, utterance_errors(utterances, texts))
+
+
+def count_table(utterances: list[Utterance], counts: list[ErrorCount]) -> tuple[dict, dict]:
+    """Per-locale summary and per-condition rates of per-utterance error counts."""
     by_locale: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
     by_condition: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
-    for utterance, text in zip(utterances, texts):
-        count = count_errors(utterance.text, text, utterance.locale)
+    for utterance, count in zip(utterances, counts):
         by_locale[utterance.locale] += count
         by_condition[f"{utterance.locale}/{utterance.condition}"] += count
     conditions = {k: {"error_rate": round(v.rate, 4), "reference_units": v.reference_units} for k, v in sorted(by_condition.items())}
@@ -124,8 +132,8 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
     per_utterance: dict[str, list[ErrorCount]] = {}
     for name, chunk_frames in modes.items():
         rescored = transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))
-        per_utterance[name] = [count_errors(u.text, t.text, u.locale) for u, t in zip(utterances, rescored)]
-        summary, conditions = error_table(utterances, [t.text for t in rescored])
+        per_utterance[name] = utterance_errors(utterances, [t.text for t in rescored])
+        summary, conditions = count_table(utterances, per_utterance[name])
         results["modes"][name] = {**summary, "per_condition": conditions}
         if chunk_frames is None:  # what each decoding stage adds, at full context
             greedy = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False, lm_weight=0.0))

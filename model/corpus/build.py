@@ -155,9 +155,9 @@ def make_job(locale: str, split: str, i: int, text: str, variants: list[str], se
     rng = np.random.default_rng(seed)
     voice = random_voice(locale, variants, rng)
     condition = choose_condition(rng)
-    plan = repr((text, voice, condition, seed))
-    if voice_argument(voice) != voice.espeak_voice:  # rendered differently since the en-gb variant fix: new audio
-        plan += f" -v {voice_argument(voice)}"
+    plan, argument = repr((text, voice, condition, seed)), voice_argument(voice)
+    if argument != voice.espeak_voice:  # rendered differently since the en-gb variant fix: new audio
+        plan += f" -v {argument}"
     digest = hashlib.sha1(plan.encode("utf-8")).hexdigest()[:8]
     return Job(f"{locale}-{split}-{i:06d}-{digest}", locale, split, text, voice, condition, seed)
 

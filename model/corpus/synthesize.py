@@ -41,7 +41,7 @@ class VoiceSpec:
 def voice_file(language: str) -> str:
     """The voice file of an espeak language code ("en-gb" -> "gmw/en"; MBROLA voices, not installed, skipped)."""
     rows = subprocess.run(["espeak-ng", "--voices"], capture_output=True, check=True).stdout.decode().splitlines()[1:]
-    files = [row.split()[4] for row in rows if len(row.split()) > 4 and row.split()[1] == language]
+    files = [cells[4] for cells in map(str.split, rows) if len(cells) > 4 and cells[1] == language]
     return next((f for f in files if not f.startswith("mb/")), language)
 
 
@@ -84,14 +84,19 @@ def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     return resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
 
 
+def loud_frames(audio: np.ndarray, threshold_db: float = -40.0, frame: int = 160) -> np.ndarray:
+    """Indices of the 10 ms frames louder than threshold_db below the peak (none in silence)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    n = audio.size // frame
+    if peak == 0.0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    env = np.abs(audio[: n * frame]).reshape(n, frame).max(axis=1)
+    return np.nonzero(env > peak * 10 ** (threshold_db / 20))[0]
+
+
 def trim_silence(audio: np.ndarray, threshold_db: float = -40.0, frame: int = 160) -> np.ndarray:
     """Cut leading/trailing 10 ms frames quieter than threshold_db below peak."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak == 0.0:
-        return audio
-    n = audio.size // frame
-    env = np.abs(audio[: n * frame]).reshape(n, frame).max(axis=1)
-    active = np.nonzero(env > peak * 10 ** (threshold_db / 20))[0]
+    active = loud_frames(audio, threshold_db, frame)
     if active.size == 0:
         return audio
     # Keep one frame either side so soft onsets/releases are not clipped.

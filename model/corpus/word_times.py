@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from model.corpus.synthesize import SAMPLE_RATE, VoiceSpec, to_16k, voice_argument
+from model.corpus.synthesize import SAMPLE_RATE, VoiceSpec, loud_frames, to_16k, voice_argument
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 POS_CHARACTER = 1
@@ -73,14 +73,6 @@ def _library() -> tuple[ctypes.CDLL, int, _Capture, object]:
     return library, rate, capture, callback
 
 
-def sound_end(audio: np.ndarray, threshold_db: float = -40.0, frame: int = 160) -> int:
-    """The sample after the last 10 ms frame louder than threshold_db below the peak (synthesize.trim_silence's rule)."""
-    n = audio.size // frame
-    envelope = np.abs(audio[: n * frame]).reshape(n, frame).max(axis=1) if n else np.zeros(0)
-    loud = np.nonzero(envelope > envelope.max(initial=0.0) * 10 ** (threshold_db / 20))[0]
-    return int(loud[-1] + 1) * frame if loud.size else 0
-
-
 def synthesize_with_word_times(text: str, voice: VoiceSpec, lead_s: float = 0.3, tail_s: float = 0.3
                                ) -> tuple[np.ndarray, list[WordTime]]:
     """Speak `text` with `voice` -> float32 16 kHz mono (untrimmed, `lead_s` / `tail_s` of silence around it) and
@@ -100,7 +92,8 @@ def synthesize_with_word_times(text: str, voice: VoiceSpec, lead_s: float = 0.3,
         pcm = np.array(capture.samples, dtype=np.float32) / 32768.0
         events = list(capture.words)
     audio = to_16k(pcm, rate)
-    speech_end_s = lead_s + sound_end(audio) / SAMPLE_RATE
+    loud = loud_frames(audio)  # the last word ends with the last 10 ms frame within 40 dB of the peak
+    speech_end_s = lead_s + (int(loud[-1]) + 1) / 100 if loud.size else lead_s  # frames of 10 ms
     found = [(text[position - 1 : position - 1 + length], lead_s + sample / rate)
              for position, length, sample in events if position > 0 and length > 0]
     ends = [start for _, start in found[1:]] + [speech_end_s]
