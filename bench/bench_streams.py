@@ -149,11 +149,12 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1000) if values else float("nan")
 
 
-def server_or_start(url: str | None, chunk_ms: int):
+def server_or_start(url: str | None, chunk_ms: int, full_context_finals: bool = False):
     """(base URL, the started server or None): an already running server, or a fresh one for this run."""
     if url:
         return url.rstrip("/"), None
-    server = start_server(Path(tempfile.mkdtemp()), env={"ASR_CHUNK_MS": str(chunk_ms), "ASR_MAX_STREAMS": "1000"})
+    server = start_server(Path(tempfile.mkdtemp()), env={"ASR_CHUNK_MS": str(chunk_ms), "ASR_MAX_STREAMS": "1000",
+                                                         "ASR_FULL_CONTEXT_FINALS": str(full_context_finals).lower()})
     return server.url, server
 
 
@@ -165,8 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--piece-ms", type=int, default=200, help="client send interval (microphone buffer)")
     parser.add_argument("--server", help="an already running server's base URL (default: start one)")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at the first level that fails")
+    parser.add_argument("--full-context-finals", action="store_true",
+                        help="the started server decodes each final again at full context (ASR_FULL_CONTEXT_FINALS)")
     args = parser.parse_args(argv)
-    base, server = server_or_start(args.server, args.chunk_ms)
+    base, server = server_or_start(args.server, args.chunk_ms, args.full_context_finals)
     ws_url = base.replace("http", "ws", 1) + "/v1/stream"
     pcm = test_audio(args.seconds)
     rows = []
@@ -190,11 +193,13 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
               f'{r["step_p50_ms"]:.0f}/{r["step_p95_ms"]:.0f}/{r["step_p99_ms"]:.0f}', f'{r["mean_batch"]:.1f}',
               f'{r["server_cpu_percent"]:.0f}', f'{r["server_rss_mb"]:.0f}', "yes" if r["real_time"] else "NO"]
              for r in rows]
-    print_table(f"Paced streams, {args.chunk_ms} ms chunks, {args.seconds:.0f} s of audio each", headers, table)
+    second = ", finals decoded again at full context" if args.full_context_finals else ""
+    print_table(f"Paced streams, {args.chunk_ms} ms chunks{second}, {args.seconds:.0f} s of audio each", headers, table)
     best = max((r["streams"] for r in rows if r["real_time"]), default=0)
     print(f"\nlargest real-time level: {best} streams")
-    write_results(f"stream_load_{args.chunk_ms}ms", {"machine": machine_info(2), "chunk_ms": args.chunk_ms,
-                                                     "largest_real_time_streams": best, "levels": rows})
+    name = f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
+    write_results(name, {"machine": machine_info(2), "chunk_ms": args.chunk_ms, "full_context_finals": args.full_context_finals,
+                         "largest_real_time_streams": best, "levels": rows})
 
 
 if __name__ == "__main__":

@@ -147,8 +147,9 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
     for utterance, transcript in zip(utterances, detected):
         hits[utterance.locale].append(transcript.locale == utterance.locale)
     results["locale_detection_accuracy"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())}
-    results["streamed_auto"] = evaluate_streamed_auto(recognizer, utterances, audio)
-    print("streamed_auto", json.dumps({k: v["error_rate"] for k, v in results["streamed_auto"]["per_locale"].items()}), flush=True)
+    for key, full_context_finals in (("streamed_auto", False), ("streamed_auto_full_context_finals", True)):
+        results[key] = evaluate_streamed_auto(recognizer, utterances, audio, full_context_finals=full_context_finals)
+        print(key, json.dumps({k: v["error_rate"] for k, v in results[key]["per_locale"].items()}), flush=True)
     return results
 
 
@@ -179,21 +180,23 @@ def add_intervals(results: dict, utterances: list[Utterance], per_utterance: dic
 
 
 def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], audio: list[torch.Tensor],
-                           chunk_ms: int = 640) -> dict:
+                           chunk_ms: int = 640, full_context_finals: bool = False) -> dict:
     """The WebSocket default: the streaming path (model.stream_decoder, the service's code, endpointing included)
     at `chunk_ms` with `locale=auto`, so the locale is detected while the audio arrives. Error rates per locale, and
-    how often the finals were decoded as the right locale."""
+    how often the finals were decoded as the right locale. `full_context_finals`: the stream option that decodes
+    each final again from its segment's audio at full context."""
     from model.results import join_texts
     from model.stream_decoder import FinalEvent, decode_stream_offline
 
     texts, hits = [], defaultdict(list)
+    options = DecodeOptions(locale=None, full_context_finals=full_context_finals)
     for utterance, samples in zip(utterances, audio):
-        _, events = decode_stream_offline(recognizer, samples, DecodeOptions(locale=None), chunk_ms // ENCODER_FRAME_MS)
+        _, events = decode_stream_offline(recognizer, samples, options, chunk_ms // ENCODER_FRAME_MS)
         spoken = [e for e in events if isinstance(e, FinalEvent) and e.segment.text]
         texts.append(join_texts([e.segment.text for e in spoken]))
         hits[utterance.locale] += [e.segment.locale == utterance.locale for e in spoken]
     summary, _ = error_table(utterances, texts)
-    return {**summary, "chunk_ms": chunk_ms,
+    return {**summary, "chunk_ms": chunk_ms, "full_context_finals": full_context_finals,
             "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items()) if v}}
 
 

@@ -204,7 +204,17 @@ def streamed_auto_lines(results: dict) -> list[str]:
             "streaming path with its endpointing; the locale is detected while the audio arrives): "
             + ", ".join(f"{k} {pct(v['error_rate'])}" for k, v in streamed["per_locale"].items())
             + "; finals decoded as the right locale: "
-            + ", ".join(f"{k} {pct(v)}" for k, v in streamed.get("final_locale_accuracy", {}).items()) + ".", ""]
+            + ", ".join(f"{k} {pct(v)}" for k, v in streamed.get("final_locale_accuracy", {}).items()) + ".", "",
+            *full_context_finals_lines(results)]
+
+
+def full_context_finals_lines(results: dict) -> list[str]:
+    second = results.get("streamed_auto_full_context_finals")
+    if not second:
+        return []
+    return ["The same streams with `full_context_finals` (each final decoded again from its segment's audio at full "
+            "context; partials unchanged): " + ", ".join(f"{k} {pct(v['error_rate'])}" for k, v in second["per_locale"].items())
+            + ".", ""]
 
 
 def render_model_card(loaded: LoadedModel, results: dict) -> str:

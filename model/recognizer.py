@@ -38,6 +38,9 @@ class DecodeOptions:
     rescore: bool = True  # attention rescoring of finals (second pass)
     chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
     lm_weight: float | None = None  # n-gram LM fusion weight; None = the checkpoint's tuned value, 0 = off
+    # Streams: decode each final again from its segment's audio at full context (second pass) instead of from the
+    # chunked encoder's frames; partials stay streaming. model.stream_decoder.full_context_final.
+    full_context_finals: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,15 @@ class Recognizer:
                            allowed=allowed)
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
 
+    def decode_segment(self, encoded: torch.Tensor, locale: str, options: DecodeOptions,
+                       trie: HotwordTrie | None) -> list[RescoredHypothesis]:
+        """Both passes over one segment's encoder output (S, D): the search under the locale's tokens, LM and the
+        hotwords, then attention rescoring of its n-best. Nothing for a segment without frames."""
+        if not encoded.shape[0]:
+            return []
+        hypotheses = self.search(self.ctc_log_probs(encoded, locale), locale, options, trie, self.lm_fusion(locale, options))
+        return self.finalize(encoded, hypotheses, locale, options) if hypotheses else []
+
     # ------------------------------------------------------------------------------------------------ offline
 
     @torch.no_grad()
@@ -173,9 +185,7 @@ class Recognizer:
         for index, (span, enc) in enumerate(segments):
             sure = self.sure_locale(enc) if options.locale is None else None
             own = sure[0] if sure else locale
-            fusion = self.lm_fusion(own, options)
-            hypotheses = self.search(self.ctc_log_probs(enc, own), own, options, trie, fusion) if enc.shape[0] else []
-            ranked = self.finalize(enc, hypotheses, own, options) if hypotheses else []
+            ranked = self.decode_segment(enc, own, options, trie)
             result = segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest)
             results.append(replace(result, locale=own))
         spoken = [r for r in results if r.text]

@@ -12,6 +12,11 @@ segment so far is searched again under that locale's tokens and LM, and the sear
 stream that named its locale. Each final checks the choice against all the evidence: a segment that is surely
 another locale on its own (code-switching between utterances), or a stream whose evidence as a whole now says
 otherwise, is searched again under that locale before it is rescored.
+
+With `DecodeOptions.full_context_finals` a stream also keeps its open segment's audio, and each final is decoded
+again from it at full context (both passes, as an upload's segment is): the chunked encoder never sees past its
+chunk, which costs accuracy (the model card's 640 ms column), while a final waits for the endpoint's silence anyway.
+Partials stay streaming; the final costs one full-context encoder pass and search over its segment more.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class StreamState:
     segment_index: int = 0
     segment_start_frame: int = 0  # stream encoder frame where the current segment began
     segment_encoded: tuple[torch.Tensor, ...] = ()  # encoder frames of the current segment, for rescoring
+    segment_audio: tuple[torch.Tensor, ...] = ()  # the current segment's samples (only for full-context finals)
     frames: int = 0  # encoder frames decoded so far in the stream
     trailing_blank_frames: int = 0
     locale_sum: torch.Tensor | None = None  # (D,) running sum of encoder output, for `auto`
@@ -102,7 +108,12 @@ def accept_samples(state: StreamState, samples: torch.Tensor) -> StreamState:
 
 def next_chunk(state: StreamState, final: bool = False) -> tuple[AudioChunk | None, StreamState]:
     chunk, audio = take_audio_chunk(state.audio, state.chunk_frames, final)
-    return chunk, replace(state, audio=audio)
+    if chunk is None or not state.options.full_context_finals:
+        return chunk, replace(state, audio=audio)
+    # The samples this chunk moves the stream past (what the buffer no longer holds), not its padded window: a
+    # chunk shares its last frames' samples with the next one.
+    consumed = state.audio.samples[: state.audio.samples.shape[0] - audio.samples.shape[0]]
+    return chunk, replace(state, audio=audio, segment_audio=state.segment_audio + (consumed,))
 
 
 def search_locale(state: StreamState) -> str | None:
@@ -235,19 +246,30 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
         trie = state.hotwords
         state = check_locale_before_final(recognizer, state)
         locale, probability = current_locale(recognizer, state)
-        hypotheses = beam_hypotheses(state.search, trie, final=True,
-                                     fusion=recognizer.lm_fusion(search_locale(state), state.options))
-        encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
-        ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
+        if state.options.full_context_finals and state.segment_audio:
+            ranked = full_context_final(recognizer, state, locale)
+        else:
+            hypotheses = beam_hypotheses(state.search, trie, final=True,
+                                         fusion=recognizer.lm_fusion(search_locale(state), state.options))
+            encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
+            ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
         segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
         if segment.text or reason == "stop":
             events.append(FinalEvent(replace(segment, locale=locale), reason, probability))
     spoke = bool(events) and bool(events[0].segment.text)
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
-        segment_start_frame=state.frames, segment_encoded=(), trailing_blank_frames=0,
+        segment_start_frame=state.frames, segment_encoded=(), segment_audio=(), trailing_blank_frames=0,
     )
     return next_state, events
+
+
+def full_context_final(recognizer: Recognizer, state: StreamState, locale: str) -> list[RescoredHypothesis]:
+    """The open segment decoded again from its audio as an upload's segment is: encoder at full context, search
+    under the locale's tokens, LM and the stream's hotwords, attention rescoring. Its token times count from the
+    segment's first sample, as the streaming pass's do."""
+    [encoded] = recognizer.encode_segments([torch.cat(state.segment_audio)], None)
+    return recognizer.decode_segment(encoded, locale, state.options, state.hotwords)
 
 
 def finish_stream(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:

@@ -186,7 +186,8 @@ def stream(args: argparse.Namespace) -> int:
     with ASRClient(args.server, api_key=args.api_key, timeout=args.timeout) as client:
         try:
             for event in client.stream(args.file, locale=args.locale, nbest=args.nbest,
-                                       hotwords=hotword_list(args.hotwords), realtime=args.realtime):
+                                       hotwords=hotword_list(args.hotwords), realtime=args.realtime,
+                                       full_context_finals=args.full_context_finals):
                 if event.type == "ready":
                     print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)", file=sys.stderr)
                 elif event.type == "partial":
@@ -293,6 +294,8 @@ def add_stream(commands) -> None:
     parser.add_argument("--realtime", action="store_true", help="send at real-time speed, as a microphone would")
     parser.add_argument("--partials", action=argparse.BooleanOptionalAction, default=None,
                         help="show partial results in place (default: when stdout is a terminal)")
+    parser.add_argument("--full-context-finals", action=argparse.BooleanOptionalAction, default=None,
+                        help="decode each final again at full context (default: the server's setting)")
 
 
 def build_parser() -> argparse.ArgumentParser:

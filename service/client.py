@@ -182,9 +182,9 @@ def retryable_before_audio(error: Exception) -> bool:
 
 
 def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], hotword_boost: float,
-                   interim_results: bool, endpointing: dict | None) -> dict:
+                   interim_results: bool, endpointing: dict | None, full_context_finals: bool | None = None) -> dict:
     return {"locale": locale, "nbest": nbest, "hotwords": list(hotwords), "hotword_boost": hotword_boost,
-            "interim_results": interim_results, "endpointing": endpointing}
+            "interim_results": interim_results, "endpointing": endpointing, "full_context_finals": full_context_finals}
 
 
 # ------------------------------------------------------------------------------------------------ blocking
@@ -231,11 +231,13 @@ class ASRClient:
 
     def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
                hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0, interim_results: bool = True,
-               endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100) -> Iterator[StreamEvent]:
+               endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100,
+               full_context_finals: bool | None = None) -> Iterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
-        The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent."""
+        The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent.
+        `full_context_finals`: finals decoded again at full context (None: the server's setting)."""
         events = self._client.stream(audio, sample_rate, locale, nbest, hotwords, hotword_boost, interim_results,
-                                     endpointing, realtime, piece_ms)
+                                     endpointing, realtime, piece_ms, full_context_finals)
         try:
             while True:
                 try:
@@ -289,10 +291,11 @@ class AsyncASRClient:
     async def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
                      hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0,
                      interim_results: bool = True, endpointing: dict | None = None, realtime: bool = False,
-                     piece_ms: int = 100) -> AsyncIterator[StreamEvent]:
-        """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError."""
+                     piece_ms: int = 100, full_context_finals: bool | None = None) -> AsyncIterator[StreamEvent]:
+        """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
+        `full_context_finals`: finals decoded again at full context (None: the server's setting)."""
         request = await asyncio.to_thread(stream_request, audio, sample_rate, realtime, piece_ms, **stream_options(
-            locale, nbest, hotwords, hotword_boost, interim_results, endpointing))
+            locale, nbest, hotwords, hotword_boost, interim_results, endpointing, full_context_finals))
         for attempt in range(self.max_retries + 1):
             ready = None
             try:

@@ -88,6 +88,9 @@ class StartMessage(BaseModel):
     hotwords: list[str] = Field(default_factory=list, max_length=100)
     hotword_boost: float = Field(default=2.0, ge=0.0, le=10.0)
     endpointing: EndpointOverrides | None = None
+    full_context_finals: bool | None = Field(
+        default=None, description="decode each final again from its segment's audio at full context (partials stay "
+                                  "streaming); unset: the server's ASR_FULL_CONTEXT_FINALS")
 
 
 class StopMessage(BaseModel):
@@ -107,6 +110,7 @@ class ReadyMessage(BaseModel):
     locale: str
     sample_rate: int
     chunk_ms: int
+    full_context_finals: bool = Field(default=False, description="whether this stream's finals are decoded again at full context")
     model: ModelInfo
 
 

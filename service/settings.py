@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Prefixes the beam search keeps per frame; unset: the model's per-locale beam, tuned on dev with its LM
     # (8 where untuned). A number here overrides it for every locale, e.g. 4 for more streams per core.
     default_beam_size: int | None = Field(default=None, ge=1, le=64)
+    # Streams: decode each final again from its segment's audio at full context (partials stay streaming); a
+    # stream's `start` message may choose otherwise. Off by default: it searches each segment twice.
+    full_context_finals: bool = False
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:

@@ -167,11 +167,14 @@ class StreamConnection:
         self.open_session(start, locale)
         await self.send(p.ReadyMessage(session_id=self.session_id, locale=locale or "auto",
                                        sample_rate=start.sample_rate, chunk_ms=self.settings.chunk_ms,
+                                       full_context_finals=self.state.options.full_context_finals,
                                        model=self.runtime.model_info))
 
     def open_session(self, start: p.StartMessage, locale: str | None) -> None:
         options = DecodeOptions(locale=locale, nbest=start.nbest, hotwords=tuple(start.hotwords),
-                                hotword_boost=start.hotword_boost, beam_size=self.settings.default_beam_size)
+                                hotword_boost=start.hotword_boost, beam_size=self.settings.default_beam_size,
+                                full_context_finals=(self.settings.full_context_finals if start.full_context_finals is None
+                                                     else start.full_context_finals))
         self.state = new_stream(self.runtime.recognizer, options, self.settings.chunk_ms // 40,
                                 endpoint_config(self.runtime, start))
         if start.sample_rate != SAMPLE_RATE:

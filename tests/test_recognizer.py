@@ -1,12 +1,15 @@
 """The engine: offline transcription returns timed, confident tokens; the streaming path gives the same finals as
 offline decoding at the same chunk size; long recordings are cut at silences; endpointing splits segments."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from model.features import SAMPLE_RATE
 from model.recognizer import DecodeOptions, Recognizer
+from model.results import join_texts
 from model.segmenter import SegmenterOptions, split_at_silences
 from model.stream_decoder import EndpointConfig, FinalEvent, PartialEvent, decode_stream_offline
 
@@ -52,6 +55,48 @@ def test_streamed_finals_equal_offline_decoding_at_the_same_chunk_size(recognize
     assert finals[0].segment.text == offline.text
     assert [t.text for t in finals[0].segment.tokens] == [t.text for s in offline.segments for t in s.tokens]
     assert any(isinstance(e, PartialEvent) for e in events)
+
+
+@pytest.mark.parametrize("chunk_frames", [4, 16])
+def test_full_context_finals_equal_the_upload_of_the_same_audio(recognizer, chunk_frames):
+    """With `full_context_finals` a stream's final is its segment decoded again at full context: text, tokens and
+    their times are what an upload of the same audio gives, whatever the chunk size and however the audio arrives."""
+    audio = noise_burst(3.3, 2)
+    offline = recognizer.transcribe(audio, DecodeOptions(locale="en-US", nbest=2))
+    never = EndpointConfig(min_trailing_silence_s=1e9, max_silence_without_speech_s=1e9, max_segment_s=1e9)
+    options = DecodeOptions(locale="en-US", nbest=2, full_context_finals=True)
+    _, events = decode_stream_offline(recognizer, audio, options, chunk_frames, never, piece_samples=1234)
+    [final] = [e for e in events if isinstance(e, FinalEvent)]
+    assert offline.text and final.segment.text == offline.text
+    [segment] = offline.segments
+    assert [(t.text, t.start_s, t.end_s) for t in final.segment.tokens] == [(t.text, t.start_s, t.end_s) for t in segment.tokens]
+    assert [a.text for a in final.segment.alternatives] == [a.text for a in segment.alternatives]
+    streamed = decode_stream_offline(recognizer, audio, replace(options, full_context_finals=False), chunk_frames, never)[1]
+    assert [e.text for e in events if isinstance(e, PartialEvent)] == [e.text for e in streamed if isinstance(e, PartialEvent)]
+
+
+def test_full_context_finals_of_endpointed_speech_read_as_the_upload_does(bundled_samples):
+    """The bundled model, samples with silence around them streamed in 640 ms chunks with endpointing: each
+    final decoded again from its segment's audio says what the upload of that sample says, at the same word times
+    (the segment's audio starts on the stream's timeline, after the leading silence)."""
+    import soundfile
+
+    from model.checkpoint import load_checkpoint
+
+    recognizer = Recognizer(load_checkpoint())
+    silence = torch.zeros(SAMPLE_RATE)
+    for sample in bundled_samples[::3]:
+        speech = torch.from_numpy(soundfile.read(sample["path"], dtype="float32")[0])
+        audio = torch.cat([silence, speech, silence, silence])
+        options = DecodeOptions(locale=sample["locale"], full_context_finals=True)
+        upload = recognizer.transcribe(audio, replace(options, full_context_finals=False))
+        _, events = decode_stream_offline(recognizer, audio, options, 16)
+        finals = [e.segment for e in events if isinstance(e, FinalEvent) and e.segment.text]
+        assert join_texts([f.text for f in finals]) == upload.text != ""
+        streamed_words = [(w.text, round(w.start_s, 2)) for f in finals for w in f.words]
+        upload_words = [(w.text, round(w.start_s, 2)) for s in upload.segments for w in s.words]
+        assert [w for w, _ in streamed_words] == [w for w, _ in upload_words]
+        assert all(abs(a - b) <= 0.08 for (_, a), (_, b) in zip(streamed_words, upload_words))  # 2 encoder frames
 
 
 def test_long_recordings_are_cut_at_silences():

@@ -30,10 +30,10 @@ async def stream_audio(ws_url: str, pcm: bytes, start: dict | None = None, piece
     return messages
 
 
-def offline_text(live_server, path, locale: str) -> str:
+def offline_text(live_server, path, locale: str, chunk_ms: int | None = CHUNK_MS) -> str:
     with open(path, "rb") as handle:
         response = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", handle)},
-                              data={"locale": locale, "chunk_ms": str(CHUNK_MS)}, timeout=60)
+                              data={"locale": locale, **({"chunk_ms": str(chunk_ms)} if chunk_ms else {})}, timeout=60)
     return response.json()["text"]
 
 
@@ -64,6 +64,21 @@ def test_streamed_final_equals_offline_transcription_at_the_same_chunk_size(live
         streamed = "".join(m["text"] for m in finals(messages)) if sample["locale"] != "en-US" else \
             " ".join(m["text"] for m in finals(messages))
         assert streamed == offline_text(live_server, sample["path"], sample["locale"])
+
+
+def test_full_context_finals_say_what_the_upload_says(live_server, bundled_samples):
+    """A stream that asks for `full_context_finals` gets each final decoded again at full context: what an upload
+    of the same audio returns, while its partials come from the chunked encoder as before."""
+    for sample in bundled_samples[1::2]:
+        audio = read_mono16k(sample["path"])
+        messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio),
+                                            {"locale": sample["locale"], "full_context_finals": True}, 3334))
+        assert messages[0]["full_context_finals"] is True
+        joiner = " " if sample["locale"] == "en-US" else ""
+        assert joiner.join(m["text"] for m in finals(messages)) == offline_text(live_server, sample["path"], sample["locale"], None)
+        assert any(m["type"] == "partial" and m["text"] for m in messages)
+    default = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(bundled_samples[0]["path"]))))
+    assert default[0]["full_context_finals"] is False  # the server's setting (ASR_FULL_CONTEXT_FINALS) is off
 
 
 def test_auto_locale_streams_decode_as_the_detected_locale_like_offline_auto(live_server, bundled_samples):

@@ -92,6 +92,8 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert set(results["modes"]["full_context"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     assert set(results["streamed_auto"]["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}  # the WebSocket default
     assert "Streamed with `locale=auto`" in card.read_text()
+    assert results["streamed_auto_full_context_finals"]["full_context_finals"] is True  # the stream option, measured
+    assert "The same streams with `full_context_finals`" in card.read_text()
     assert "Trained on synthetic speech only" in card.read_text()
     assert "| 6-10 |" in card.read_text() and "| train.jsonl (0.0" in card.read_text()  # the training runs table
     assert load_checkpoint(averaged).metadata["evaluation"]["utterances"] == results["utterances"]
