@@ -103,6 +103,16 @@ def test_stream_prints_partials_in_place_and_finals_on_lines(live_server, bundle
     assert "segment(s)" in result.stderr
 
 
+def test_stream_full_context_finals_print_the_upload_transcript(live_server, bundled_samples):
+    sample = bundled_samples[7]  # English: finals join with spaces
+    result = openasr("stream", "--server", live_server.url, "--locale", sample["locale"], "--no-partials",
+                     "--full-context-finals", str(sample["path"]))
+    assert result.returncode == 0, result.stderr
+    finals = [FINAL_LINE.match(line) for line in result.stdout.split("\n") if line.strip()]
+    assert finals and all(finals)
+    assert " ".join(f.group(3) for f in finals) == api_response(live_server, sample)["text"]
+
+
 def test_stream_reports_server_errors(live_server, bundled_samples):
     result = openasr("stream", "--server", live_server.url, "--locale", "xx-YY", str(bundled_samples[0]["path"]))
     assert result.returncode == 1

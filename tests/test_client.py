@@ -65,6 +65,15 @@ def test_stream_yields_typed_events_and_the_streamed_transcript(live_server, bun
     assert joined(finals, sample["locale"]) == api_text(live_server, sample, chunk_ms=str(CHUNK_MS))
 
 
+def test_a_stream_asks_for_full_context_finals(live_server, bundled_samples):
+    sample = bundled_samples[3]
+    with ASRClient(live_server.url) as client:
+        events = list(client.stream(sample["path"], locale=sample["locale"], full_context_finals=True))
+    assert events[0].full_context_finals is True
+    finals = [e for e in events if isinstance(e, FinalMessage)]
+    assert joined(finals, sample["locale"]) == api_text(live_server, sample)  # the upload at full context
+
+
 def test_async_realtime_stream_is_paced_like_a_microphone(live_server, bundled_samples):
     sample = bundled_samples[3]
 
