@@ -135,7 +135,8 @@ def model_card(runtime: Runtime) -> dict:
             "device": str(runtime.recognizer.device),
             "precision": str(runtime.recognizer.dtype).removeprefix("torch."),  # model.precision.serving_dtype
             "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": 40, "feature_frame_ms": 10,
-                          "left_context_ms": encoder.left_context_frames * 40, "sample_rate": 16000},
+                          "left_context_ms": encoder.left_context_frames * 40, "sample_rate": 16000,
+                          "full_context_finals": runtime.settings.full_context_finals},
             "training_data": metadata.get("training_data", {}),
             "evaluation": metadata.get("evaluation", {}),
             "limitations": metadata.get("limitations", ""),

@@ -25,8 +25,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 RECORD_SENT_FRAMES = """
 window.__sentAudio = [];
 window.__sentBytes = 0;
+window.__sentText = [];
 const originalSend = WebSocket.prototype.send;
 WebSocket.prototype.send = function (data) {
+  if (typeof data === "string") window.__sentText.push(JSON.parse(data));
   if (data instanceof ArrayBuffer) {
     window.__sentAudio.push(new Uint8Array(data.slice(0)));
     window.__sentBytes += data.byteLength;
@@ -87,12 +89,13 @@ def save_screenshot(page, tmp_path: Path, name: str) -> None:
     shutil.copy(shot, OUTPUT_DIR / name)
 
 
-def replay(ws_url: str, pcm: bytes, locale: str, piece_bytes: int = 3200) -> list[str]:
+def replay(ws_url: str, pcm: bytes, locale: str, piece_bytes: int = 3200, full_context_finals: bool = False) -> list[str]:
     """Stream `pcm` ourselves, as the page did (16 kHz s16le, 100 ms frames); return the non-empty finals' texts.
     (Blocking client: Playwright's sync API already runs an event loop in this thread.)"""
     texts = []
     with connect(ws_url, max_size=None) as ws:
-        ws.send(json.dumps({"type": "start", "locale": locale, "sample_rate": 16000, "encoding": "pcm_s16le"}))
+        ws.send(json.dumps({"type": "start", "locale": locale, "sample_rate": 16000, "encoding": "pcm_s16le",
+                            "full_context_finals": full_context_finals}))
         assert json.loads(ws.recv())["type"] == "ready"
         for offset in range(0, len(pcm), piece_bytes):
             ws.send(pcm[offset : offset + piece_bytes])
@@ -153,11 +156,16 @@ def test_the_page_and_its_modules_are_served(live_server):
 
 @pytest.mark.parametrize("resampling", ["browser", "worklet"])
 def test_live_microphone_shows_the_servers_transcript(playwright, live_server, bundled_samples, tmp_path, resampling):
+    """(The worklet run also ticks "Full-context finals": the page asks for them, and shows what they say.)"""
     sample = bundled_samples[1]
     mic_file, speech = fake_microphone_file(sample["path"], tmp_path)
+    full_context_finals = resampling == "worklet"
     browser = launch(playwright, mic_file)
     try:
         page = open_page(browser, live_server, sample["locale"], "?resample=worklet" if resampling == "worklet" else "")
+        assert not page.is_checked("#full-context-finals")  # the server's default (ASR_FULL_CONTEXT_FINALS) is off
+        if full_context_finals:
+            page.check("#full-context-finals")
         # Stop once the speech and most of the trailing silence went out: before the file ends, after the endpoint.
         record_from_microphone(page, LEAD_S + len(speech) / 16000 + TAIL_S - 0.3)
         shown = page.eval_on_selector_all(".segment.final .seg-text", "rows => rows.map(r => r.textContent)")
@@ -165,16 +173,18 @@ def test_live_microphone_shows_the_servers_transcript(playwright, live_server, b
         meta = page.locator(".segment.final .seg-meta").first.text_content()
         save_screenshot(page, tmp_path, f"web-live-{resampling}.png")
         sent = base64.b64decode(page.evaluate(SENT_AUDIO_BASE64))
+        [start] = [m for m in page.evaluate("window.__sentText") if m["type"] == "start"]
     finally:
         browser.close()
 
+    assert start["full_context_finals"] is full_context_finals
     assert shown and all(shown), "the page shows at least one non-empty final"
     assert sample["locale"] in meta and " ms" in meta  # detected locale and latency are shown
     # The browser resamples the fake capture (file rate -> device rate -> AudioContext rate -> 16 kHz), so
     # its audio is close to the file but not bit-equal, and a model's transcript of it
     # may differ from the file's. Exact check: the page shows exactly what the server returns for the very
     # audio the page sent. Signal check: that audio is the sample, faithfully resampled.
-    assert shown == replay(live_server.ws_url, sent, sample["locale"])
+    assert shown == replay(live_server.ws_url, sent, sample["locale"], full_context_finals=full_context_finals)
     sent_audio = np.frombuffer(sent, dtype="<i2").astype(np.float32) / 32768
     pieces = piece_correlations(sent_audio, speech)  # whole-file alignment measured 0.986 (browser), 0.999 (worklet)
     assert len(pieces) >= 3 and np.median(pieces) > 0.95 and np.mean(np.array(pieces) > 0.95) >= 0.75, pieces

@@ -18,6 +18,9 @@ async function loadLocales() {
     const chosen = ui.locale.value;
     ui.locale.replaceChildren(new Option("auto (detect)", "auto"), ...locales.map((l) => new Option(l, l)));
     ui.locale.value = locales.includes(chosen) ? chosen : "auto";
+    if (!ui.fullContextFinals.dataset.touched) {  // the server's default until the user chooses
+      ui.fullContextFinals.checked = Boolean(body.data[0]?.streaming?.full_context_finals);
+    }
     if (ui.message.textContent === KEY_NEEDED) clearMessage();
   } catch (error) {
     showMessage("error", `Could not load the model's languages (${error.message}); only "auto" is offered.`);
@@ -29,5 +32,6 @@ ui.micStart.addEventListener("click", () => live.start());
 ui.micStop.addEventListener("click", () => live.stop());
 ui.uploadForm.addEventListener("submit", onUpload);
 ui.apiKey.addEventListener("change", loadLocales);
+ui.fullContextFinals.addEventListener("change", () => { ui.fullContextFinals.dataset.touched = "yes"; });
 loadLocales();
 

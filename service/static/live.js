@@ -53,7 +53,8 @@ export class LiveTranscriber {
     }
     this.active = true;
     this.locale = ui.locale.value;
-    ui.locale.disabled = ui.apiKey.disabled = true;
+    this.fullContextFinals = ui.fullContextFinals.checked;
+    ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = true;
     ui.micStop.disabled = false;
     this.connect();
   }
@@ -136,6 +137,7 @@ export class LiveTranscriber {
     if (this.attempt === 0) setStatus("connecting", "connecting…");
     ws.onopen = () => ws.send(JSON.stringify({
       type: "start", locale: this.locale, sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: true,
+      full_context_finals: this.fullContextFinals,
     }));
     ws.onmessage = (event) => ws === this.ws && this.onServerMessage(JSON.parse(event.data));
     ws.onclose = (event) => ws === this.ws && this.onClose(event);
@@ -222,7 +224,7 @@ export class LiveTranscriber {
     this.active = false;
     ui.micStart.disabled = false;
     ui.micStop.disabled = true;
-    ui.locale.disabled = ui.apiKey.disabled = false;
+    ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = false;
     setStatus(state, text);
   }
 }

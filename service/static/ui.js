@@ -3,7 +3,7 @@
 
 export const $ = (id) => document.getElementById(id);
 export const ui = {
-  locale: $("locale"), apiKey: $("api-key"), status: $("status"), message: $("message"),
+  locale: $("locale"), fullContextFinals: $("full-context-finals"), apiKey: $("api-key"), status: $("status"), message: $("message"),
   micStart: $("mic-start"), micStop: $("mic-stop"), transcript: $("transcript"),
   uploadForm: $("upload-form"), file: $("file"), uploadButton: $("upload-button"), uploadStatus: $("upload-status"),
   uploadResult: $("upload-result"), uploadText: $("upload-text"), uploadSegments: $("upload-segments"),
