@@ -246,9 +246,10 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
         trie = state.hotwords
         state = check_locale_before_final(recognizer, state)
         locale, probability = current_locale(recognizer, state)
-        if state.options.full_context_finals and state.segment_audio:
-            ranked = full_context_final(recognizer, state, locale)
-        else:
+        ranked = full_context_final(recognizer, state, locale) if state.options.full_context_finals else []
+        # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
+        # segment whose partials a client saw still ends with a final.)
+        if not ranked or not ranked[0].hypothesis.token_ids:
             hypotheses = beam_hypotheses(state.search, trie, final=True,
                                          fusion=recognizer.lm_fusion(search_locale(state), state.options))
             encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
@@ -268,6 +269,8 @@ def full_context_final(recognizer: Recognizer, state: StreamState, locale: str) 
     """The open segment decoded again from its audio as an upload's segment is: encoder at full context, search
     under the locale's tokens, LM and the stream's hotwords, attention rescoring. Its token times count from the
     segment's first sample, as the streaming pass's do."""
+    if not state.segment_audio:
+        return []
     [encoded] = recognizer.encode_segments([torch.cat(state.segment_audio)], None)
     return recognizer.decode_segment(encoded, locale, state.options, state.hotwords)
 

@@ -75,6 +75,21 @@ def test_full_context_finals_equal_the_upload_of_the_same_audio(recognizer, chun
     assert [e.text for e in events if isinstance(e, PartialEvent)] == [e.text for e in streamed if isinstance(e, PartialEvent)]
 
 
+def test_a_full_context_final_that_hears_nothing_keeps_the_streaming_final(recognizer, monkeypatch):
+    """A client that saw partials of a segment gets its final: where the second pass hears nothing, the streaming
+    pass's final stands."""
+    import model.stream_decoder as stream_decoder
+
+    audio = noise_burst(3.3, 2)
+    never = EndpointConfig(min_trailing_silence_s=1e9, max_silence_without_speech_s=1e9, max_segment_s=1e9)
+    options = DecodeOptions(locale="en-US", nbest=2)
+    streamed = decode_stream_offline(recognizer, audio, options, 8, never)[1]
+    monkeypatch.setattr(stream_decoder, "full_context_final", lambda *args: [])
+    second = decode_stream_offline(recognizer, audio, replace(options, full_context_finals=True), 8, never)[1]
+    [final] = [e for e in streamed if isinstance(e, FinalEvent)]
+    assert final.segment.text and [e for e in second if isinstance(e, FinalEvent)] == [final]
+
+
 def test_full_context_finals_of_endpointed_speech_read_as_the_upload_does(bundled_samples):
     """The bundled model, samples with silence around them streamed in 640 ms chunks with endpointing: each
     final decoded again from its segment's audio says what the upload of that sample says, at the same word times
