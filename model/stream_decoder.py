@@ -111,8 +111,8 @@ def next_chunk(state: StreamState, final: bool = False) -> tuple[AudioChunk | No
     if chunk is None or not state.options.full_context_finals:
         return chunk, replace(state, audio=audio)
     # The samples this chunk moves the stream past (what the buffer no longer holds), not its padded window: a
-    # chunk shares its last frames' samples with the next one.
-    consumed = state.audio.samples[: state.audio.samples.shape[0] - audio.samples.shape[0]]
+    # chunk shares its last frames' samples with the next one. A copy: a view would keep the whole buffer alive.
+    consumed = state.audio.samples[: state.audio.samples.shape[0] - audio.samples.shape[0]].clone()
     return chunk, replace(state, audio=audio, segment_audio=state.segment_audio + (consumed,))
 
 
