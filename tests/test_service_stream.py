@@ -41,6 +41,11 @@ def finals(messages: list[dict]) -> list[dict]:
     return [m for m in messages if m["type"] == "final"]
 
 
+def finals_text(messages: list[dict], locale: str) -> str:
+    """The stream's finals as one transcript: English words are spaced, Chinese characters are not."""
+    return (" " if locale == "en-US" else "").join(m["text"] for m in finals(messages))
+
+
 def test_stream_sends_ready_partials_finals_and_end(live_server, bundled_samples):
     sample = bundled_samples[1]
     messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(sample["path"])),
@@ -61,9 +66,7 @@ def test_streamed_final_equals_offline_transcription_at_the_same_chunk_size(live
     for sample in bundled_samples[::2]:
         audio = read_mono16k(sample["path"])
         messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": sample["locale"]}, 3334))
-        streamed = "".join(m["text"] for m in finals(messages)) if sample["locale"] != "en-US" else \
-            " ".join(m["text"] for m in finals(messages))
-        assert streamed == offline_text(live_server, sample["path"], sample["locale"])
+        assert finals_text(messages, sample["locale"]) == offline_text(live_server, sample["path"], sample["locale"])
 
 
 def test_full_context_finals_say_what_the_upload_says(live_server, bundled_samples):
@@ -74,8 +77,7 @@ def test_full_context_finals_say_what_the_upload_says(live_server, bundled_sampl
         messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio),
                                             {"locale": sample["locale"], "full_context_finals": True}, 3334))
         assert messages[0]["full_context_finals"] is True
-        joiner = " " if sample["locale"] == "en-US" else ""
-        assert joiner.join(m["text"] for m in finals(messages)) == offline_text(live_server, sample["path"], sample["locale"], None)
+        assert finals_text(messages, sample["locale"]) == offline_text(live_server, sample["path"], sample["locale"], None)
         assert any(m["type"] == "partial" and m["text"] for m in messages)
     default = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(bundled_samples[0]["path"]))))
     assert default[0]["full_context_finals"] is False  # the server's setting (ASR_FULL_CONTEXT_FINALS) is off
