@@ -133,13 +133,18 @@ def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, flo
 
 
 def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float,
-                      locale_sum: torch.Tensor | None = None, locale_frames: int = 0) -> StreamState:
+                      locale_sum: torch.Tensor | None = None, locale_frames: int = 0,
+                      search_again: bool = True) -> StreamState:
     """`auto` settles on `locale`: the open segment's frames are searched again from its start under the locale's
     tokens and LM (a search that is incremental gives what one pass over the same frames gives), and so is
-    everything after. `locale_sum`: evidence to keep instead of the stream's (a switch starts afresh)."""
+    everything after. `locale_sum`: evidence to keep instead of the stream's (a switch starts afresh).
+    `search_again=False` only adopts the locale, for a final whose segment is decoded again anyway (its search is
+    then still the old locale's: see `finalize_segment`)."""
     state = replace(state, detected_locale=locale, detected_probability=probability)
     if locale_sum is not None:
         state = replace(state, locale_sum=locale_sum, locale_frames=locale_frames)
+    if not search_again:
+        return state
     if not state.segment_encoded:
         return replace(state, search=BeamState())
     log_probs = recognizer.ctc_log_probs(torch.cat(state.segment_encoded), locale)
@@ -158,21 +163,21 @@ def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
     return search_segment_as(recognizer, state, locale, probability) if probability >= LOCALE_SURE_PROBABILITY else state
 
 
-def check_locale_before_final(recognizer: Recognizer, state: StreamState) -> StreamState:
+def check_locale_before_final(recognizer: Recognizer, state: StreamState, search_again: bool = True) -> StreamState:
     """`auto` at a final: decide if still undecided (whatever the probability); switch to the segment's own locale
     when the segment alone is surely another one (LOCALE_SWITCH_S of it at LOCALE_SURE_PROBABILITY); or follow
-    the stream's whole evidence where it now disagrees with an early decision."""
+    the stream's whole evidence where it now disagrees with an early decision. (`search_again`: search_segment_as)"""
     if state.options.locale is not None or state.locale_sum is None or state.locale_frames == 0:
         return state
     stream_locale, stream_probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
     if state.detected_locale is None:
-        return search_segment_as(recognizer, state, stream_locale, stream_probability)
+        return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
     segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
     sure = recognizer.sure_locale(segment) if segment is not None else None
     if sure is not None and sure[0] != state.detected_locale:
-        return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0])
+        return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0], search_again=search_again)
     if stream_locale != state.detected_locale:
-        return search_segment_as(recognizer, state, stream_locale, stream_probability)
+        return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
     return replace(state, detected_probability=stream_probability)
 
 
@@ -243,13 +248,18 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
     start_s = state.segment_start_frame * ENCODER_FRAME_S
     end_s = state.frames * ENCODER_FRAME_S
     if reason != "silence":
-        trie = state.hotwords
-        state = check_locale_before_final(recognizer, state)
+        trie, second_pass = state.hotwords, state.options.full_context_finals
+        searched_as = search_locale(state)
+        # A final decoded again at full context needs no streaming search under a locale `auto` switches to here:
+        # that search is only its fallback, made below if the fallback is taken.
+        state = check_locale_before_final(recognizer, state, search_again=not second_pass)
         locale, probability = current_locale(recognizer, state)
-        ranked = full_context_final(recognizer, state, locale) if state.options.full_context_finals else []
+        ranked = full_context_final(recognizer, state, locale) if second_pass else []
         # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
         # segment whose partials a client saw still ends with a final.)
         if not ranked or not ranked[0].hypothesis.token_ids:
+            if second_pass and search_locale(state) != searched_as:
+                state = search_segment_as(recognizer, state, locale, probability)
             hypotheses = beam_hypotheses(state.search, trie, final=True,
                                          fusion=recognizer.lm_fusion(search_locale(state), state.options))
             encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)

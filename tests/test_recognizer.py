@@ -90,6 +90,43 @@ def test_a_full_context_final_that_hears_nothing_keeps_the_streaming_final(recog
     assert final.segment.text and [e for e in second if isinstance(e, FinalEvent)] == [final]
 
 
+def test_a_locale_switch_at_a_full_context_final_searches_the_streaming_segment_again_only_for_the_fallback(
+        bundled_samples, monkeypatch):
+    """Cantonese, a pause, then English, streamed with `auto`: at the English segment's final the stream switches
+    from Cantonese to English. Without the second pass the streaming segment is searched again as English; with it,
+    that search would be thrown away, so it is made only where the second pass hears nothing and its fallback, the
+    streaming final, is taken: then the final is the one a stream without the second pass gives."""
+    import model.stream_decoder as stream_decoder
+    from model.checkpoint import load_checkpoint
+    from tests.audio_fixtures import read_mono16k, with_pauses
+
+    recognizer = Recognizer(load_checkpoint())
+    cantonese = next(s for s in bundled_samples if s["locale"] == "yue-HK")
+    english = next(s for s in bundled_samples if s["locale"] == "en-US")
+    audio = torch.from_numpy(with_pauses([read_mono16k(cantonese["path"]), read_mono16k(english["path"])], pause_s=1.5))
+    whole_segment_searches = []
+    search = stream_decoder.prefix_beam_search
+
+    def counting_search(log_probs, previous, *args):
+        whole_segment_searches.extend([1] if previous is None else [])
+        return search(log_probs, previous, *args)
+
+    def spoken_finals(options: DecodeOptions) -> list[tuple[str, str]]:
+        whole_segment_searches.clear()
+        events = decode_stream_offline(recognizer, audio, options, 16)[1]
+        return [(e.segment.locale, e.segment.text) for e in events if isinstance(e, FinalEvent) and e.segment.text]
+
+    monkeypatch.setattr(stream_decoder, "prefix_beam_search", counting_search)
+    streaming = spoken_finals(DecodeOptions(locale=None))
+    assert [locale for locale, _ in streaming] == ["yue-HK", "en-US"]
+    assert len(whole_segment_searches) == 2  # auto settling on Cantonese, then the switch to English at the final
+    assert [locale for locale, _ in spoken_finals(DecodeOptions(locale=None, full_context_finals=True))] == ["yue-HK", "en-US"]
+    assert len(whole_segment_searches) == 1  # only the settling, which the partials show
+    monkeypatch.setattr(stream_decoder, "full_context_final", lambda *args: [])
+    assert spoken_finals(DecodeOptions(locale=None, full_context_finals=True)) == streaming
+    assert len(whole_segment_searches) == 2
+
+
 def test_full_context_finals_of_endpointed_speech_read_as_the_upload_does(bundled_samples):
     """The bundled model, samples with silence around them streamed in 640 ms chunks with endpointing: each
     final decoded again from its segment's audio says what the upload of that sample says, at the same word times
