@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,9 @@ from model.checkpoint import LoadedModel, load_checkpoint, update_checkpoint
 from model.corpus.manifest import Utterance, read_manifest
 from model.dataset import FeatureCorpus, pad_features
 from model.recognizer import DecodeOptions, FusionSetting, Recognizer
+from model.rescoring import RescoredHypothesis, RescoreWeights
+from model.results import join_texts
+from model.segmenter import split_at_silences
 from model.scoring import ErrorCount, count_errors, uses_words
 from model.search import greedy_search
 
@@ -208,16 +211,60 @@ def locale_dev_error_rate(recognizer: Recognizer, locale: str, setting: FusionSe
     return error_table(utterances, texts)[0]["per_locale"][locale]["error_rate"]
 
 
+# RescoreWeights() (WeNet's decoder + 0.5 CTC) first: of equal dev errors the grid keeps the first.
+RESCORE_GRID = tuple(RescoreWeights(ctc, lm, length) for ctc in (0.5, 1.0, 2.0, 3.0) for lm in (1.0, 1.5, 2.0, 3.0)
+                     for length in (0.0, 1.0, 2.0, 3.0))
+
+
+def ranked_segments(recognizer: Recognizer, locale: str, audio: list[torch.Tensor]) -> list[list[list[RescoredHypothesis]]]:
+    """Per recording, its segments (cut at silences as an upload's are), each with its scored n-best as `locale`
+    at the locale's current setting: what the final's ranking chooses from."""
+    options = DecodeOptions(locale=locale)
+    ranked = []
+    for recording in audio:
+        spans = split_at_silences(recording, recognizer.segmenter)
+        encoded = recognizer.encode_segments([recording[span.start : span.end] for span in spans], None)
+        ranked.append([recognizer.decode_segment(e, locale, options, None) for e in encoded])
+    return ranked
+
+
+def reranked_text(recognizer: Recognizer, segments: list[list[RescoredHypothesis]], weights: RescoreWeights) -> str:
+    """The transcript if the finals ranked each segment's n-best by `weights` (a segment the decoder did not score,
+    being a single hypothesis or too long for it, keeps its ranking)."""
+    texts = []
+    for ranked in segments:
+        if not ranked:
+            continue
+        rescored = any(r.attention_log_prob != 0.0 for r in ranked)
+        best = max(ranked, key=lambda r: weights.score(r.hypothesis, r.attention_log_prob)) if rescored else ranked[0]
+        texts.append(recognizer.tokenizer.decode(best.hypothesis.token_ids))
+    return join_texts([t for t in texts if t])
+
+
+def tune_rescoring(recognizer: Recognizer, utterances: list[Utterance], ranked: list[list[list[RescoredHypothesis]]],
+                   grid: tuple[RescoreWeights, ...] = RESCORE_GRID) -> tuple[RescoreWeights, float]:
+    """The final ranking's weights with the lowest error on one locale's dev utterances (their n-best from
+    `ranked_segments`, ranked again without decoding anything), and that error rate."""
+    def rate(weights: RescoreWeights) -> float:
+        counts = utterance_errors(utterances, [reranked_text(recognizer, segments, weights) for segments in ranked])
+        return sum(c.errors for c in counts) / max(1, sum(c.reference_units for c in counts))
+
+    rates = [rate(w) for w in grid]
+    best = min(range(len(grid)), key=rates.__getitem__)
+    return grid[best], rates[best]
+
+
 def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
                    weights: tuple[float, ...] = (0.0, 0.3, 0.5, 0.8, 1.2),
                    bonuses: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5),
                    oov_penalties: tuple[float, ...] = (2.0, 4.0, 6.0), wider_beams: tuple[int, ...] = (16, 24),
-                   beam_gain: float = 0.03) -> dict:
+                   beam_gain: float = 0.03, rescore_grid: tuple[RescoreWeights, ...] = RESCORE_GRID) -> dict:
     """Grid search of the LM weight and length bonus on a dev set, chosen per locale: each locale's LM only ever
     scores its own utterances, and the locales differ (token sets, sentence lengths, how much the acoustic model
     already gets right). The shared default (for a locale without its own setting) is the best mean. Then, for
     locales with a lexicon, the out-of-lexicon penalty at their chosen weight and bonus (0 stays if none helps).
-    Last, wider beams per locale in turn, each kept only where it cuts the dev error of the beam chosen so far by
+    Last, how finals rank the n-best (`rescore_grid`, ranked again from one decode), at the beam so far and at
+    each wider beam in turn, a wider beam kept only where it cuts the dev error of the beam chosen so far by
     `beam_gain` (relative) or more: it costs search time on every chunk of every stream of that locale."""
     audio = [load_audio_file(u.audio) for u in utterances]
     trials = []
@@ -241,20 +288,30 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
         own = [i for i, u in enumerate(utterances) if u.locale == locale]
         own_utterances, own_audio = [utterances[i] for i in own], [audio[i] for i in own]
         setting = FusionSetting(chosen["weight"], chosen["bonus"])
-        for field, values in (("oov_penalty", oov_penalties if locale in recognizer.lexicons and chosen["weight"] > 0 else ()),
-                              ("beam_size", wider_beams)):
-            for value in values:
-                rate = locale_dev_error_rate(recognizer, locale, replace(setting, **{field: value}), own_utterances, own_audio)
-                trials.append({**{k: v for k, v in chosen.items() if k != "dev_error_rate"}, field: value,
-                               "per_locale": {locale: rate}})
-                print(json.dumps(trials[-1]), flush=True)
-                # A wider beam costs search time on every chunk of every stream of the locale: it must earn it.
-                needed = (1 - beam_gain) * chosen["dev_error_rate"] if field == "beam_size" else chosen["dev_error_rate"]
-                if rate < chosen["dev_error_rate"] and rate <= needed:
-                    chosen.update({field: value, "dev_error_rate": rate})
-            if field in chosen:
-                setting = replace(setting, **{field: chosen[field]})
-        recognizer.fusion_settings[locale] = setting
+        for value in oov_penalties if locale in recognizer.lexicons and chosen["weight"] > 0 else ():
+            rate = locale_dev_error_rate(recognizer, locale, replace(setting, oov_penalty=value), own_utterances, own_audio)
+            trials.append({**{k: v for k, v in chosen.items() if k != "dev_error_rate"}, "oov_penalty": value,
+                           "per_locale": {locale: rate}})
+            print(json.dumps(trials[-1]), flush=True)
+            if rate < chosen["dev_error_rate"]:
+                chosen.update({"oov_penalty": value, "dev_error_rate": rate})
+        setting = replace(setting, oov_penalty=chosen.get("oov_penalty", 0.0))
+        # Then the finals' ranking of the n-best (RescoreWeights), at the beam so far and at each wider beam, whose
+        # n-best it ranks: a wider beam is kept with its own ranking only where the two together earn its cost.
+        for beam in (setting.beam_size, *wider_beams):
+            recognizer.fusion_settings[locale] = replace(setting, beam_size=beam)
+            weights, rate = tune_rescoring(recognizer, own_utterances, ranked_segments(recognizer, locale, own_audio),
+                                           rescore_grid)
+            wider = beam != setting.beam_size
+            trials.append({**{k: v for k, v in chosen.items() if k not in ("dev_error_rate", "rescore")},
+                           **({"beam_size": beam} if wider else {}), "rescore": asdict(weights), "per_locale": {locale: rate}})
+            print(json.dumps(trials[-1]), flush=True)
+            # A wider beam costs search time on every chunk of every stream of the locale: it must earn it.
+            needed = (1 - beam_gain) * chosen["dev_error_rate"] if wider else chosen["dev_error_rate"]
+            if rate < chosen["dev_error_rate"] and rate <= needed:
+                chosen.update({"rescore": asdict(weights), "dev_error_rate": rate, **({"beam_size": beam} if wider else {})})
+        recognizer.fusion_settings[locale] = replace(setting, beam_size=chosen.get("beam_size", setting.beam_size),
+                                                     rescore=RescoreWeights(**chosen.get("rescore", {})))
     return {"weight": shared["weight"], "bonus": shared["bonus"], "per_locale": per_locale,
             "dev_mean_error_rate": float(np.mean([v["dev_error_rate"] for v in per_locale.values()])),
             "shared_dev_mean_error_rate": shared["mean"], "trials": trials}

@@ -17,7 +17,7 @@ from model.dataset import pad_features
 from model.encoder import EncoderState, stack_states, unstack_states
 from model.features import SAMPLE_RATE, FeatureExtractor
 from model.hotwords import HotwordTrie
-from model.rescoring import RescoredHypothesis, rescore
+from model.rescoring import RescoredHypothesis, RescoreWeights, rescore
 from model.results import ENCODER_FRAME_S, SegmentResult, Transcript, join_texts, segment_result
 from model.lexicon import Lexicon, LexiconPenalty
 from model.locales import LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
@@ -52,6 +52,7 @@ class FusionSetting:
     bonus: float
     oov_penalty: float = 0.0  # per word outside the locale's lexicon (model.lexicon); 0 = no spelling constraint
     beam_size: int = DEFAULT_BEAM_SIZE
+    rescore: RescoreWeights = RescoreWeights()  # how a final ranks the beam's n-best
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Recognizer:
         tuned = self.loaded.metadata.get("lm_fusion", {})
         self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))
         self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]), float(v.get("oov_penalty", 0.0)),
-                                                   int(v.get("beam_size", DEFAULT_BEAM_SIZE)))
+                                                   int(v.get("beam_size", DEFAULT_BEAM_SIZE)),
+                                                   RescoreWeights(**v.get("rescore", {})))
                                 for loc, v in tuned.get("per_locale", {}).items()}
 
     # ------------------------------------------------------------------------------------------- shared pieces
@@ -126,8 +128,9 @@ class Recognizer:
     def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
         if options.rescore and len(hypotheses) > 1:
             allowed = self.model.locale_token_mask[self.locales.index(locale)]  # normalised like the first pass
+            weights = self.fusion_settings.get(locale, self.default_fusion).rescore
             return rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale),
-                           allowed=allowed)
+                           weights, allowed=allowed)
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
 
     def decode_segment(self, encoded: torch.Tensor, locale: str, options: DecodeOptions,

@@ -21,6 +21,21 @@ class RescoredHypothesis:
 
 
 @dataclass(frozen=True)
+class RescoreWeights:
+    """How a final ranks its n-best: decoder log-probability + ctc * CTC log-probability + lm * the first pass's LM
+    fusion score + length * tokens, plus the hotword bias. WeNet ranks by decoder + 0.5 CTC; tuned per locale on
+    dev (model.evaluate): a heavier LM can pick out of a wider beam the homophone the decoder cannot tell apart."""
+
+    ctc: float = 0.5
+    lm: float = 1.0
+    length: float = 0.0
+
+    def score(self, hypothesis: Hypothesis, attention_log_prob: float) -> float:
+        return (attention_log_prob + self.ctc * hypothesis.log_prob + self.lm * hypothesis.lm_score
+                + self.length * len(hypothesis.tokens) + hypothesis.bias)
+
+
+@dataclass(frozen=True)
 class PrefixTree:
     """The decoder inputs [start, y1..yn] of an n-best, merged: one node per distinct prefix."""
 
@@ -91,15 +106,13 @@ def attention_log_probs(
 
 def rescore(
     model: SpeechRecognizer, encoded: torch.Tensor, hypotheses: list[Hypothesis], start_id: int,
-    ctc_weight: float = 0.5, allowed: torch.Tensor | None = None,
+    weights: RescoreWeights = RescoreWeights(), allowed: torch.Tensor | None = None,
 ) -> list[RescoredHypothesis]:
-    """Rank the n-best by decoder + ctc_weight * CTC + hotword bias + LM fusion score; best first."""
+    """Rank the n-best by `weights` (decoder, CTC, LM fusion score, length, hotword bias); best first."""
     longest = max((len(h.tokens) for h in hypotheses), default=0)
     if not hypotheses or encoded.shape[0] == 0 or longest + 1 > model.config.decoder.max_tokens:
         # The decoder's positions end at max_tokens: such a segment keeps its first-pass ranking.
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
     attention = attention_log_probs(model, encoded, hypotheses, start_id, allowed)
-    rescored = [
-        RescoredHypothesis(h, a, a + ctc_weight * h.log_prob + h.bias + h.lm_score) for h, a in zip(hypotheses, attention)
-    ]
+    rescored = [RescoredHypothesis(h, a, weights.score(h, a)) for h, a in zip(hypotheses, attention)]
     return sorted(rescored, key=lambda r: r.score, reverse=True)

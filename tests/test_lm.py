@@ -92,8 +92,8 @@ def test_fusion_picks_the_homophone_the_context_predicts():
 
 def test_lm_fusion_is_tuned_and_applied_per_locale():
     """The dev grid search picks each locale's own best weight and bonus, the recognizer applies them per locale,
-    a request's lm_weight still overrides the weight, a wider beam is kept per locale only where it helps (a
-    request's beam overrides it), and the choice survives the checkpoint's metadata."""
+    a request's lm_weight still overrides the weight, the finals' n-best ranking and a wider beam are kept per
+    locale only where they help (a request's beam overrides it), and the choice survives the checkpoint's metadata."""
     import json
     from pathlib import Path
 
@@ -101,22 +101,26 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
     from model.corpus.manifest import Utterance
     from model.evaluate import tune_lm_fusion
     from model.recognizer import DecodeOptions, Recognizer
+    from model.rescoring import RescoreWeights
 
     samples = Path("model/samples")
     utterances = [Utterance(id=row["audio"], **{**row, "audio": str(samples / row["audio"])})
                   for row in map(json.loads, (samples / "samples.jsonl").read_text().splitlines())]
     loaded = load_checkpoint(DEFAULT_CHECKPOINT)
     recognizer = Recognizer(loaded)
+    grid = (RescoreWeights(), RescoreWeights(1.0, 2.0, 1.0))
     tuned = tune_lm_fusion(recognizer, utterances, weights=(0.0, 0.5), bonuses=(0.5, 2.5), oov_penalties=(3.0,),
-                           wider_beams=(16,), beam_gain=0.0)
+                           wider_beams=(16,), beam_gain=0.0, rescore_grid=grid)
     assert [(t["weight"], t["bonus"]) for t in tuned["trials"][:3]] == [(0.0, 0.5), (0.5, 0.5), (0.5, 2.5)]
     # Then the out-of-lexicon penalty, only for locales with a lexicon, at their chosen weight and bonus.
-    lexicon_trials = [t for t in tuned["trials"][3:] if "beam_size" not in t]
+    lexicon_trials = [t for t in tuned["trials"][3:] if "rescore" not in t]
     assert lexicon_trials and all(set(t["per_locale"]) <= set(recognizer.lexicons) and t["oov_penalty"] == 3.0
                                   for t in lexicon_trials)
-    # Last, beam 16 once per locale at its chosen setting.
-    beam_trials = [t for t in tuned["trials"] if "beam_size" in t]
+    # Last, the finals' ranking at the beam so far, then at beam 16, once per locale at its chosen setting.
+    rescore_trials = [t for t in tuned["trials"] if "rescore" in t]
+    beam_trials = [t for t in rescore_trials if "beam_size" in t]
     assert sorted(locale for t in beam_trials for locale in t["per_locale"]) == sorted(tuned["per_locale"])
+    assert len(rescore_trials) == 2 * len(beam_trials) and all(RescoreWeights(**t["rescore"]) in grid for t in rescore_trials)
     assert set(tuned["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     for locale, chosen in tuned["per_locale"].items():
         assert chosen["dev_error_rate"] == min(t["per_locale"].get(locale, math.inf) for t in tuned["trials"])
@@ -128,6 +132,7 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
             assert (fusion.lexicon is not None) == (chosen.get("oov_penalty", 0.0) > 0)
         assert recognizer.lm_fusion(locale, DecodeOptions(lm_weight=0.9)).weight == 0.9
         assert recognizer.beam_options(locale, DecodeOptions()).beam_size == chosen.get("beam_size", 8)
+        assert recognizer.fusion_settings[locale].rescore == RescoreWeights(**chosen.get("rescore", {}))
         assert recognizer.beam_options(locale, DecodeOptions(beam_size=4)).beam_size == 4
         assert recognizer.beam_options(locale, DecodeOptions(beam_size=4, nbest=10)).beam_size == 10
     assert tuned["dev_mean_error_rate"] <= tuned["shared_dev_mean_error_rate"]

@@ -201,6 +201,36 @@ def test_prefix_tree_rescoring_equals_scoring_each_hypothesis_alone(tiny_loaded)
                                atol=1e-4, rtol=1e-5)
 
 
+def test_the_finals_ranking_weighs_decoder_ctc_lm_and_length_as_tuned_on_dev(tiny_loaded):
+    """A final ranks its n-best by decoder + ctc * CTC + lm * LM fusion score + length * tokens (+ hotword bias);
+    the dev tuning ranks the decoded n-best again under each candidate weighting, without decoding, and keeps the
+    one with the fewest errors, the default (WeNet's decoder + 0.5 CTC) where it ties."""
+    from model.corpus.manifest import Utterance
+    from model.evaluate import tune_rescoring
+    from model.rescoring import RescoredHypothesis, RescoreWeights, rescore
+    from model.search import Hypothesis, TokenTiming
+
+    tokenizer = tiny_loaded.tokenizer
+    def hypothesis(text: str, ctc: float, lm: float) -> Hypothesis:
+        return Hypothesis(tuple(TokenTiming(t, 0, 0, 0.9) for t in tokenizer.encode(text)), ctc, lm_score=lm)
+
+    # The decoder and CTC prefer a sound-alike (去 for 气: both among the tiny model's characters); the LM knows better.
+    heard, meant = hypothesis("天去", -2.0, -10.0), hypothesis("天气", -2.5, -9.0)
+    segment = [RescoredHypothesis(heard, -3.0, 0.0), RescoredHypothesis(meant, -4.0, 0.0)]
+    assert RescoreWeights().score(heard, -3.0) == -3.0 - 0.5 * 2.0 - 10.0 > RescoreWeights().score(meant, -4.0)
+    assert RescoreWeights(lm=2.0).score(meant, -4.0) > RescoreWeights(lm=2.0).score(heard, -3.0)
+    utterance = Utterance("u", "", "天气", "zh-CN", "s", 1.0)
+    recognizer = Recognizer(tiny_loaded)
+    default, heavier_lm = RescoreWeights(), RescoreWeights(0.5, 2.0, 0.0)
+    assert tune_rescoring(recognizer, [utterance], [[segment]], (default, heavier_lm)) == (heavier_lm, 0.0)
+    assert tune_rescoring(recognizer, [replace(utterance, text="天去")], [[segment]], (default, heavier_lm)) == (default, 0.0)
+    # rescore() applies the weights to the decoder's own scores: a large length weight ranks the longest first.
+    model = tiny_loaded.model
+    short, long = (Hypothesis(tuple(TokenTiming(t, 0, 0, 0.9) for t in ids), 0.0) for ids in ([5], [5, 6, 7, 8]))
+    ranked = rescore(model, torch.randn(20, model.config.encoder.d_model), [short, long], 3, RescoreWeights(length=100.0))
+    assert ranked[0].hypothesis == long and ranked[0].score == pytest.approx(ranked[0].attention_log_prob + 400.0)
+
+
 def test_rescoring_within_a_locale_normalises_the_decoder_over_its_tokens_only(tiny_loaded):
     """With the locale's token mask, the decoder's output layer computes only the locale's rows (and the
     hypotheses' tokens and end-of-sentence): each hypothesis scores what a softmax over those rows gives, which
