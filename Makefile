@@ -61,7 +61,7 @@ bundle: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE)
 	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US --exclude data/synth/dev.jsonl data/synth/test.jsonl
 	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
-	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 100 --store --out model/checkpoints/eval.json
+	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out model/checkpoints/eval.json
 	$(BIN)/python -m model.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning
 	$(BIN)/python -m model.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
 

@@ -94,6 +94,12 @@ def greedy_table(results: dict, locales: list[str]) -> list[str]:
     return lines
 
 
+def ranking_words(rescore: dict) -> str:
+    """"c 0.5, l 1, b 0" (the finals' n-best ranking weights of one locale)."""
+    weights = {"ctc": 0.5, "lm": 1.0, "length": 0.0, **rescore}
+    return f"c {weights['ctc']:g}, l {weights['lm']:g}, b {weights['length']:g}"
+
+
 def lm_lines(meta: dict) -> list[str]:
     models, fusion = meta.get("language_models", {}), meta.get("lm_fusion", {})
     if not models:
@@ -105,15 +111,18 @@ def lm_lines(meta: dict) -> list[str]:
     lines = [f"Per-locale token n-gram language models (interpolated Kneser-Ney, `model/lm.py`) trained on the text "
              f"sources minus every dev and test sentence, fused into beam search {tuned}.", "",
              "| locale | order | top-order n-grams kept | entries | sentences | tokens | held-out perplexity | fusion weight | "
-             "length bonus | lexicon words | out-of-lexicon penalty | beam |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "length bonus | lexicon words | out-of-lexicon penalty | beam | finals' ranking |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, v in models.items():
         setting = per_locale.get(k, fusion)
         kept = f"seen {v['min_count']}+ times" if "min_count" in v else "seen 2+ times"  # singletons pruned before min_count
         lines.append(f"| {k} | {v.get('order', 3)} | {kept} | {v.get('entries', 'n/a')} | {v['sentences']} | {v['tokens']} | "
                      f"{v['held_out_perplexity']} | "
                      f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} | {v.get('lexicon_words', '-')} | "
-                     f"{setting.get('oov_penalty', '-')} | {setting.get('beam_size', 8)} |")
+                     f"{setting.get('oov_penalty', '-')} | {setting.get('beam_size', 8)} | {ranking_words(setting.get('rescore', {}))} |")
+    lines += ["", "A final ranks its beam's n-best by the attention decoder's log probability + c x CTC + l x the LM "
+              "fusion score + b per token (`RescoreWeights`, model/rescoring.py): WeNet's decoder + 0.5 CTC (l = 1, b = 0) "
+              "unless the dev split chose other weights for the locale, tuned with its beam (`model.evaluate`)."]
     if any("lexicon_words" in v for v in models.values()):
         lines += ["", "Locales with a lexicon (words of their LM text) pay the out-of-lexicon penalty, in log "
                   "probability, once per word the beam search spells outside it (`model/lexicon.py`): a soft spelling "

@@ -1,5 +1,6 @@
 """Second pass: attention rescoring of the CTC n-best (WeNet U2's `attention_rescoring`). The decoder scores each
-hypothesis given the whole segment's encoder output; the final ranking is decoder + ctc_weight * CTC + bias."""
+hypothesis given the whole segment's encoder output; the final ranking weighs decoder, CTC, LM fusion score and length
+(RescoreWeights, tuned per locale on dev) and adds the hotword bias."""
 
 from __future__ import annotations
 
