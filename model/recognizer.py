@@ -8,7 +8,7 @@ Offline: `transcribe_batch` cuts each recording at silences, encodes all segment
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -101,6 +101,21 @@ class Recognizer:
         than Chinese characters do), never narrower than the n-best asked for."""
         size = options.beam_size or self.fusion_settings.get(locale, self.default_fusion).beam_size
         return BeamOptions(beam_size=max(size, options.nbest))
+
+    def decoding_settings(self, options: DecodeOptions = DecodeOptions()) -> dict[str, dict]:
+        """Per locale, how a request with `options` is decoded (what `GET /v1/models` tells operators): the beam, the
+        LM fusion (None: switched off), and the weights by which a final ranks its n-best."""
+        described = {}
+        for locale in self.locales:
+            fusion = self.lm_fusion(locale, options)
+            described[locale] = {
+                "beam_size": self.beam_options(locale, options).beam_size,
+                "lm_fusion": None if fusion is None else {
+                    "order": fusion.lm.order, "weight": fusion.weight, "length_bonus": fusion.bonus,
+                    "out_of_lexicon_penalty": fusion.lexicon.penalty if fusion.lexicon else None},
+                "final_ranking": asdict(self.fusion_settings.get(locale, self.default_fusion).rescore),
+            }
+        return described
 
     def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
         phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from model.recognizer import DecodeOptions
 from service import feedback, metrics, rest, streaming
 from service.engine import load_recognizer, warm_up
 from service.auth import ApiKeyMiddleware
@@ -118,7 +119,8 @@ def add_health_routes(app: FastAPI) -> None:
 
     @app.get("/v1/models", tags=["models"])
     async def models(request: Request) -> dict:
-        """The model card: locales, token set, streaming geometry, training data and evaluated error rates."""
+        """The model card: locales, token set, streaming geometry, decoding settings per locale, training data and
+        evaluated error rates."""
         return model_card(get_runtime(request))
 
 
@@ -137,6 +139,8 @@ def model_card(runtime: Runtime) -> dict:
             "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": 40, "feature_frame_ms": 10,
                           "left_context_ms": encoder.left_context_frames * 40, "sample_rate": 16000,
                           "full_context_finals": runtime.settings.full_context_finals},
+            # as this server decodes (ASR_DEFAULT_BEAM_SIZE included): the evaluation below used the tuned settings
+            "decoding": runtime.recognizer.decoding_settings(DecodeOptions(beam_size=runtime.settings.default_beam_size)),
             "training_data": metadata.get("training_data", {}),
             "evaluation": metadata.get("evaluation", {}),
             "limitations": metadata.get("limitations", ""),

@@ -95,6 +95,7 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
     a request's lm_weight still overrides the weight, the finals' n-best ranking and a wider beam are kept per
     locale only where they help (a request's beam overrides it), and the choice survives the checkpoint's metadata."""
     import json
+    from dataclasses import asdict
     from pathlib import Path
 
     from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
@@ -133,6 +134,10 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
         assert recognizer.lm_fusion(locale, DecodeOptions(lm_weight=0.9)).weight == 0.9
         assert recognizer.beam_options(locale, DecodeOptions()).beam_size == chosen.get("beam_size", 8)
         assert recognizer.fusion_settings[locale].rescore == RescoreWeights(**chosen.get("rescore", {}))
+        described = recognizer.decoding_settings()[locale]  # what GET /v1/models says
+        assert described["final_ranking"] == asdict(recognizer.fusion_settings[locale].rescore)
+        assert described["beam_size"] == recognizer.beam_options(locale, DecodeOptions()).beam_size
+        assert recognizer.decoding_settings(DecodeOptions(beam_size=4))[locale]["beam_size"] == 4
         assert recognizer.beam_options(locale, DecodeOptions(beam_size=4)).beam_size == 4
         assert recognizer.beam_options(locale, DecodeOptions(beam_size=4, nbest=10)).beam_size == 10
     assert tuned["dev_mean_error_rate"] <= tuned["shared_dev_mean_error_rate"]

@@ -36,6 +36,23 @@ def test_health_readiness_and_model_card(client):
     assert set(card["training_data"]["hours_per_locale"]) >= {"zh-CN", "yue-HK", "en-US"}
 
 
+def test_the_model_card_says_how_each_locale_is_decoded(client):
+    """Operators comparing locales see each one's decoding: the beam, the LM fusion, the finals' ranking, as tuned
+    on dev and stored in the checkpoint (the served model's own settings, the evaluation's too)."""
+    from model.checkpoint import load_checkpoint
+
+    tuned = load_checkpoint().metadata["lm_fusion"]["per_locale"]
+    decoding = client.get("/v1/models").json()["data"][0]["decoding"]
+    assert set(decoding) == {"zh-CN", "yue-HK", "en-US"}
+    for locale, served in decoding.items():
+        assert served["beam_size"] == tuned[locale].get("beam_size", 8)
+        assert served["final_ranking"] == {"ctc": 0.5, "lm": 1.0, "length": 0.0, **tuned[locale].get("rescore", {})}
+        fusion = served["lm_fusion"]
+        assert (fusion["weight"], fusion["length_bonus"]) == (tuned[locale]["weight"], tuned[locale]["bonus"])
+        assert fusion["out_of_lexicon_penalty"] == tuned[locale].get("oov_penalty")  # English only
+        assert fusion["order"] >= 3
+
+
 def test_upload_returns_text_segments_timestamps_and_confidences(client, bundled_samples):
     sample = bundled_samples[0]
     body = transcribe(client, sample["path"].read_bytes(), locale=sample["locale"]).json()
