@@ -102,6 +102,13 @@ class Recognizer:
         size = options.beam_size or self.fusion_settings.get(locale, self.default_fusion).beam_size
         return BeamOptions(beam_size=max(size, options.nbest))
 
+    def final_ranking(self, locale: str | None, options: DecodeOptions) -> RescoreWeights:
+        """How a final ranks its n-best: the locale's tuned weights, or WeNet's rule where the request switches the LM
+        off (the weights were tuned together with the locale's LM fusion, and weigh its score)."""
+        if self.lm_fusion(locale, options) is None:
+            return RescoreWeights()
+        return self.fusion_settings.get(locale, self.default_fusion).rescore
+
     def decoding_settings(self, options: DecodeOptions = DecodeOptions()) -> dict[str, dict]:
         """Per locale, how a request with `options` is decoded (what `GET /v1/models` tells operators): the beam, the
         LM fusion (None: switched off), and the weights by which a final ranks its n-best."""
@@ -113,7 +120,7 @@ class Recognizer:
                 "lm_fusion": None if fusion is None else {
                     "order": fusion.lm.order, "weight": fusion.weight, "length_bonus": fusion.bonus,
                     "out_of_lexicon_penalty": fusion.lexicon.penalty if fusion.lexicon else None},
-                "final_ranking": asdict(self.fusion_settings.get(locale, self.default_fusion).rescore),
+                "final_ranking": asdict(self.final_ranking(locale, options)),
             }
         return described
 
@@ -143,9 +150,8 @@ class Recognizer:
     def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
         if options.rescore and len(hypotheses) > 1:
             allowed = self.model.locale_token_mask[self.locales.index(locale)]  # normalised like the first pass
-            weights = self.fusion_settings.get(locale, self.default_fusion).rescore
             return rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale),
-                           weights, allowed=allowed)
+                           self.final_ranking(locale, options), allowed=allowed)
         return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
 
     def decode_segment(self, encoded: torch.Tensor, locale: str, options: DecodeOptions,

@@ -135,7 +135,10 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
         assert recognizer.beam_options(locale, DecodeOptions()).beam_size == chosen.get("beam_size", 8)
         assert recognizer.fusion_settings[locale].rescore == RescoreWeights(**chosen.get("rescore", {}))
         described = recognizer.decoding_settings()[locale]  # what GET /v1/models says
-        assert described["final_ranking"] == asdict(recognizer.fusion_settings[locale].rescore)
+        tuned_ranking = recognizer.fusion_settings[locale].rescore if chosen["weight"] > 0 else RescoreWeights()
+        assert recognizer.final_ranking(locale, DecodeOptions()) == tuned_ranking
+        assert recognizer.final_ranking(locale, DecodeOptions(lm_weight=0.0)) == RescoreWeights()  # tuned with the LM
+        assert described["final_ranking"] == asdict(tuned_ranking)
         assert described["beam_size"] == recognizer.beam_options(locale, DecodeOptions()).beam_size
         assert recognizer.decoding_settings(DecodeOptions(beam_size=4))[locale]["beam_size"] == 4
         assert recognizer.beam_options(locale, DecodeOptions(beam_size=4)).beam_size == 4
