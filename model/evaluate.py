@@ -27,7 +27,7 @@ from model.dataset import FeatureCorpus, pad_features
 from model.recognizer import DecodeOptions, FusionSetting, Recognizer
 from model.rescoring import RescoredHypothesis, RescoreWeights
 from model.results import join_texts
-from model.segmenter import split_at_silences
+from model.segmenter import AudioSpan
 from model.scoring import ErrorCount, count_errors, uses_words
 from model.search import greedy_search
 
@@ -216,16 +216,12 @@ RESCORE_GRID = tuple(RescoreWeights(ctc, lm, length) for ctc in (0.5, 1.0, 2.0, 
                      for length in (0.0, 1.0, 2.0, 3.0))
 
 
-def ranked_segments(recognizer: Recognizer, locale: str, audio: list[torch.Tensor]) -> list[list[list[RescoredHypothesis]]]:
-    """Per recording, its segments (cut at silences as an upload's are), each with its scored n-best as `locale`
-    at the locale's current setting: what the final's ranking chooses from."""
+def ranked_segments(recognizer: Recognizer, locale: str,
+                    segments: list[list[tuple[AudioSpan, torch.Tensor]]]) -> list[list[list[RescoredHypothesis]]]:
+    """Per recording, its segments (`Recognizer.encode_recordings`, cut and encoded as an upload's are), each with
+    its scored n-best as `locale` at the locale's current setting: what the final's ranking chooses from."""
     options = DecodeOptions(locale=locale)
-    ranked = []
-    for recording in audio:
-        spans = split_at_silences(recording, recognizer.segmenter)
-        encoded = recognizer.encode_segments([recording[span.start : span.end] for span in spans], None)
-        ranked.append([recognizer.decode_segment(e, locale, options, None) for e in encoded])
-    return ranked
+    return [[recognizer.decode_segment(e, locale, options, None) for _, e in recording] for recording in segments]
 
 
 def reranked_text(recognizer: Recognizer, segments: list[list[RescoredHypothesis]], weights: RescoreWeights) -> str:
@@ -298,9 +294,11 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
         setting = replace(setting, oov_penalty=chosen.get("oov_penalty", 0.0))
         # Then the finals' ranking of the n-best (RescoreWeights), at the beam so far and at each wider beam, whose
         # n-best it ranks: a wider beam is kept with its own ranking only where the two together earn its cost.
+        # The encoder output does not depend on the beam: encoded once, searched at each beam.
+        own_segments = recognizer.encode_recordings(own_audio, [None] * len(own_audio))
         for beam in (setting.beam_size, *wider_beams):
             recognizer.fusion_settings[locale] = replace(setting, beam_size=beam)
-            weights, rate = tune_rescoring(recognizer, own_utterances, ranked_segments(recognizer, locale, own_audio),
+            weights, rate = tune_rescoring(recognizer, own_utterances, ranked_segments(recognizer, locale, own_segments),
                                            rescore_grid)
             wider = beam != setting.beam_size
             trials.append({**{k: v for k, v in chosen.items() if k not in ("dev_error_rate", "rescore")},

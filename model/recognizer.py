@@ -24,7 +24,7 @@ from model.locales import LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
 from model.lm import NgramLM
 from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses,
                           frame_posteriors, greedy_hypothesis, greedy_search, prefix_beam_search)
-from model.segmenter import SegmenterOptions, split_at_silences
+from model.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from model.streaming import AudioChunk, chunk_features
 
 
@@ -186,17 +186,21 @@ class Recognizer:
 
     def transcribe_batch(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
         """Many recordings (16 kHz mono) at once; each with its own options."""
+        segments = self.encode_recordings(recordings, [o.chunk_frames for o in options])
+        return [self._transcript(*request) for request in zip(recordings, segments, options)]
+
+    def encode_recordings(self, recordings: list[torch.Tensor],
+                          chunk_frames: list[int | None]) -> list[list[tuple[AudioSpan, torch.Tensor]]]:
+        """Per recording, its segments cut at silences, each with its encoder output (at that recording's chunk
+        size; None: full context): every recording's segments are encoded in batches together."""
         pieces = [(i, span) for i, r in enumerate(recordings) for span in split_at_silences(r, self.segmenter)]
         encoded: list[torch.Tensor | None] = [None] * len(pieces)
-        for chunk_frames in {o.chunk_frames for o in options}:  # one encoder batch per attention geometry
-            rows = [n for n, (i, _) in enumerate(pieces) if options[i].chunk_frames == chunk_frames]
-            outputs = self.encode_segments([recordings[pieces[n][0]][pieces[n][1].start : pieces[n][1].end] for n in rows], chunk_frames)
+        for size in set(chunk_frames):  # one encoder batch per attention geometry
+            rows = [n for n, (i, _) in enumerate(pieces) if chunk_frames[i] == size]
+            outputs = self.encode_segments([recordings[pieces[n][0]][pieces[n][1].start : pieces[n][1].end] for n in rows], size)
             for n, output in zip(rows, outputs):
                 encoded[n] = output
-        return [
-            self._transcript(recording, [(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request], option)
-            for request, (recording, option) in enumerate(zip(recordings, options))
-        ]
+        return [[(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request] for request in range(len(recordings))]
 
     def _transcript(self, recording: torch.Tensor, segments: list, options: DecodeOptions) -> Transcript:
         locale, probability = options.locale, None
