@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-SYSTEM_PACKAGES := espeak-ng sox fortunes libsndfile1 prometheus chromium fonts-noto-cjk
+SYSTEM_PACKAGES := espeak-ng sox fortunes wamerican wbritish libsndfile1 prometheus chromium fonts-noto-cjk
 
 .PHONY: serve test install system-deps corpus train evaluate bundle bench clean
 
@@ -54,13 +54,15 @@ evaluate: install
 	$(BIN)/python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl
 
 # Package a trained run as the bundled model: average the last snapshots (float16), continuing the previous release's
-# history; add the n-gram LMs; tune the LM weights, beams and finals' n-best ranking on dev (150 utterances per locale);
-# evaluate on test; measure where the Chinese errors
-# come from (tones) on dev; store every result in the checkpoint and write the model card from it.
+# history; add the n-gram LMs and the English lexicon (its LM text's words and two spelling dictionaries); tune the LM
+# weights, beams and finals' n-best ranking on dev (150 utterances per locale); evaluate on test; measure where the
+# Chinese errors come from (tones) on dev; store every result in the checkpoint and write the model card from it.
 BUNDLE := model/checkpoints/default.pt
 bundle: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE)
-	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US --exclude data/synth/dev.jsonl data/synth/test.jsonl
+	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US \
+	  --word-list en-US=/usr/share/dict/american-english en-US=/usr/share/dict/british-english \
+	  --exclude data/synth/dev.jsonl data/synth/test.jsonl
 	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
 	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out model/checkpoints/eval.json
 	$(BIN)/python -m model.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning

@@ -21,10 +21,11 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from model.lexicon import Lexicon
+from model.lexicon import Lexicon, word_list_entries
 
 DISCOUNT = 0.75
 
@@ -222,7 +223,13 @@ def main(argv: list[str] | None = None) -> None:
                              "for all locales and/or per locale: what lets a Mandarin 4-gram fit the checkpoint")
     parser.add_argument("--lexicon", nargs="*", default=[], metavar="LOCALE",
                         help="locales written with spaces whose words become a lexicon (model.lexicon), e.g. en-US")
+    parser.add_argument("--word-list", nargs="*", default=[], metavar="LOCALE=PATH",
+                        help="a spelling dictionary (one word per line) whose words join that locale's lexicon, e.g. "
+                             "en-US=/usr/share/dict/american-english (Debian wamerican)")
     args = parser.parse_args(argv)
+    word_lists = [tuple(item.split("=", 1)) for item in args.word_list]
+    if any(len(pair) != 2 or pair[0] not in args.lexicon for pair in word_lists):
+        parser.error("--word-list takes LOCALE=PATH for a locale also named in --lexicon")
     orders, min_counts = parse_per_locale(args.order, 3), parse_per_locale(args.min_count, 2)
     loaded = load_checkpoint(args.checkpoint)
     if max(orders.values()) > max_order(loaded.tokenizer.vocab_size) or min(orders.values()) < 1:
@@ -244,8 +251,17 @@ def main(argv: list[str] | None = None) -> None:
         payloads[locale] = lm.to_payload()
         if locale in args.lexicon:  # words as the tokenizer normalises them, so they match decoded pieces
             lexicon = Lexicon.from_sentences(loaded.tokenizer.decode(ids) for ids in sentences)
+            added = {}
+            for path in (path for loc, path in word_lists if loc == locale):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    # Only words the tokenizer spells: the search could never write the others.
+                    entries = {w for w in word_list_entries(f, locale) if loaded.tokenizer.can_spell(w)}
+                added[Path(path).name] = len(entries - lexicon.words)
+                lexicon = lexicon.with_words(entries)
             payloads[locale]["lexicon"] = lexicon.to_payload()
             report[locale]["lexicon_words"] = len(lexicon.words)
+            if added:
+                report[locale]["lexicon_word_lists"] = added  # words each list added beyond the text (and lists before it)
         print(locale, report[locale], flush=True)
     loaded.metadata["language_models"] = report
     loaded.language_models = payloads

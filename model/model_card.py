@@ -124,7 +124,10 @@ def lm_lines(meta: dict) -> list[str]:
               "fusion score + b per token (`RescoreWeights`, model/rescoring.py): WeNet's decoder + 0.5 CTC (l = 1, b = 0) "
               "unless the dev split chose other weights for the locale, tuned with its beam (`model.evaluate`)."]
     if any("lexicon_words" in v for v in models.values()):
-        lines += ["", "Locales with a lexicon (words of their LM text) pay the out-of-lexicon penalty, in log "
+        lists = {name: added for v in models.values() for name, added in v.get("lexicon_word_lists", {}).items()}
+        source = "words of their LM text" + (", plus those the spelling dictionaries added: " + ", ".join(
+            f"{name} {added}" for name, added in lists.items()) if lists else "")
+        lines += ["", f"Locales with a lexicon ({source}) pay the out-of-lexicon penalty, in log "
                   "probability, once per word the beam search spells outside it (`model/lexicon.py`): a soft spelling "
                   "constraint, so a name outside the lexicon can still be written."]
     return lines

@@ -70,7 +70,7 @@ class Recognizer:
         self.locales = list(self.tokenizer.locales)
         self.language_models = {loc: NgramLM.from_payload(p) for loc, p in self.loaded.language_models.items()}
         self.lexicons = {loc: Lexicon.from_payload(p["lexicon"])
-                         for loc, p in self.loaded.language_models.items() if p.get("lexicon")}
+                         for loc, p in self.loaded.language_models.items() if p.get("lexicon") is not None}
         self.token_pieces = tuple(self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size))
         tuned = self.loaded.metadata.get("lm_fusion", {})
         self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))

@@ -63,3 +63,42 @@ def test_beam_search_turns_a_near_miss_spelling_into_the_lexicon_word(penalty):
 
     assert best(LmFusion(lm, 0.1, 0.0)) == (THE, K, A, T)
     assert best(LmFusion(lm, 0.1, 0.0, penalty)) == (THE, C, A, T)
+
+
+def test_a_lexicon_is_stored_compressed_and_older_word_lists_still_load():
+    lexicon = Lexicon.from_sentences(["the cat sat", "don't panic"])
+    payload = lexicon.to_payload()
+    assert payload.dtype == torch.uint8 and Lexicon.from_payload(payload) == lexicon
+    assert Lexicon.from_payload(sorted(lexicon.words)) == lexicon  # checkpoints before 0.11.2
+    assert Lexicon.from_payload(Lexicon(frozenset()).to_payload()).words == frozenset()
+
+
+def test_spelling_dictionary_entries_are_written_as_transcripts_write_words():
+    from model.lexicon import word_list_entries
+
+    lines = ["Zürich\n", "law's\n", "AA\n", "ice cream\n", "'tis\n", "\n", "café"]
+    assert word_list_entries(lines, "en-US") == {"zurich", "law's", "aa", "tis", "cafe"}
+
+
+def test_word_lists_join_the_lexicon_built_from_the_lm_text(tiny_loaded, tmp_path, monkeypatch):
+    """`python -m model.lm --lexicon en-US --word-list en-US=PATH`: the dictionary's words (those the tokenizer can
+    spell) join the words of the LM text, the report says how many each list added, and the recognizer reads them."""
+    import model.corpus.text_sources as text_sources
+    from conftest import TINY_TEXTS
+    from model.checkpoint import load_checkpoint, save_checkpoint
+    from model.lm import main
+    from model.recognizer import Recognizer
+
+    monkeypatch.setattr(text_sources, "load_sentences", lambda locale: TINY_TEXTS[locale])
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(checkpoint, tiny_loaded.model, tiny_loaded.tokenizer, tiny_loaded.name, tiny_loaded.version, {},
+                    tiny_loaded.language_models)
+    words = tmp_path / "words"
+    words.write_text("Hat\nworld\nsat's\ncat\n", encoding="utf-8")  # "sat's": the tiny tokenizer has no apostrophe
+    main(["--checkpoint", str(checkpoint), "--lexicon", "en-US", "--word-list", f"en-US={words}"])
+    loaded = load_checkpoint(checkpoint)
+    recognizer = Recognizer(loaded)
+    assert recognizer.lexicons["en-US"].words == {"hello", "world", "the", "cat", "sat", "on", "mat", "hat"}
+    report = loaded.metadata["language_models"]["en-US"]
+    assert report["lexicon_words"] == 8 and report["lexicon_word_lists"] == {"words": 1}
+    assert set(recognizer.lexicons) == {"en-US"}
