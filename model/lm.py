@@ -254,8 +254,10 @@ def main(argv: list[str] | None = None) -> None:
             added = {}
             for path in (path for loc, path in word_lists if loc == locale):
                 with open(path, encoding="utf-8", errors="replace") as f:
-                    # Only words the tokenizer spells: the search could never write the others.
-                    entries = {w for w in word_list_entries(f, locale) if loaded.tokenizer.can_spell(w)}
+                    # Only words the tokenizer spells (the search could never write the others), as its pieces
+                    # decode, like the text's words.
+                    tokenizer = loaded.tokenizer
+                    entries = {tokenizer.decode(tokenizer.encode(w)) for w in word_list_entries(f, locale) if tokenizer.can_spell(w)}
                 added[Path(path).name] = len(entries - lexicon.words)
                 lexicon = lexicon.with_words(entries)
             payloads[locale]["lexicon"] = lexicon.to_payload()
