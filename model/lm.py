@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
                     # Only words the tokenizer spells (the search could never write the others), as its pieces
                     # decode, like the text's words.
                     tokenizer = loaded.tokenizer
-                    entries = {tokenizer.decode(tokenizer.encode(w)) for w in word_list_entries(f, locale) if tokenizer.can_spell(w)}
+                    entries = {tokenizer.decode(tokenizer.encode(w)) for w in word_list_entries(f, locale)
+                               if tokenizer.can_spell(w)}
                 added[Path(path).name] = len(entries - lexicon.words)
                 lexicon = lexicon.with_words(entries)
             payloads[locale]["lexicon"] = lexicon.to_payload()
