@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from model.corpus.normalize import normalize_text
+from model.tokenizer import is_cjk
+
 NO_MATCH = 0  # trie node id of the root: not inside any phrase
 
 
@@ -60,3 +63,11 @@ class HotwordTrie:
         if self.terminal[node] and not self.children[node]:
             return NO_MATCH, delta
         return node, delta
+
+
+def normalise_phrase(phrase: str) -> str:
+    """A requested phrase written as transcripts are (model.corpus.normalize), so that the tokenizer has pieces for
+    it: "Zendesk" -> "zendesk", "Café" -> "cafe", "北京，天安门" -> "北京天安门". (Encoded as given, a capital letter or a
+    comma is <unk>, a token the search never emits: such a phrase could never be matched.) A phrase with any CJK
+    character is normalised as Chinese text (Latin runs inside it lower-cased), any other as English."""
+    return normalize_text(phrase, "zh-CN" if any(is_cjk(c) for c in phrase) else "en-US")

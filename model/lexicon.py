@@ -18,6 +18,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
@@ -59,6 +60,15 @@ class LexiconPenalty:
     lexicon: Lexicon
     pieces: Sequence[str]  # token id -> surface text; a piece starting with " " starts a word (tokenizer.token_text)
     penalty: float
+    # The words of the request's hotwords: a name the caller asks for is a word for that request (as a WFST decoder
+    # adds context words to its lexicon), not a misspelling to charge against the hotword's boost.
+    request_words: Lexicon | None = None
+
+    def _is_word(self, text: str) -> bool:
+        return text in self.lexicon.words or (self.request_words is not None and text in self.request_words.words)
+
+    def _is_prefix(self, text: str) -> bool:
+        return text in self.lexicon.prefixes or (self.request_words is not None and text in self.request_words.prefixes)
 
     def partial_word(self, prefix: Sequence[int]) -> str | None:
         """The word the prefix ends in, as spelled so far; None before the first word starts."""
@@ -72,15 +82,15 @@ class LexiconPenalty:
 
     def _ends_outside(self, word: str | None) -> bool:
         """A finished word that was still a valid prefix (so not yet charged) but is not a word."""
-        return word is not None and word in self.lexicon.prefixes and word not in self.lexicon.words
+        return word is not None and self._is_prefix(word) and not self._is_word(word)
 
     def token_penalty(self, prefix: Sequence[int], token: int) -> float:
         piece = self.pieces[token]
         word = self.partial_word(prefix)
         if piece.startswith(" ") or word is None:  # the token starts a new word: the previous one is finished
             charged = self.penalty if self._ends_outside(word) else 0.0
-            return charged + (0.0 if piece.strip() in self.lexicon.prefixes else self.penalty)
-        if word in self.lexicon.prefixes and word + piece not in self.lexicon.prefixes:
+            return charged + (0.0 if self._is_prefix(piece.strip()) else self.penalty)
+        if self._is_prefix(word) and not self._is_prefix(word + piece):
             return self.penalty
         return 0.0
 
@@ -104,3 +114,10 @@ def word_list_entries(lines: Iterable[str], locale: str) -> set[str]:
         if normalised and " " not in normalised:
             words.add(normalised)
     return words
+
+
+@lru_cache(maxsize=256)
+def phrase_lexicon(phrases: tuple[str, ...]) -> Lexicon:
+    """The words of a request's (normalised) hotword phrases, as a lexicon: built once per set of phrases, since
+    the search asks on every chunk of every stream that carries them."""
+    return Lexicon.from_sentences(phrases)

@@ -16,10 +16,10 @@ from model.checkpoint import LoadedModel
 from model.dataset import pad_features
 from model.encoder import EncoderState, stack_states, unstack_states
 from model.features import SAMPLE_RATE, FeatureExtractor
-from model.hotwords import HotwordTrie
+from model.hotwords import HotwordTrie, normalise_phrase
 from model.rescoring import RescoredHypothesis, RescoreWeights, rescore
 from model.results import ENCODER_FRAME_S, SegmentResult, Transcript, join_texts, segment_result
-from model.lexicon import Lexicon, LexiconPenalty
+from model.lexicon import Lexicon, LexiconPenalty, phrase_lexicon
 from model.locales import LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
 from model.lm import NgramLM
 from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion, beam_hypotheses,
@@ -72,6 +72,7 @@ class Recognizer:
         self.lexicons = {loc: Lexicon.from_payload(p["lexicon"])
                          for loc, p in self.loaded.language_models.items() if p.get("lexicon") is not None}
         self.token_pieces = tuple(self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size))
+        self._hotword_phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         tuned = self.loaded.metadata.get("lm_fusion", {})
         self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))
         self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]), float(v.get("oov_penalty", 0.0)),
@@ -93,7 +94,11 @@ class Recognizer:
         if lm is None or weight <= 0:
             return None
         lexicon = self.lexicons.get(locale) if setting.oov_penalty > 0 else None
-        penalty = LexiconPenalty(lexicon, self.token_pieces, setting.oov_penalty) if lexicon else None
+        if lexicon is None:
+            return LmFusion(lm, weight, setting.bonus, None)
+        # The request's hotwords are words of the lexicon for this request (LexiconPenalty.request_words).
+        request_words = phrase_lexicon(self.hotword_phrases(options.hotwords)) if options.hotwords else None
+        penalty = LexiconPenalty(lexicon, self.token_pieces, setting.oov_penalty, request_words)
         return LmFusion(lm, weight, setting.bonus, penalty)
 
     def beam_options(self, locale: str | None, options: DecodeOptions) -> BeamOptions:
@@ -125,8 +130,21 @@ class Recognizer:
         return described
 
     def hotword_trie(self, options: DecodeOptions) -> HotwordTrie | None:
-        phrases = [self.tokenizer.encode(p) for p in options.hotwords if p.strip()]
-        return HotwordTrie.build([p for p in phrases if p], options.hotword_boost) if phrases else None
+        phrases = [self.tokenizer.encode(p) for p in self.hotword_phrases(options.hotwords)]
+        return HotwordTrie.build(phrases, options.hotword_boost) if phrases else None
+
+    def hotword_phrases(self, hotwords: tuple[str, ...]) -> tuple[str, ...]:
+        """The request's hotwords as transcripts write them (`normalise_phrase`), those the tokenizer can spell (a
+        phrase with a character outside the model's tokens could never be matched), duplicates dropped. Memoised:
+        the search asks again on every chunk of a stream."""
+        phrases = self._hotword_phrases.get(hotwords)  # search threads share it: read once, write whole values
+        if phrases is None:
+            normalised = (normalise_phrase(p) for p in hotwords)
+            phrases = tuple(dict.fromkeys(p for p in normalised if p and self.tokenizer.can_spell(p)))
+            if len(self._hotword_phrases) >= 1024:
+                self._hotword_phrases.clear()
+            self._hotword_phrases[hotwords] = phrases
+        return phrases
 
     @torch.no_grad()
     def detect_locale(self, encoded_sum: torch.Tensor, frames: int) -> tuple[str, float]:

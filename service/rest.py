@@ -33,7 +33,8 @@ DIGITAL_SILENCE = 2 / 32768  # within two steps of 16-bit zero: no signal at all
 TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published so clients and fuzzers see them
     "locale": {"type": "string", "description": "zh-CN, yue-HK, en-US, an alias (zh, cmn, yue, en) or auto"},
     "nbest": {"type": "integer", "minimum": 1, "maximum": 10},
-    "hotwords": {"type": "string", "description": "comma-separated phrases to favour"},
+    "hotwords": {"type": "string", "description": "comma-separated phrases to favour, written as names are (normalised "
+                                                  "as transcripts are)"},
     "timestamps": {"type": "boolean"},
     "chunk_ms": {"type": "integer", "minimum": 40, "maximum": 2560, "multipleOf": 40},
 }

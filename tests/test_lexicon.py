@@ -102,3 +102,26 @@ def test_word_lists_join_the_lexicon_built_from_the_lm_text(tiny_loaded, tmp_pat
     report = loaded.metadata["language_models"]["en-US"]
     assert report["lexicon_words"] == 8 and report["lexicon_word_lists"] == {"words": 1}
     assert set(recognizer.lexicons) == {"en-US"}
+
+
+def test_a_requests_hotword_words_are_lexicon_words_for_that_request(penalty):
+    """A name the caller asks for ("kat", outside the lexicon) costs no penalty in that request: the audio's
+    spelling wins again, where the lexicon alone turned it into "cat"."""
+    from dataclasses import replace
+
+    from model.lexicon import phrase_lexicon
+
+    requested = replace(penalty, request_words=phrase_lexicon(("the kat",)))
+    assert requested.token_penalty((THE,), K) == 0.0 and requested.end_penalty((THE, K, A, T)) == 0.0
+    assert requested.token_penalty((THE, C), T) == 4.0  # the lexicon still charges what neither holds
+    posteriors = torch.full((7, len(PIECES)), 1e-4)
+    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97}, {T: 0.97}]):
+        for token, p in probs.items():
+            posteriors[frame, token] = p
+    log_probs = (posteriors / posteriors.sum(-1, keepdim=True)).log()
+    lm = train_ngram([[THE, C, A, T], [THE, K, A, T]] * 5, vocab_size=len(PIECES))
+    options = BeamOptions(beam_size=4, blank_skip_prob=1.0)
+    for lexicon, expected in ((penalty, (THE, C, A, T)), (requested, (THE, K, A, T))):
+        fusion = LmFusion(lm, 0.1, 0.0, lexicon)
+        state = prefix_beam_search(log_probs, None, options, fusion=fusion)
+        assert beam_hypotheses(state, final=True, fusion=fusion)[0].token_ids == expected

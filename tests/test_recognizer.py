@@ -400,3 +400,23 @@ def test_a_bare_word_start_piece_begins_the_word_its_next_pieces_spell():
     words = word_results(tokenizer, ranked, token_results(tokenizer, ranked, 0.0), segment_end_s=0.5)
     assert [(w.text, w.start_s, w.end_s, w.confidence) for w in words] == [
         ("the", 0.0, 0.08, 0.9), ("xy", 0.08, 0.32, 0.6), ("你", 0.32, 0.5, 0.5)]  # 你 runs on to the segment's end
+
+
+def test_hotwords_are_written_as_transcripts_are_and_join_the_requests_lexicon():
+    """Callers write hotwords as names are written ("Kubernetes", "PayPal", "北京，天安门"); the tokenizer only has
+    pieces for normalised text, so encoded as given a capital or a comma is <unk> and the phrase never matches
+    (capitalised hotwords used to do nothing). They are normalised first, phrases the model cannot spell are
+    dropped, and their words count as lexicon words for that request only."""
+    from model.checkpoint import load_checkpoint
+    from model.recognizer import DecodeOptions, Recognizer
+    from model.tokenizer import UNK_ID
+
+    recognizer = Recognizer(load_checkpoint())
+    options = DecodeOptions(locale="en-US", hotwords=("Kubernetes", "PayPal support", "kubernetes", "北京，天安门", "Ʃ"))
+    assert recognizer.hotword_phrases(options.hotwords) == ("kubernetes", "paypal support", "北京天安门")
+    trie = recognizer.hotword_trie(options)
+    lowered = recognizer.hotword_trie(DecodeOptions(hotwords=("kubernetes", "paypal support", "北京天安门")))
+    assert trie == lowered and all(UNK_ID not in child for child in trie.children)
+    penalty = recognizer.lm_fusion("en-US", options).lexicon
+    assert "kubernetes" not in recognizer.lexicons["en-US"].words and "kubernetes" in penalty.request_words.words
+    assert recognizer.lm_fusion("en-US", DecodeOptions(locale="en-US")).lexicon.request_words is None

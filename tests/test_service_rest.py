@@ -203,3 +203,16 @@ def content_length(reply: str) -> int:
         if line.lower().startswith("content-length:"):
             return int(line.split(":", 1)[1])
     return 0
+
+
+def test_a_hotword_written_as_a_name_is_written_brings_out_that_name(client):
+    """A support desk's product name, outside the English lexicon, sent as callers write it: without the hotword the
+    model hears other words ("cuban eats", 0.11.2), with "Kubernetes" it writes the name (the hotword is normalised
+    and joins the request's lexicon: tests/test_recognizer.py)."""
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    wav = encode(synthesize("my kubernetes account is locked", VoiceSpec("en-us")), "WAV")
+    plain = transcribe(client, wav, locale="en").json()["text"]
+    biased = transcribe(client, wav, locale="en", hotwords="Kubernetes, PayPal").json()["text"]
+    assert "kubernetes" not in plain.split()
+    assert biased == "my kubernetes account is locked"

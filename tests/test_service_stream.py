@@ -214,3 +214,15 @@ def test_protocol_errors_close_with_a_reason(live_server, sends, code, close_cod
     assert message["type"] == "error" and message["code"] == code
     assert closed_with == close_code
     assert httpx.get(f"{live_server.url}/healthz").status_code == 200
+
+
+def test_a_streams_hotwords_are_written_as_names_are_and_reach_its_finals(live_server):
+    """The `start` message's hotwords as a caller writes them ("Kubernetes"): the stream's final writes the name,
+    which without them comes out as other words (tests/test_service_rest.py has the upload)."""
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    pcm = pcm16(synthesize("please transfer me to kubernetes support", VoiceSpec("en-us")))
+    plain = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "en-US"}))
+    biased = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "en-US", "hotwords": ["Kubernetes"]}))
+    assert "kubernetes" not in finals_text(plain, "en-US").split()
+    assert finals_text(biased, "en-US") == "please transfer me to kubernetes support"
