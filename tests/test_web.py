@@ -335,3 +335,35 @@ def test_an_api_key_is_sent_with_every_request(playwright, live_server, bundled_
     assert seen["models"][0] is None and set(seen["models"][1:]) == {"Bearer k-test"}
     assert seen["transcribe"] == ["Bearer k-test"]
     assert protocols == [["asr", "apikey.k-test"]]  # browsers cannot set headers on a WebSocket
+
+
+def test_hotwords_typed_on_the_page_go_with_the_upload_and_the_stream(playwright, live_server, tmp_path):
+    """A product name typed in the Hotwords box as it is written ("Kubernetes") is sent with the upload and in the
+    stream's start message, and the upload shows the server's transcript, which then writes the name (without the
+    hotword the model hears "cuban eats": tests/test_service_rest.py)."""
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    wav = tmp_path / "kubernetes.wav"
+    soundfile.write(wav, synthesize("my kubernetes account is locked", VoiceSpec("en-us")), 16000, subtype="PCM_16")
+    browser = launch(playwright, fake_microphone_file(wav, tmp_path)[0])
+    uploads: list[bytes] = []
+
+    def record_transcribe(route):
+        uploads.append(route.request.post_data_buffer)
+        route.continue_()
+
+    try:
+        page = open_page(browser, live_server, "en-US")
+        page.route("**/transcribe", record_transcribe)
+        page.fill("#hotwords", "Kubernetes, PayPal")
+        page.set_input_files("#file", str(wav))
+        page.click("#upload-button")
+        page.wait_for_selector('#upload-result[data-state="done"]', timeout=60_000)
+        shown = page.locator("#upload-text").text_content()
+        record_from_microphone(page, 1.0)
+        starts = page.evaluate("window.__sentText.filter((m) => m.type === 'start')")
+    finally:
+        browser.close()
+    assert len(uploads) == 1 and b'name="hotwords"\r\n\r\nKubernetes,PayPal\r\n' in uploads[0]
+    assert shown == "my kubernetes account is locked"
+    assert starts and all(start["hotwords"] == ["Kubernetes", "PayPal"] for start in starts)

@@ -1,6 +1,6 @@
 // Live transcription: microphone -> AudioWorklet (16 kHz s16le) -> WebSocket /v1/stream, with reconnects.
 
-import { KEY_NEEDED, apiKey, clearMessage, setStatus, showFinal, showMessage, showPartial, ui } from "./ui.js";
+import { KEY_NEEDED, apiKey, clearMessage, hotwordList, setStatus, showFinal, showMessage, showPartial, ui } from "./ui.js";
 
 const TARGET_RATE = 16000; // what the model expects; the page sends it so the server never resamples
 const MAX_PENDING_S = 20; // audio kept while (re)connecting (the server holds at most 30 s per stream)
@@ -54,7 +54,8 @@ export class LiveTranscriber {
     this.active = true;
     this.locale = ui.locale.value;
     this.fullContextFinals = ui.fullContextFinals.checked;
-    ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = true;
+    this.hotwords = hotwordList();
+    ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = ui.hotwords.disabled = true;
     ui.micStop.disabled = false;
     this.connect();
   }
@@ -137,7 +138,7 @@ export class LiveTranscriber {
     if (this.attempt === 0) setStatus("connecting", "connecting…");
     ws.onopen = () => ws.send(JSON.stringify({
       type: "start", locale: this.locale, sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: true,
-      full_context_finals: this.fullContextFinals,
+      full_context_finals: this.fullContextFinals, hotwords: this.hotwords,
     }));
     ws.onmessage = (event) => ws === this.ws && this.onServerMessage(JSON.parse(event.data));
     ws.onclose = (event) => ws === this.ws && this.onClose(event);
@@ -224,7 +225,7 @@ export class LiveTranscriber {
     this.active = false;
     ui.micStart.disabled = false;
     ui.micStop.disabled = true;
-    ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = false;
+    ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = ui.hotwords.disabled = false;
     setStatus(state, text);
   }
 }

@@ -3,7 +3,8 @@
 
 export const $ = (id) => document.getElementById(id);
 export const ui = {
-  locale: $("locale"), fullContextFinals: $("full-context-finals"), apiKey: $("api-key"), status: $("status"), message: $("message"),
+  locale: $("locale"), fullContextFinals: $("full-context-finals"), hotwords: $("hotwords"), apiKey: $("api-key"),
+  status: $("status"), message: $("message"),
   micStart: $("mic-start"), micStop: $("mic-stop"), transcript: $("transcript"),
   uploadForm: $("upload-form"), file: $("file"), uploadButton: $("upload-button"), uploadStatus: $("upload-status"),
   uploadResult: $("upload-result"), uploadText: $("upload-text"), uploadSegments: $("upload-segments"),
@@ -35,6 +36,10 @@ ui.apiKey.addEventListener("change", () => sessionStorage.setItem(KEY_STORAGE, u
 export const apiKey = () => ui.apiKey.value.trim();
 export const authHeaders = () => (apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {});
 export const KEY_NEEDED = "This server needs an API key: enter it in the API key box and try again.";
+
+// The hotwords box: phrases separated by commas or new lines, as the server's `hotwords` field takes them (the
+// server normalises each one as transcripts are written: case, accents and punctuation do not matter).
+export const hotwordList = () => ui.hotwords.value.split(/[,\n]/).map((phrase) => phrase.trim()).filter(Boolean);
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const seconds = (s) => `${s.toFixed(2)} s`;

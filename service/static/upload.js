@@ -1,6 +1,6 @@
 // File upload: POST /transcribe (multipart), retried while the server answers 503, shown segment by segment.
 
-import { KEY_NEEDED, authHeaders, clearMessage, percent, renderTokens, seconds, showMessage, sleep, ui } from "./ui.js";
+import { KEY_NEEDED, authHeaders, clearMessage, hotwordList, percent, renderTokens, seconds, showMessage, sleep, ui } from "./ui.js";
 
 const UPLOAD_ATTEMPTS = 4;
 
@@ -15,6 +15,7 @@ async function postUpload(file) {
     form.append("file", file);
     form.append("locale", ui.locale.value);
     form.append("timestamps", "true");
+    if (hotwordList().length) form.append("hotwords", hotwordList().join(","));
     let response;
     try {
       response = await fetch("/transcribe", { method: "POST", body: form, headers: authHeaders() });
