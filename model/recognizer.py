@@ -97,7 +97,8 @@ class Recognizer:
         if lexicon is None:
             return LmFusion(lm, weight, setting.bonus, None)
         # The request's hotwords are words of the lexicon for this request (LexiconPenalty.request_words).
-        request_words = phrase_lexicon(self.hotword_phrases(options.hotwords)) if options.hotwords else None
+        biased = options.hotwords and options.hotword_boost > 0  # boost 0: hotwords switched off, words too
+        request_words = phrase_lexicon(self.hotword_phrases(options.hotwords)) if biased else None
         penalty = LexiconPenalty(lexicon, self.token_pieces, setting.oov_penalty, request_words)
         return LmFusion(lm, weight, setting.bonus, penalty)
 

@@ -52,7 +52,8 @@ def server_transcriber(args: argparse.Namespace) -> Callable:
 
     client = ASRClient(args.server, api_key=args.api_key, timeout=args.timeout)
     return lambda path: client.transcribe(path, locale=args.locale, nbest=args.nbest,
-                                          hotwords=hotword_list(args.hotwords), chunk_ms=args.chunk_ms)
+                                          hotwords=hotword_list(args.hotwords), chunk_ms=args.chunk_ms,
+                                          hotword_boost=args.hotword_boost)
 
 
 def in_process_transcriber(args: argparse.Namespace) -> Callable:
@@ -73,6 +74,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     recognizer = Recognizer(loaded, device=choose_device(args.device))
     options = DecodeOptions(locale=resolve_locale(args.locale, recognizer.locales), nbest=args.nbest,
                             hotwords=tuple(hotword_list(args.hotwords)),
+                            **({"hotword_boost": args.hotword_boost} if args.hotword_boost is not None else {}),
                             chunk_frames=args.chunk_ms // 40 if args.chunk_ms else None)
     model = ModelInfo(name=loaded.name, version=loaded.version)
 
@@ -187,6 +189,7 @@ def stream(args: argparse.Namespace) -> int:
         try:
             for event in client.stream(args.file, locale=args.locale, nbest=args.nbest,
                                        hotwords=hotword_list(args.hotwords), realtime=args.realtime,
+                                       **({"hotword_boost": args.hotword_boost} if args.hotword_boost is not None else {}),
                                        full_context_finals=args.full_context_finals):
                 if event.type == "ready":
                     print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)", file=sys.stderr)
@@ -271,7 +274,8 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default %(default)s)")
     parser.add_argument("--locale", default="auto", help="zh-CN, yue-HK, en-US (or zh, yue, en), or auto")
     parser.add_argument("--nbest", type=int, default=1, help="alternatives per segment, 1-10")
-    parser.add_argument("--hotwords", help="comma-separated phrases to favour")
+    parser.add_argument("--hotwords", help="comma-separated phrases to favour, written as names are")
+    parser.add_argument("--hotword-boost", type=float, help="bonus per hotword token, 0-10 (default: the server's, 2)")
 
 
 def add_transcribe(commands) -> None:

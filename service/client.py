@@ -95,10 +95,12 @@ def read_upload(audio: str | os.PathLike | bytes) -> tuple[str, bytes]:
 
 
 def upload_fields(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], chunk_ms: int | None,
-                  timestamps: bool) -> dict[str, str]:
+                  timestamps: bool, hotword_boost: float | None = None) -> dict[str, str]:
     fields = {"locale": locale, "nbest": str(nbest), "timestamps": "true" if timestamps else "false"}
     if hotwords:
         fields["hotwords"] = ",".join(hotwords)
+    if hotword_boost is not None:
+        fields["hotword_boost"] = str(hotword_boost)
     if chunk_ms is not None:
         fields["chunk_ms"] = str(chunk_ms)
     return fields
@@ -225,9 +227,10 @@ class ASRClient:
 
     def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
                    hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
-                   timestamps: bool = True) -> TranscriptionResponse:
-        """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe."""
-        return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps))
+                   timestamps: bool = True, hotword_boost: float | None = None) -> TranscriptionResponse:
+        """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe. `hotword_boost`: None
+        leaves the server's default."""
+        return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost))
 
     def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
                hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0, interim_results: bool = True,
@@ -270,10 +273,11 @@ class AsyncASRClient:
 
     async def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
                          hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
-                         timestamps: bool = True) -> TranscriptionResponse:
-        """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe."""
+                         timestamps: bool = True, hotword_boost: float | None = None) -> TranscriptionResponse:
+        """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe. `hotword_boost`: None
+        leaves the server's default."""
         name, data = await asyncio.to_thread(read_upload, audio)
-        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps)
+        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost)
         for attempt in range(self.max_retries + 1):
             try:
                 response = await self.http.post("/transcribe", files={"file": (name, data)}, data=fields)

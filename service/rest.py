@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from dataclasses import replace
@@ -35,6 +36,8 @@ TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published
     "nbest": {"type": "integer", "minimum": 1, "maximum": 10},
     "hotwords": {"type": "string", "description": "comma-separated phrases to favour, written as names are (normalised "
                                                   "as transcripts are)"},
+    "hotword_boost": {"type": "number", "minimum": 0, "maximum": 10,
+                      "description": "log-probability bonus per token of a hotword (default 2; bench/bench_hotwords.py)"},
     "timestamps": {"type": "boolean"},
     "chunk_ms": {"type": "integer", "minimum": 40, "maximum": 2560, "multipleOf": 40},
 }
@@ -116,14 +119,26 @@ def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field:
     hotwords = parse_hotwords(fields, "hotwords", "hotword", "prompt")
     if len(hotwords) > settings.max_hotwords:
         raise ApiError(422, "invalid_request", f"at most {settings.max_hotwords} hotwords")
+    hotword_boost = parse_hotword_boost(first(fields, "hotword_boost", default="2.0"))
     chunk_ms = first(fields, "chunk_ms")
     chunk_frames = None
     if chunk_ms is not None:
         if not chunk_ms.isdecimal() or int(chunk_ms) % 40 or not 40 <= int(chunk_ms) <= 2560:
             raise ApiError(422, "invalid_request", "chunk_ms must be a multiple of 40 in 40..2560")
         chunk_frames = int(chunk_ms) // 40
-    return DecodeOptions(locale=locale, nbest=nbest, hotwords=hotwords, beam_size=settings.default_beam_size,
-                         chunk_frames=chunk_frames)
+    return DecodeOptions(locale=locale, nbest=nbest, hotwords=hotwords, hotword_boost=hotword_boost,
+                         beam_size=settings.default_beam_size, chunk_frames=chunk_frames)
+
+
+def parse_hotword_boost(value: str) -> float:
+    """0-10, as a stream's `hotword_boost` (service/protocol.py StartMessage)."""
+    try:
+        boost = float(value)
+    except ValueError:
+        boost = math.nan
+    if not 0.0 <= boost <= 10.0:  # NaN fails too
+        raise ApiError(422, "invalid_request", "hotword_boost must be a number in 0..10")
+    return boost
 
 
 async def decode_upload(runtime: Runtime, data: bytes) -> torch.Tensor:

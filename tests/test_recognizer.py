@@ -420,3 +420,5 @@ def test_hotwords_are_written_as_transcripts_are_and_join_the_requests_lexicon()
     penalty = recognizer.lm_fusion("en-US", options).lexicon
     assert "kubernetes" not in recognizer.lexicons["en-US"].words and "kubernetes" in penalty.request_words.words
     assert recognizer.lm_fusion("en-US", DecodeOptions(locale="en-US")).lexicon.request_words is None
+    switched_off = DecodeOptions(locale="en-US", hotwords=("Kubernetes",), hotword_boost=0.0)
+    assert recognizer.lm_fusion("en-US", switched_off).lexicon.request_words is None

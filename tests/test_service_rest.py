@@ -168,6 +168,9 @@ def test_openai_compatible_formats(client, bundled_samples):
     ({"locale": "klingon"}, 400, "unsupported_locale"),
     ({"nbest": "0"}, 422, "invalid_request"),
     ({"chunk_ms": "33"}, 422, "invalid_request"),
+    ({"hotword_boost": "11"}, 422, "invalid_request"),
+    ({"hotword_boost": "nan"}, 422, "invalid_request"),
+    ({"hotword_boost": "strong"}, 422, "invalid_request"),
 ])
 def test_bad_parameters_get_json_errors(client, bundled_samples, params, status, code):
     response = transcribe(client, bundled_samples[0]["path"].read_bytes(), **params)
@@ -216,3 +219,6 @@ def test_a_hotword_written_as_a_name_is_written_brings_out_that_name(client):
     biased = transcribe(client, wav, locale="en", hotwords="Kubernetes, PayPal").json()["text"]
     assert "kubernetes" not in plain.split()
     assert biased == "my kubernetes account is locked"
+    # The boost is the request's to set, as a stream's is: 0 switches the bias off.
+    unboosted = transcribe(client, wav, locale="en", hotwords="Kubernetes", hotword_boost="0").json()["text"]
+    assert "kubernetes" not in unboosted.split()
