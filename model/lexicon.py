@@ -116,8 +116,14 @@ def word_list_entries(lines: Iterable[str], locale: str) -> set[str]:
     return words
 
 
+MAX_REQUEST_WORD_CHARS = 50  # longer than any word; every prefix of a word is stored, so a 100k-letter "word"
+# sent as a hotword would cost gigabytes
+
+
 @lru_cache(maxsize=256)
 def phrase_lexicon(phrases: tuple[str, ...]) -> Lexicon:
     """The words of a request's (normalised) hotword phrases, as a lexicon: built once per set of phrases, since
-    the search asks on every chunk of every stream that carries them."""
-    return Lexicon.from_sentences(phrases)
+    the search asks on every chunk of every stream that carries them. Words over MAX_REQUEST_WORD_CHARS are left
+    out (they still pay the penalty)."""
+    words = {word for phrase in phrases for word in phrase.split() if len(word) <= MAX_REQUEST_WORD_CHARS}
+    return Lexicon(frozenset(words))

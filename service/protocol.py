@@ -7,6 +7,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+MAX_HOTWORD_CHARS = 100  # per phrase: a name or a short phrase, not a document
+
+
 # ------------------------------------------------------------------------------------------------ results
 
 
@@ -85,8 +88,9 @@ class StartMessage(BaseModel):
     encoding: Literal["pcm_s16le", "pcm_f32le"] = "pcm_s16le"
     interim_results: bool = True
     nbest: int = Field(default=1, ge=1, le=10)
-    hotwords: list[str] = Field(default_factory=list, max_length=100, description="phrases to favour, written as names "
-                                "are (normalised as transcripts are; in English their words join the lexicon)")
+    hotwords: list[Annotated[str, Field(max_length=MAX_HOTWORD_CHARS)]] = Field(
+        default_factory=list, max_length=100, description="phrases to favour, written as names are (normalised as "
+        "transcripts are; in English their words join the lexicon), each at most 100 characters")
     hotword_boost: float = Field(default=2.0, ge=0.0, le=10.0)
     endpointing: EndpointOverrides | None = None
     full_context_finals: bool | None = Field(

@@ -22,7 +22,7 @@ from model.results import SegmentResult, Transcript, join_texts
 from model.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
-from service.protocol import ErrorBody, TranscriptionResponse
+from service.protocol import MAX_HOTWORD_CHARS, ErrorBody, TranscriptionResponse
 from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
 
@@ -119,6 +119,8 @@ def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field:
     hotwords = parse_hotwords(fields, "hotwords", "hotword", "prompt")
     if len(hotwords) > settings.max_hotwords:
         raise ApiError(422, "invalid_request", f"at most {settings.max_hotwords} hotwords")
+    if any(len(phrase) > MAX_HOTWORD_CHARS for phrase in hotwords):
+        raise ApiError(422, "invalid_request", f"a hotword is at most {MAX_HOTWORD_CHARS} characters")
     hotword_boost = parse_hotword_boost(first(fields, "hotword_boost", default="2.0"))
     chunk_ms = first(fields, "chunk_ms")
     chunk_frames = None

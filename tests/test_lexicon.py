@@ -114,6 +114,7 @@ def test_a_requests_hotword_words_are_lexicon_words_for_that_request(penalty):
     requested = replace(penalty, request_words=phrase_lexicon(("the kat",)))
     assert requested.token_penalty((THE,), K) == 0.0 and requested.end_penalty((THE, K, A, T)) == 0.0
     assert requested.token_penalty((THE, C), T) == 4.0  # the lexicon still charges what neither holds
+    assert phrase_lexicon(("kat " + "k" * 100_000,)).words == {"kat"}  # no word is that long: not stored
     posteriors = torch.full((7, len(PIECES)), 1e-4)
     for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97}, {T: 0.97}]):
         for token, p in probs.items():

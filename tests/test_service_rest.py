@@ -171,6 +171,7 @@ def test_openai_compatible_formats(client, bundled_samples):
     ({"hotword_boost": "11"}, 422, "invalid_request"),
     ({"hotword_boost": "nan"}, 422, "invalid_request"),
     ({"hotword_boost": "strong"}, 422, "invalid_request"),
+    ({"hotwords": "a" * 101}, 422, "invalid_request"),
 ])
 def test_bad_parameters_get_json_errors(client, bundled_samples, params, status, code):
     response = transcribe(client, bundled_samples[0]["path"].read_bytes(), **params)

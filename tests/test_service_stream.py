@@ -205,6 +205,7 @@ async def expect_error(ws_url: str, *sends) -> tuple[dict, int]:
     (('{"type": "start", "sample_rate": 1}',), "bad_message", 1003),
     (('{"type": "start", "encoding": "mulaw"}',), "bad_message", 1003),
     (('{"type": "start", "locale": "xx-YY"}',), "unsupported_locale", 1003),
+    (('{"type": "start", "hotwords": ["' + "a" * 101 + '"]}',), "bad_message", 1003),
     (('{"type": "start"}', '{"type": "start"}'), "protocol", 1008),
     (('{"type": "start"}', b"\x00\x01\x02"), "bad_audio", 1003),
     (('{"type": "start"}', b"\x00" * (2 * 1024 * 1024)), "frame_too_large", 1009),
