@@ -11,7 +11,7 @@ streaming search), locale named, with:
 
 at each boost asked for (`--boosts`; the service's default is 2.0 per token). Reported: how many utterances'
 transcripts contain the spoken name (as a word in English, as a substring in Chinese), and how many times another
-name of the list appears (false insertions). With a manifest (the corpus's dev split by default, when built), also
+name of the list appears (false insertions). (Chinese finals also write a requested name where the characters sound like it but for the tones: model.hotwords.correct_to_hotwords.) With a manifest (the corpus's dev split by default, when built), also
 what the list costs speech that names none of them: each locale's error rate in 640 ms chunks without and with it.
 
     python -m bench.bench_hotwords [--checkpoint PATH] [--boosts 2 3] [--manifest data/synth/dev.jsonl]

@@ -5,6 +5,7 @@ per token while it follows a phrase and gives the partial bonus back if it leave
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from model.corpus.normalize import normalize_text
 from model.tokenizer import is_cjk
@@ -71,3 +72,54 @@ def normalise_phrase(phrase: str) -> str:
     comma is <unk>, a token the search never emits: such a phrase could never be matched.) A phrase with any CJK
     character is normalised as Chinese text (Latin runs inside it lower-cased), any other as English."""
     return normalize_text(phrase, "zh-CN" if any(is_cjk(c) for c in phrase) else "en-US")
+
+
+# ------------------------------------------------------------------ Chinese finals: hotwords heard with the wrong tone
+
+MIN_SYLLABLE_MATCH_CHARS = 2  # a single character would match far too often
+
+
+@lru_cache(maxsize=65536)
+def character_reading(char: str, locale: str) -> str | None:
+    """A Chinese character's usual toneless syllable (pinyin for Mandarin, Jyutping for Cantonese), None without
+    one. The usual reading only: with every heteronym, 的 (de, also di) would match the 滴 of 滴滴."""
+    from model.syllables import cantonese_syllables, mandarin_syllables
+
+    [syllable] = (cantonese_syllables if locale.startswith("yue") else mandarin_syllables)(char, False) or [char]
+    return syllable if syllable != char else None
+
+
+def phrase_syllables(phrase: str, locale: str) -> tuple[str, ...] | None:
+    """The toneless syllables of an all-Chinese phrase as read in context (one per character), or None for a
+    phrase this correction does not apply to (other scripts, too short, a character without a reading)."""
+    from model.syllables import cantonese_syllables, mandarin_syllables
+
+    if len(phrase) < MIN_SYLLABLE_MATCH_CHARS or not all(is_cjk(c) for c in phrase):
+        return None
+    syllables = (cantonese_syllables if locale.startswith("yue") else mandarin_syllables)(phrase, False)
+    return tuple(syllables) if len(syllables) == len(phrase) and all(s not in phrase for s in syllables) else None
+
+
+def correct_to_hotwords(text: str, phrases: tuple[str, ...], locale: str) -> str:
+    """Chinese: where the text holds a run of characters that sounds like a hotword but for the tones (or is a
+    homophone of it), write the hotword. Why: the acoustic model confuses tones (espeak-ng's and real speakers'),
+    and the search's boost cannot lift a character the audio scores far below its wrong-tone twin (港鐵 heard as
+    講鐵, gong2 tit3 as gong3 tit3); the caller who named 港鐵 means it. Only all-Chinese phrases of two or more
+    characters, matched syllable for syllable in the same length; the text keeps its length, so token times hold."""
+    chars, written = list(text), [False] * len(text)  # a character written from one hotword is not rewritten
+    for phrase in sorted(phrases, key=len, reverse=True):  # longest first: a longer name wins an overlap
+        syllables = phrase_syllables(phrase, locale)
+        if syllables is None:
+            continue
+        start = 0
+        while start + len(phrase) <= len(chars):
+            span = range(start, start + len(phrase))
+            if not any(written[i] for i in span) and all(
+                    character_reading(chars[i], locale) == syllable for i, syllable in zip(span, syllables)):
+                chars[start : start + len(phrase)] = list(phrase)
+                for i in span:
+                    written[i] = True
+                start += len(phrase)
+            else:
+                start += 1
+    return "".join(chars)

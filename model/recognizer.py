@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from model.checkpoint import LoadedModel
+from model.corpus.normalize import is_chinese_locale
 from model.dataset import pad_features
 from model.encoder import EncoderState, stack_states, unstack_states
 from model.features import SAMPLE_RATE, FeatureExtractor
-from model.hotwords import HotwordTrie, normalise_phrase
+from model.hotwords import HotwordTrie, correct_to_hotwords, normalise_phrase
 from model.rescoring import RescoredHypothesis, RescoreWeights, rescore
 from model.results import ENCODER_FRAME_S, SegmentResult, Transcript, join_texts, segment_result
 from model.lexicon import Lexicon, LexiconPenalty, phrase_lexicon
@@ -26,6 +27,7 @@ from model.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypot
                           frame_posteriors, greedy_hypothesis, greedy_search, prefix_beam_search)
 from model.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from model.streaming import AudioChunk, chunk_features
+from model.tokenizer import is_cjk
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,27 @@ class Recognizer:
     def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
         if options.rescore and len(hypotheses) > 1:
             allowed = self.model.locale_token_mask[self.locales.index(locale)]  # normalised like the first pass
-            return rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale),
-                           self.final_ranking(locale, options), allowed=allowed)
-        return [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
+            ranked = rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale),
+                             self.final_ranking(locale, options), allowed=allowed)
+        else:
+            ranked = [RescoredHypothesis(h, 0.0, h.score) for h in hypotheses]
+        return self.corrected_to_hotwords(ranked, locale, options)
+
+    def corrected_to_hotwords(self, ranked: list[RescoredHypothesis], locale: str,
+                              options: DecodeOptions) -> list[RescoredHypothesis]:
+        """Chinese finals: a run of characters that sounds like one of the request's hotwords but for the tones is
+        written as the hotword (`correct_to_hotwords`), token times and scores kept; n-best entries that become
+        the same are kept once."""
+        if not options.hotwords or options.hotword_boost <= 0 or not is_chinese_locale(locale):
+            return ranked
+        phrases = self.hotword_phrases(options.hotwords)
+        corrected, seen = [], set()
+        for entry in ranked:
+            tokens = corrected_tokens(entry.hypothesis.tokens, self.tokenizer, phrases, locale)
+            if tuple(t.token_id for t in tokens) not in seen:
+                seen.add(tuple(t.token_id for t in tokens))
+                corrected.append(replace(entry, hypothesis=replace(entry.hypothesis, tokens=tokens)))
+        return corrected
 
     def decode_segment(self, encoded: torch.Tensor, locale: str, options: DecodeOptions,
                        trie: HotwordTrie | None) -> list[RescoredHypothesis]:
@@ -272,3 +292,22 @@ class Recognizer:
         posteriors = frame_posteriors(log_probs, valid)
         return [(posteriors[row], encoded[row, : valid[row]], next_state)
                 for row, next_state in enumerate(unstack_states(state))]
+
+
+def corrected_tokens(tokens: tuple, tokenizer, phrases: tuple[str, ...], locale: str) -> tuple:
+    """`correct_to_hotwords` over each run of one-character Chinese tokens (a Latin piece breaks a run), each
+    rewritten character taking the hotword character's token id and keeping its timing and confidence."""
+    out, run = list(tokens), []
+    for index in range(len(tokens) + 1):
+        piece = tokenizer.token_text(tokens[index].token_id) if index < len(tokens) else ""
+        if len(piece) == 1 and is_cjk(piece):
+            run.append(index)
+            continue
+        if len(run) >= 2:
+            text = "".join(tokenizer.token_text(tokens[i].token_id) for i in run)
+            fixed = correct_to_hotwords(text, phrases, locale)
+            for i, (before, after) in zip(run, zip(text, fixed)):
+                if before != after:
+                    out[i] = tokens[i]._replace(token_id=tokenizer.token_to_id[after])
+        run = []
+    return tuple(out)

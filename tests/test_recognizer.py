@@ -422,3 +422,37 @@ def test_hotwords_are_written_as_transcripts_are_and_join_the_requests_lexicon()
     assert recognizer.lm_fusion("en-US", DecodeOptions(locale="en-US")).lexicon.request_words is None
     switched_off = DecodeOptions(locale="en-US", hotwords=("Kubernetes",), hotword_boost=0.0)
     assert recognizer.lm_fusion("en-US", switched_off).lexicon.request_words is None
+
+
+def test_chinese_hotwords_heard_with_the_wrong_tone_are_written_as_asked():
+    """Mandarin and Cantonese: a run of characters that sounds like a requested name but for the tones (or is a
+    homophone of it) is written as the name, the same length, so token times hold; characters are compared by their
+    usual reading only (的, usually de, is no 滴 di), single characters and other scripts are left alone."""
+    from model.hotwords import correct_to_hotwords
+
+    assert correct_to_hotwords("唔該幫我轉去講鐵客服", ("港鐵",), "yue-HK") == "唔該幫我轉去港鐵客服"  # gong3 for gong2
+    assert correct_to_hotwords("我的每团账号被锁了", ("美团",), "zh-CN") == "我的美团账号被锁了"  # mei3 for mei2
+    assert correct_to_hotwords("我的低低账号", ("滴滴",), "zh-CN") == "我的滴滴账号"
+    assert correct_to_hotwords("今天天气很好", ("美团", "京", "iphone"), "zh-CN") == "今天天气很好"
+
+
+def test_a_chinese_final_is_corrected_to_the_hotword_with_its_token_times():
+    from model.checkpoint import load_checkpoint
+    from model.recognizer import DecodeOptions, Recognizer
+    from model.search import Hypothesis, TokenTiming
+
+    recognizer = Recognizer(load_checkpoint())
+    ids = [recognizer.tokenizer.token_to_id[c] for c in "轉去講鐵客服"]
+    heard = Hypothesis(tuple(TokenTiming(t, 2 * i, 2 * i + 1, 0.9) for i, t in enumerate(ids)), -3.0)
+    twin_ids = ids[:2] + [recognizer.tokenizer.token_to_id["港"]] + ids[3:]  # one character already right
+    twin = Hypothesis(tuple(TokenTiming(t, 2 * i, 2 * i + 1, 0.8) for i, t in enumerate(twin_ids)), -4.0)
+    options = DecodeOptions(locale="yue-HK", hotwords=("港鐵",), rescore=False)
+    [final] = recognizer.finalize(torch.zeros(12, 1), [heard, twin], "yue-HK", options)  # both become one
+    assert recognizer.tokenizer.decode(final.hypothesis.token_ids) == "轉去港鐵客服"
+    assert [(t.start_frame, t.end_frame, t.confidence) for t in final.hypothesis.tokens] == \
+        [(t.start_frame, t.end_frame, t.confidence) for t in heard.tokens]
+    unasked = recognizer.finalize(torch.zeros(12, 1), [heard], "yue-HK", DecodeOptions(locale="yue-HK", rescore=False))
+    assert recognizer.tokenizer.decode(unasked[0].hypothesis.token_ids) == "轉去講鐵客服"
+    switched_off = DecodeOptions(locale="yue-HK", hotwords=("港鐵",), hotword_boost=0.0, rescore=False)
+    [kept] = recognizer.finalize(torch.zeros(12, 1), [heard], "yue-HK", switched_off)
+    assert recognizer.tokenizer.decode(kept.hypothesis.token_ids) == "轉去講鐵客服"

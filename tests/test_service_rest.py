@@ -223,3 +223,17 @@ def test_a_hotword_written_as_a_name_is_written_brings_out_that_name(client):
     # The boost is the request's to set, as a stream's is: 0 switches the bias off.
     unboosted = transcribe(client, wav, locale="en", hotwords="Kubernetes", hotword_boost="0").json()["text"]
     assert "kubernetes" not in unboosted.split()
+
+
+def test_a_cantonese_hotword_heard_with_the_wrong_tone_is_written_as_asked(client):
+    """Cantonese 港鐵 (gong2 tit3) comes out as 講鐵 (gong3 tit3, 0.11.2) without the hotword; with it the final is
+    corrected to the name (model.hotwords.correct_to_hotwords), where the search's boost alone does not lift it."""
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    wav = encode(synthesize("唔該幫我轉去港鐵客服", VoiceSpec("yue")), "WAV")
+    plain = transcribe(client, wav, locale="yue").json()["text"]
+    biased = transcribe(client, wav, locale="yue", hotwords="港鐵").json()
+    assert "港鐵" not in plain
+    assert "港鐵" in biased["text"]
+    tokens = biased["segments"][0]["tokens"]
+    assert "".join(t["text"] for t in tokens) == biased["segments"][0]["text"]
