@@ -227,3 +227,15 @@ def test_a_streams_hotwords_are_written_as_names_are_and_reach_its_finals(live_s
     biased = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "en-US", "hotwords": ["Kubernetes"]}))
     assert "kubernetes" not in finals_text(plain, "en-US").split()
     assert finals_text(biased, "en-US") == "please transfer me to kubernetes support"
+
+
+def test_a_streams_cantonese_hotword_heard_with_the_wrong_tone_reaches_its_final_as_asked(live_server):
+    """The stream's finals get the Chinese correction too (Recognizer.finalize): 港鐵 heard as 講鐵 without the
+    hotword is written 港鐵 with it (tests/test_service_rest.py has the upload)."""
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    pcm = pcm16(synthesize("唔該幫我轉去港鐵客服", VoiceSpec("yue")))
+    plain = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "yue-HK"}))
+    biased = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "yue-HK", "hotwords": ["港鐵"]}))
+    assert "港鐵" not in finals_text(plain, "yue-HK")
+    assert "港鐵" in finals_text(biased, "yue-HK")
