@@ -251,12 +251,11 @@ def main(argv: list[str] | None = None) -> None:
         payloads[locale] = lm.to_payload()
         if locale in args.lexicon:  # words as the tokenizer normalises them, so they match decoded pieces
             lexicon = Lexicon.from_sentences(loaded.tokenizer.decode(ids) for ids in sentences)
-            added = {}
+            added, tokenizer = {}, loaded.tokenizer
             for path in (path for loc, path in word_lists if loc == locale):
                 with open(path, encoding="utf-8", errors="replace") as f:
                     # Only words the tokenizer spells (the search could never write the others), as its pieces
                     # decode, like the text's words.
-                    tokenizer = loaded.tokenizer
                     entries = {tokenizer.decode(tokenizer.encode(w)) for w in word_list_entries(f, locale)
                                if tokenizer.can_spell(w)}
                 added[Path(path).name] = len(entries - lexicon.words)

@@ -187,10 +187,10 @@ class Recognizer:
         phrases = self.hotword_phrases(options.hotwords)
         corrected, seen = [], set()
         for entry in ranked:
-            tokens = corrected_tokens(entry.hypothesis.tokens, self.tokenizer, phrases, locale)
-            if tuple(t.token_id for t in tokens) not in seen:
-                seen.add(tuple(t.token_id for t in tokens))
-                corrected.append(replace(entry, hypothesis=replace(entry.hypothesis, tokens=tokens)))
+            hypothesis = replace(entry.hypothesis, tokens=corrected_tokens(entry.hypothesis.tokens, self.tokenizer, phrases, locale))
+            if hypothesis.token_ids not in seen:
+                seen.add(hypothesis.token_ids)
+                corrected.append(replace(entry, hypothesis=hypothesis))
         return corrected
 
     def decode_segment(self, encoded: torch.Tensor, locale: str, options: DecodeOptions,
