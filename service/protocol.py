@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 MAX_HOTWORD_CHARS = 100  # per phrase: a name or a short phrase, not a document
+MAX_HOTWORD_BOOST = 10.0  # log-probability bonus per hotword token, streams and uploads alike
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -91,7 +92,7 @@ class StartMessage(BaseModel):
     hotwords: list[Annotated[str, Field(max_length=MAX_HOTWORD_CHARS)]] = Field(
         default_factory=list, max_length=100, description="phrases to favour, written as names are (normalised as "
         "transcripts are; in English their words join the lexicon), each at most 100 characters")
-    hotword_boost: float = Field(default=2.0, ge=0.0, le=10.0)
+    hotword_boost: float = Field(default=2.0, ge=0.0, le=MAX_HOTWORD_BOOST)
     endpointing: EndpointOverrides | None = None
     full_context_finals: bool | None = Field(
         default=None, description="decode each final again from its segment's audio at full context (partials stay "

@@ -22,7 +22,7 @@ from model.results import SegmentResult, Transcript, join_texts
 from model.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
-from service.protocol import MAX_HOTWORD_CHARS, ErrorBody, TranscriptionResponse
+from service.protocol import MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, TranscriptionResponse
 from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
 
@@ -36,7 +36,7 @@ TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published
     "nbest": {"type": "integer", "minimum": 1, "maximum": 10},
     "hotwords": {"type": "string", "description": "comma-separated phrases to favour, written as names are (normalised "
                                                   "as transcripts are)"},
-    "hotword_boost": {"type": "number", "minimum": 0, "maximum": 10,
+    "hotword_boost": {"type": "number", "minimum": 0, "maximum": MAX_HOTWORD_BOOST,
                       "description": "log-probability bonus per token of a hotword (default 2; bench/bench_hotwords.py)"},
     "timestamps": {"type": "boolean"},
     "chunk_ms": {"type": "integer", "minimum": 40, "maximum": 2560, "multipleOf": 40},
@@ -138,8 +138,8 @@ def parse_hotword_boost(value: str) -> float:
         boost = float(value)
     except ValueError:
         boost = math.nan
-    if not 0.0 <= boost <= 10.0:  # NaN fails too
-        raise ApiError(422, "invalid_request", "hotword_boost must be a number in 0..10")
+    if not 0.0 <= boost <= MAX_HOTWORD_BOOST:  # NaN fails too
+        raise ApiError(422, "invalid_request", f"hotword_boost must be a number in 0..{MAX_HOTWORD_BOOST:g}")
     return boost
 
 
