@@ -29,8 +29,8 @@ from bench.common import benchmark_recognizer, machine_info, print_table, set_th
 from model.audio import load_audio_file
 from model.corpus.manifest import read_manifest
 from model.corpus.synthesize import VoiceSpec, synthesize
+from model.evaluate import error_table, transcribe_all
 from model.recognizer import DecodeOptions
-from model.scoring import ErrorCount, count_errors
 
 
 @dataclass(frozen=True)
@@ -106,14 +106,11 @@ def unrelated_speech(recognizer, manifest: Path, boosts: tuple[float, ...]) -> l
         audio = [load_audio_file(u.audio) for u in utterances]
         for boost in (0.0, *boosts):
             hotwords = NAME_SETS[locale].names if boost else ()
-            options = DecodeOptions(locale=locale, hotwords=hotwords, hotword_boost=boost or 2.0, chunk_frames=16)
-            total = ErrorCount(0, 0)
-            for start in range(0, len(audio), 32):
-                batch = audio[start : start + 32]
-                for utterance, transcript in zip(utterances[start:], recognizer.transcribe_batch(batch, [options] * len(batch))):
-                    total += count_errors(utterance.text, transcript.text, locale)
+            options = DecodeOptions(hotwords=hotwords, hotword_boost=boost or 2.0, chunk_frames=16)
+            texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]  # as model.evaluate does
             rows.append({"locale": locale, "hotwords": f"all {len(hotwords)} names, boost {boost:g}" if boost else "none",
-                         "utterances": len(utterances), "error_rate_640ms": round(total.rate, 4)})
+                         "utterances": len(utterances),
+                         "error_rate_640ms": error_table(utterances, texts)[0]["per_locale"][locale]["error_rate"]})
             print(rows[-1], flush=True)
     return rows
 
