@@ -28,6 +28,7 @@ from model.recognizer import DecodeOptions, FusionSetting, Recognizer
 from model.rescoring import RescoredHypothesis, RescoreWeights
 from model.results import join_texts
 from model.segmenter import AudioSpan
+from model.stream_decoder import FinalEvent, StreamState, decode_stream_offline, finalize_segment, run_pending_final
 from model.scoring import ErrorCount, count_errors, uses_words
 from model.search import greedy_search
 
@@ -150,9 +151,10 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
     for utterance, transcript in zip(utterances, detected):
         hits[utterance.locale].append(transcript.locale == utterance.locale)
     results["locale_detection_accuracy"] = {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items())}
-    for key, full_context_finals in (("streamed_auto", False), ("streamed_auto_full_context_finals", True)):
-        results[key] = evaluate_streamed_auto(recognizer, utterances, audio, full_context_finals=full_context_finals)
-        print(key, json.dumps({k: v["error_rate"] for k, v in results[key]["per_locale"].items()}), flush=True)
+    streamed = evaluate_streamed_auto(recognizer, utterances, audio)
+    for key, result in zip(("streamed_auto", "streamed_auto_full_context_finals"), streamed):
+        results[key] = result
+        print(key, json.dumps({k: v["error_rate"] for k, v in result["per_locale"].items()}), flush=True)
     return results
 
 
@@ -183,24 +185,49 @@ def add_intervals(results: dict, utterances: list[Utterance], per_utterance: dic
 
 
 def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], audio: list[torch.Tensor],
-                           chunk_ms: int = 640, full_context_finals: bool = False) -> dict:
+                           chunk_ms: int = 640) -> tuple[dict, dict]:
     """The WebSocket default: the streaming path (model.stream_decoder, the service's code, endpointing included)
     at `chunk_ms` with `locale=auto`, so the locale is detected while the audio arrives. Error rates per locale, and
-    how often the finals were decoded as the right locale. `full_context_finals`: the stream option that decodes
-    each final again from its segment's audio at full context."""
-    from model.results import join_texts
-    from model.stream_decoder import FinalEvent, decode_stream_offline
-
-    texts, hits = [], defaultdict(list)
-    options = DecodeOptions(locale=None, full_context_finals=full_context_finals)
+    how often the finals were decoded as the right locale: for the finals as streamed, and for the stream option
+    `full_context_finals` that decodes each final again from its segment's audio at full context. One pass gives
+    both: the option changes only the finals (the partials, endpoints and the state after a final are the same), so
+    each segment's end is finalised both ways (`streamed_finals_both_ways`)."""
+    texts: tuple[list[str], list[str]] = ([], [])
+    hits: tuple[dict, dict] = (defaultdict(list), defaultdict(list))
+    options = DecodeOptions(locale=None, full_context_finals=True)
     for utterance, samples in zip(utterances, audio):
-        _, events = decode_stream_offline(recognizer, samples, options, chunk_ms // ENCODER_FRAME_MS)
-        spoken = [e for e in events if isinstance(e, FinalEvent) and e.segment.text]
-        texts.append(join_texts([e.segment.text for e in spoken]))
-        hits[utterance.locale] += [e.segment.locale == utterance.locale for e in spoken]
-    summary, _ = error_table(utterances, texts)
-    return {**summary, "chunk_ms": chunk_ms, "full_context_finals": full_context_finals,
-            "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits.items()) if v}}
+        for way, events in enumerate(streamed_finals_both_ways(recognizer, samples, options, chunk_ms // ENCODER_FRAME_MS)):
+            spoken = [e for e in events if isinstance(e, FinalEvent) and e.segment.text]
+            texts[way].append(join_texts([e.segment.text for e in spoken]))
+            hits[way][utterance.locale] += [e.segment.locale == utterance.locale for e in spoken]
+    results = []
+    for way, full_context_finals in enumerate((False, True)):
+        summary, _ = error_table(utterances, texts[way])
+        results.append({**summary, "chunk_ms": chunk_ms, "full_context_finals": full_context_finals,
+                        "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits[way].items()) if v}})
+    return results[0], results[1]
+
+
+def streamed_finals_both_ways(recognizer: Recognizer, samples: torch.Tensor, options: DecodeOptions,
+                              chunk_frames: int) -> tuple[list, list]:
+    """One recording through `decode_stream_offline` with `full_context_finals`: its events with each segment's
+    final as the chunked pass makes it, and as the full-context pass does."""
+    chunked_final: dict[int, list] = {}  # id of a full-context final -> the chunked pass's final in its place
+
+    def finish_both(recognizer: Recognizer, state: StreamState, events: list) -> tuple[StreamState, list]:
+        if state.pending_final is None:
+            return state, events
+        chunked = finalize_segment(recognizer, replace(state, pending_final=None), state.pending_final)[1]
+        state, second = run_pending_final(recognizer, state, [])
+        # A chunked final with text has a full-context final (it falls back to the chunked one where it hears nothing).
+        assert second or not chunked
+        chunked_final.update({id(event): [] for event in second[1:]})
+        if second:
+            chunked_final[id(second[0])] = chunked
+        return state, events + second
+
+    _, events = decode_stream_offline(recognizer, samples, options, chunk_frames, finish_pending=finish_both)
+    return [e for event in events for e in chunked_final.get(id(event), [event])], events
 
 
 def locale_dev_error_rate(recognizer: Recognizer, locale: str, setting: FusionSetting, utterances: list[Utterance],

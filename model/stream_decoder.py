@@ -17,10 +17,15 @@ With `DecodeOptions.full_context_finals` a stream also keeps its open segment's 
 again from it at full context (both passes, as an upload's segment is): the chunked encoder never sees past its
 chunk, which costs accuracy (the model card's 640 ms column), while a final waits for the endpoint's silence anyway.
 Partials stay streaming; the final costs one full-context encoder pass and search over its segment more.
+That encoder pass is the device's work, not the search's: a segment that ends returns its state with
+`pending_final` set and no events, whoever owns the device encodes `pending_segment_audio` (the service batches
+those of many streams on its device thread, `service.scheduler`), and `finish_pending_final` makes the final from
+the output. `run_pending_final` does all of it in place, for one stream (tests, evaluation, the CLI).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -89,6 +94,9 @@ class StreamState:
     detected_probability: float | None = None
     status: StreamStatus = StreamStatus.ACTIVE
     hotwords: HotwordTrie | None = None  # built once per stream from options.hotwords, not once per chunk
+    # Full-context finals: the segment ended for this reason and its final waits for the segment's encoder pass
+    # at full context (`pending_segment_audio` -> encoder -> `finish_pending_final`).
+    pending_final: str | None = None
 
     @property
     def samples_received(self) -> int:
@@ -208,7 +216,36 @@ def apply_chunk(
     reason = endpoint_reason(state)
     if reason is None:
         return state, [partial_event(recognizer, state, trie)]  # partial ranking includes LM and hotword scores
+    return end_segment(recognizer, state, reason)
+
+
+def end_segment(recognizer: Recognizer, state: StreamState, reason: str) -> tuple[StreamState, list]:
+    """The open segment ends: its final now, or, for a full-context final, the state pending its encoder pass."""
+    if state.options.full_context_finals and state.segment_audio and reason != "silence":
+        return replace(state, pending_final=reason), []
     return finalize_segment(recognizer, state, reason)
+
+
+def pending_segment_audio(state: StreamState) -> torch.Tensor:
+    """The samples of a segment whose final waits for its full-context encoder pass."""
+    assert state.pending_final is not None
+    return torch.cat(state.segment_audio)
+
+
+def finish_pending_final(recognizer: Recognizer, state: StreamState, encoded: torch.Tensor) -> tuple[StreamState, list]:
+    """The final of a pending segment, from its encoder output at full context (`pending_segment_audio`'s)."""
+    reason = state.pending_final
+    assert reason is not None
+    return finalize_segment(recognizer, replace(state, pending_final=None), reason, encoded)
+
+
+def run_pending_final(recognizer: Recognizer, state: StreamState, events: list) -> tuple[StreamState, list]:
+    """A pending final made in place (one stream, the encoder called here); any other state passes through."""
+    if state.pending_final is None:
+        return state, events
+    [encoded] = recognizer.encode_segments([pending_segment_audio(state)], None)
+    state, more = finish_pending_final(recognizer, state, encoded)
+    return state, events + more
 
 
 def trailing_blanks(best_ids: list[int], previous: int) -> int:
@@ -242,19 +279,21 @@ def partial_event(recognizer: Recognizer, state: StreamState, trie: HotwordTrie 
     return PartialEvent(state.segment_index, recognizer.tokenizer.decode(best.token_ids), tokens, start_s)
 
 
-def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) -> tuple[StreamState, list]:
-    """Rescore the segment's n-best with the attention decoder, emit the final, open the next segment."""
+def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str,
+                     full_context: torch.Tensor | None = None) -> tuple[StreamState, list]:
+    """Rescore the segment's n-best with the attention decoder, emit the final, open the next segment.
+    `full_context`: the segment's encoder output at full context, for a final decoded again from it."""
     events: list = []
     start_s = state.segment_start_frame * ENCODER_FRAME_S
     end_s = state.frames * ENCODER_FRAME_S
     if reason != "silence":
-        trie, second_pass = state.hotwords, state.options.full_context_finals
+        trie, second_pass = state.hotwords, full_context is not None
         searched_as = search_locale(state)
         # A final decoded again at full context needs no streaming search under a locale `auto` switches to here:
         # that search is only its fallback, made below if the fallback is taken.
         state = check_locale_before_final(recognizer, state, search_again=not second_pass)
         locale, probability = current_locale(recognizer, state)
-        ranked = full_context_final(recognizer, state, locale) if second_pass else []
+        ranked = full_context_final(recognizer, state, locale, full_context) if second_pass else []
         # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
         # segment whose partials a client saw still ends with a final.)
         if not ranked or not ranked[0].hypothesis.token_ids:
@@ -275,43 +314,52 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str) ->
     return next_state, events
 
 
-def full_context_final(recognizer: Recognizer, state: StreamState, locale: str) -> list[RescoredHypothesis]:
-    """The open segment decoded again from its audio as an upload's segment is: encoder at full context, search
+def full_context_final(recognizer: Recognizer, state: StreamState, locale: str,
+                       encoded: torch.Tensor) -> list[RescoredHypothesis]:
+    """The open segment decoded again, from its encoder output at full context, as an upload's segment is: search
     under the locale's tokens, LM and the stream's hotwords, attention rescoring. Its token times count from the
     segment's first sample, as the streaming pass's do."""
-    if not state.segment_audio:
-        return []
-    [encoded] = recognizer.encode_segments([torch.cat(state.segment_audio)], None)
     return recognizer.decode_segment(encoded, locale, state.options, state.hotwords)
 
 
+def request_finish(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
+    """After the last chunk: the final of the open segment (possibly empty text), and the stream is done; for a
+    full-context final, the finished state pending its encoder pass (`finish_pending_final`)."""
+    return end_segment(recognizer, replace(state, status=StreamStatus.FINISHED), "stop")
+
+
 def finish_stream(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
-    """After the last chunk: the final of the open segment (possibly empty text), and the stream is done."""
-    state, events = finalize_segment(recognizer, state, "stop")
-    return replace(state, status=StreamStatus.FINISHED), events
+    """After the last chunk, in place: the final of the open segment, and the stream is done."""
+    return run_pending_final(recognizer, *request_finish(recognizer, state))
+
+
+# What a one-stream caller does with a segment pending its full-context final (`run_pending_final` makes it).
+PendingFinalHandler = Callable[[Recognizer, StreamState, list], tuple[StreamState, list]]
 
 
 def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options: DecodeOptions,
                           chunk_frames: int, endpoint: EndpointConfig = EndpointConfig(),
-                          piece_samples: int = 3200) -> tuple[StreamState, list]:
+                          piece_samples: int = 3200,
+                          finish_pending: PendingFinalHandler = run_pending_final) -> tuple[StreamState, list]:
     """Run a whole recording through the streaming path one stream at a time (tests, CLI, benchmarks)."""
     state, events = new_stream(recognizer, options, chunk_frames, endpoint), []
     for start in range(0, len(samples), piece_samples):
         state = accept_samples(state, samples[start : start + piece_samples])
-        state, more = drain(recognizer, state, final=False)
+        state, more = drain(recognizer, state, final=False, finish_pending=finish_pending)
         events += more
-    state, more = drain(recognizer, state, final=True)
+    state, more = drain(recognizer, state, final=True, finish_pending=finish_pending)
     events += more
-    state, more = finish_stream(recognizer, state)
+    state, more = finish_pending(recognizer, *request_finish(recognizer, state))
     return state, events + more
 
 
-def drain(recognizer: Recognizer, state: StreamState, final: bool) -> tuple[StreamState, list]:
+def drain(recognizer: Recognizer, state: StreamState, final: bool,
+          finish_pending: PendingFinalHandler = run_pending_final) -> tuple[StreamState, list]:
     events: list = []
     while True:
         chunk, state = next_chunk(state, final)
         if chunk is None:
             return state, events
         [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [search_locale(state)])
-        state, more = apply_chunk(recognizer, state, posteriors, encoded, encoder_state)
+        state, more = finish_pending(recognizer, *apply_chunk(recognizer, state, posteriors, encoded, encoder_state))
         events += more

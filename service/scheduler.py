@@ -11,6 +11,13 @@ two overlap; torch kernels release the GIL, so the encoder keeps its cores busy 
   a deadline while the batch fills (no polling loop).
 - Streams are never starved by uploads: when both kinds wait, stream batches and offline batches alternate, and
   an offline batch is bounded in audio seconds, so a stream chunk waits at most one bounded offline batch.
+- Full-context finals (`DecodeOptions.full_context_finals`) encode each ending segment again, and that is device
+  work too. The stream waits, its state pending (`model.stream_decoder`), while the other streams of its batch
+  get their results at once; the device thread encodes the segments of all finals waiting then in one batch
+  (they go before stream chunks: a final is what its client waits for, and it holds its stream's next chunk
+  back), and each is decoded and rescored as a search task of its own, so finals that end together use both
+  search threads. Measured on 2 vCPU against encoding in place on the search thread (docs/scaling.md): finals as
+  fast, and the other streams' chunk steps no longer stall behind a 20 s segment's pass.
 - Overload is refused at once (`Overloaded`), never queued without bound; admitted work continues.
 - A failing batch fails only its own waiters; the scheduler keeps running.
 """
@@ -28,7 +35,8 @@ import torch
 from model.features import SAMPLE_RATE
 from model.recognizer import DecodeOptions, Recognizer
 from model.results import Transcript
-from model.stream_decoder import StreamState, apply_chunk, finish_stream, search_locale
+from model.stream_decoder import (StreamState, apply_chunk, finish_pending_final, pending_segment_audio, request_finish,
+                                  search_locale)
 from model.streaming import AudioChunk
 from service.stats import BatchStats, StatsSink
 
@@ -61,6 +69,15 @@ class StreamWork:
 
 
 @dataclass
+class FinalWork:
+    """A stream whose segment's final waits for the segment's encoder pass at full context."""
+    state: StreamState
+    events: list  # what the stream's step produced before the segment ended
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
 class OfflineWork:
     recordings: list[torch.Tensor]
     options: list[DecodeOptions]
@@ -79,6 +96,7 @@ class BatchScheduler:
         self.stats = stats or StatsSink()
         self._streams: deque[StreamWork] = deque()
         self._offline: deque[OfflineWork] = deque()
+        self._finals: deque[FinalWork] = deque()
         self._offline_queued_s = 0.0
         self._work_arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-device")
@@ -107,7 +125,7 @@ class BatchScheduler:
             except asyncio.CancelledError:
                 pass
         await asyncio.gather(*self._searches, return_exceptions=True)
-        for work in [*self._streams, *self._offline]:
+        for work in [*self._streams, *self._finals, *self._offline]:
             if not work.future.done():
                 work.future.set_exception(Overloaded("server shutting down", self.limits.retry_after_s))
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -124,9 +142,15 @@ class BatchScheduler:
         return await future
 
     async def finish_stream(self, state: StreamState) -> tuple[StreamState, list]:
-        """The last final of a stream, on the search thread: after the stream's last chunk, which the caller awaited."""
-        return await asyncio.get_running_loop().run_in_executor(self._search_executor, finish_stream, self.recognizer,
-                                                                state)
+        """The last final of a stream, on a search thread (a full-context final's encoder pass on the device
+        thread): after the stream's last chunk, which the caller awaited."""
+        loop = asyncio.get_running_loop()
+        state, events = await loop.run_in_executor(self._search_executor, request_finish, self.recognizer, state)
+        if state.pending_final is None:
+            return state, events
+        future = loop.create_future()
+        self._submit_final(FinalWork(state, events, future))
+        return await future
 
     async def transcribe(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
         """Queue an offline unit (a bounded amount of audio); refuses at once when the queue is full."""
@@ -145,11 +169,25 @@ class BatchScheduler:
 
     # ------------------------------------------------------------------------------------------------ loop
 
+    def _submit_final(self, work: FinalWork) -> None:
+        """A segment's full-context final: queued for the device thread's next batch of finals."""
+        self._finals.append(work)
+        self._work_arrived.set()
+
+    def _track(self, coroutine) -> None:
+        """Run a search-stage coroutine as a task that `stop` waits for."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._searches.add(task)
+        task.add_done_callback(self._searches.discard)
+
     async def _run(self) -> None:
         while True:
-            if not self._streams and not self._offline:
+            if not self._streams and not self._offline and not self._finals:
                 self._work_arrived.clear()
                 await self._work_arrived.wait()
+            if self._finals:
+                await self._run_final_batch()
+                continue
             run_offline = self._offline and (not self._streams or self._offline_turn)
             if run_offline:
                 await self._run_offline_batch()
@@ -186,10 +224,7 @@ class BatchScheduler:
         outputs = await self._run_step(self._executor, "stream", batch, self._encode_step, batch)
         if outputs is None:
             return
-        encode_s = time.perf_counter() - started
-        search = asyncio.get_running_loop().create_task(self._search_stream_batch(batch, outputs, started, encode_s))
-        self._searches.add(search)
-        search.add_done_callback(self._searches.discard)
+        self._track(self._search_stream_batch(batch, outputs, started, time.perf_counter() - started))
 
     async def _search_stream_batch(self, batch: list[StreamWork], outputs: list, queued_until: float,
                                    encode_s: float) -> None:
@@ -200,9 +235,27 @@ class BatchScheduler:
         # The step time is the batch's whole compute, encoder and search, without the wait between the stages.
         compute_s = encode_s + time.perf_counter() - started
         self.stats.batch(BatchStats("stream", len(batch), compute_s, [queued_until - w.queued_at for w in batch]))
-        for work, result in zip(batch, results):
-            if not work.future.done():
-                work.future.set_result(result)
+        for work, (state, events) in zip(batch, results):
+            if state.pending_final is not None:  # its final waits for the segment's full-context pass
+                self._submit_final(FinalWork(state, events, work.future))
+            elif not work.future.done():
+                work.future.set_result((state, events))
+
+    async def _run_final_batch(self) -> None:
+        """Every full-context final waiting for the device thread: one device step encodes their segments (batched
+        by length), then each is decoded as a search task of its own while the device goes on."""
+        batch = [work for work in self._finals if not work.future.done()]
+        self._finals.clear()
+        if not batch:
+            return
+        outputs = await self._device_step("final", batch, len(batch), self._encode_finals_step, batch)
+        for work, encoded in zip(batch, outputs or []):
+            self._track(self._decode_final(work, encoded))
+
+    async def _decode_final(self, work: FinalWork, encoded: torch.Tensor) -> None:
+        result = await self._run_step(self._search_executor, "final", [work], self._finish_final_step, work, encoded)
+        if result is not None and not work.future.done():
+            work.future.set_result(result)
 
     async def _device_step(self, kind: str, batch: list, rows: int, step, *args) -> list | None:
         """Run `step(*args)` on the device thread and record its stats; None if it failed (see `_run_step`)."""
@@ -232,6 +285,14 @@ class BatchScheduler:
 
     def _search_step(self, batch: list[StreamWork], outputs: list) -> list[tuple[StreamState, list]]:
         return [apply_chunk(self.recognizer, w.state, *output) for w, output in zip(batch, outputs)]
+
+    def _encode_finals_step(self, batch: list[FinalWork]) -> list[torch.Tensor]:
+        self._count_device_batch()
+        return self.recognizer.encode_segments([pending_segment_audio(w.state) for w in batch], None)
+
+    def _finish_final_step(self, work: FinalWork, encoded: torch.Tensor) -> tuple[StreamState, list]:
+        state, events = finish_pending_final(self.recognizer, work.state, encoded)
+        return state, work.events + events
 
     async def _run_offline_batch(self) -> None:
         batch, audio_s = [], 0.0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class BatchStats:
-    kind: str  # "stream" | "offline"
+    kind: str  # "stream" | "final" (full-context finals' second pass) | "offline"
     size: int  # rows (streams) or recordings
     step_s: float  # device step wall time
     queue_waits_s: list[float]

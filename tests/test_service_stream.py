@@ -6,6 +6,7 @@ import json
 import httpx
 import numpy as np
 import pytest
+import torch
 import websockets
 
 from audio_fixtures import pcm16, read_mono16k, with_pauses
@@ -81,6 +82,63 @@ def test_full_context_finals_say_what_the_upload_says(live_server, bundled_sampl
         assert any(m["type"] == "partial" and m["text"] for m in messages)
     default = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(bundled_samples[0]["path"]))))
     assert default[0]["full_context_finals"] is False  # the server's setting (ASR_FULL_CONTEXT_FINALS) is off
+
+
+def test_a_full_context_final_runs_its_encoder_on_the_device_thread(bundled_samples):
+    """In the scheduler itself, with `full_context_finals`: every encoder pass of a stream, its chunks and each
+    final's second pass, runs on the one device thread (steps of kind `final` for the latter), never on a search
+    thread; the finals are those of the same stream decoded in place, alone."""
+    import threading
+
+    from model.checkpoint import load_checkpoint
+    from model.recognizer import DecodeOptions, Recognizer
+    from model.stream_decoder import FinalEvent, accept_samples, decode_stream_offline, new_stream, next_chunk
+    from service.scheduler import BatchScheduler, SchedulerLimits
+    from service.stats import StatsSink
+
+    recognizer = Recognizer(load_checkpoint())
+    encoder_threads = []
+    for name in ("encode_segments", "encode_chunks"):
+        method = getattr(recognizer, name)
+
+        def spy(*args, _method=method, _name=name, **kwargs):
+            encoder_threads.append((_name, threading.current_thread().name))
+            return _method(*args, **kwargs)
+        setattr(recognizer, name, spy)
+    sample = bundled_samples[0]
+    audio = torch.from_numpy(with_pauses([read_mono16k(sample["path"])] * 2, pause_s=1.5))
+    options = DecodeOptions(locale=sample["locale"], full_context_finals=True)
+    in_place = [e.segment for e in decode_stream_offline(recognizer, audio, options, 16)[1]
+                if isinstance(e, FinalEvent) and e.segment.text]
+    encoder_threads.clear()
+
+    batches = []
+
+    class Batches(StatsSink):
+        def batch(self, stats):
+            batches.append(stats)
+
+    async def scenario():
+        scheduler = BatchScheduler(recognizer, SchedulerLimits(), Batches())
+        scheduler.start()
+        state = new_stream(recognizer, options, 16)
+        state, events = accept_samples(state, audio), []
+        while True:
+            chunk, state = next_chunk(state, final=True)
+            if chunk is None:
+                break
+            state, more = await scheduler.decode_stream_chunk(state, chunk)
+            events += more
+        state, more = await scheduler.finish_stream(state)
+        await scheduler.stop()
+        return events + more
+
+    events = asyncio.run(scenario())
+    spoken = [e.segment for e in events if isinstance(e, FinalEvent) and e.segment.text]
+    assert len(spoken) == 2 and spoken == in_place  # the pause ended the first segment
+    second_passes = [thread for method, thread in encoder_threads if method == "encode_segments"]
+    assert len(second_passes) >= 2 and all(thread.startswith("asr-device") for _, thread in encoder_threads)
+    assert sum(b.size for b in batches if b.kind == "final") == len(second_passes)  # /metrics: kind="final"
 
 
 def test_auto_locale_streams_decode_as_the_detected_locale_like_offline_auto(live_server, bundled_samples):
