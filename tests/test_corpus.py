@@ -330,3 +330,44 @@ def test_a_new_train_seed_renders_fresh_training_speech_with_the_same_held_out_s
     assert new_train and not old_train & {j.id for j in new_train}
     assert not {(j.locale, j.text) for j in new_train} & {(j.locale, j.text) for j in held}
     assert not {j.voice.variant for j in new_train} & set(info["heldout_variants"])
+
+
+def test_random_voices_are_new_speakers_for_training_only(tmp_path):
+    """`--random-voices N` adds N random espeak-ng variants to the training voices, at `--random-voice-share` of
+    the training jobs; dev/test keep their held-out shipped variants; without it the plan is the one before."""
+    from model.corpus.build import plan
+    from model.corpus.random_voices import is_random_variant
+
+    tmp_path.mkdir(exist_ok=True)
+    common = dict(out=tmp_path, hours_per_locale=0.03, seed=0, dev_sentences=3, test_sentences=4, max_sentences=60)
+    before, _ = plan(BuildConfig(**common))
+    assert plan(BuildConfig(**common, random_voices=0, random_voice_share=0.9))[0] == before
+    mixed, info = plan(BuildConfig(**common, random_voices=50, random_voice_share=0.5))
+    held = sorted((j for j in mixed if j.split != "train"), key=lambda j: j.id)
+    assert held == sorted((j for j in before if j.split != "train"), key=lambda j: j.id)
+    train = [j for j in mixed if j.split == "train"]
+    share = np.mean([is_random_variant(j.voice.variant) for j in train])
+    assert 0.3 < share < 0.7
+    assert not {j.voice.variant for j in train} & set(info["heldout_variants"])
+    assert all(is_random_variant(j.voice.variant) for j in plan(BuildConfig(**common, random_voices=50,
+                                                                             random_voice_share=1.0))[0]
+               if j.split == "train")
+
+
+def test_a_random_variant_is_a_fixed_voice_that_speaks(tmp_path, monkeypatch):
+    """A random variant's file is a function of its name alone (every machine rendering a plan makes the same
+    voice); espeak-ng speaks with it (from a folder of its own: espeak-ng lists at most 350 voice files), and two
+    random variants sound different."""
+    from model.corpus import random_voices
+
+    monkeypatch.setenv("RANDOM_VOICES_DIR", str(tmp_path))
+    assert random_voices.variant_text("rnd00007") == random_voices.variant_text("rnd00007")
+    assert random_voices.variant_text("rnd00007") != random_voices.variant_text("rnd00008")
+    assert random_voices.random_variant_names(2, start=7) == ["rnd00007", "rnd00008"]
+    assert not random_voices.is_random_variant("m3") and not random_voices.is_random_variant(None)
+    text = "我哋今日去咗街市"
+    first, second = (synthesize(text, VoiceSpec("yue", name, speed=230)) for name in ("rnd00007", "rnd00008"))
+    for audio in (first, second):
+        assert 3.0 <= len(text) / (audio.size / SAMPLE_RATE) <= 8.0 and np.sqrt(np.mean(audio ** 2)) > 0.01
+    assert first.shape != second.shape or not np.array_equal(first, second)
+    assert (tmp_path / "rnd00007" / "voices" / "!v" / "rnd00007").read_text() == random_voices.variant_text("rnd00007")

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from .augment import augment, choose_condition
 from .manifest import Utterance, write_manifest
+from .random_voices import random_variant_names
 from .readable import filter_readable
 from .summary import format_table, summarize
 from .synthesize import SAMPLE_RATE, VoiceSpec, list_languages, list_variants, synthesize, voice_argument
@@ -77,6 +78,10 @@ class BuildConfig:
     # speech for a model that has seen the old corpus many times, while `seed` keeps dev/test (held-out voices
     # and sentences) exactly as before, so error rates stay comparable across releases. None: `seed`.
     train_seed: int | None = None
+    # New speakers for training: this many random espeak-ng variants (model/corpus/random_voices.py), spoken by
+    # `random_voice_share` of the training utterances. Held-out voices stay the shipped variants set aside by seed.
+    random_voices: int = 0
+    random_voice_share: float = 0.5
 
     @property
     def train_plan_seed(self) -> int:
@@ -133,11 +138,16 @@ def split_sentences(pool: list[str], n_dev: int, n_test: int) -> dict[str, list[
     return {"dev": pool[:n_dev], "test": pool[n_dev:n_dev + n_test], "train": pool[n_dev + n_test:]}
 
 
-def random_voice(locale: str, variants: list[str], rng: np.random.Generator) -> VoiceSpec:
+def random_voice(locale: str, variants: list[str], rng: np.random.Generator,
+                 random_variants: tuple[str, ...] = (), random_share: float = 0.0) -> VoiceSpec:
     langs = available_languages(locale)
     lo, hi = LOCALES[locale].speed
+    language = langs[int(rng.integers(len(langs)))]
+    # (No extra draw without random variants: plans made before them stay the same.)
+    if random_variants and rng.random() < random_share:
+        variants = list(random_variants)
     return VoiceSpec(
-        language=langs[int(rng.integers(len(langs)))],
+        language=language,
         variant=variants[int(rng.integers(len(variants)))],
         speed=int(rng.integers(lo, hi + 1)),
         pitch=int(rng.integers(20, 81)),
@@ -151,9 +161,10 @@ def estimate_seconds(text: str, locale: str, speed: int) -> float:
     return units / (speed * LOCALES[locale].units_per_second_per_wpm) + 0.2
 
 
-def make_job(locale: str, split: str, i: int, text: str, variants: list[str], seed: tuple[int, ...]) -> Job:
+def make_job(locale: str, split: str, i: int, text: str, variants: list[str], seed: tuple[int, ...],
+             random_variants: tuple[str, ...] = (), random_share: float = 0.0) -> Job:
     rng = np.random.default_rng(seed)
-    voice = random_voice(locale, variants, rng)
+    voice = random_voice(locale, variants, rng, random_variants, random_share)
     condition = choose_condition(rng)
     plan, argument = repr((text, voice, condition, seed)), voice_argument(voice)
     if argument != voice.espeak_voice:  # rendered differently since the en-gb variant fix: new audio
@@ -163,14 +174,16 @@ def make_job(locale: str, split: str, i: int, text: str, variants: list[str], se
 
 
 def plan_train(locale: str, sentences: list[str], variants: list[str], seconds: float,
-               base_seed: tuple[int, ...]) -> list[Job]:
+               base_seed: tuple[int, ...], random_variants: tuple[str, ...] = (),
+               random_share: float = 0.0) -> list[Job]:
     """Cycle through (reshuffled) train sentences until the hours are planned."""
     jobs: list[Job] = []
     total, epoch = 0.0, 0
     while total < seconds:
         order = np.random.default_rng([*base_seed, epoch]).permutation(len(sentences))
         for idx in order:
-            job = make_job(locale, "train", len(jobs), sentences[idx], variants, (*base_seed, len(jobs)))
+            job = make_job(locale, "train", len(jobs), sentences[idx], variants, (*base_seed, len(jobs)),
+                           random_variants, random_share)
             jobs.append(job)
             total += estimate_seconds(job.text, locale, job.voice.speed)
             if total >= seconds:
@@ -189,7 +202,8 @@ def plan_locale(cfg: BuildConfig, locale: str, locale_idx: int, train_v: list[st
         for i, text in enumerate(parts[split])
     ]
     jobs += plan_train(locale, parts["train"], train_v, cfg.hours_per_locale * 3600,
-                       (cfg.train_plan_seed, locale_idx, 0))
+                       (cfg.train_plan_seed, locale_idx, 0), tuple(random_variant_names(cfg.random_voices)),
+                       cfg.random_voice_share)
     info = {"pool": len(pool), "unreadable_chars": "".join(unreadable),
             **{f"{k}_sentences": len(v) for k, v in parts.items()}}
     return jobs, info
@@ -321,12 +335,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Build
     p.add_argument("--test-sentences", type=int, default=300)
     p.add_argument("--max-sentences", type=int, default=None, help="cap each locale's sentence pool")
     p.add_argument("--heldout-fraction", type=float, default=0.1)
+    p.add_argument("--random-voices", type=int, default=0,
+                   help="random espeak-ng variants (new speakers, model/corpus/random_voices.py) for training")
+    p.add_argument("--random-voice-share", type=float, default=0.5,
+                   help="share of training utterances spoken by a random variant")
     p.add_argument("--plan-only", type=Path, metavar="PLAN.jsonl.gz",
                    help="write the planned jobs (no audio) for model.online_corpus and exit")
     p.add_argument("--plan-splits", nargs="+", default=["train", "dev"], choices=SPLITS)
     a = p.parse_args(argv)
     return a, BuildConfig(a.out, a.hours_per_locale, tuple(a.locales), a.jobs, a.seed,
-                       a.dev_sentences, a.test_sentences, a.max_sentences, a.heldout_fraction, a.train_seed)
+                       a.dev_sentences, a.test_sentences, a.max_sentences, a.heldout_fraction, a.train_seed,
+                       a.random_voices, a.random_voice_share)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import resample_poly
 
+from model.corpus.random_voices import ensure_variant, is_random_variant
+
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
 
@@ -55,8 +57,10 @@ def voice_argument(voice: VoiceSpec) -> str:
 
 
 def espeak_args(voice: VoiceSpec) -> list[str]:
+    # A random variant (model/corpus/random_voices.py) lives in a private copy of espeak-ng's data folder.
+    data = [f"--path={ensure_variant(voice.variant)}"] if is_random_variant(voice.variant) else []
     return [
-        "espeak-ng", "-v", voice_argument(voice), "-s", str(voice.speed),
+        "espeak-ng", *data, "-v", voice_argument(voice), "-s", str(voice.speed),
         "-p", str(voice.pitch), "-a", str(min(voice.amplitude, 120)), "--stdout", "--stdin",
     ]
 

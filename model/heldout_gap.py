@@ -1,0 +1,103 @@
+"""What the held-out split's errors come from: voices the model never heard, or sentences it never saw.
+
+The test and dev splits hold out both (model.corpus.build), so their error rate mixes the two. This renders fresh
+utterances per locale in cells of {training sentences, dev sentences} x {training voices, held-out voices, random
+voices (model/corpus/random_voices.py)}, each cell the same sentences for every voice set, and decodes them greedily
+(CTC, no LM, no rescoring: the acoustic model itself) and as served. The LM has read the training sentences, so
+only the greedy rows separate sentences from voices fairly.
+
+    python -m model.heldout_gap --corpus data/synth --per-cell 150 --out runs/heldout_gap.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SENTENCES = ("train", "dev")
+VOICES = ("train", "heldout", "random")
+RANDOM_VOICES = 200  # rnd00000..rnd00199: a fixed set, so that models are measured on the same speakers
+
+
+def plan_cells(corpus: Path, per_cell: int, locales: tuple[str, ...], seed: int = 0) -> list[tuple[tuple[str, str, str], object]]:
+    """((locale, sentences, voices), Job) for every utterance of every cell, deterministic."""
+    from model.corpus.build import make_job, split_variants
+    from model.corpus.manifest import read_manifest
+    from model.corpus.random_voices import random_variant_names
+
+    train_voices, heldout_voices = split_variants(seed, 0.1)
+    voice_sets = {"train": train_voices, "heldout": heldout_voices, "random": random_variant_names(RANDOM_VOICES)}
+    train = read_manifest(corpus / "train.jsonl")
+    dev = read_manifest(corpus / "dev.jsonl")
+    cells = []
+    for locale_index, locale in enumerate(locales):
+        seen = sorted({u.text for u in train if u.locale == locale})
+        texts = {"train": [seen[i] for i in np.random.default_rng([seed, locale_index]).permutation(len(seen))[:per_cell]],
+                 "dev": [u.text for u in dev if u.locale == locale][:per_cell]}
+        for s_index, sentences in enumerate(SENTENCES):
+            for v_index, voices in enumerate(VOICES):
+                for i, text in enumerate(texts[sentences]):
+                    job = make_job(locale, f"gap-{sentences}-{voices}", i, text, voice_sets[voices],
+                                   (seed, 7, locale_index, s_index, v_index, i))
+                    cells.append(((locale, sentences, voices), job))
+    return cells
+
+
+def measure(checkpoint: str, corpus: Path, render_dir: Path, per_cell: int, locales: tuple[str, ...],
+            jobs: int = 2) -> dict:
+    from model.audio import load_audio_file
+    from model.checkpoint import load_checkpoint
+    from model.corpus.build import run_jobs
+    from model.evaluate import error_table, transcribe_all
+    from model.recognizer import DecodeOptions, Recognizer
+
+    cells = plan_cells(corpus, per_cell, locales)
+    cell_of = {job.id: cell for cell, job in cells}
+    utterances, errors = run_jobs([job for _, job in cells], render_dir, jobs)  # rendered once, kept for the next model
+    if errors:
+        raise RuntimeError(f"{len(errors)} utterances failed to render: {errors[:3]}")
+    utterances = [replace(u, audio=str(render_dir / u.audio)) for u in utterances]
+    audio = [load_audio_file(u.audio) for u in utterances]
+    recognizer = Recognizer(load_checkpoint(checkpoint))
+    results: dict = {"checkpoint": checkpoint, "per_cell": per_cell, "random_voices": RANDOM_VOICES, "cells": {}}
+    for mode, options in (("greedy", DecodeOptions(rescore=False, lm_weight=0.0)), ("served", DecodeOptions())):
+        texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]
+        for cell in sorted(set(cell_of.values())):
+            rows = [i for i, u in enumerate(utterances) if cell_of[u.id] == cell]
+            summary = error_table([utterances[i] for i in rows], [texts[i] for i in rows])[0]
+            key = f"{cell[0]} {cell[1]} sentences, {cell[2]} voices"
+            results["cells"].setdefault(key, {})[mode] = summary["per_locale"][cell[0]]["error_rate"]
+    return results
+
+
+def table(results: dict) -> str:
+    lines = ["| cell | greedy | served |", "| --- | --- | --- |"]
+    for key, rates in results["cells"].items():
+        lines.append(f"| {key} | {100 * rates['greedy']:.1f}% | {100 * rates['served']:.1f}% |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
+    parser.add_argument("--corpus", type=Path, default=Path("data/synth"), help="its train.jsonl and dev.jsonl give the sentences")
+    parser.add_argument("--render-dir", type=Path, default=Path("data/heldout_gap"))
+    parser.add_argument("--per-cell", type=int, default=150)
+    parser.add_argument("--locales", nargs="+", default=["zh-CN", "yue-HK", "en-US"])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = measure(args.checkpoint, args.corpus, args.render_dir, args.per_cell, tuple(args.locales), args.threads)
+    print(table(results))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
