@@ -72,3 +72,16 @@ def test_the_evaluation_stores_intervals_beside_every_rate_and_the_model_card_pr
     assert f"{100 * en_full['error_rate']:.1f}% ({100 * en_full['ci95'][0]:.1f}–{100 * en_full['ci95'][1]:.1f})" in table
     costs = "\n".join(interval_lines({**results, "intervals": {"level": 0.95, "resamples": 2000}}, ["en-US", "zh-CN"]))
     assert f"| zh-CN | {100 * cost['relative']:+.1f}% ({100 * cost['ci95'][0]:+.1f} to {100 * cost['ci95'][1]:+.1f}) |" in costs
+
+
+def test_a_paired_model_comparison_reads_the_difference_of_the_same_utterances():
+    """bench/compare_models.py: the same errors give a zero difference with a zero interval; one model better on
+    every utterance gives a negative difference whose interval excludes zero, and the counts say so."""
+    from bench.compare_models import paired_difference
+
+    units = np.full(50, 10)
+    errors = np.random.default_rng(1).integers(0, 4, size=50)
+    same = paired_difference(errors, errors, units, np.random.default_rng(0))
+    assert same["difference_points"] == 0.0 and same["ci95_points"] == [0.0, 0.0] and same["better"] == same["worse"] == 0
+    better = paired_difference(errors + 1, errors, units, np.random.default_rng(0))
+    assert better["difference_points"] == -10.0 and better["ci95_points"][1] < 0 and better["better"] == 50

@@ -1,0 +1,70 @@
+"""Two checkpoints on the same utterances, paired: each with its own tuned decoding (the served pipeline, nbest 1), at
+full context and 640 ms chunks, per locale; the difference in error-rate points with a 95% percentile bootstrap
+interval over the locale's utterances (the same draws for both models), and how many utterances got better or worse.
+
+    python -m bench.compare_models --before runs/s15/default_0112.pt --after model/checkpoints/default.pt \
+        --manifest data/synth/test.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import print_table, write_results  # noqa: E402
+from model.audio import load_audio_file  # noqa: E402
+from model.checkpoint import load_checkpoint  # noqa: E402
+from model.corpus.manifest import read_manifest  # noqa: E402
+from model.evaluate import transcribe_all, utterance_errors  # noqa: E402
+from model.recognizer import DecodeOptions, Recognizer  # noqa: E402
+
+MODES = {"full_context": None, "chunk_640ms": 16}
+
+
+def paired_difference(before: np.ndarray, after: np.ndarray, units: np.ndarray, rng: np.random.Generator,
+                      draws: int = 2000) -> dict:
+    """Error counts per utterance of two models and the utterances' reference units -> rates and the difference."""
+    rows = rng.integers(0, len(units), size=(draws, len(units)))
+    differences = (after[rows].sum(1) - before[rows].sum(1)) / units[rows].sum(1)
+    return {"before": round(before.sum() / units.sum(), 4), "after": round(after.sum() / units.sum(), 4),
+            "difference_points": round(100 * (after.sum() - before.sum()) / units.sum(), 2),
+            "ci95_points": [round(100 * float(np.percentile(differences, q)), 2) for q in (2.5, 97.5)],
+            "better": int((after < before).sum()), "worse": int((after > before).sum())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", required=True)
+    parser.add_argument("--after", default="model/checkpoints/default.pt")
+    parser.add_argument("--manifest", default="data/synth/test.jsonl")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    utterances = read_manifest(args.manifest)
+    audio = [load_audio_file(u.audio) for u in utterances]
+    counts = {}
+    for side in ("before", "after"):
+        recognizer = Recognizer(load_checkpoint(getattr(args, side)))
+        for mode, chunk_frames in MODES.items():
+            texts = [t.text for t in transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))]
+            counts[side, mode] = utterance_errors(utterances, texts)
+    results, rng = {}, np.random.default_rng(0)
+    for mode in MODES:
+        for locale in sorted({u.locale for u in utterances}):
+            rows = [i for i, u in enumerate(utterances) if u.locale == locale]
+            before, after = (np.array([counts[side, mode][i].errors for i in rows]) for side in ("before", "after"))
+            units = np.array([counts["before", mode][i].reference_units for i in rows])
+            results[f"{mode} {locale}"] = paired_difference(before, after, units, rng)
+    print_table(f"{args.before} -> {args.after} on {args.manifest}", ["mode, locale", "before", "after", "points (95%)", "better / worse"],
+                [[key, f"{r['before']:.2%}", f"{r['after']:.2%}", f"{r['difference_points']:+.2f} ({r['ci95_points'][0]:+.2f} to {r['ci95_points'][1]:+.2f})",
+                  f"{r['better']} / {r['worse']}"] for key, r in results.items()])
+    write_results("compare_models", {"before": args.before, "after": args.after, "manifest": args.manifest, "paired": results})
+
+
+if __name__ == "__main__":
+    main()
