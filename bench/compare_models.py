@@ -18,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, write_results  # noqa: E402
 from model.audio import load_audio_file  # noqa: E402
+from model.bootstrap import BootstrapOptions, LocaleCounts, interval, resampled_rates  # noqa: E402
 from model.checkpoint import load_checkpoint  # noqa: E402
 from model.corpus.manifest import read_manifest  # noqa: E402
 from model.evaluate import transcribe_all, utterance_errors  # noqa: E402
@@ -27,13 +28,14 @@ MODES = {"full_context": None, "chunk_640ms": 16}
 
 
 def paired_difference(before: np.ndarray, after: np.ndarray, units: np.ndarray, rng: np.random.Generator,
-                      draws: int = 2000) -> dict:
-    """Error counts per utterance of two models and the utterances' reference units -> rates and the difference."""
-    rows = rng.integers(0, len(units), size=(draws, len(units)))
-    differences = (after[rows].sum(1) - before[rows].sum(1)) / units[rows].sum(1)
+                      options: BootstrapOptions = BootstrapOptions()) -> dict:
+    """Error counts per utterance of two models and the utterances' reference units -> rates and the difference,
+    resampled as model.evaluate's intervals are (the same draws for both models)."""
+    rates = resampled_rates(LocaleCounts(units, {"before": before, "after": after}), options.resamples, rng)
+    low, high = interval(rates["after"] - rates["before"], options.level)
     return {"before": round(before.sum() / units.sum(), 4), "after": round(after.sum() / units.sum(), 4),
             "difference_points": round(100 * (after.sum() - before.sum()) / units.sum(), 2),
-            "ci95_points": [round(100 * float(np.percentile(differences, q)), 2) for q in (2.5, 97.5)],
+            "ci95_points": [round(100 * low, 2), round(100 * high, 2)],
             "better": int((after < before).sum()), "worse": int((after > before).sum())}
 
 

@@ -44,6 +44,12 @@ class DecodeOptions:
     # chunked encoder's frames; partials stay streaming. model.stream_decoder.full_context_final.
     full_context_finals: bool = False
 
+    @property
+    def biases_hotwords(self) -> bool:
+        """Hotwords given and switched on: boost 0 switches off their bonus, their lexicon words and the Chinese
+        finals' correction alike."""
+        return bool(self.hotwords) and self.hotword_boost > 0
+
 
 @dataclass(frozen=True)
 class FusionSetting:
@@ -99,8 +105,7 @@ class Recognizer:
         if lexicon is None:
             return LmFusion(lm, weight, setting.bonus, None)
         # The request's hotwords are words of the lexicon for this request (LexiconPenalty.request_words).
-        biased = options.hotwords and options.hotword_boost > 0  # boost 0: hotwords switched off, words too
-        request_words = phrase_lexicon(self.hotword_phrases(options.hotwords)) if biased else None
+        request_words = phrase_lexicon(self.hotword_phrases(options.hotwords)) if options.biases_hotwords else None
         penalty = LexiconPenalty(lexicon, self.token_pieces, setting.oov_penalty, request_words)
         return LmFusion(lm, weight, setting.bonus, penalty)
 
@@ -182,7 +187,7 @@ class Recognizer:
         """Chinese finals: a run of characters that sounds like one of the request's hotwords but for the tones is
         written as the hotword (`correct_to_hotwords`), token times and scores kept; n-best entries that become
         the same are kept once."""
-        if not options.hotwords or options.hotword_boost <= 0 or not is_chinese_locale(locale):
+        if not options.biases_hotwords or not is_chinese_locale(locale):
             return ranked
         phrases = self.hotword_phrases(options.hotwords)
         corrected, seen = [], set()

@@ -121,7 +121,7 @@ def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field:
         raise ApiError(422, "invalid_request", f"at most {settings.max_hotwords} hotwords")
     if any(len(phrase) > MAX_HOTWORD_CHARS for phrase in hotwords):
         raise ApiError(422, "invalid_request", f"a hotword is at most {MAX_HOTWORD_CHARS} characters")
-    hotword_boost = parse_hotword_boost(first(fields, "hotword_boost", default="2.0"))
+    hotword_boost = parse_hotword_boost(first(fields, "hotword_boost", default=str(DecodeOptions.hotword_boost)))
     chunk_ms = first(fields, "chunk_ms")
     chunk_frames = None
     if chunk_ms is not None:
