@@ -74,7 +74,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     recognizer = Recognizer(loaded, device=choose_device(args.device))
     options = DecodeOptions(locale=resolve_locale(args.locale, recognizer.locales), nbest=args.nbest,
                             hotwords=tuple(hotword_list(args.hotwords)),
-                            **({"hotword_boost": args.hotword_boost} if args.hotword_boost is not None else {}),
+                            hotword_boost=DecodeOptions.hotword_boost if args.hotword_boost is None else args.hotword_boost,
                             chunk_frames=args.chunk_ms // 40 if args.chunk_ms else None)
     model = ModelInfo(name=loaded.name, version=loaded.version)
 
@@ -189,7 +189,7 @@ def stream(args: argparse.Namespace) -> int:
         try:
             for event in client.stream(args.file, locale=args.locale, nbest=args.nbest,
                                        hotwords=hotword_list(args.hotwords), realtime=args.realtime,
-                                       **({"hotword_boost": args.hotword_boost} if args.hotword_boost is not None else {}),
+                                       hotword_boost=args.hotword_boost,
                                        full_context_finals=args.full_context_finals):
                 if event.type == "ready":
                     print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)", file=sys.stderr)

@@ -166,6 +166,11 @@ def stream_request(audio: AudioInput, sample_rate: int, realtime: bool, piece_ms
     return StreamRequest(message, pcm, max(2, rate * piece_ms // 1000 * 2), realtime)
 
 
+def start_frame(start: StartMessage) -> str:
+    """The start message as sent: only the fields the caller set, so the server's defaults fill the rest."""
+    return start.model_dump_json(exclude_unset=True)
+
+
 def parse_event(raw: str | bytes) -> StreamEvent | ErrorMessage:
     return server_message_adapter.validate_json(raw)
 
@@ -183,10 +188,14 @@ def retryable_before_audio(error: Exception) -> bool:
     return not isinstance(error, StreamError) or error.code in {"busy", "connection_closed"}
 
 
-def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], hotword_boost: float,
+def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], hotword_boost: float | None,
                    interim_results: bool, endpointing: dict | None, full_context_finals: bool | None = None) -> dict:
-    return {"locale": locale, "nbest": nbest, "hotwords": list(hotwords), "hotword_boost": hotword_boost,
-            "interim_results": interim_results, "endpointing": endpointing, "full_context_finals": full_context_finals}
+    """The start message's fields; a None is left out, so the server's default applies (the message is sent
+    with only the fields set here)."""
+    options = {"locale": locale, "nbest": nbest, "hotwords": list(hotwords), "hotword_boost": hotword_boost,
+               "interim_results": interim_results, "endpointing": endpointing,
+               "full_context_finals": full_context_finals}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 # ------------------------------------------------------------------------------------------------ blocking
@@ -233,12 +242,12 @@ class ASRClient:
         return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost))
 
     def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
-               hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0, interim_results: bool = True,
+               hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float | None = None, interim_results: bool = True,
                endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100,
                full_context_finals: bool | None = None) -> Iterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
         The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent.
-        `full_context_finals`: finals decoded again at full context (None: the server's setting)."""
+        `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting)."""
         events = self._client.stream(audio, sample_rate, locale, nbest, hotwords, hotword_boost, interim_results,
                                      endpointing, realtime, piece_ms, full_context_finals)
         try:
@@ -293,11 +302,11 @@ class AsyncASRClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
-                     hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float = 2.0,
+                     hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float | None = None,
                      interim_results: bool = True, endpointing: dict | None = None, realtime: bool = False,
                      piece_ms: int = 100, full_context_finals: bool | None = None) -> AsyncIterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
-        `full_context_finals`: finals decoded again at full context (None: the server's setting)."""
+        `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting)."""
         request = await asyncio.to_thread(stream_request, audio, sample_rate, realtime, piece_ms, **stream_options(
             locale, nbest, hotwords, hotword_boost, interim_results, endpointing, full_context_finals))
         for attempt in range(self.max_retries + 1):
@@ -305,7 +314,7 @@ class AsyncASRClient:
             try:
                 async with connect_async(stream_url(self.base_url), additional_headers=self.headers, max_size=None,
                                          open_timeout=self.timeout) as ws:
-                    await ws.send(request.start.model_dump_json(exclude_none=True))
+                    await ws.send(start_frame(request.start))
                     ready = await self._next_event(ws)
                     yield ready
                     async for event in self._events(ws, request):

@@ -13,8 +13,10 @@ from typing import Self
 import httpx
 import pytest
 
-from service.client import ASRClient, ASRError, AsyncASRClient, StreamError
-from service.protocol import EndMessage, FinalMessage, PartialMessage, ReadyMessage, TranscriptionResponse
+from model.recognizer import DecodeOptions
+from service.client import ASRClient, ASRError, AsyncASRClient, StreamError, start_frame, stream_options, stream_request
+from service.protocol import (EndMessage, FinalMessage, PartialMessage, ReadyMessage, StartMessage,
+                              TranscriptionResponse)
 
 CHUNK_MS = 640
 
@@ -88,6 +90,15 @@ def test_async_realtime_stream_is_paced_like_a_microphone(live_server, bundled_s
     assert [type(events[0]), type(events[-1])] == [ReadyMessage, EndMessage]
     finals = [e for e in events if isinstance(e, FinalMessage)]
     assert joined(finals, sample["locale"]) == api_text(live_server, sample, chunk_ms=str(CHUNK_MS))
+
+
+def test_a_stream_leaves_options_it_was_not_given_to_the_server():
+    request = stream_request(bytes(3200), 16000, False, 100, **stream_options("auto", 1, (), None, True, None))
+    sent = json.loads(start_frame(request.start))
+    assert "hotword_boost" not in sent and "full_context_finals" not in sent and "endpointing" not in sent
+    assert StartMessage.model_validate(sent).hotword_boost == DecodeOptions.hotword_boost  # the server's default
+    boosted = stream_request(bytes(3200), 16000, False, 100, **stream_options("en", 1, ("Kubernetes",), 4.0, True, None))
+    assert json.loads(start_frame(boosted.start))["hotword_boost"] == 4.0
 
 
 def test_stream_errors_raise_stream_error_with_the_close_code(live_server, bundled_samples):
