@@ -2,7 +2,7 @@
 
 The test and dev splits hold out both (model.corpus.build), so their error rate mixes the two. This renders fresh
 utterances per locale in cells of {training sentences, dev sentences} x {training voices, held-out voices, random
-voices (model/corpus/random_voices.py)}, each cell the same sentences for every voice set, and decodes them greedily
+voices never used in training (model/corpus/random_voices.py, from rnd90000)}, each cell the same sentences for every voice set, and decodes them greedily
 (CTC, no LM, no rescoring: the acoustic model itself) and as served. The LM has read the training sentences, so
 only the greedy rows separate sentences from voices fairly.
 
@@ -21,17 +21,17 @@ import torch
 
 SENTENCES = ("train", "dev")
 VOICES = ("train", "heldout", "random")
-RANDOM_VOICES = 200  # rnd00000..rnd00199: a fixed set, so that models are measured on the same speakers
+RANDOM_VOICES = 200  # a fixed set of unheard random speakers (rnd90000..rnd90199), the same for every model
 
 
 def plan_cells(corpus: Path, per_cell: int, locales: tuple[str, ...], seed: int = 0) -> list[tuple[tuple[str, str, str], object]]:
     """((locale, sentences, voices), Job) for every utterance of every cell, deterministic."""
     from model.corpus.build import make_job, split_variants
     from model.corpus.manifest import read_manifest
-    from model.corpus.random_voices import random_variant_names
+    from model.corpus.random_voices import HELD_OUT_START, random_variant_names
 
     train_voices, heldout_voices = split_variants(seed, 0.1)
-    voice_sets = {"train": train_voices, "heldout": heldout_voices, "random": random_variant_names(RANDOM_VOICES)}
+    voice_sets = {"train": train_voices, "heldout": heldout_voices, "random": random_variant_names(RANDOM_VOICES, HELD_OUT_START)}
     train = read_manifest(corpus / "train.jsonl")
     dev = read_manifest(corpus / "dev.jsonl")
     cells = []
@@ -54,6 +54,7 @@ def measure(checkpoint: str, corpus: Path, render_dir: Path, per_cell: int, loca
     from model.checkpoint import load_checkpoint
     from model.corpus.build import run_jobs
     from model.evaluate import error_table, transcribe_all
+    from model.corpus.random_voices import HELD_OUT_START
     from model.recognizer import DecodeOptions, Recognizer
 
     cells = plan_cells(corpus, per_cell, locales)
@@ -64,7 +65,7 @@ def measure(checkpoint: str, corpus: Path, render_dir: Path, per_cell: int, loca
     utterances = [replace(u, audio=str(render_dir / u.audio)) for u in utterances]
     audio = [load_audio_file(u.audio) for u in utterances]
     recognizer = Recognizer(load_checkpoint(checkpoint))
-    results: dict = {"checkpoint": checkpoint, "per_cell": per_cell, "random_voices": RANDOM_VOICES, "cells": {}}
+    results: dict = {"checkpoint": checkpoint, "per_cell": per_cell, "random_voices": f"{RANDOM_VOICES} from rnd{HELD_OUT_START:05d}", "cells": {}}
     for mode, options in (("greedy", DecodeOptions(rescore=False, lm_weight=0.0)), ("served", DecodeOptions())):
         texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]
         for cell in sorted(set(cell_of.values())):

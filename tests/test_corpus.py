@@ -336,7 +336,7 @@ def test_random_voices_are_new_speakers_for_training_only(tmp_path):
     """`--random-voices N` adds N random espeak-ng variants to the training voices, at `--random-voice-share` of
     the training jobs; dev/test keep their held-out shipped variants; without it the plan is the one before."""
     from model.corpus.build import plan
-    from model.corpus.random_voices import is_random_variant
+    from model.corpus.random_voices import HELD_OUT_START, is_random_variant
 
     tmp_path.mkdir(exist_ok=True)
     common = dict(out=tmp_path, hours_per_locale=0.03, seed=0, dev_sentences=3, test_sentences=4, max_sentences=60)
@@ -352,6 +352,8 @@ def test_random_voices_are_new_speakers_for_training_only(tmp_path):
     assert all(is_random_variant(j.voice.variant) for j in plan(BuildConfig(**common, random_voices=50,
                                                                              random_voice_share=1.0))[0]
                if j.split == "train")
+    with pytest.raises(ValueError, match="held out"):  # rnd90000 and up stay unheard (model.heldout_gap)
+        BuildConfig(**common, random_voices=HELD_OUT_START + 1)
 
 
 def test_a_random_variant_is_a_fixed_voice_that_speaks(tmp_path, monkeypatch):

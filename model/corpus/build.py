@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from .augment import augment, choose_condition
 from .manifest import Utterance, write_manifest
-from .random_voices import random_variant_names
+from .random_voices import HELD_OUT_START, random_variant_names
 from .readable import filter_readable
 from .summary import format_table, summarize
 from .synthesize import SAMPLE_RATE, VoiceSpec, list_languages, list_variants, synthesize, voice_argument
@@ -82,6 +82,11 @@ class BuildConfig:
     # `random_voice_share` of the training utterances. Held-out voices stay the shipped variants set aside by seed.
     random_voices: int = 0
     random_voice_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.random_voices <= HELD_OUT_START:
+            raise ValueError(f"random_voices must be 0..{HELD_OUT_START}: random variants from rnd{HELD_OUT_START:05d} "
+                             "up are held out of training (model.heldout_gap)")
 
     @property
     def train_plan_seed(self) -> int:

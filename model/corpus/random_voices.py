@@ -29,6 +29,11 @@ PREFIX = "rnd"
 SEED = 20261130  # the variants' own seed: fixed, so that rnd00042 is the same voice in every plan and on every machine
 
 
+# rnd90000 and up never speak in a training plan (BuildConfig refuses more random voices than this): unheard random
+# speakers from the same distribution, for measuring what new voices cost (model.heldout_gap)
+HELD_OUT_START = 90_000
+
+
 def random_variant_names(count: int, start: int = 0) -> list[str]:
     return [f"{PREFIX}{number:05d}" for number in range(start, start + count)]
 
