@@ -56,7 +56,8 @@ evaluate: install
 # Package a trained run as the bundled model: average the last snapshots (float16), continuing the previous release's
 # history; add the n-gram LMs and the English lexicon (its LM text's words and two spelling dictionaries); tune the LM
 # weights, beams and finals' n-best ranking on dev (150 utterances per locale); evaluate on test; measure where the
-# Chinese errors come from (tones) on dev; store every result in the checkpoint and write the model card from it.
+# Chinese errors come from (tones) and the English ones (sound-alike words) on dev; store every result in the
+# checkpoint and write the model card from it.
 BUNDLE := model/checkpoints/default.pt
 bundle: install
 	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE)
@@ -66,6 +67,7 @@ bundle: install
 	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
 	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out model/checkpoints/eval.json
 	$(BIN)/python -m model.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning
+	$(BIN)/python -m model.sound_alike --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store
 	$(BIN)/python -m model.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
 
 bench: install

@@ -201,6 +201,26 @@ def tone_lines(meta: dict) -> list[str]:
     return lines + [""]
 
 
+def sound_alike_lines(meta: dict) -> list[str]:
+    """Where the English word errors come from (model.sound_alike, stored with --store)."""
+    stored = meta.get("sound_alike_errors")
+    if not stored:
+        return []
+    lines = [f"Where the English errors come from (`python -m model.sound_alike` on `{stored.get('manifest', '')}`, "
+             f"{stored.get('utterances', 'n/a')} utterances): a word error is either a word heard wrong or a word that "
+             f"sounds right but is written wrong (a homophone such as knight for night, or a phonetic spelling; "
+             f"espeak-ng's `{stored.get('voice', 'en-us')}` says both alike), which only spelling and context can fix. "
+             "The phoneme error rate compares the phonemes of what was said and what was written (per phoneme "
+             "said): how well the words were heard, however they were spelled.",
+             "", "| decoding | WER | heard wrong | sounds alike, written wrong | phoneme error rate |",
+             "| --- | --- | --- | --- | --- |"]
+    names = {"greedy": "greedy CTC (the acoustic model)", "served": "served (beam search, LM, rescoring)"}
+    for mode, r in stored["modes"].items():
+        lines.append(f"| {names.get(mode, mode)} | {pct(r['wer'])} | {pct(r['sound_error_rate'])} | "
+                     f"{pct(r['homophone_rate'])} | {pct(r.get('phoneme_error_rate'))} |")
+    return lines + [""]
+
+
 def earlier_data_lines(meta: dict) -> list[str]:
     earlier = meta.get("earlier_training_data", [])
     return [f"Continued from {e.get('model', 'an earlier model')}, itself trained on {e.get('utterances', 'n/a')} "
@@ -276,6 +296,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         *evaluation_table(results, locales), "", *interval_lines(results, locales),
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",
         *tone_lines(meta),
+        *sound_alike_lines(meta),
         "## Language models", "", *lm_lines(meta), "",
         "By recording condition (640 ms chunks, the streaming default):", "", *condition_table(results), "",
         "Language identification with `locale=auto` (share of test utterances whose locale was detected correctly): "
@@ -292,7 +313,8 @@ def write_model_card(path: Path, loaded: LoadedModel, results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write the card of a checkpoint from what is stored in it (model.evaluate --store, model.tone_errors --store):
+    """Write the card of a checkpoint from what is stored in it (model.evaluate --store, model.tone_errors --store,
+    model.sound_alike --store):
     the last step of `make bundle`, after every measurement is in."""
     import argparse
 

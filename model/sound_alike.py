@@ -1,0 +1,133 @@
+"""Where English word errors come from: words heard wrong, or words written wrong that sound right (a homophone
+such as "knight" for "night", or a phonetic spelling such as "nite"), which only spelling and context can fix.
+
+Every word of each reference and hypothesis is replaced by how espeak-ng pronounces it (the `en-us` voice's phonemes,
+`espeak-ng -x --sep=_`, stress marks dropped) and the two sequences are scored with the same edit distance as WER.
+Sound errors are what remains; homophone errors = word errors - sound errors. The phoneme error rate compares the
+utterances' phoneme sequences (per reference phoneme): how well the model hears, whatever it writes. Greedy decoding
+(CTC, no LM, no rescoring) describes the acoustic model; `served` (beam search, LM fusion, rescoring) what the user
+gets.
+
+The corpus is espeak-ng speech, so "sounds the same" is decided by the synthesiser that spoke it: a hypothesis
+word that espeak-ng says alike is one the audio cannot tell apart.
+
+    python -m model.sound_alike --checkpoint model/checkpoints/default.pt --manifest data/synth/dev.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import rapidfuzz.distance.Levenshtein as levenshtein
+import torch
+
+from model.scoring import count_errors, scoring_units, uses_words
+
+VOICE = "en-us"
+STRESS_MARKS = str.maketrans("", "", "',")  # espeak-ng's primary and secondary stress
+Pronunciation = tuple[str, ...]  # phonemes
+
+
+def pronounce(words: list[str], voice: str = VOICE) -> dict[str, Pronunciation]:
+    """espeak-ng's phonemes of each word, spoken alone (one process for all: a word and a full stop per line gives
+    one output line per word)."""
+    unique = sorted({w for w in words if w.strip()})
+    if not unique:
+        return {}
+    command = ["espeak-ng", "-q", "-x", "--sep=_", "-v", voice]
+    out = subprocess.run(command, input="".join(f"{w}.\n" for w in unique), capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    if len(out) != len(unique):  # a word espeak-ng splits into clauses of its own: ask for each word alone
+        out = [subprocess.run(command, input=f"{w}.\n", capture_output=True, text=True, check=True).stdout
+               for w in unique]
+    return {w: tuple(p for p in line.translate(STRESS_MARKS).replace("\n", " ").replace(" ", "_").split("_") if p)
+            for w, line in zip(unique, out)}
+
+
+@dataclass
+class SoundAlikeCounts:
+    words: int = 0  # reference words
+    word_errors: int = 0
+    sound_errors: int = 0
+    phonemes: int = 0  # reference phonemes
+    phoneme_errors: int = 0
+
+    def add(self, reference: str, hypothesis: str, sounds: dict[str, Pronunciation]) -> None:
+        errors = count_errors(reference, hypothesis, "en-US")  # the WER of model.evaluate, same units
+        self.words += errors.reference_units
+        self.word_errors += errors.errors
+        ref, hyp = scoring_units(reference, "en-US"), scoring_units(hypothesis, "en-US")
+        ref_sounds, hyp_sounds = [sounds.get(w, (w,)) for w in ref], [sounds.get(w, (w,)) for w in hyp]
+        self.sound_errors += levenshtein.distance(ref_sounds, hyp_sounds)
+        ref_phonemes, hyp_phonemes = [p for s in ref_sounds for p in s], [p for s in hyp_sounds for p in s]
+        self.phonemes += len(ref_phonemes)
+        self.phoneme_errors += levenshtein.distance(ref_phonemes, hyp_phonemes)
+
+    def rates(self) -> dict[str, float]:
+        n = max(self.words, 1)
+        return {"wer": round(self.word_errors / n, 4), "sound_error_rate": round(self.sound_errors / n, 4),
+                "homophone_rate": round((self.word_errors - self.sound_errors) / n, 4), "words": self.words,
+                "phoneme_error_rate": round(self.phoneme_errors / max(self.phonemes, 1), 4)}
+
+
+def count(pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Rates over (reference, hypothesis) pairs of English text."""
+    sounds = pronounce([w for pair in pairs for text in pair for w in scoring_units(text, "en-US")])
+    counts = SoundAlikeCounts()
+    for reference, hypothesis in pairs:
+        counts.add(reference, hypothesis, sounds)
+    return counts.rates()
+
+
+def measure(recognizer, utterances, audio, served: bool) -> dict[str, float]:
+    from model.evaluate import transcribe_all
+    from model.recognizer import DecodeOptions
+
+    options = DecodeOptions() if served else DecodeOptions(lm_weight=0.0, rescore=False)
+    transcripts = transcribe_all(recognizer, utterances, audio, options)
+    return count([(u.text, t.text) for u, t in zip(utterances, transcripts)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    from model.audio import load_audio_file
+    from model.checkpoint import load_checkpoint
+    from model.corpus.manifest import read_manifest
+    from model.evaluate import first_per_locale
+    from model.recognizer import Recognizer
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--limit-per-locale", type=int, default=150)
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata (the model card shows them)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if uses_words(u.locale)]
+    audio = [load_audio_file(u.audio) for u in utterances]
+    recognizer = Recognizer(load_checkpoint(args.checkpoint))
+    modes = {"greedy": measure(recognizer, utterances, audio, served=False),
+             "served": measure(recognizer, utterances, audio, served=True)}
+    results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "voice": VOICE, "modes": modes,
+               "utterances": len(utterances)}
+    print(f"{'decoding':8} {'WER':>7} {'heard wrong':>12} {'sounds alike':>13} {'phoneme errors':>15}")
+    for mode, r in modes.items():
+        print(f"{mode:8} {r['wer']:7.1%} {r['sound_error_rate']:12.1%} {r['homophone_rate']:13.1%} "
+              f"{r['phoneme_error_rate']:15.1%}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    if args.store:
+        from model.checkpoint import update_checkpoint
+
+        loaded = load_checkpoint(args.checkpoint)
+        loaded.metadata["sound_alike_errors"] = results
+        update_checkpoint(args.checkpoint, loaded)
+
+
+if __name__ == "__main__":
+    main()
