@@ -201,6 +201,17 @@ def tone_lines(meta: dict) -> list[str]:
     return lines + [""]
 
 
+def syllable_head_words(config) -> str:
+    """The training-only auxiliary CTC head (model/syllables.py), described from its table."""
+    if not config.syllables:
+        return ""
+    english = sum(entry.startswith("en-US ") for entry in config.syllables)
+    return (f" In training only, an auxiliary CTC head over {len(config.syllables) - 2 - english} tonal syllables (pinyin "
+            "and Jyutping with tones" + (f") and {english} English phonemes (espeak-ng's" if english else "")
+            + f", `model/syllables.py`) reads encoder layer {config.syllable_layer}: it pools every character of one "
+            "syllable and tone into one class" + (", and teaches English phonemes there" if english else "") + ".")
+
+
 def sound_alike_lines(meta: dict) -> list[str]:
     """Where the English word errors come from (model.sound_alike, stored with --store)."""
     stored = meta.get("sound_alike_errors")
@@ -266,9 +277,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"positions), CTC over {loaded.tokenizer.vocab_size} tokens (CJK characters, {sum(1 for t in loaded.tokenizer.tokens if not t.startswith('<') and not is_cjk(t[0]))} "
         f"English subword pieces), a {config.decoder.n_layers}-layer attention decoder for rescoring, "
         "and a language-identification head for `auto`."
-        + (f" In training only, an auxiliary CTC head over {len(config.syllables) - 2} tonal syllables (pinyin and Jyutping "
-           f"with tones, `model/syllables.py`) reads encoder layer {config.syllable_layer}: it pools every character of "
-           "one syllable and tone into one class." if config.syllables else ""),
+        + syllable_head_words(config),
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
         f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
         "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation"

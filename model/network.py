@@ -172,9 +172,24 @@ def with_relative_pitch_input(model: SpeechRecognizer, prior_frames: float) -> S
 
 def with_syllable_head(model: SpeechRecognizer, syllables: tuple[str, ...], layer: int) -> SpeechRecognizer:
     """A trained model given the auxiliary tonal-syllable CTC head (model.syllables) on encoder layer `layer`: every
-    other weight is kept, so recognition is unchanged until training with the syllable loss moves the encoder."""
+    other weight is kept, so recognition is unchanged until training with the syllable loss moves the encoder. A
+    model that has a head on that layer keeps what it learned: its norm, and the output row of every entry both
+    tables hold; a new entry starts at zero weights and the old rows' mean bias (English phonemes joining the
+    Chinese syllables, model.syllables)."""
     grown = SpeechRecognizer(replace(model.config, syllables=tuple(syllables), syllable_layer=layer))
     kept = {k: v for k, v in model.state_dict().items() if not k.startswith("syllable_head.")}
     missing, unexpected = grown.load_state_dict(kept, strict=False)
     assert not unexpected and all(k.startswith("syllable_head.") for k in missing), (missing, unexpected)
+    if model.syllable_head is not None and model.config.syllable_layer == layer:
+        old_norm, old_linear = model.syllable_head
+        norm, linear = grown.syllable_head
+        old_index = {entry: i for i, entry in enumerate(model.config.syllables)}
+        with torch.no_grad():
+            norm.load_state_dict(old_norm.state_dict())
+            linear.weight.zero_()
+            linear.bias.fill_(float(old_linear.bias.mean()))
+            for i, entry in enumerate(syllables):
+                if entry in old_index:
+                    linear.weight[i] = old_linear.weight[old_index[entry]]
+                    linear.bias[i] = old_linear.bias[old_index[entry]]
     return grown.to(model.cmvn_mean.device)

@@ -18,34 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import rapidfuzz.distance.Levenshtein as levenshtein
 import torch
 
+from model.pronunciation import VOICE, Pronunciation, pronounce
 from model.scoring import count_errors, scoring_units, uses_words
-
-VOICE = "en-us"
-STRESS_MARKS = str.maketrans("", "", "',")  # espeak-ng's primary and secondary stress
-Pronunciation = tuple[str, ...]  # phonemes
-
-
-def pronounce(words: list[str], voice: str = VOICE) -> dict[str, Pronunciation]:
-    """espeak-ng's phonemes of each word, spoken alone (one process for all: a word and a full stop per line gives
-    one output line per word)."""
-    unique = sorted({w for w in words if w.strip()})
-    if not unique:
-        return {}
-    command = ["espeak-ng", "-q", "-x", "--sep=_", "-v", voice]
-    out = subprocess.run(command, input="".join(f"{w}.\n" for w in unique), capture_output=True, text=True,
-                         check=True).stdout.splitlines()
-    if len(out) != len(unique):  # a word espeak-ng splits into clauses of its own: ask for each word alone
-        out = [subprocess.run(command, input=f"{w}.\n", capture_output=True, text=True, check=True).stdout
-               for w in unique]
-    return {w: tuple(p for p in line.translate(STRESS_MARKS).replace("\n", " ").replace(" ", "_").split("_") if p)
-            for w, line in zip(unique, out)}
 
 
 @dataclass

@@ -37,7 +37,7 @@ from model.network import (
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.precision import training_autocast
-from model.syllables import SyllableEncoder, build_syllable_table
+from model.syllables import PHONEME_LOCALE, SyllableEncoder, build_syllable_table, has_english_phonemes
 from model.tokenizer import Tokenizer
 from model.train_config import TrainConfig
 
@@ -58,7 +58,7 @@ def data_summary(corpus: FeatureCorpus) -> dict:
 
 
 def build_model(config: TrainConfig, corpus: FeatureCorpus, tokenizer: Tokenizer, texts: dict) -> SpeechRecognizer:
-    syllables = build_syllable_table(texts) if config.syllable_ctc_weight else ()
+    syllables = build_syllable_table(texts, config.english_phoneme_ctc) if config.syllable_ctc_weight else ()
     model_config = ModelConfig(tokenizer.vocab_size, tuple(tokenizer.locales), config.encoder, config.decoder,
                                syllables, config.syllable_layer if syllables else 0)
     model = SpeechRecognizer(model_config)
@@ -217,6 +217,8 @@ class Trainer:
             self.model = build_model(self.config, self.train, self.tokenizer, self.texts)
         self.model.to(self.device)
         self.syllable_encoder = SyllableEncoder(self.model.config.syllables) if self.model.config.syllables else None
+        if self.syllable_encoder is not None:
+            self.syllable_encoder.prime(self.texts.get(PHONEME_LOCALE, ()))
         self.optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.config.peak_lr, betas=(0.9, 0.98),
                                            weight_decay=self.config.weight_decay)
         if last.exists():
@@ -261,14 +263,18 @@ class Trainer:
             note = f"new relative pitch channel (prior {prior:g} frames)"
             self.run_notes.append(note)
             tqdm.write(f"gave {loaded.name} {loaded.version} a {note}, zero-initialised")
-        if self.config.syllable_ctc_weight and not self.model.config.syllables:
+        table = self.model.config.syllables
+        wants_phonemes = self.config.english_phoneme_ctc and not has_english_phonemes(table)
+        if self.config.syllable_ctc_weight and (not table or wants_phonemes):
             if self.config.online_plan:
-                raise ValueError(f"{loaded.name} {loaded.version} has no syllable head: give it one with the cached corpus "
-                                 "first (its syllable table comes from the training texts)")
-            table = build_syllable_table(self.texts)  # English texts have no syllables: skipped
+                raise ValueError(f"{loaded.name} {loaded.version} lacks the syllable head this config asks for: give it "
+                                 "one with the cached corpus first (its table comes from the training texts)")
+            table = build_syllable_table(self.texts, self.config.english_phoneme_ctc)
             self.model = with_syllable_head(self.model, table, self.config.syllable_layer).train()
-            note = (f"new tonal-syllable CTC ({len(table) - 2} syllables, layer {self.config.syllable_layer}, "
-                    f"weight {self.config.syllable_ctc_weight:g})")
+            english = sum(entry.startswith(f"{PHONEME_LOCALE} ") for entry in table)
+            note = (f"new tonal-syllable CTC ({len(table) - 2 - english} syllables"
+                    + (f", {english} English phonemes" if english else "")
+                    + f", layer {self.config.syllable_layer}, weight {self.config.syllable_ctc_weight:g})")
             self.run_notes.append(note)
             tqdm.write(f"gave {loaded.name} {loaded.version} a {note}")
 

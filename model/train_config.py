@@ -59,6 +59,9 @@ class TrainConfig:
     # continued without the head gets one (model.network.with_syllable_head).
     syllable_ctc_weight: float = 0.0
     syllable_ctc_layer: int = 0  # 1-based encoder layer; 0: the middle one (n_layers // 2)
+    # English rows join that CTC with their phonemes as espeak-ng says them (model.syllables, model.pronunciation):
+    # English errors are mostly words heard wrong (model.sound_alike). A model whose head lacks them gets them added.
+    english_phoneme_ctc: bool = False
     # Synthesis while training (model.online_corpus): a plan from `model.corpus.build --plan-only` rendered by this
     # many worker processes during training, instead of the manifests' feature caches.
     online_plan: str | None = None

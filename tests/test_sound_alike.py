@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from model.sound_alike import count, measure, pronounce
+from model.pronunciation import pronounce
+from model.sound_alike import count, measure
 
 
 def test_homophones_and_phonetic_spellings_sound_alike():

@@ -68,3 +68,40 @@ def test_the_syllable_loss_reads_only_the_tonal_rows_and_trains_the_head(tiny_mo
         loss().backward()
         optimizer.step()
     assert loss().item() < 0.5 * first
+
+
+def test_english_phonemes_join_the_table_only_when_asked_and_give_english_rows_targets():
+    texts = {"zh-CN": ["妈"], "en-US": ["good night", "the knight"]}
+    assert build_syllable_table(texts) == ("<blank>", "<unk>", "zh-CN ma1")  # the tonal-only table is unchanged
+    table = build_syllable_table(texts, english_phonemes=True)
+    assert {"en-US n", "en-US aI", "en-US t", "zh-CN ma1"} <= set(table) and table[:2] == ("<blank>", "<unk>")
+    encode = SyllableEncoder(table)
+    encode.prime(texts["en-US"])
+    night = [table.index(f"en-US {p}") for p in ("n", "aI", "t")]
+    assert encode("night", "en-US") == encode("knight", "en-US") == night  # homophones: one target
+    assert encode("nite", "en-US") == night  # a word first met in training is pronounced then
+    assert encode("妈", "zh-CN") == [table.index("zh-CN ma1")]
+
+
+def test_a_head_grown_with_english_phonemes_keeps_what_it_learned_of_the_syllables(tiny_model):
+    chinese = build_syllable_table({"zh-CN": ["今天天气很好"], "yue-HK": ["你好嗎"]})
+    model = with_syllable_head(tiny_model, chinese, layer=2).eval()
+    with torch.no_grad():
+        for parameter in model.syllable_head.parameters():
+            parameter.normal_()  # as if trained
+    both = build_syllable_table({"zh-CN": ["今天天气很好"], "yue-HK": ["你好嗎"], "en-US": ["good night"]},
+                                english_phonemes=True)
+    grown = with_syllable_head(model, both, layer=2).eval()
+    features, lengths = torch.randn(1, 90, 82), torch.tensor([90])
+    inputs, input_lengths = torch.ones(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long)
+    with torch.no_grad():
+        old_logits = model.syllable_head(model.encoder.forward_with_tap(model.normalize(features), lengths, None, None, 2)[2])
+        new_logits = grown.syllable_head(grown.encoder.forward_with_tap(grown.normalize(features), lengths, None, None, 2)[2])
+        before, after = model(features, lengths, None, None, inputs, input_lengths), grown(features, lengths, None, None,
+                                                                                          inputs, input_lengths)
+    kept = [both.index(entry) for entry in chinese]
+    assert torch.allclose(new_logits[..., kept], old_logits, atol=1e-5)  # every syllable's output as before
+    new = [i for i, entry in enumerate(both) if entry.startswith("en-US ")]
+    assert new and torch.count_nonzero(grown.syllable_head[1].weight[new]) == 0
+    for old, new_output in zip(before[:4], after[:4]):
+        assert torch.equal(old, new_output)  # recognition unchanged

@@ -72,17 +72,20 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
     assert loaded.metadata["training_data"]["hours_per_locale"]["yue-HK"] > 0
 
     # A released checkpoint can be trained further (how the next session continues the bundled model), here with
-    # the tonal-syllable CTC added: the model is grown with a head whose table comes from the training texts.
+    # the tonal-syllable CTC added (with English phonemes): the model is grown with a head whose table comes from
+    # the training texts.
     continued = tmp_path / "continued"
     continued.mkdir()
     train_main(["--config", write_config(continued, tiny_corpus, 12, f'init_checkpoint = "{averaged}"\n'
-                                         "syllable_ctc_weight = 0.3\nsyllable_ctc_layer = 1\n")])
+                                         "syllable_ctc_weight = 0.3\nsyllable_ctc_layer = 1\n"
+                                         "english_phoneme_ctc = true\n")])
     last = torch.load(continued / "run" / "last.pt", weights_only=True)
     assert last["trainer"]["step"] == 12
     syllables = last["model"]["config"]["syllables"]
-    assert "zh-CN" in {s.split()[0] for s in syllables[2:]} and "yue-HK" in {s.split()[0] for s in syllables[2:]}
+    assert {"zh-CN", "yue-HK", "en-US"} == {s.split()[0] for s in syllables[2:]}
     assert last["model"]["config"]["syllable_layer"] == 1 and "syllable_head.1.weight" in last["model"]["state_dict"]
     assert "new tonal-syllable CTC" in last["trainer"]["runs"][-1]["note"]
+    assert "English phonemes" in last["trainer"]["runs"][-1]["note"]
 
     card = tmp_path / "card.md"
     evaluate_main(["--checkpoint", str(averaged), "--manifest", str(tiny_corpus / "test.jsonl"), "--threads", "1",
