@@ -351,6 +351,36 @@ def first_per_locale(utterances: list[Utterance], limit: int) -> list[Utterance]
     return kept
 
 
+# ------------------------------------------------------------- error analyses on a split (tone_errors, sound_alike)
+
+
+def add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command line every error analysis of a split shares."""
+    parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--limit-per-locale", type=int, default=150)
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata (the model card shows them)")
+
+
+def analysis_inputs(args: argparse.Namespace, locales) -> tuple[list[Utterance], list[torch.Tensor], Recognizer]:
+    """The first `--limit-per-locale` utterances of these locales, their audio, and the checkpoint's recognizer."""
+    torch.set_num_threads(args.threads)
+    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in locales]
+    return utterances, [load_audio_file(u.audio) for u in utterances], Recognizer(load_checkpoint(args.checkpoint))
+
+
+def store_analysis(args: argparse.Namespace, key: str, results: dict) -> None:
+    """`--out` and `--store`: the results as JSON, and in the checkpoint's metadata under `key` (loaded afresh)."""
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    if args.store:
+        loaded = load_checkpoint(args.checkpoint)
+        loaded.metadata[key] = results
+        update_checkpoint(args.checkpoint, loaded)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")

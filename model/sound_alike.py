@@ -17,15 +17,14 @@ word that espeak-ng says alike is one the audio cannot tell apart.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import rapidfuzz.distance.Levenshtein as levenshtein
-import torch
 
 from model.pronunciation import VOICE, Pronunciation, pronounce
-from model.scoring import count_errors, scoring_units, uses_words
+from model.scoring import count_errors, scoring_units
+
+ENGLISH = ("en-US",)
 
 
 @dataclass
@@ -73,24 +72,12 @@ def measure(recognizer, utterances, audio, served: bool) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from model.audio import load_audio_file
-    from model.checkpoint import load_checkpoint
-    from model.corpus.manifest import read_manifest
-    from model.evaluate import first_per_locale
-    from model.recognizer import Recognizer
+    from model.evaluate import add_analysis_arguments, analysis_inputs, store_analysis
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--limit-per-locale", type=int, default=150)
-    parser.add_argument("--out", help="write the results as JSON here")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata (the model card shows them)")
+    add_analysis_arguments(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if uses_words(u.locale)]
-    audio = [load_audio_file(u.audio) for u in utterances]
-    recognizer = Recognizer(load_checkpoint(args.checkpoint))
+    utterances, audio, recognizer = analysis_inputs(args, ENGLISH)
     modes = {"greedy": measure(recognizer, utterances, audio, served=False),
              "served": measure(recognizer, utterances, audio, served=True)}
     results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "voice": VOICE, "modes": modes,
@@ -99,14 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     for mode, r in modes.items():
         print(f"{mode:8} {r['wer']:7.1%} {r['sound_error_rate']:12.1%} {r['homophone_rate']:13.1%} "
               f"{r['phoneme_error_rate']:15.1%}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
-    if args.store:
-        from model.checkpoint import update_checkpoint
-
-        loaded = load_checkpoint(args.checkpoint)
-        loaded.metadata["sound_alike_errors"] = results
-        update_checkpoint(args.checkpoint, loaded)
+    store_analysis(args, "sound_alike_errors", results)
 
 
 if __name__ == "__main__":

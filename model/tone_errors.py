@@ -14,9 +14,7 @@ with the auxiliary tonal-syllable head (model.syllables) also reports what that 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import rapidfuzz.distance.Levenshtein as levenshtein
 import torch
@@ -93,24 +91,12 @@ def syllable_head_errors(recognizer, utterances, audio) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from model.audio import load_audio_file
-    from model.checkpoint import load_checkpoint
-    from model.corpus.manifest import read_manifest
-    from model.evaluate import first_per_locale
-    from model.recognizer import Recognizer
+    from model.evaluate import add_analysis_arguments, analysis_inputs, store_analysis
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--limit-per-locale", type=int, default=150)
-    parser.add_argument("--out", help="write the results as JSON here")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata (the model card shows them)")
+    add_analysis_arguments(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in TONAL_LOCALES]
-    audio = [load_audio_file(u.audio) for u in utterances]
-    recognizer = Recognizer(load_checkpoint(args.checkpoint))
+    utterances, audio, recognizer = analysis_inputs(args, TONAL_LOCALES)
     modes = {"with_pitch": measure(recognizer, utterances, audio), "served": measure(recognizer, utterances, audio, served=True)}
     head = syllable_head_errors(recognizer, utterances, audio) if recognizer.model.syllable_head else None
     pitch = recognizer.model.encoder.subsampling.pitch
@@ -135,14 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     for locale, r in (head or {}).items():
         print(f"{locale:8} {'syllable head':22} {'':>7} {r['syllable_error_rate']:9.1%} {r['tone_error_rate']:7.1%}"
               f"  (per reference syllable: the auxiliary head's own greedy output)")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
-    if args.store:
-        from model.checkpoint import update_checkpoint
-
-        loaded = load_checkpoint(args.checkpoint)  # afresh: the pitch path above was zeroed in place
-        loaded.metadata["tone_errors"] = {**results, "utterances_per_locale": args.limit_per_locale}
-        update_checkpoint(args.checkpoint, loaded)
+    # the pitch path above was zeroed in place: store_analysis loads the checkpoint afresh
+    store_analysis(args, "tone_errors", {**results, "utterances_per_locale": args.limit_per_locale})
 
 
 if __name__ == "__main__":
