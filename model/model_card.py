@@ -7,6 +7,7 @@ from pathlib import Path
 
 from model.checkpoint import LoadedModel
 from model.tokenizer import is_cjk
+from model.syllables import is_english_phoneme
 from model.tone_errors import homophone_rate
 
 LIMITATIONS = """\
@@ -205,7 +206,7 @@ def syllable_head_words(config) -> str:
     """The training-only auxiliary CTC head (model/syllables.py), described from its table."""
     if not config.syllables:
         return ""
-    english = sum(entry.startswith("en-US ") for entry in config.syllables)
+    english = sum(map(is_english_phoneme, config.syllables))
     return (f" In training only, an auxiliary CTC head over {len(config.syllables) - 2 - english} tonal syllables (pinyin "
             "and Jyutping with tones" + (f") and {english} English phonemes (espeak-ng's" if english else "")
             + f", `model/syllables.py`) reads encoder layer {config.syllable_layer}: it pools every character of one "

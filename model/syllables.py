@@ -95,8 +95,13 @@ def build_syllable_table(texts_by_locale: dict[str, Iterable[str]], english_phon
     return RESERVED + tuple(sorted(seen))
 
 
+def is_english_phoneme(entry: str) -> bool:
+    """A table entry that is an English phoneme ("en-US aI"), not a Chinese syllable."""
+    return entry.startswith(f"{PHONEME_LOCALE} ")
+
+
 def has_english_phonemes(table: Iterable[str]) -> bool:
-    return any(entry.startswith(f"{PHONEME_LOCALE} ") for entry in table)
+    return any(map(is_english_phoneme, table))
 
 
 class SyllableEncoder:

@@ -37,7 +37,8 @@ from model.network import (
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.online_corpus import OnlineCorpus, SynthesisFeed, plan_splits, render_all
 from model.precision import training_autocast
-from model.syllables import PHONEME_LOCALE, SyllableEncoder, build_syllable_table, has_english_phonemes
+from model.syllables import (PHONEME_LOCALE, SyllableEncoder, build_syllable_table, has_english_phonemes,
+                             is_english_phoneme)
 from model.tokenizer import Tokenizer
 from model.train_config import TrainConfig
 
@@ -271,7 +272,7 @@ class Trainer:
                                  "one with the cached corpus first (its table comes from the training texts)")
             table = build_syllable_table(self.texts, self.config.english_phoneme_ctc)
             self.model = with_syllable_head(self.model, table, self.config.syllable_layer).train()
-            english = sum(entry.startswith(f"{PHONEME_LOCALE} ") for entry in table)
+            english = sum(map(is_english_phoneme, table))
             note = (f"new tonal-syllable CTC ({len(table) - 2 - english} syllables"
                     + (f", {english} English phonemes" if english else "")
                     + f", layer {self.config.syllable_layer}, weight {self.config.syllable_ctc_weight:g})")
