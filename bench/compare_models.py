@@ -4,6 +4,13 @@ interval over the locale's utterances (the same draws for both models), and how 
 
     python -m bench.compare_models --before runs/s15/default_0112.pt --after model/checkpoints/default.pt \
         --manifest data/synth/test.jsonl
+
+With `--greedy-cache DIR` the two are compared by greedy CTC over a feature cache's split instead (`--split dev`): no
+LM, beam or rescoring, so neither model's decoding tuning enters. This is how a training candidate is judged on dev
+before it is tuned and bundled (its float32 average against the last release), and it takes about a minute.
+
+    python -m bench.compare_models --before model/checkpoints/default.pt --after runs/s17/candidate_f32.pt \
+        --greedy-cache data/cache4 --split dev
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from model.audio import load_audio_file  # noqa: E402
 from model.bootstrap import BootstrapOptions, LocaleCounts, interval, resampled_rates  # noqa: E402
 from model.checkpoint import load_checkpoint  # noqa: E402
 from model.corpus.manifest import read_manifest  # noqa: E402
-from model.evaluate import transcribe_all, utterance_errors  # noqa: E402
+from model.dataset import FeatureCorpus  # noqa: E402
+from model.evaluate import greedy_utterance_errors, transcribe_all, utterance_errors  # noqa: E402
 from model.recognizer import DecodeOptions, Recognizer  # noqa: E402
 
 MODES = {"full_context": None, "chunk_640ms": 16}
@@ -39,14 +47,8 @@ def paired_difference(before: np.ndarray, after: np.ndarray, units: np.ndarray, 
             "better": int((after < before).sum()), "worse": int((after > before).sum())}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", required=True)
-    parser.add_argument("--after", default="model/checkpoints/default.pt")
-    parser.add_argument("--manifest", default="data/synth/test.jsonl")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+def served_errors(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """Each utterance's locale, and its error counts per (side, mode) through the served pipeline on audio."""
     utterances = read_manifest(args.manifest)
     audio = [load_audio_file(u.audio) for u in utterances]
     counts = {}
@@ -55,17 +57,45 @@ def main(argv: list[str] | None = None) -> None:
         for mode, chunk_frames in MODES.items():
             texts = [t.text for t in transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))]
             counts[side, mode] = utterance_errors(utterances, texts)
+    return [u.locale for u in utterances], counts
+
+
+def greedy_errors(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """Each utterance's locale, and its greedy CTC error counts per (side, mode) over a feature cache's split."""
+    corpus = FeatureCorpus.open(args.greedy_cache, args.split)
+    counts = {}
+    for side in ("before", "after"):
+        loaded = load_checkpoint(getattr(args, side))
+        for mode, chunk_frames in MODES.items():
+            by_index = greedy_utterance_errors(loaded, corpus, chunk_frames)
+            counts[side, mode] = [by_index[i] for i in range(len(corpus.rows))]
+    return [row["locale"] for row in corpus.rows], counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", required=True)
+    parser.add_argument("--after", default="model/checkpoints/default.pt")
+    parser.add_argument("--manifest", default="data/synth/test.jsonl")
+    parser.add_argument("--greedy-cache", help="compare greedy CTC over this feature cache instead of the served pipeline")
+    parser.add_argument("--split", default="dev", help="the feature cache's split (with --greedy-cache)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    locales, counts = greedy_errors(args) if args.greedy_cache else served_errors(args)
     results, rng = {}, np.random.default_rng(0)
     for mode in MODES:
-        for locale in sorted({u.locale for u in utterances}):
-            rows = [i for i, u in enumerate(utterances) if u.locale == locale]
+        for locale in sorted(set(locales)):
+            rows = [i for i, loc in enumerate(locales) if loc == locale]
             before, after = (np.array([counts[side, mode][i].errors for i in rows]) for side in ("before", "after"))
             units = np.array([counts["before", mode][i].reference_units for i in rows])
             results[f"{mode} {locale}"] = paired_difference(before, after, units, rng)
-    print_table(f"{args.before} -> {args.after} on {args.manifest}", ["mode, locale", "before", "after", "points (95%)", "better / worse"],
+    source = f"greedy CTC on {args.greedy_cache} {args.split}" if args.greedy_cache else args.manifest
+    print_table(f"{args.before} -> {args.after} on {source}", ["mode, locale", "before", "after", "points (95%)", "better / worse"],
                 [[key, f"{r['before']:.2%}", f"{r['after']:.2%}", f"{r['difference_points']:+.2f} ({r['ci95_points'][0]:+.2f} to {r['ci95_points'][1]:+.2f})",
                   f"{r['better']} / {r['worse']}"] for key, r in results.items()])
-    write_results("compare_models", {"before": args.before, "after": args.after, "manifest": args.manifest, "paired": results})
+    write_results("compare_models_greedy" if args.greedy_cache else "compare_models",
+                  {"before": args.before, "after": args.after, "source": source, "paired": results})
 
 
 if __name__ == "__main__":

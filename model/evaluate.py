@@ -55,22 +55,33 @@ def decode_batch(loaded: LoadedModel, features: list[torch.Tensor], locales: lis
     ]
 
 
-def evaluate_corpus(loaded: LoadedModel, corpus: FeatureCorpus, chunk_frames: int | None,
-                    indices: list[int] | None = None, batch_frames: int = 30_000) -> dict[str, ErrorCount]:
-    """Per-locale greedy error counts over a feature cache (used for dev evaluation during training)."""
+def greedy_utterance_errors(loaded: LoadedModel, corpus: FeatureCorpus, chunk_frames: int | None,
+                            indices: list[int] | None = None, batch_frames: int = 30_000) -> dict[int, ErrorCount]:
+    """Greedy CTC error counts of each utterance of a feature cache (index -> count), decoded in batches of similar
+    length so padding costs little."""
     indices = sorted(range(len(corpus.rows)) if indices is None else indices, key=lambda i: corpus.rows[i]["frames"])
-    totals: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
+    counts: dict[int, ErrorCount] = {}
     start = 0
     while start < len(indices):
         end = start + 1
         while end < len(indices) and corpus.rows[indices[end]]["frames"] * (end - start + 1) <= batch_frames:
             end += 1
-        rows = [corpus.rows[i] for i in indices[start:end]]
-        hyps = decode_batch(loaded, [corpus.utterance_features(i) for i in indices[start:end]],
-                            [r["locale"] for r in rows], chunk_frames)
-        for row, hyp in zip(rows, hyps):
-            totals[row["locale"]] += count_errors(row["text"], hyp, row["locale"])
+        batch = indices[start:end]
+        hyps = decode_batch(loaded, [corpus.utterance_features(i) for i in batch],
+                            [corpus.rows[i]["locale"] for i in batch], chunk_frames)
+        for index, hyp in zip(batch, hyps):
+            row = corpus.rows[index]
+            counts[index] = count_errors(row["text"], hyp, row["locale"])
         start = end
+    return counts
+
+
+def evaluate_corpus(loaded: LoadedModel, corpus: FeatureCorpus, chunk_frames: int | None,
+                    indices: list[int] | None = None, batch_frames: int = 30_000) -> dict[str, ErrorCount]:
+    """Per-locale greedy error counts over a feature cache (used for dev evaluation during training)."""
+    totals: dict[str, ErrorCount] = defaultdict(lambda: ErrorCount(0, 0))
+    for index, count in greedy_utterance_errors(loaded, corpus, chunk_frames, indices, batch_frames).items():
+        totals[corpus.rows[index]["locale"]] += count
     return dict(totals)
 
 

@@ -1,8 +1,15 @@
 """Confidence intervals of the evaluation (model/bootstrap.py) and how the evaluation and the model card carry them."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT = str(ROOT / "model" / "checkpoints" / "default.pt")
+SAMPLES = ROOT / "model" / "samples" / "samples.jsonl"
 
 
 def utterances(n: int, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,3 +92,33 @@ def test_a_paired_model_comparison_reads_the_difference_of_the_same_utterances()
     assert same["difference_points"] == 0.0 and same["ci95_points"] == [0.0, 0.0] and same["better"] == same["worse"] == 0
     better = paired_difference(errors + 1, errors, units, np.random.default_rng(0))
     assert better["difference_points"] == -10.0 and better["ci95_points"][1] < 0 and better["better"] == 50
+
+
+def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itself(tmp_path, monkeypatch):
+    """bench/compare_models.py --greedy-cache: the bundled model against itself over a cache of the bundled samples
+    gives zero difference in every locale and mode, and its per-utterance counts add up to the trainer's dev totals."""
+    import bench.compare_models as compare_models
+    from model.checkpoint import load_checkpoint
+    from model.corpus.manifest import Utterance, write_manifest
+    from model.dataset import FeatureCorpus, build_feature_cache
+    from model.evaluate import evaluate_corpus, greedy_utterance_errors
+
+    rows = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
+    write_manifest(tmp_path / "dev.jsonl", [Utterance(id=Path(row["audio"]).stem, **{**row, "audio": str(SAMPLES.parent / row["audio"])})
+                                            for row in rows])
+    build_feature_cache(tmp_path / "dev.jsonl", tmp_path / "cache", "dev", jobs=1)
+    written = {}
+    monkeypatch.setattr(compare_models, "write_results", lambda name, payload: written.update({name: payload}))
+    compare_models.main(["--before", CHECKPOINT, "--after", CHECKPOINT, "--greedy-cache", str(tmp_path / "cache"),
+                         "--threads", "1"])
+    paired = written["compare_models_greedy"]["paired"]
+    assert sorted(paired) == [f"{mode} {locale}" for mode in ("chunk_640ms", "full_context")
+                              for locale in ("en-US", "yue-HK", "zh-CN")]
+    assert all(r["difference_points"] == 0.0 and r["better"] == r["worse"] == 0 for r in paired.values())
+
+    corpus, loaded = FeatureCorpus.open(tmp_path / "cache", "dev"), load_checkpoint(CHECKPOINT)
+    per_utterance = greedy_utterance_errors(loaded, corpus, None)
+    assert sorted(per_utterance) == list(range(len(corpus.rows)))
+    for locale, total in evaluate_corpus(loaded, corpus, None).items():
+        counts = [c for i, c in per_utterance.items() if corpus.rows[i]["locale"] == locale]
+        assert total.errors == sum(c.errors for c in counts) == round(paired[f"full_context {locale}"]["after"] * total.reference_units)
