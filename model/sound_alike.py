@@ -3,7 +3,10 @@ such as "knight" for "night", or a phonetic spelling such as "nite"), which only
 
 Every word of each reference and hypothesis is replaced by how espeak-ng pronounces it (the `en-us` voice's phonemes,
 `espeak-ng -x --sep=_`, stress marks dropped) and the two sequences are scored with the same edit distance as WER.
-Sound errors are what remains; homophone errors = word errors - sound errors. The phoneme error rate compares the
+Sound errors are what remains; homophone errors = word errors - sound errors. Of the sound errors, a word written in
+place of the one said whose phonemes are one edit from it ("darmage" for "damage", "plt" for "plate") is a near miss:
+the word was all but heard, and its spelling is off by a sound, which a lexicon and a language model can mend; the
+rest (words left out, added, or two or more phonemes off) were heard wrong. The phoneme error rate compares the
 utterances' phoneme sequences (per reference phoneme): how well the model hears, whatever it writes. Greedy decoding
 (CTC, no LM, no rescoring) describes the acoustic model; `served` (beam search, LM fusion, rescoring) what the user
 gets.
@@ -32,6 +35,7 @@ class SoundAlikeCounts:
     words: int = 0  # reference words
     word_errors: int = 0
     sound_errors: int = 0
+    near_misses: int = 0  # of the sound errors: a substituted word one phoneme edit from the word said
     phonemes: int = 0  # reference phonemes
     phoneme_errors: int = 0
 
@@ -41,7 +45,10 @@ class SoundAlikeCounts:
         self.word_errors += errors.errors
         ref, hyp = scoring_units(reference, "en-US"), scoring_units(hypothesis, "en-US")
         ref_sounds, hyp_sounds = [sounds.get(w, (w,)) for w in ref], [sounds.get(w, (w,)) for w in hyp]
-        self.sound_errors += levenshtein.distance(ref_sounds, hyp_sounds)
+        edits = levenshtein.editops(ref_sounds, hyp_sounds)
+        self.sound_errors += len(edits)
+        self.near_misses += sum(e.tag == "replace" and levenshtein.distance(ref_sounds[e.src_pos], hyp_sounds[e.dest_pos]) == 1
+                                for e in edits)
         ref_phonemes, hyp_phonemes = [p for s in ref_sounds for p in s], [p for s in hyp_sounds for p in s]
         self.phonemes += len(ref_phonemes)
         self.phoneme_errors += levenshtein.distance(ref_phonemes, hyp_phonemes)
@@ -50,6 +57,7 @@ class SoundAlikeCounts:
         n = max(self.words, 1)
         return {"wer": round(self.word_errors / n, 4), "sound_error_rate": round(self.sound_errors / n, 4),
                 "homophone_rate": round((self.word_errors - self.sound_errors) / n, 4), "words": self.words,
+                "near_miss_rate": round(self.near_misses / n, 4),
                 "phoneme_error_rate": round(self.phoneme_errors / max(self.phonemes, 1), 4)}
 
 
@@ -82,10 +90,10 @@ def main(argv: list[str] | None = None) -> None:
              "served": measure(recognizer, utterances, audio, served=True)}
     results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "voice": VOICE, "modes": modes,
                "utterances": len(utterances)}
-    print(f"{'decoding':8} {'WER':>7} {'heard wrong':>12} {'sounds alike':>13} {'phoneme errors':>15}")
+    print(f"{'decoding':8} {'WER':>7} {'sound errors':>13} {'one phoneme off':>16} {'sounds alike':>13} {'phoneme errors':>15}")
     for mode, r in modes.items():
-        print(f"{mode:8} {r['wer']:7.1%} {r['sound_error_rate']:12.1%} {r['homophone_rate']:13.1%} "
-              f"{r['phoneme_error_rate']:15.1%}")
+        print(f"{mode:8} {r['wer']:7.1%} {r['sound_error_rate']:13.1%} {r['near_miss_rate']:16.1%} "
+              f"{r['homophone_rate']:13.1%} {r['phoneme_error_rate']:15.1%}")
     store_analysis(args, "sound_alike_errors", results)
 
 
