@@ -223,9 +223,9 @@ def sound_alike_lines(meta: dict) -> list[str]:
              f"sounds right but is written wrong (a homophone such as knight for night, or a phonetic spelling; "
              f"espeak-ng's `{stored.get('voice', 'en-us')}` says both alike), which only spelling and context can fix. "
              "Of the words heard wrong, the next column counts those one phoneme edit from the word said (darmage for "
-             "damage): nearly heard, the errors a lexicon and a language model are there to mend. The phoneme error rate compares the phonemes of "
-             "what was said and what was written (per phoneme said): how well the words were heard, however they were "
-             "spelled.",
+             "damage): nearly heard, the errors a lexicon and a language model are there to mend. The phoneme error "
+             "rate compares the phonemes of what was said and what was written (per phoneme said): how well the words "
+             "were heard, however they were spelled.",
              "", "| decoding | WER | heard wrong | of which one phoneme off | sounds alike, written wrong | phoneme error rate |",
              "| --- | --- | --- | --- | --- | --- |"]
     names = {"greedy": "greedy CTC (the acoustic model)", "served": "served (beam search, LM, rescoring)"}

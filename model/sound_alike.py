@@ -4,9 +4,9 @@ such as "knight" for "night", or a phonetic spelling such as "nite"), which only
 Every word of each reference and hypothesis is replaced by how espeak-ng pronounces it (the `en-us` voice's phonemes,
 `espeak-ng -x --sep=_`, stress marks dropped) and the two sequences are scored with the same edit distance as WER.
 Sound errors are what remains; homophone errors = word errors - sound errors. Of the sound errors, a word written in
-place of the one said whose phonemes are one edit from it ("darmage" for "damage", "plt" for "plate") is a near miss:
-the word was all but heard, and its spelling is off by a sound, which a lexicon and a language model can mend; the
-rest (words left out, added, or two or more phonemes off) were heard wrong. The phoneme error rate compares the
+place of the one said whose phonemes are one edit from it ("darmage" for "damage", "bag" for "big") is a near miss:
+the word was nearly heard, which a lexicon and a language model are there to mend; the rest (words left out or added,
+words two or more phonemes off, and letter strings espeak-ng spells out, such as "plt" for "plate") were heard wrong. The phoneme error rate compares the
 utterances' phoneme sequences (per reference phoneme): how well the model hears, whatever it writes. Greedy decoding
 (CTC, no LM, no rescoring) describes the acoustic model; `served` (beam search, LM fusion, rescoring) what the user
 gets.
