@@ -1,6 +1,5 @@
 """Confidence intervals of the evaluation (model/bootstrap.py) and how the evaluation and the model card carry them."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,6 @@ from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = str(ROOT / "model" / "checkpoints" / "default.pt")
-SAMPLES = ROOT / "model" / "samples" / "samples.jsonl"
 
 
 def utterances(n: int, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +92,7 @@ def test_a_paired_model_comparison_reads_the_difference_of_the_same_utterances()
     assert better["difference_points"] == -10.0 and better["ci95_points"][1] < 0 and better["better"] == 50
 
 
-def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itself(tmp_path, monkeypatch):
+def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itself(tmp_path, monkeypatch, bundled_samples):
     """bench/compare_models.py --greedy-cache: the bundled model against itself over a cache of the bundled samples
     gives zero difference in every locale and mode, and its per-utterance counts add up to the trainer's dev totals."""
     import bench.compare_models as compare_models
@@ -103,9 +101,8 @@ def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itse
     from model.dataset import FeatureCorpus, build_feature_cache
     from model.evaluate import evaluate_corpus, greedy_utterance_errors
 
-    rows = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
-    write_manifest(tmp_path / "dev.jsonl", [Utterance(id=Path(row["audio"]).stem, **{**row, "audio": str(SAMPLES.parent / row["audio"])})
-                                            for row in rows])
+    write_manifest(tmp_path / "dev.jsonl", [Utterance(Path(s["audio"]).stem, str(s["path"]), s["text"], s["locale"], s["speaker"],
+                                                      s["duration"]) for s in bundled_samples])
     build_feature_cache(tmp_path / "dev.jsonl", tmp_path / "cache", "dev", jobs=1)
     written = {}
     monkeypatch.setattr(compare_models, "write_results", lambda name, payload: written.update({name: payload}))
