@@ -6,10 +6,10 @@ Every word of each reference and hypothesis is replaced by how espeak-ng pronoun
 Sound errors are what remains; homophone errors = word errors - sound errors. Of the sound errors, a word written in
 place of the one said whose phonemes are one edit from it ("darmage" for "damage", "bag" for "big") is a near miss:
 the word was nearly heard, which a lexicon and a language model are there to mend; the rest (words left out or added,
-words two or more phonemes off, and letter strings espeak-ng spells out, such as "plt" for "plate") were heard wrong. The phoneme error rate compares the
-utterances' phoneme sequences (per reference phoneme): how well the model hears, whatever it writes. Greedy decoding
-(CTC, no LM, no rescoring) describes the acoustic model; `served` (beam search, LM fusion, rescoring) what the user
-gets.
+words two or more phonemes off, and letter strings espeak-ng spells out, such as "plt" for "plate") were heard wrong.
+The phoneme error rate compares the utterances' phoneme sequences (per reference phoneme): how well the model hears,
+whatever it writes. Greedy decoding (CTC, no LM, no rescoring) describes the acoustic model; `served` (beam search, LM
+fusion, rescoring) what the user gets.
 
 The corpus is espeak-ng speech, so "sounds the same" is decided by the synthesiser that spoke it: a hypothesis
 word that espeak-ng says alike is one the audio cannot tell apart.
