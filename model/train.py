@@ -445,22 +445,48 @@ def with_release_history(metadata: dict, previous_release: dict, release: tuple[
     return {**metadata, "trainer": trainer, "earlier_training_data": earlier}
 
 
+def interpolate_weights(ours: dict, theirs: dict, weight: float) -> dict:
+    """weight x ours + (1 - weight) x theirs for every floating-point parameter (the integer buffers stay ours):
+    a continued model pulled back towards the one it started from, which keeps much of what the new run learned
+    and gives back much of what it forgot (weight-space ensembling, as in WiSE-FT / model soups)."""
+    if ours.keys() != theirs.keys():
+        raise ValueError(f"cannot interpolate models with different parameters: {sorted(ours.keys() ^ theirs.keys())[:5]}")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"interpolation weight must be in [0, 1], got {weight}")
+    mixed = {}
+    for key, value in ours.items():
+        if value.shape != theirs[key].shape:
+            raise ValueError(f"cannot interpolate {key}: shape {tuple(value.shape)} against {tuple(theirs[key].shape)}")
+        mixed[key] = weight * value + (1.0 - weight) * theirs[key].to(value.dtype) if value.is_floating_point() else value
+    return mixed
+
+
 def average_snapshots(output_dir: str | Path, destination: str | Path, last: int, half: bool = False,
-                      release: tuple[str, str] | None = None, history_from: str | Path | None = None) -> Path:
+                      release: tuple[str, str] | None = None, history_from: str | Path | None = None,
+                      interpolate_with: str | Path | None = None, interpolation_weight: float = 0.5) -> Path:
     """Average the parameters of the newest `last` snapshots (checkpoint averaging as in WeNet/ESPnet);
     `half` stores the result in float16 (the bundled model); `release` = (name, version) it is published under;
-    `history_from`: the previous release, whose history the new one continues (with_release_history)."""
+    `history_from`: the previous release, whose history the new one continues (with_release_history);
+    `interpolate_with`: a checkpoint of the same network (the one the run started from) that the average is mixed
+    with, keeping `interpolation_weight` of the average (interpolate_weights)."""
     snapshots = sorted(Path(output_dir).glob("snapshot_*.pt"))[-last:]
     payloads = [torch.load(p, map_location="cpu", weights_only=True) for p in snapshots]
     averaged = payloads[-1]
     for key, value in averaged["state_dict"].items():
         if value.is_floating_point():
             averaged["state_dict"][key] = sum(p["state_dict"][key] for p in payloads) / len(payloads)
+    if interpolate_with:
+        other = torch.load(interpolate_with, map_location="cpu", weights_only=True)
+        averaged["state_dict"] = interpolate_weights(averaged["state_dict"], other["state_dict"], interpolation_weight)
     if release:
         averaged["name"], averaged["version"] = release
     if history_from:
         averaged["metadata"] = with_release_history(averaged["metadata"], torch.load(history_from, weights_only=True), release)
     averaged["metadata"]["averaged_snapshots"] = [p.name for p in snapshots]
+    if interpolate_with:
+        averaged["metadata"]["interpolated_with"] = {
+            "model": f"{other.get('name', '?')} {other.get('version', '?')}", "file": Path(interpolate_with).name,
+            "weight_of_average": interpolation_weight}
     averaged["metadata"]["stored_float16"] = half
     if half:
         averaged["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in averaged["state_dict"].items()}
@@ -526,13 +552,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--half", action="store_true", help="with --average: store float16 weights")
     parser.add_argument("--history-from", metavar="CHECKPOINT",
                         help="with --average: the previous release, whose runs table and data history this one continues")
+    parser.add_argument("--interpolate-with", metavar="CHECKPOINT",
+                        help="with --average: mix the average with this checkpoint of the same network (the run's start)")
+    parser.add_argument("--interpolation-weight", type=float, default=0.5, metavar="W",
+                        help="with --interpolate-with: the average's share, W x average + (1 - W) x CHECKPOINT")
     args = parser.parse_args(argv)
     config = TrainConfig.from_toml(args.config, overrides=args.set)
     if args.max_minutes is not None:
         config = dataclasses.replace(config, max_minutes=args.max_minutes)
     if args.average:
         print(average_snapshots(config.output_dir, args.export or Path(config.output_dir) / "averaged.pt", args.average,
-                                args.half, (config.name, config.version), args.history_from))
+                                args.half, (config.name, config.version), args.history_from,
+                                args.interpolate_with, args.interpolation_weight))
         return
     device, rank, world = setup_device(config)
     with StopRequest() as stop_request:

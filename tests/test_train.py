@@ -12,6 +12,7 @@ from model.corpus.build import BuildConfig, build
 from model.evaluate import main as evaluate_main
 from model.features import N_MFCC
 from model.precision import cpu_has_native_bf16
+from model.train import average_snapshots, interpolate_weights
 from model.train import main as train_main
 
 TINY_MODEL = """
@@ -350,3 +351,36 @@ def test_a_continued_model_skips_training_sentences_its_token_table_cannot_spell
     kept = spellable(corpus, tokenizer)
     assert [row["id"] for row in kept.rows] == ["a", "c"]
     assert kept.utterance_frames(1).tolist() == [[10.0, 11.0]]  # row "c" still reads its own frames
+
+
+def test_average_interpolated_with_the_starting_model_mixes_weights_and_says_so(tmp_path):
+    """`--interpolate-with START --interpolation-weight W` exports W x (the snapshots' average) + (1 - W) x START;
+    integer buffers stay the run's, and the checkpoint records what it was mixed with."""
+    def payload(value: float, version: str) -> dict:
+        return {"name": "m", "version": version, "metadata": {},
+                "state_dict": {"w": torch.full((2, 3), value), "steps": torch.tensor([7])}}
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(payload(2.0, "s"), run / "snapshot_0000010.pt")
+    torch.save(payload(4.0, "s"), run / "snapshot_0000020.pt")
+    start = payload(1.0, "0.9.0")
+    start["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in start["state_dict"].items()}
+    torch.save(start, tmp_path / "start.pt")  # a float16 release mixes into a float32 average
+    for weight, expected in [(1.0, 3.0), (0.0, 1.0), (0.5, 2.0), (0.25, 1.5)]:
+        out = average_snapshots(run, tmp_path / "mixed.pt", 2, interpolate_with=tmp_path / "start.pt",
+                                interpolation_weight=weight)
+        mixed = torch.load(out, weights_only=True)
+        assert torch.allclose(mixed["state_dict"]["w"], torch.full((2, 3), expected))
+        assert mixed["state_dict"]["w"].dtype == torch.float32 and mixed["state_dict"]["steps"].tolist() == [7]
+        assert mixed["metadata"]["interpolated_with"] == {"model": "m 0.9.0", "file": "start.pt",
+                                                          "weight_of_average": weight}
+
+
+def test_interpolation_refuses_other_networks_and_weights_outside_0_1():
+    ours = {"w": torch.zeros(2, 3)}
+    with pytest.raises(ValueError, match="different parameters"):
+        interpolate_weights(ours, {"v": torch.zeros(2, 3)}, 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        interpolate_weights(ours, {"w": torch.zeros(3, 2)}, 0.5)
+    with pytest.raises(ValueError, match="weight"):
+        interpolate_weights(ours, {"w": torch.zeros(2, 3)}, 1.5)
