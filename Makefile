@@ -58,9 +58,12 @@ evaluate: install
 # weights, beams and finals' n-best ranking on dev (150 utterances per locale); evaluate on test; measure where the
 # Chinese errors come from (tones) and the English ones (sound-alike words) on dev; store every result in the
 # checkpoint and write the model card from it.
+# BUNDLE_AVERAGE_ARGS: what the averaging step needs besides, e.g. for 0.14.0
+#   make bundle BUNDLE_AVERAGE_ARGS="--set 'output_dir=\"runs/s18\"' --interpolate-with runs/init_v0130.pt"
 BUNDLE := model/checkpoints/default.pt
+BUNDLE_AVERAGE_ARGS ?=
 bundle: install
-	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE)
+	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE) $(BUNDLE_AVERAGE_ARGS)
 	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US \
 	  --word-list en-US=/usr/share/dict/american-english en-US=/usr/share/dict/british-english \
 	  --exclude data/synth/dev.jsonl data/synth/test.jsonl
