@@ -213,6 +213,17 @@ def syllable_head_words(config) -> str:
             "syllable and tone into one class" + (", and teaches English phonemes there" if english else "") + ".")
 
 
+def averaging_words(meta: dict) -> str:
+    """How the released weights were made from the run's snapshots: averaged, and mixed with the model the run
+    started from where `--interpolate-with` did so (model.train.average_snapshots records it)."""
+    mixed = meta.get("interpolated_with")
+    if not mixed:
+        return "the last snapshots averaged."
+    share = mixed["weight_of_average"]
+    return (f"the last snapshots averaged, then mixed with {mixed['model']} ({share:g} x the average + {1 - share:g} x "
+            f"{mixed['model']}, `--interpolate-with`).")
+
+
 def sound_alike_lines(meta: dict) -> list[str]:
     """Where the English word errors come from (model.sound_alike, stored with --store)."""
     stored = meta.get("sound_alike_errors")
@@ -299,7 +310,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         *data_tables(training), "", *earlier_data_lines(meta), *runs_table(trainer),
         f"Training: {trainer.get('step', 'n/a')} steps, {trainer.get('audio_hours', 0):.0f} hours of audio seen, "
         f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes in all (`python -m model.train --config "
-        "model/configs/synth_small.toml`); the last snapshots averaged.", "",
+        f"model/configs/synth_small.toml`); {averaging_words(meta)}", "",
         "## Evaluation", "",
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
         f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, "

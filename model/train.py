@@ -478,15 +478,14 @@ def average_snapshots(output_dir: str | Path, destination: str | Path, last: int
     if interpolate_with:
         other = torch.load(interpolate_with, map_location="cpu", weights_only=True)
         averaged["state_dict"] = interpolate_weights(averaged["state_dict"], other["state_dict"], interpolation_weight)
+        averaged["metadata"]["interpolated_with"] = {
+            "model": f"{other.get('name', '?')} {other.get('version', '?')}", "file": Path(interpolate_with).name,
+            "weight_of_average": interpolation_weight}
     if release:
         averaged["name"], averaged["version"] = release
     if history_from:
         averaged["metadata"] = with_release_history(averaged["metadata"], torch.load(history_from, weights_only=True), release)
     averaged["metadata"]["averaged_snapshots"] = [p.name for p in snapshots]
-    if interpolate_with:
-        averaged["metadata"]["interpolated_with"] = {
-            "model": f"{other.get('name', '?')} {other.get('version', '?')}", "file": Path(interpolate_with).name,
-            "weight_of_average": interpolation_weight}
     averaged["metadata"]["stored_float16"] = half
     if half:
         averaged["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in averaged["state_dict"].items()}

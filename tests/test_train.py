@@ -11,6 +11,7 @@ from model.checkpoint import load_checkpoint
 from model.corpus.build import BuildConfig, build
 from model.evaluate import main as evaluate_main
 from model.features import N_MFCC
+from model.model_card import averaging_words
 from model.precision import cpu_has_native_bf16
 from model.train import average_snapshots, interpolate_weights
 from model.train import main as train_main
@@ -374,6 +375,10 @@ def test_average_interpolated_with_the_starting_model_mixes_weights_and_says_so(
         assert mixed["state_dict"]["w"].dtype == torch.float32 and mixed["state_dict"]["steps"].tolist() == [7]
         assert mixed["metadata"]["interpolated_with"] == {"model": "m 0.9.0", "file": "start.pt",
                                                           "weight_of_average": weight}
+    # the model card says how the released weights were made
+    assert averaging_words(mixed["metadata"]) == ("the last snapshots averaged, then mixed with m 0.9.0 (0.25 x the "
+                                                  "average + 0.75 x m 0.9.0, `--interpolate-with`).")
+    assert averaging_words({}) == "the last snapshots averaged."
 
 
 def test_interpolation_refuses_other_networks_and_weights_outside_0_1():
