@@ -7,6 +7,10 @@ voices never used in training (model/corpus/random_voices.py, from rnd90000)}, e
 only the greedy rows separate sentences from voices fairly.
 
     python -m model.heldout_gap --corpus data/synth --per-cell 150 --out runs/heldout_gap.json
+
+The sentences come from the corpus's train.jsonl and dev.jsonl, or, without rendering its hours, from its plan: the
+same sentences (`python -m model.corpus.build --out data/synth --hours-per-locale 30 --plan-only data/synth_plan.jsonl.gz`,
+`make corpus`'s settings, then `--corpus data/synth_plan.jsonl.gz`).
 """
 
 from __future__ import annotations
@@ -24,21 +28,33 @@ VOICES = ("train", "heldout", "random")
 RANDOM_VOICES = 200  # a fixed set of unheard random speakers (rnd90000..rnd90199), the same for every model
 
 
+def corpus_sentences(corpus: Path) -> dict[str, list[tuple[str, str]]]:
+    """{"train": [(locale, text)], "dev": [...]} in id order, from a rendered corpus folder (its manifests) or from
+    its plan (`model.corpus.build --plan-only`, a .jsonl.gz): a plan's jobs are the manifests' rows before rendering."""
+    if corpus.is_file():
+        from model.corpus.build import read_plan
+
+        jobs = sorted(read_plan(corpus), key=lambda job: job.id)
+        return {split: [(j.locale, j.text) for j in jobs if j.split == split] for split in SENTENCES}
+    from model.corpus.manifest import read_manifest
+
+    return {split: [(u.locale, u.text) for u in read_manifest(corpus / f"{split}.jsonl")] for split in SENTENCES}
+
+
 def plan_cells(corpus: Path, per_cell: int, locales: tuple[str, ...], seed: int = 0) -> list[tuple[tuple[str, str, str], object]]:
     """((locale, sentences, voices), Job) for every utterance of every cell, deterministic."""
     from model.corpus.build import make_job, split_variants
-    from model.corpus.manifest import read_manifest
     from model.corpus.random_voices import HELD_OUT_START, random_variant_names
 
     train_voices, heldout_voices = split_variants(seed, 0.1)
     voice_sets = {"train": train_voices, "heldout": heldout_voices, "random": random_variant_names(RANDOM_VOICES, HELD_OUT_START)}
-    train = read_manifest(corpus / "train.jsonl")
-    dev = read_manifest(corpus / "dev.jsonl")
+    sentences_of = corpus_sentences(corpus)
+    train, dev = sentences_of["train"], sentences_of["dev"]
     cells = []
     for locale_index, locale in enumerate(locales):
-        seen = sorted({u.text for u in train if u.locale == locale})
+        seen = sorted({text for loc, text in train if loc == locale})
         texts = {"train": [seen[i] for i in np.random.default_rng([seed, locale_index]).permutation(len(seen))[:per_cell]],
-                 "dev": [u.text for u in dev if u.locale == locale][:per_cell]}
+                 "dev": [text for loc, text in dev if loc == locale][:per_cell]}
         for s_index, sentences in enumerate(SENTENCES):
             for v_index, voices in enumerate(VOICES):
                 for i, text in enumerate(texts[sentences]):
@@ -86,7 +102,7 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
-    parser.add_argument("--corpus", type=Path, default=Path("data/synth"), help="its train.jsonl and dev.jsonl give the sentences")
+    parser.add_argument("--corpus", type=Path, default=Path("data/synth"), help="its train.jsonl and dev.jsonl give the sentences; or its plan (.jsonl.gz, --plan-only)")
     parser.add_argument("--render-dir", type=Path, default=Path("data/heldout_gap"))
     parser.add_argument("--per-cell", type=int, default=150)
     parser.add_argument("--locales", nargs="+", default=["zh-CN", "yue-HK", "en-US"])

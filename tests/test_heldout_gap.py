@@ -43,3 +43,15 @@ def test_the_bundled_model_is_scored_on_every_cell(tmp_path, monkeypatch):
     assert len(results["cells"]) == 6
     assert all(0.0 <= rates["greedy"] <= 1.5 and 0.0 <= rates["served"] <= 1.5 for rates in results["cells"].values())
     assert "| yue-HK dev sentences, random voices |" in table(results)
+
+
+def test_a_corpus_plan_gives_the_cells_of_its_rendered_manifests(tmp_path):
+    """A plan (model.corpus.build --plan-only) holds the manifests' rows before rendering: the same cells, without
+    rendering the corpus's hours to learn its sentences."""
+    from model.corpus.build import make_job, write_plan
+
+    texts = {"train": ["我哋今日去咗街市", "你食咗飯未呀", "佢聽日返工"], "dev": ["而家幾點呀", "唔該晒"]}
+    write_corpus(tmp_path / "corpus", texts)
+    jobs = [make_job("yue-HK", split, i, text, ["yue"], (0, i)) for split, rows in texts.items() for i, text in enumerate(rows)]
+    write_plan(tmp_path / "plan.jsonl.gz", jobs[::-1])  # a plan is shuffled; ids give the manifests' order
+    assert plan_cells(tmp_path / "plan.jsonl.gz", 2, ("yue-HK",)) == plan_cells(tmp_path / "corpus", 2, ("yue-HK",))
