@@ -55,8 +55,10 @@ class AttentionDecoder(nn.Module):
         tokens = torch.arange(inputs.shape[1], device=inputs.device)
         x = self.embed(inputs) * self.scale + self.positions[: inputs.shape[1]]
         causal = torch.triu(torch.ones(len(tokens), len(tokens), dtype=torch.bool, device=x.device), diagonal=1)
+        # tgt_is_causal says what the mask is: left as None, torch compares the mask with a causal one on every call,
+        # a host-device synchronisation per training step on a GPU.
         y = self.layers(
-            x, memory, tgt_mask=causal,
+            x, memory, tgt_mask=causal, tgt_is_causal=True,
             tgt_key_padding_mask=tokens[None, :] >= input_lengths[:, None],
             memory_key_padding_mask=frames[None, :] >= memory_lengths[:, None],
         )
@@ -74,7 +76,7 @@ class AttentionDecoder(nn.Module):
         `forward` on each sequence, since a causal decoder's state at a position depends only on its prefix.
         `vocabulary` (K,) token ids: only their logits, (N, K) (the output layer is most of the cost)."""
         x = self.embed(tokens) * self.scale + self.positions[depths]  # (N, D)
-        y = self.layers(x[None], memory[None], tgt_mask=~visible)[0]  # (N, D)
+        y = self.layers(x[None], memory[None], tgt_mask=~visible, tgt_is_causal=False)[0]  # (N, D); a tree mask is not causal
         if vocabulary is None:
             return self.output(y)
         return F.linear(y, self.output.weight[vocabulary], self.output.bias[vocabulary])

@@ -83,3 +83,35 @@ def test_state_size_is_fixed_whatever_the_stream_age(tiny_model):
             shapes.add(tuple(state.cache.shape))
     assert shapes == {(1, 3, 2, 12, 64)}
     assert int(state.processed_frames[0]) == 120
+
+
+def test_the_training_forward_keeps_every_tensor_on_the_model_device_even_cuda():
+    """No GPU here, so the network runs on a fake CUDA device (torch's FakeTensorMode: shapes, dtypes and devices
+    without data). A tensor made on the CPU inside the forward (a mask, a position table) and met by a CUDA one
+    raises a device mismatch, as it would on a GPU. Covers the training forward and the offline encoder, full context
+    and chunked, with the bundled model's pitch path and syllable head; the backward pass, the CTC loss and the
+    streaming step (its branches read data) need a real GPU."""
+    from torch._subclasses.fake_tensor import FakeTensorDeviceMismatchError, FakeTensorMode
+
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+
+    model = load_checkpoint(DEFAULT_CHECKPOINT).model
+    cuda = torch.device("cuda", 0)
+    overwrite = torch.__future__.get_overwrite_module_params_on_conversion()
+    torch.__future__.set_overwrite_module_params_on_conversion(True)  # fake parameters cannot be swapped in place
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            model = model.to(cuda)
+            features = torch.randn(2, 300, FEATURE_DIM, device=cuda)
+            lengths = torch.tensor([300, 250], device=cuda)
+            tokens, token_lengths = torch.randint(4, 100, (2, 10), device=cuda), torch.tensor([10, 7], device=cuda)
+            for chunk, left in ((None, None), (16, 64)):
+                outputs = model(features, lengths, chunk, left, tokens, token_lengths)
+                assert all(o.device == cuda for o in outputs if o is not None)
+                encoded, encoded_lengths = model.encode(features, lengths, chunk, left)
+                log_probs = model.ctc_log_probs(encoded, torch.tensor([0, -1], device=cuda))
+                assert {encoded.device, encoded_lengths.device, log_probs.device} == {cuda}
+            with pytest.raises(FakeTensorDeviceMismatchError):  # the check bites: a CPU tensor met by a CUDA one
+                model.ctc_log_probs(encoded, torch.tensor([0, -1]))
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(overwrite)
