@@ -109,19 +109,22 @@ def encode_streaming(
     model: SpeechRecognizer, features: torch.Tensor, chunk_frames: int, piece_frames: int | None = None
 ) -> torch.Tensor:
     """Encode one utterance (T, F) chunk by chunk, optionally receiving features in pieces of `piece_frames`.
-    Returns (S, D). Used by tests and benchmarks as the reference streaming path."""
-    state = model.encoder.initial_state(1, features.device)
+    Returns (S, D) on the model's device. Used by tests, benchmarks and model.device_check as the reference streaming
+    path. The feature buffer stays on the host, as in the service; each chunk goes to the model's device."""
+    device = model.cmvn_mean.device
+    state = model.encoder.initial_state(1, device)
     buffer, outputs = FeatureBuffer.empty(), []
     step = piece_frames or features.shape[0]
     for start in range(0, features.shape[0] + 1, step):
-        buffer = buffer.append(features[start : start + step])
+        buffer = buffer.append(features[start : start + step].cpu())
         final = start + step >= features.shape[0]
         while True:
             chunk, buffer = take_chunk(buffer, chunk_frames, final)
             if chunk is None:
                 break
-            encoded, valid, state = model.encode_chunk(chunk.features[None], torch.tensor([chunk.valid_frames]), state)
+            encoded, valid, state = model.encode_chunk(chunk.features[None].to(device),
+                                                       torch.tensor([chunk.valid_frames], device=device), state)
             outputs.append(encoded[0, : int(valid[0])])
         if final:
             break
-    return torch.cat(outputs) if outputs else features.new_zeros(0, model.config.encoder.d_model)
+    return torch.cat(outputs) if outputs else torch.zeros(0, model.config.encoder.d_model, device=device)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs ON a leased GPU machine (python3 there holds torch; nothing can be downloaded): install the carried wheels,
-# put the carried espeak-ng on PATH, train with synthesis while training, average, and split the model for return
+# put the carried espeak-ng on PATH, compare the GPU with the CPU (model.device_check), train with synthesis while
+# training, average, and split the model for return
 # (files come back at most 16 MiB each). Prepare .device/ here first with tools/gpu_lease/prepare.sh.
 set -o pipefail
 export PYTHONUNBUFFERED=1
@@ -11,6 +12,9 @@ CONFIG=${CONFIG:-model/configs/synth_small_online.toml}
 D=/tmp/runs/gpu_online
 { date; nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c 'import torch,torchaudio;print(torch.__version__,torchaudio.__version__,torch.cuda.is_available())'; espeak-ng --version; } 2>&1 | tee $OUT/env.txt
 echo 你好 | espeak-ng -v cmn-latn-pinyin --stdout --stdin | wc -c || exit 4
+# First the GPU against the CPU (serving, streaming, training, export; under a minute): the project's CUDA path has
+# never run elsewhere, and a failure here is worth knowing even if the training below succeeds.
+python3 -m model.device_check --device cuda --out $OUT/device_check.json > $OUT/device_check.log 2>&1; echo "device_check rc=$?"
 python3 -m model.train --config $CONFIG --set online_plan="\".device/plan.jsonl.gz\"" --set output_dir="\"$D\"" ${MAXMIN:+--max-minutes $MAXMIN} 2>&1 | tr '\r' '\n' | grep -v '^train: ' | tee $OUT/train.log
 rc=$?
 cp $D/log.jsonl $OUT/ 2>/dev/null
