@@ -50,12 +50,20 @@ def streamed_text(recognizer, samples: torch.Tensor, options) -> str:
     return join_texts([e.segment.text for e in events if isinstance(e, FinalEvent) and e.segment.text])
 
 
+def text_agreement(expected: list[str], actual: list[str], rows: list[dict]) -> dict:
+    """How many of the device's texts equal the CPU's, and the share of the CPU texts' units that differ."""
+    from model.scoring import count_errors
+
+    counts = [count_errors(e, a, row["locale"]) for e, a, row in zip(expected, actual, rows)]
+    share = sum(c.errors for c in counts) / max(sum(c.reference_units for c in counts), 1)
+    return {"texts_equal": sum(c.errors == 0 for c in counts), "of": len(counts), "units_differing": round(share, 4)}
+
+
 def check_serving(checkpoint: str, device: torch.device) -> dict:
     from model.audio import load_audio_file
     from model.checkpoint import load_checkpoint
     from model.precision import serving_dtype
     from model.recognizer import DecodeOptions, Recognizer
-    from model.scoring import count_errors
 
     rows = sample_rows()
     audio = [load_audio_file(str(SAMPLES / row["audio"])) for row in rows]
@@ -67,19 +75,15 @@ def check_serving(checkpoint: str, device: torch.device) -> dict:
     for mode, chunk_frames in (("full_context", None), ("chunk_640ms", 16)):
         options = [DecodeOptions(locale=row["locale"], chunk_frames=chunk_frames) for row in rows]
         expected, actual = on_cpu.transcribe_batch(audio, options), on_device.transcribe_batch(audio, options)
-        counts = [count_errors(e.text, a.text, row["locale"]) for e, a, row in zip(expected, actual, rows)]
-        share = sum(c.errors for c in counts) / max(sum(c.reference_units for c in counts), 1)
-        report[mode] = {"texts_equal": sum(c.errors == 0 for c in counts), "of": len(counts), "units_differing": round(share, 4)}
-        ok &= share <= SERVING_TOLERANCE
+        report[mode] = text_agreement([t.text for t in expected], [t.text for t in actual], rows)
+        ok &= report[mode]["units_differing"] <= SERVING_TOLERANCE
     for mode, full_context_finals in (("streamed_640ms_auto", False), ("streamed_640ms_auto_full_context_finals", True)):
         # The WebSocket path (model.stream_decoder: chunk steps, endpointing, finals), locale detected on the way.
         options = DecodeOptions(locale=None, full_context_finals=full_context_finals)
         expected = [streamed_text(on_cpu, a, options) for a in audio]
         actual = [streamed_text(on_device, a, options) for a in audio]
-        counts = [count_errors(e, a, row["locale"]) for e, a, row in zip(expected, actual, rows)]
-        share = sum(c.errors for c in counts) / max(sum(c.reference_units for c in counts), 1)
-        report[mode] = {"texts_equal": sum(c.errors == 0 for c in counts), "of": len(counts), "units_differing": round(share, 4)}
-        ok &= share <= SERVING_TOLERANCE
+        report[mode] = text_agreement(expected, actual, rows)
+        ok &= report[mode]["units_differing"] <= SERVING_TOLERANCE
     detected = [on_device.transcribe(a, DecodeOptions(locale=None)).locale for a in audio]
     report["locales_detected_alike"] = detected == [on_cpu.transcribe(a, DecodeOptions(locale=None)).locale for a in audio]
     report["ok"] = bool(ok and report["locales_detected_alike"])
