@@ -101,16 +101,15 @@ def sample_features() -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     return features, lengths, rows
 
 
-def check_streaming(model, device: torch.device) -> dict:
+def check_streaming(model, device: torch.device, features: torch.Tensor, lengths: torch.Tensor) -> dict:
     from model.streaming import encode_streaming
 
-    features, lengths, _ = sample_features()
     first = features[0, : int(lengths[0])]
     left = model.config.encoder.left_context_frames
     on_cpu = model.float().eval()
     on_device = copy.deepcopy(on_cpu).to(device)
     with torch.no_grad():
-        streamed = encode_streaming(on_device, first.to(device), 16)
+        streamed = encode_streaming(on_device, first, 16)
         masked, masked_lengths = on_device.encode(first[None].to(device), lengths[:1].to(device), 16, left)
         full_device, _ = on_device.encode(features.to(device), lengths.to(device))
         full_cpu, _ = on_cpu.encode(features, lengths)
@@ -120,7 +119,8 @@ def check_streaming(model, device: torch.device) -> dict:
             "ok": chunked <= ENCODER_TOLERANCE and across <= ENCODER_TOLERANCE}
 
 
-def training_loss(model, tokenizer, device: torch.device, chunk_frames: int | None, autocast: bool) -> tuple[float, float, bool]:
+def training_loss(model, tokenizer, batch: tuple[torch.Tensor, torch.Tensor, list[dict]], device: torch.device,
+                  chunk_frames: int | None, autocast: bool) -> tuple[float, float, bool]:
     """(joint loss, global gradient norm, every gradient finite) of the samples as one batch, in eval mode (no dropout,
     so both devices compute the same function), with the trainer's bf16 autocast where `autocast` and the device has
     it (model.precision), else float32."""
@@ -129,7 +129,7 @@ def training_loss(model, tokenizer, device: torch.device, chunk_frames: int | No
     from model.train import joint_loss
     from model.train_config import TrainConfig
 
-    features, lengths, rows = sample_features()
+    features, lengths, rows = batch
     features = features[..., : model.input_dim].to(device)
     targets = [tokenizer.encode(row["text"]) for row in rows]
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(row["locale"]) for row in rows])
@@ -145,13 +145,13 @@ def training_loss(model, tokenizer, device: torch.device, chunk_frames: int | No
     return float(loss.detach()), norm, all(bool(torch.isfinite(g).all()) for g in grads)
 
 
-def check_training(model, tokenizer, device: torch.device) -> dict:
+def check_training(model, tokenizer, device: torch.device, batch: tuple[torch.Tensor, torch.Tensor, list[dict]]) -> dict:
     report, ok = {}, True
     on_cpu = model.float().eval()
     on_device = copy.deepcopy(on_cpu).to(device)
     for mode, chunk_frames in (("full_context", None), ("chunk_640ms", 16)):
-        cpu_loss, cpu_norm, _ = training_loss(on_cpu, tokenizer, torch.device("cpu"), chunk_frames, autocast=False)
-        loss, norm, finite = training_loss(on_device, tokenizer, device, chunk_frames, autocast=True)
+        cpu_loss, cpu_norm, _ = training_loss(on_cpu, tokenizer, batch, torch.device("cpu"), chunk_frames, autocast=False)
+        loss, norm, finite = training_loss(on_device, tokenizer, batch, device, chunk_frames, autocast=True)
         loss_error, norm_error = abs(loss - cpu_loss) / cpu_loss, abs(norm - cpu_norm) / cpu_norm
         report[mode] = {"loss_cpu": round(cpu_loss, 4), "loss_device": round(loss, 4), "loss_relative_difference": round(loss_error, 5),
                         "grad_norm_cpu": round(cpu_norm, 4), "grad_norm_device": round(norm, 4),
@@ -163,15 +163,11 @@ def check_training(model, tokenizer, device: torch.device) -> dict:
 
 
 def check_export(model, device: torch.device) -> dict:
-    from model.export import StreamingStep, example_inputs, max_difference, trace_step
+    from model.export import exported_difference, trace_step
 
     model = model.float().eval()
     traced = trace_step(model, 16).to(device)  # traced on the CPU, as `python -m model.export` writes it
-    inputs = tuple(t.to(device) for t in example_inputs(model, 16, 3, seed=1))
-    with torch.no_grad():
-        expected = StreamingStep(copy.deepcopy(model).to(device))(*inputs)
-        actual = traced(*inputs)
-    difference = max_difference(tuple(actual), expected)
+    difference = exported_difference(traced, copy.deepcopy(model).to(device), 16)
     return {"max_abs_difference": difference, "ok": difference <= ENCODER_TOLERANCE}
 
 
@@ -186,8 +182,9 @@ def run_checks(checkpoint: str, device: torch.device) -> dict:
         results["device_name"] = torch.cuda.get_device_name(device)
     results["serving"] = check_serving(checkpoint, device)
     loaded = load_checkpoint(checkpoint)
-    results["streaming"] = check_streaming(loaded.model, device)
-    results["training"] = check_training(loaded.model, loaded.tokenizer, device)
+    batch = sample_features()  # the samples' features, computed once on the CPU, as the service does
+    results["streaming"] = check_streaming(loaded.model, device, *batch[:2])
+    results["training"] = check_training(loaded.model, loaded.tokenizer, device, batch)
     results["export"] = check_export(loaded.model, device)
     results["ok"] = all(results[name]["ok"] for name in ("serving", "streaming", "training", "export"))
     return results

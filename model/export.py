@@ -113,15 +113,22 @@ def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tenso
     return max(float((a.detach().double() - e.detach().double()).abs().max()) if a.numel() else 0.0 for a, e in zip(actual, expected))
 
 
-def check_exported(exported, model: SpeechRecognizer, chunk_frames: int, atol: float = 1e-4) -> None:
-    """Exported step == eager step at a batch size other than the example's; raises if not (e.g. batch baked in)."""
-    inputs = example_inputs(model, chunk_frames, CHECK_BATCH, seed=1)
+def exported_difference(exported, model: SpeechRecognizer, chunk_frames: int) -> float:
+    """Largest difference of the exported step from the eager one, at a batch size other than the example's, on the
+    model's device (model.device_check moves both to a GPU); raises if the shapes differ (e.g. batch baked in)."""
+    device = model.cmvn_mean.device
+    inputs = tuple(t.to(device) for t in example_inputs(model, chunk_frames, CHECK_BATCH, seed=1))
     with torch.no_grad():
         expected = StreamingStep(model)(*inputs)
         actual = exported(*inputs)
     if tuple(actual[0].shape) != tuple(expected[0].shape):
         raise RuntimeError(f"exported step returned {tuple(actual[0].shape)} for batch {CHECK_BATCH}")
-    difference = max_difference(tuple(actual), expected)
+    return max_difference(tuple(actual), expected)
+
+
+def check_exported(exported, model: SpeechRecognizer, chunk_frames: int, atol: float = 1e-4) -> None:
+    """Exported step == eager step at a batch size other than the example's; raises if not (e.g. batch baked in)."""
+    difference = exported_difference(exported, model, chunk_frames)
     if difference > atol:
         raise RuntimeError(f"exported step differs from eager by {difference:.3g} at batch {CHECK_BATCH}")
 
