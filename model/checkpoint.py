@@ -12,6 +12,9 @@ import torch
 
 from model.network import ModelConfig, SpeechRecognizer
 from model.tokenizer import Tokenizer
+from model.whisper_backbone import whisper_base_backbone_state
+
+BACKBONE_PREFIX = "encoder.backbone."  # frozen weights that come from their package, not the checkpoint
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default.pt"
@@ -32,7 +35,7 @@ def checkpoint_payload(
     language_models: dict | None = None, half: bool = False,
 ) -> dict:
     """half: store float weights as float16 (halves the file; they are widened to float32 on load)."""
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items() if not key.startswith(BACKBONE_PREFIX)}
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     metadata = {**metadata, "stored_float16": half}
@@ -79,7 +82,11 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | 
     if payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"unsupported checkpoint format {payload.get('format_version')}")
     model = SpeechRecognizer(ModelConfig.from_dict(payload["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    if model.encoder.backbone is not None:
+        backbone = whisper_base_backbone_state(model.config.encoder.backbone_layers)
+        state.update({BACKBONE_PREFIX + k: v for k, v in backbone.items()})
+    model.load_state_dict(state)
     model.to(device).eval()
     return LoadedModel(
         model=model, tokenizer=Tokenizer.from_payload(payload["tokenizer"]),

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.whisper_backbone import BackboneConfig, WhisperBackbone
+
 SUBSAMPLING = 4
 SUBSAMPLING_CONTEXT = 7  # feature frames seen by one encoder frame: two 3x3 stride-2 convs, no time padding
 SUBSAMPLING_OVERLAP = SUBSAMPLING_CONTEXT - SUBSAMPLING  # feature frames shared by consecutive chunks
@@ -50,6 +52,15 @@ class EncoderConfig:
     dropout: float = 0.1
     left_context_frames: int = 64  # L: encoder frames (40 ms each) of left context in streaming, 2.56 s
     rope_base: float = 10_000.0
+    # The front end's mel filterbank (model.features.MEL_FILTERBANKS) under the MFCC this encoder reads.
+    mel: str = "htk"
+    # "whisper": the subsampling is Whisper's frozen audio encoder (model.whisper_backbone, its first
+    # `backbone_layers` blocks at 20 ms, under the same chunk mask at twice the frames), its frames paired and
+    # projected to d_model; "" = our convolutional subsampling.
+    backbone: str = ""
+    backbone_layers: int = 6
+    backbone_width: int = 512
+    backbone_heads: int = 8
 
 
 def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
@@ -113,6 +124,32 @@ class ConvSubsampling(nn.Module):
             pitch = features[..., self.feature_dim : self.feature_dim + self.pitch_dim].transpose(1, 2)  # (B, P, T)
             x = x + self.pitch(pitch).transpose(1, 2)
         return x * self.scale
+
+
+def backbone_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Feature frames -> the 20 ms backbone frames the encoder uses: two per encoder frame. (Its convolutions,
+    kernel 3 and kernel 3 stride 2 without padding, may make one more; that unpaired frame is left out, as a stream
+    leaves it out of its cache.)"""
+    return 2 * subsampled_lengths(lengths)
+
+
+def backbone_frames_for(feature_frames: int) -> int:
+    """Frames the backbone's convolutions make of `feature_frames` (padded) feature frames."""
+    return max((feature_frames - 5) // 2 + 1, 0)
+
+
+class BackboneAdapter(nn.Module):
+    """(B, W, E) backbone frames -> (B, W // 2, D): consecutive pairs joined and projected, the 40 ms frames of
+    `ConvSubsampling` over the same 7 feature frames."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.project = nn.Linear(2 * config.backbone_width, config.d_model)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        batch, width, channels = frames.shape
+        pairs = frames[:, : width // 2 * 2].reshape(batch, width // 2, 2 * channels)
+        return self.project(pairs)
 
 
 def rotary_tables(positions: torch.Tensor, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,14 +254,17 @@ class EncoderState:
     cache: torch.Tensor
     processed_frames: torch.Tensor
     pitch_stats: torch.Tensor  # (B, 2) float32 [sum, count] of voiced log F0 so far (`relative_log_f0`; else unused)
+    # (B, Nb, 2, 2L, E) the backbone's keys and values of its last 2L frames, right-aligned as `cache` (else None)
+    backbone_cache: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.cache.shape[0]
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "EncoderState":
+        backbone = None if self.backbone_cache is None else self.backbone_cache.to(device=device, dtype=dtype)
         return EncoderState(self.cache.to(device=device, dtype=dtype), self.processed_frames.to(device),
-                            self.pitch_stats.to(device))
+                            self.pitch_stats.to(device), backbone)
 
 
 def stack_states(states: list[EncoderState]) -> EncoderState:
@@ -233,6 +273,7 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
         cache=torch.cat([s.cache for s in states], dim=0),
         processed_frames=torch.cat([s.processed_frames for s in states], dim=0),
         pitch_stats=torch.cat([s.pitch_stats for s in states], dim=0),
+        backbone_cache=None if states[0].backbone_cache is None else torch.cat([s.backbone_cache for s in states], dim=0),
     )
 
 
@@ -240,7 +281,8 @@ def unstack_states(state: EncoderState) -> list[EncoderState]:
     """Split a batch state into batch-1 states, one per row."""
     return [
         EncoderState(cache=state.cache[row : row + 1].clone(), processed_frames=state.processed_frames[row : row + 1].clone(),
-                     pitch_stats=state.pitch_stats[row : row + 1].clone())
+                     pitch_stats=state.pitch_stats[row : row + 1].clone(),
+                     backbone_cache=None if state.backbone_cache is None else state.backbone_cache[row : row + 1].clone())
         for row in range(state.batch_size)
     ]
 
@@ -250,8 +292,12 @@ class StreamingEncoder(nn.Module):
         super().__init__()
         if config.relative_pitch_prior_frames > 0 and not (config.pitch_dim and config.pitch_voicing_gate):
             raise ValueError("relative_pitch_prior_frames needs the pitch input and its voicing gate (it reads voiced frames)")
+        if config.backbone not in ("", "whisper"):
+            raise ValueError(f"unknown backbone {config.backbone!r}")
         self.config = config
-        self.subsampling = ConvSubsampling(config)
+        self.backbone = WhisperBackbone(BackboneConfig(config.backbone_width, config.backbone_heads, config.backbone_layers,
+                                                       config.feature_dim)) if config.backbone else None
+        self.subsampling = BackboneAdapter(config) if self.backbone is not None else ConvSubsampling(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
         # the log F0 column of the normalised input, when the relative pitch channel is derived from it
@@ -284,9 +330,30 @@ class StreamingEncoder(nn.Module):
         tap_layer: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """`forward`, also returning the output of layer `tap_layer` (1-based; 0: None) for an intermediate loss."""
+        if self.backbone is not None:
+            frame_lengths = backbone_lengths(lengths)
+            mask = chunk_attention_mask(frame_lengths, backbone_frames_for(features.shape[1]),
+                                        None if chunk_frames is None else 2 * chunk_frames,
+                                        None if left_frames is None else 2 * left_frames)
+            frames = self.backbone(features[..., : self.config.feature_dim], mask)
+            return self.forward_from_backbone(frames, frame_lengths, chunk_frames, left_frames, tap_layer)
         no_stats = features.new_zeros(features.shape[0], 2, dtype=torch.float32)
         x = self.subsampling(self.with_relative_pitch(features, no_stats))  # (B, S, D)
-        out_lengths = subsampled_lengths(lengths)
+        return self.forward_layers(x, subsampled_lengths(lengths), chunk_frames, left_frames, tap_layer)
+
+    def forward_from_backbone(
+        self, frames: torch.Tensor, frame_lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
+        tap_layer: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The layers above the backbone, from its frames (B, W, E) (computed under the matching mask, or cached:
+        model.backbone_cache) -> as `forward_with_tap`."""
+        return self.forward_layers(self.subsampling(frames), torch.div(frame_lengths, 2, rounding_mode="floor"),
+                                   chunk_frames, left_frames, tap_layer)
+
+    def forward_layers(
+        self, x: torch.Tensor, out_lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
+        tap_layer: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         mask = chunk_attention_mask(out_lengths, x.shape[1], chunk_frames, left_frames)
         tapped = None
         for number, layer in enumerate(self.layers, start=1):
@@ -298,8 +365,29 @@ class StreamingEncoder(nn.Module):
     def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu", dtype=torch.float32) -> EncoderState:
         c = self.config
         cache = torch.zeros(batch_size, c.n_layers, 2, c.left_context_frames, c.d_model, device=device, dtype=dtype)
+        backbone = None if self.backbone is None else torch.zeros(
+            batch_size, c.backbone_layers, 2, 2 * c.left_context_frames, c.backbone_width, device=device, dtype=dtype)
         return EncoderState(cache, torch.zeros(batch_size, dtype=torch.long, device=device),
-                            torch.zeros(batch_size, 2, dtype=torch.float32, device=device))
+                            torch.zeros(batch_size, 2, dtype=torch.float32, device=device), backbone)
+
+    def backbone_chunk(self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone's streaming step: (B, 4C+3, F) -> its 2C frames paired into (B, C, D), and its next cache
+        (the 2L frames ending at each row's last valid 40 ms frame, as `cache`)."""
+        assert self.backbone is not None and state.backbone_cache is not None
+        left = state.backbone_cache.shape[3]
+        valid = backbone_lengths(lengths)  # only whole pairs enter the cache, so positions stay 2 x frames
+        chunk = 2 * ((features.shape[1] - SUBSAMPLING_CONTEXT) // SUBSAMPLING + 1)
+        slots = torch.arange(left + chunk, device=features.device)
+        seen = torch.clamp(2 * state.processed_frames, max=left)
+        key_valid = torch.where(slots[None, :] < left, slots[None, :] >= left - seen[:, None],
+                                slots[None, :] < left + valid[:, None])
+        frames, keys_values = self.backbone.forward_chunk(features[..., : self.config.feature_dim],
+                                                          2 * state.processed_frames, state.backbone_cache,
+                                                          key_valid[:, None, None, :])
+        gather = (valid[:, None] + torch.arange(left, device=features.device)[None, :])  # (B, 2L)
+        index = gather[:, None, None, :, None].expand(-1, keys_values.shape[1], 2, -1, keys_values.shape[-1])
+        return self.subsampling(frames[:, :chunk]), torch.gather(keys_values, 3, index)
 
     def forward_chunk(
         self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
@@ -312,7 +400,11 @@ class StreamingEncoder(nn.Module):
         Rows past their valid length return garbage frames that the caller must ignore.
         """
         left = self.config.left_context_frames
-        x = self.subsampling(self.with_relative_pitch(features, state.pitch_stats))  # (B, C, D)
+        backbone_cache = None
+        if self.backbone is not None:
+            x, backbone_cache = self.backbone_chunk(features, lengths, state)
+        else:
+            x = self.subsampling(self.with_relative_pitch(features, state.pitch_stats))  # (B, C, D)
         valid = subsampled_lengths(lengths)  # (B,)
         pitch_stats = state.pitch_stats
         if self.log_f0_column is not None:  # the frames this step consumed: all but the 3 shared with the next one
@@ -336,5 +428,5 @@ class StreamingEncoder(nn.Module):
             else:
                 idx = gather[:, None, :, None].expand(-1, 2, -1, keys_values.shape[-1])
                 new_cache[:, index] = torch.gather(keys_values, 2, idx)  # (B, 2, L, D)
-        next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats)
+        next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats, backbone_cache)
         return self.final_norm(x), valid, next_state

@@ -28,6 +28,23 @@ FEATURE_DIM = N_MFCC + PITCH_DIMS  # columns of a feature frame: MFCC, then (voi
 FRAME_SHIFT_S = HOP_SAMPLES / SAMPLE_RATE
 
 
+@dataclass(frozen=True)
+class MelFilterbank:
+    """The mel filterbank under the MFCC. A model says which one it was trained on (EncoderConfig.mel)."""
+
+    f_min: float
+    f_max: float
+    mel_scale: str  # "htk" or "slaney"
+    norm: str | None  # None or "slaney" (area-normalised triangles)
+
+
+MEL_FILTERBANKS = {
+    "htk": MelFilterbank(20.0, 7600.0, "htk", None),
+    # Whisper's (librosa's default): a model reading a Whisper backbone (model.whisper_backbone) needs exactly it
+    "whisper": MelFilterbank(0.0, 8000.0, "slaney", "slaney"),
+}
+
+
 def num_frames(num_samples: int) -> int:
     """Frames produced by `num_samples` samples (no padding: a partial window yields no frame)."""
     if num_samples < WINDOW_SAMPLES:
@@ -40,8 +57,10 @@ class FeatureExtractor(torch.nn.Module):
 
     A model trained on MFCC alone (encoder pitch_dim 0) reads the first N_MFCC columns and ignores the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, mel: str = "htk") -> None:
         super().__init__()
+        filterbank = MEL_FILTERBANKS[mel]
+        self.mel = mel
         self.mfcc = torchaudio.transforms.MFCC(
             sample_rate=SAMPLE_RATE,
             n_mfcc=N_MFCC,
@@ -51,8 +70,10 @@ class FeatureExtractor(torch.nn.Module):
                 win_length=WINDOW_SAMPLES,
                 hop_length=HOP_SAMPLES,
                 n_mels=N_MELS,
-                f_min=20.0,
-                f_max=7600.0,
+                f_min=filterbank.f_min,
+                f_max=filterbank.f_max,
+                mel_scale=filterbank.mel_scale,
+                norm=filterbank.norm,
                 center=False,
             ),
         )

@@ -29,6 +29,24 @@ def tiny_model():
     return SpeechRecognizer(config).eval()
 
 
+@pytest.fixture(scope="session")
+def tiny_backbone_model():
+    """A small random model whose subsampling is a Whisper-shaped backbone (model.whisper_backbone): its own streaming
+    cache, absolute positions and 20 ms frames under the chunk mask."""
+    from model.decoder import DecoderConfig
+    from model.encoder import EncoderConfig
+    from model.network import ModelConfig, SpeechRecognizer
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        vocab_size=50, locales=("zh-CN", "yue-HK", "en-US"),
+        encoder=EncoderConfig(mel="whisper", backbone="whisper", backbone_width=32, backbone_heads=4, backbone_layers=2,
+                              d_model=64, n_heads=4, n_layers=2, ffn_dim=128, left_context_frames=12, dropout=0.0),
+        decoder=DecoderConfig(d_model=64, n_heads=4, n_layers=1, ffn_dim=128, dropout=0.0),
+    )
+    return SpeechRecognizer(config).eval()
+
+
 TINY_TEXTS = {
     "zh-CN": ["今天天气很好", "我们去北京"],
     "yue-HK": ["你好嗎", "我哋去食飯"],

@@ -9,9 +9,11 @@ from model.features import FEATURE_DIM
 from model.streaming import FeatureBuffer, encode_streaming, take_chunk
 
 
+@pytest.mark.parametrize("model_name", ["tiny_model", "tiny_backbone_model"])
 @pytest.mark.parametrize("chunk_frames", [1, 4, 8, 16])
 @pytest.mark.parametrize("feature_frames", [7, 50, 203, 430])
-def test_chunked_encoder_equals_masked_full_forward(tiny_model, chunk_frames, feature_frames):
+def test_chunked_encoder_equals_masked_full_forward(request, model_name, chunk_frames, feature_frames):
+    tiny_model = request.getfixturevalue(model_name)
     torch.manual_seed(feature_frames)
     features = torch.randn(feature_frames, FEATURE_DIM) * 3 + 1
     left = tiny_model.config.encoder.left_context_frames
@@ -22,8 +24,10 @@ def test_chunked_encoder_equals_masked_full_forward(tiny_model, chunk_frames, fe
     torch.testing.assert_close(streamed, full[0, : int(lengths[0])], atol=2e-5, rtol=1e-4)
 
 
-def test_batch_of_streams_of_different_ages_equals_each_alone(tiny_model):
+@pytest.mark.parametrize("model_name", ["tiny_model", "tiny_backbone_model"])
+def test_batch_of_streams_of_different_ages_equals_each_alone(request, model_name):
     """Three streams, started at different times, share batched steps; each row matches its solo run."""
+    tiny_model = request.getfixturevalue(model_name)
     torch.manual_seed(1)
     chunk = 4
     need = chunk_feature_frames(chunk)
