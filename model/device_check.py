@@ -90,13 +90,13 @@ def check_serving(checkpoint: str, device: torch.device) -> dict:
     return report
 
 
-def sample_features() -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+def sample_features(mel: str = "htk") -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     from model.audio import load_audio_file
     from model.dataset import pad_features
     from model.features import FeatureExtractor
 
     rows = sample_rows()
-    extractor = FeatureExtractor()
+    extractor = FeatureExtractor(mel)
     features, lengths = pad_features([extractor(load_audio_file(str(SAMPLES / row["audio"]))) for row in rows])
     return features, lengths, rows
 
@@ -182,7 +182,7 @@ def run_checks(checkpoint: str, device: torch.device) -> dict:
         results["device_name"] = torch.cuda.get_device_name(device)
     results["serving"] = check_serving(checkpoint, device)
     loaded = load_checkpoint(checkpoint)
-    batch = sample_features()  # the samples' features, computed once on the CPU, as the service does
+    batch = sample_features(loaded.model.config.encoder.mel)  # the samples' features, computed once on the CPU, as the service does
     results["streaming"] = check_streaming(loaded.model, device, *batch[:2])
     results["training"] = check_training(loaded.model, loaded.tokenizer, device, batch)
     results["export"] = check_export(loaded.model, device)

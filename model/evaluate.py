@@ -157,6 +157,10 @@ def evaluate_pipeline(recognizer: Recognizer, utterances: list[Utterance]) -> di
             results["modes"][name]["without_lm"] = error_table(utterances, [t.text for t in no_lm])[0]
         print(name, json.dumps({k: v["error_rate"] for k, v in summary["per_locale"].items()}), flush=True)
     add_intervals(results, utterances, per_utterance)
+    # per utterance, so two models evaluated on one manifest compare pair by pair (model.release_rule)
+    results["per_utterance"] = {"ids": [u.id for u in utterances], "locales": [u.locale for u in utterances],
+                                "reference_units": [c.reference_units for c in per_utterance["full_context"]],
+                                "errors": {mode: [c.errors for c in counts] for mode, counts in per_utterance.items()}}
     detected = transcribe_all(recognizer, utterances, audio, DecodeOptions(rescore=False), detect=True)
     hits: dict[str, list[bool]] = defaultdict(list)
     for utterance, transcript in zip(utterances, detected):
@@ -392,6 +396,10 @@ def store_analysis(args: argparse.Namespace, key: str, results: dict) -> None:
         update_checkpoint(args.checkpoint, loaded)
 
 
+# Where a checkpoint keeps each evaluation: the synthetic test, real recordings of people, an unheard synthesiser
+EVALUATION_KEYS = ("evaluation", "real_speech_evaluation", "heldout_synthesiser_evaluation")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
@@ -399,6 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="model/checkpoints/eval.json")
     parser.add_argument("--card", help="also write the markdown model card here")
     parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata")
+    parser.add_argument("--store-as", default="evaluation", choices=EVALUATION_KEYS,
+                        help="which evaluation the manifest is: the synthetic test (shown as the model's accuracy), real "
+                             "speech (../shared/realdev) or a synthesiser family no training utterance uses")
     parser.add_argument("--limit-per-locale", type=int, help="evaluate only the first N utterances per locale")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tune-lm-on", help="a dev manifest: grid-search the LM fusion weight there first")
@@ -417,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {"manifest": str(args.manifest), **evaluate_pipeline(recognizer, utterances)}
     Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if args.store:
-        loaded.metadata["evaluation"] = results
+        loaded.metadata[args.store_as] = results
         update_checkpoint(args.checkpoint, loaded)
     if args.card:
         from model.model_card import write_model_card

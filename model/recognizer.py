@@ -74,7 +74,7 @@ class Recognizer:
     def __post_init__(self) -> None:
         self.model = self.loaded.model.to(self.device, self.dtype).eval()
         self.tokenizer = self.loaded.tokenizer
-        self.extractor = FeatureExtractor()
+        self.extractor = FeatureExtractor(self.model.config.encoder.mel)
         self.locales = list(self.tokenizer.locales)
         self.language_models = {loc: NgramLM.from_payload(p) for loc, p in self.loaded.language_models.items()}
         self.lexicons = {loc: Lexicon.from_payload(p["lexicon"])

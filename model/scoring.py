@@ -1,11 +1,21 @@
 """Error rates: CER for Chinese locales (characters, spaces ignored), WER for English (words).
-Edit distances come from rapidfuzz's Levenshtein, which works on any sequence of hashables."""
+Edit distances come from rapidfuzz's Levenshtein, which works on any sequence of hashables.
+
+Both sides are compared in the corpus's normal form (lower case, no punctuation: a real recording's transcript is
+written as its source wrote it), and Chinese in one script: Traditional characters are folded to Simplified
+(OpenCC's t2s), so a Cantonese 飯 against a reference's 饭 is not an error. Scoring only: the text a user gets is
+what the model wrote."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from functools import lru_cache
+
+import opencc
 from rapidfuzz.distance import Levenshtein
+
+from model.corpus.normalize import is_chinese_locale, normalize_text
 
 
 def uses_words(locale: str) -> bool:
@@ -30,6 +40,17 @@ class ErrorCount:
         return self.errors / max(self.reference_units, 1)
 
 
+@lru_cache(maxsize=1)
+def to_simplified() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def comparable_units(text: str, locale: str) -> list[str]:
+    """The units an error rate counts: normalised, and Chinese folded to Simplified characters."""
+    text = normalize_text(text, locale)
+    return scoring_units(to_simplified().convert(text) if is_chinese_locale(locale) else text, locale)
+
+
 def count_errors(reference: str, hypothesis: str, locale: str) -> ErrorCount:
-    ref, hyp = scoring_units(reference, locale), scoring_units(hypothesis, locale)
+    ref, hyp = comparable_units(reference, locale), comparable_units(hypothesis, locale)
     return ErrorCount(Levenshtein.distance(ref, hyp), len(ref))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.corpus.normalize import normalize_text
 from model.decoder import decoder_io
 from model.network import ModelConfig, SpeechRecognizer
 from model.scoring import count_errors
@@ -64,22 +65,20 @@ def init(args: argparse.Namespace) -> None:
 class CachedFrames:
     """The backbone frames of every cached utterance (both views), with its tokens and locale."""
 
-    def __init__(self, folders: list[Path], tokenizer, max_per_folder: int | None = None) -> None:
+    def __init__(self, folders: list[Path], tokenizer, training: bool = True) -> None:
+        """training: only utterances the token table can spell (a dev set keeps every one; it is only scored)."""
         self.rows, self.full, self.chunk, self.targets = [], [], [], []
         for folder in folders:
-            taken = 0
             for shard in sorted(Path(folder).glob("shard_*.pt")):
                 data = torch.load(shard, weights_only=True)
                 for row, full, chunk in zip(data["rows"], data["full"], data["chunk"]):
-                    if not tokenizer.can_spell(row["text"]) or full.shape[0] < 8:
+                    text = normalize_text(row["text"], row["locale"])
+                    if training and (not tokenizer.can_spell(text) or full.shape[0] < 8):
                         continue
                     self.rows.append(row)
                     self.full.append(full)
                     self.chunk.append(chunk)
-                    self.targets.append(tokenizer.encode(row["text"]))
-                    taken += 1
-                if max_per_folder is not None and taken >= max_per_folder:
-                    break
+                    self.targets.append(tokenizer.encode(text) if training else [])
         self.lengths = np.array([f.shape[0] for f in self.full])
 
     def batches(self, rng: np.random.Generator, max_frames: int) -> list[list[int]]:
@@ -163,7 +162,7 @@ def train(args: argparse.Namespace) -> None:
     model.encoder.backbone.eval()
     config = TrainConfig()
     data = CachedFrames([Path(c) for c in args.cache], tokenizer)
-    dev = {name: CachedFrames([Path(c)], tokenizer) for name, c in zip(("dev", "real"), args.dev_cache)}
+    dev = {name: CachedFrames([Path(c)], tokenizer, training=False) for name, c in zip(("dev", "real"), args.dev_cache)}
     print(f"{len(data.rows)} training utterances, {data.lengths.sum() / 50 / 3600:.1f} h; dev "
           + ", ".join(f"{k} {len(v.rows)}" for k, v in dev.items()), flush=True)
     parameters = [p for p in model.parameters() if p.requires_grad]

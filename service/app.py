@@ -143,6 +143,9 @@ def model_card(runtime: Runtime) -> dict:
             "decoding": runtime.recognizer.decoding_settings(DecodeOptions(beam_size=runtime.settings.default_beam_size)),
             "training_data": metadata.get("training_data", {}),
             "evaluation": metadata.get("evaluation", {}),
+            # the same pipeline on recordings of real people, and on a synthesiser family no training utterance used
+            "real_speech_evaluation": metadata.get("real_speech_evaluation", {}),
+            "heldout_synthesiser_evaluation": metadata.get("heldout_synthesiser_evaluation", {}),
             "limitations": metadata.get("limitations", ""),
         }],
     }
