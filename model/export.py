@@ -35,6 +35,7 @@ EXAMPLE_BATCH = 2  # not 1: tracing at batch 1 could let a broadcast of a size-1
 CHECK_BATCH = 3  # a second batch size, to prove the traced graph did not bake in EXAMPLE_BATCH
 INPUT_NAMES = ("features", "lengths", "cache", "processed_frames", "pitch_stats")
 OUTPUT_NAMES = ("ctc_log_probs", "encoded", "valid", "next_cache", "next_processed_frames", "next_pitch_stats")
+BACKBONE_INPUT, BACKBONE_OUTPUT = "backbone_cache", "next_backbone_cache"  # a model with a backbone has one more of each
 METADATA_FILE = "streaming_step.json"  # stored inside the TorchScript archive (torch.jit.save _extra_files)
 
 
@@ -58,6 +59,29 @@ class StreamingStep(nn.Module):
         state = EncoderState(cache, processed_frames, pitch_stats)
         encoded, valid, state = self.model.encode_chunk(features, lengths, state)
         return self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames, state.pitch_stats
+
+
+class BackboneStreamingStep(StreamingStep):
+    """`StreamingStep` of a model with a backbone: the backbone's cache (B, Nb, 2, 2L, E) in, its next one out, last."""
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, cache: torch.Tensor, processed_frames: torch.Tensor,
+        pitch_stats: torch.Tensor, backbone_cache: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        state = EncoderState(cache, processed_frames, pitch_stats, backbone_cache)
+        encoded, valid, state = self.model.encode_chunk(features, lengths, state)
+        return (self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames,
+                state.pitch_stats, state.backbone_cache)
+
+
+def step_module(model: SpeechRecognizer) -> StreamingStep:
+    return BackboneStreamingStep(model) if model.encoder.backbone is not None else StreamingStep(model)
+
+
+def io_names(model: SpeechRecognizer) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if model.encoder.backbone is None:
+        return INPUT_NAMES, OUTPUT_NAMES
+    return INPUT_NAMES + (BACKBONE_INPUT,), OUTPUT_NAMES + (BACKBONE_OUTPUT,)
 
 
 @dataclass(frozen=True)
@@ -106,7 +130,10 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
     processed = torch.arange(batch, dtype=torch.long) * (c.left_context_frames // 2 + 1)  # ages 0, L/2+1, ...
     voiced = (processed * SUBSAMPLING).float() / 2  # half of the frames so far voiced, at random heights
     pitch_stats = torch.stack([torch.randn(batch, generator=generator) * voiced.sqrt(), voiced], dim=1)
-    return features, lengths, cache, processed, pitch_stats
+    if model.encoder.backbone is None:
+        return features, lengths, cache, processed, pitch_stats
+    backbone_cache = torch.randn(batch, c.backbone_layers, 2, 2 * c.left_context_frames, c.backbone_width, generator=generator)
+    return features, lengths, cache, processed, pitch_stats, backbone_cache
 
 
 def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> float:
@@ -119,7 +146,7 @@ def exported_difference(exported, model: SpeechRecognizer, chunk_frames: int) ->
     device = model.cmvn_mean.device
     inputs = tuple(t.to(device) for t in example_inputs(model, chunk_frames, CHECK_BATCH, seed=1))
     with torch.no_grad():
-        expected = StreamingStep(model)(*inputs)
+        expected = step_module(model)(*inputs)
         actual = exported(*inputs)
     if tuple(actual[0].shape) != tuple(expected[0].shape):
         raise RuntimeError(f"exported step returned {tuple(actual[0].shape)} for batch {CHECK_BATCH}")
@@ -145,7 +172,7 @@ def trace_step(model: SpeechRecognizer, chunk_frames: int) -> torch.jit.ScriptMo
         # The tracer warns about Python ints read from shapes; the only ones that become constants are the chunk
         # and cache lengths, which are fixed per export by design. check_exported catches any batch constant.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return torch.jit.trace(StreamingStep(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), check_trace=False)
+        return torch.jit.trace(step_module(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), check_trace=False)
 
 
 def export_torchscript(model: SpeechRecognizer, path: str | os.PathLike, chunk_frames: int) -> Path:
@@ -180,11 +207,12 @@ def export_onnx(model: SpeechRecognizer, path: str | os.PathLike, chunk_frames: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     batch_axis = {0: "batch"}
+    inputs, outputs = io_names(model)
     with torch.no_grad():
         torch.onnx.export(
-            StreamingStep(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), str(path),
-            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: batch_axis for name in INPUT_NAMES + OUTPUT_NAMES}, opset_version=18,
+            step_module(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), str(path),
+            input_names=list(inputs), output_names=list(outputs),
+            dynamic_axes={name: batch_axis for name in inputs + outputs}, opset_version=18,
         )
     return path
 

@@ -82,3 +82,21 @@ def test_export_refuses_a_model_in_training_mode(tiny_model, tmp_path):
 def test_onnx_export_is_skipped_without_onnx(tiny_model, tmp_path):
     assert export_onnx(tiny_model, tmp_path / "step.onnx", CHUNK) is None
     assert not (tmp_path / "step.onnx").exists()
+
+
+def test_exported_step_of_a_backbone_model_carries_the_backbone_cache(tiny_backbone_model, tmp_path):
+    """A model with a backbone exports with its cache as one more input and output, and equals eager over chunks."""
+    step = torch.jit.load(str(export_torchscript(tiny_backbone_model, tmp_path / "step.pt", CHUNK)))
+    state = stack_states([aged_state(tiny_backbone_model, age, seed) for seed, age in enumerate((0, 3, 9))])
+    frames = chunk_feature_frames(CHUNK)
+    generator = torch.Generator().manual_seed(5)
+    flat = (state.cache, state.processed_frames, state.pitch_stats, state.backbone_cache)
+    with torch.no_grad():
+        for _ in range(3):
+            features = torch.randn(3, frames, FEATURE_DIM, generator=generator) * 3 + 1
+            lengths = torch.full((3,), frames)
+            encoded, valid, state = tiny_backbone_model.encode_chunk(features, lengths, state)
+            got = step(features, lengths, *flat)
+            torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
+            torch.testing.assert_close(got[6], state.backbone_cache, atol=1e-4, rtol=0)
+            flat = (got[3], got[4], got[5], got[6])
