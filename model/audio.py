@@ -51,7 +51,7 @@ def to_model_rate(samples: torch.Tensor, rate: int) -> torch.Tensor:
     if samples.dim() == 2:
         samples = samples.float().mean(dim=0)
     samples = samples.float()
-    if rate == SAMPLE_RATE or not samples.numel():  # torchaudio cannot resample nothing (an empty 8 kHz WAV)
+    if rate == SAMPLE_RATE or not samples.numel():  # torchaudio cannot resample nothing (decode_audio refuses it first)
         return samples.contiguous()
     if max(rate, SAMPLE_RATE) // math.gcd(rate, SAMPLE_RATE) > MAX_SINC_PHASES:
         return torch.from_numpy(soxr.resample(samples.numpy(), rate, SAMPLE_RATE).astype(np.float32))
@@ -67,9 +67,10 @@ def check_stream_format(rate: int, channels: int) -> None:
 
 
 def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAudio:
-    """Decode a whole audio file held in memory. Raises AudioDecodeError on anything unusable, and
-    AudioTooLongError (413 for the service) past `max_duration_s`: from the header's length before decoding, or,
-    when the container does not state it, as soon as the decoded audio passes the limit (decompression bombs)."""
+    """Decode a whole audio file held in memory. Raises AudioDecodeError on anything unusable (no samples, NaN or
+    infinite samples included), and AudioTooLongError (413 for the service) past `max_duration_s`: from the
+    header's length before decoding, or, when the container does not state it, as soon as the decoded audio passes
+    the limit (decompression bombs)."""
     if not data:
         raise AudioDecodeError("empty audio body")
     try:
@@ -81,23 +82,43 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
             mono = read_mono(f, max_duration_s)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioDecodeError(f"cannot decode audio: {error}") from error
+    if not mono.size:  # a header and no samples: answering "" for 0 s would hide a failed recording (issue #28)
+        raise AudioDecodeError("no audio: the file holds no samples")
     samples = to_model_rate(torch.from_numpy(mono), rate)
     return DecodedAudio(samples=samples, source_rate=rate, source_channels=channels)
 
 
 def read_mono(f: soundfile.SoundFile, max_duration_s: float | None) -> np.ndarray:
-    """(samples,) float32 at the source rate. Decoded block by block, each block sanitised (NaN -> 0, infinities
-    and overs clipped to [-1, 1]) and mixed to mono at once, so memory holds one channel whatever the channel
-    count, and decoding stops as soon as the audio passes the limit."""
+    """(samples,) float32 at the source rate. Decoded block by block, each block checked (NaN or infinity refuses
+    the file), clipped to [-1, 1] (a float file may hold overs) and mixed to mono at once, so memory holds one
+    channel whatever the channel count, and decoding stops as soon as the audio passes the limit."""
     blocks, frames = [], 0
     buffer = np.empty((BLOCK_FRAMES, f.channels), dtype=np.float32)
     while count := read_frames(f, buffer):
-        frames += count
         block = buffer[:count]
+        check_finite(block, frames, f.samplerate)
+        frames += count
         check_decoded_size(frames, f.samplerate, f.channels, max_duration_s, at_least=True)
-        block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0)
+        block = block.clip(-1.0, 1.0)
         blocks.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0])
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
+def first_non_finite(samples: np.ndarray) -> int | None:
+    """The index of the first frame of (frames,) or (frames, channels) holding NaN or infinity; None if none does."""
+    finite = np.isfinite(samples)
+    if finite.ndim == 2:
+        finite = finite.all(axis=1)  # (frames, channels) -> (frames,)
+    return None if finite.all() else int(finite.argmin())
+
+
+def check_finite(block: np.ndarray, first_frame: int, rate: int) -> None:
+    """NaN and infinity are no sound: they come from a broken float pipeline upstream. Zeroing them answered 200
+    with a transcript of audio other than what was sent, so the file is refused instead (issue #28)."""
+    bad = first_non_finite(block)
+    if bad is not None:
+        at = first_frame + bad
+        raise AudioDecodeError(f"sample {at} ({at / rate:.3f} s) is NaN or infinite: float audio must hold finite numbers")
 
 
 def read_frames(f: soundfile.SoundFile, out: np.ndarray) -> int:

@@ -19,6 +19,7 @@ import torch
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from model.audio import first_non_finite
 from model.features import SAMPLE_RATE
 from model.locales import UnsupportedLocaleError, resolve_locale
 from model.recognizer import DecodeOptions
@@ -55,7 +56,11 @@ def pcm_to_float(data: bytes, encoding: str) -> np.ndarray:
     if encoding == "pcm_s16le":
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
     samples = np.frombuffer(data, dtype="<f4")
-    return np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0).astype(np.float32)
+    bad = first_non_finite(samples)
+    if bad is not None:  # refused as an upload's float file is (model.audio.check_finite): NaN is no sound
+        raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "bad_audio",
+                           f"sample {bad} of this frame is NaN or infinite: pcm_f32le samples must be finite numbers")
+    return samples.clip(-1.0, 1.0).astype(np.float32)
 
 
 def endpoint_config(runtime: Runtime, start: p.StartMessage) -> EndpointConfig:

@@ -158,20 +158,43 @@ def test_eight_channels_are_mixed_to_mono(client, bundled_samples, speech):
     assert response.json()["duration_s"] == pytest.approx(len(speech) / 16000, abs=0.01)
 
 
-def test_nan_and_infinite_float_samples_are_sanitised(client, bundled_samples, speech):
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "minus_inf"])
+def test_float_wav_with_nan_or_infinite_samples_is_a_400(client, bundled_samples, speech, value):
+    """One such sample is enough (issue #28): zeroing it, as was done, answered 200 for audio other than what was
+    sent. The message says where the sample is."""
     audio = speech.copy()
-    audio[::5], audio[1::7], audio[2::11] = np.nan, np.inf, -np.inf
+    audio[16000] = value
     response = transcribe(client, encode(audio, "WAV", subtype="FLOAT"))
-    assert response.status_code == 200, response.text
-    assert response.json()["duration_s"] == pytest.approx(len(speech) / 16000, abs=0.01)
+    assert_error(response, 400, "invalid_audio")
+    assert "sample 16000 (1.000 s) is NaN or infinite" in response.json()["message"]
     assert_still_serving(str(client.base_url), bundled_samples[0]["path"])
 
 
-@pytest.mark.parametrize("seconds,rate", [(0.0, 16000), (0.0, 8000), (0.05, 16000), (3.0, 16000), (45.0, 16000)])
+def test_float_wav_with_overs_is_clipped_and_transcribed(client, speech):
+    """Finite samples past [-1, 1] are legal in a float file (headroom): clipped, not refused."""
+    response = transcribe(client, encode(speech * 4, "WAV", subtype="FLOAT"))
+    assert response.status_code == 200, response.text
+    assert response.json()["duration_s"] == pytest.approx(len(speech) / 16000, abs=0.01)
+
+
+@pytest.mark.parametrize("rate,bits,audio_format", [(16000, 16, 1), (8000, 16, 1), (16000, 32, 3)],
+                         ids=["pcm16_16kHz", "pcm16_8kHz", "float32_16kHz"])
+def test_wav_with_a_header_and_no_samples_is_a_400(client, bundled_samples, rate, bits, audio_format):
+    """A WAV whose data chunk is empty (issue #28): answering 200 with "" and 0 s would pass a failed recording
+    off as silence. The 8 kHz one is the file the decoder fuzzing found, when resampling nothing raised."""
+    body = wav_header(rate, 1, bits, 0, audio_format)
+    raw = client.post("/transcribe", content=body, headers={"content-type": "audio/wav"})
+    for response in (transcribe(client, body), raw):
+        assert_error(response, 400, "invalid_audio")
+        assert response.json()["message"] == "no audio: the file holds no samples"
+    assert_still_serving(str(client.base_url), bundled_samples[0]["path"])
+
+
+@pytest.mark.parametrize("seconds,rate", [(0.05, 16000), (0.05, 8000), (3.0, 16000), (45.0, 16000)])
 def test_silence_only_gives_empty_text_and_no_segments(client, seconds, rate):
     """Digital silence is not handed to the model (a model asked to transcribe nothing may invent something), and
-    a recording too short to hold a word (under 0.1 s) needs no model step either. An empty 8 kHz WAV is the
-    case the decoder fuzzing found: there was nothing to resample, and that raised."""
+    a recording too short to hold a word (under 0.1 s) needs no model step either. A file with no samples at all is
+    a 400 (test_wav_with_a_header_and_no_samples_is_a_400)."""
     silence = encode(np.zeros(int(16000 * seconds), dtype=np.float32), "WAV", rate)
     response = transcribe(client, silence, locale="en")
     assert response.status_code == 200, response.text
@@ -282,6 +305,12 @@ def test_high_rate_many_channel_audio_is_bounded_by_decoded_samples(speech):
 
 async def close_after(ws_url: str, *sends) -> tuple[list[dict], int | None]:
     """Send each item (a send may fail once the server has closed), then every server message and the close code."""
+    messages, close_code, _ = await close_after_with_reason(ws_url, *sends)
+    return messages, close_code
+
+
+async def close_after_with_reason(ws_url: str, *sends) -> tuple[list[dict], int | None, str | None]:
+    """As close_after, with the close frame's reason too."""
     messages = []
     async with websockets.connect(ws_url, max_size=None) as ws:
         try:
@@ -294,7 +323,7 @@ async def close_after(ws_url: str, *sends) -> tuple[list[dict], int | None]:
                 messages.append(json.loads(message))
         except websockets.ConnectionClosedError:
             pass  # a non-1000 close; the close code is what is checked
-    return messages, ws.close_code
+    return messages, ws.close_code, ws.close_reason
 
 
 def assert_stream_still_serving(server, bundled_samples) -> None:
@@ -317,6 +346,27 @@ def test_bad_messages_mid_stream_close_with_1003(live_server, bundled_samples, s
     message, close_code = asyncio.run(expect_error(live_server.ws_url, *sends))
     assert message["type"] == "error" and message["code"] == code
     assert close_code == 1003
+    assert_stream_still_serving(live_server, bundled_samples)
+
+
+def test_a_float_stream_with_nan_samples_closes_with_1003_and_other_streams_go_on(live_server, bundled_samples, speech):
+    """A pcm_f32le frame holding NaN is refused as an upload's float file is (issue #28): `bad_audio` and 1003, as
+    for a frame of the wrong length, with the message as the close reason. A stream open meanwhile reaches its end."""
+    good = speech[:16000].astype("<f4")
+    bad = good.copy()
+    bad[100] = np.nan
+
+    async def bad_next_to_a_good_stream():
+        return await asyncio.gather(
+            stream_audio(live_server.ws_url, pcm16(speech), {"locale": "en"}),
+            close_after_with_reason(live_server.ws_url, '{"type": "start", "encoding": "pcm_f32le"}',
+                                    good.tobytes(), bad.tobytes()))
+
+    other, (messages, close_code, reason) = asyncio.run(bad_next_to_a_good_stream())
+    assert messages[-1]["type"] == "error" and messages[-1]["code"] == "bad_audio"
+    assert "sample 100 of this frame is NaN or infinite" in messages[-1]["message"]
+    assert close_code == 1003 and reason.startswith("sample 100 of this frame")
+    assert other[0]["type"] == "ready" and other[-1]["type"] == "end"
     assert_stream_still_serving(live_server, bundled_samples)
 
 
