@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SYSTEM_PACKAGES := espeak-ng sox fortunes wamerican wbritish libsndfile1 prometheus chromium fonts-noto-cjk
 
-.PHONY: serve test install system-deps corpus train evaluate bundle bench clean
+.PHONY: serve test install system-deps corpus train evaluate bundle bundle-backbone bench clean
 
 # System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo): fortunes holds the English
 # sentences of the synthetic corpus and wamerican / wbritish the spelling dictionaries of the English lexicon (`bundle`);
@@ -71,6 +71,23 @@ bundle: install
 	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out model/checkpoints/eval.json
 	$(BIN)/python -m model.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning
 	$(BIN)/python -m model.sound_alike --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store
+	$(BIN)/python -m model.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
+
+# Package a model trained on the Whisper backbone (docs/training.md) as the bundled model: its last snapshot in float16,
+# decoding tuned on dev, then the synthetic test, real speech (../shared/realdev, never trained on) and the held-out
+# synthesiser family (flite English) evaluated and stored, and the model card written from them.
+BACKBONE_RUN ?= runs/bb
+REAL_DEV ?= ../shared/realdev/manifest.jsonl
+HELDOUT_SYNTH ?= data/flite_test/manifest.jsonl
+bundle-backbone: install
+	$(BIN)/python -c "from model.checkpoint import load_checkpoint, save_checkpoint; m = load_checkpoint('$(BACKBONE_RUN)/last.pt'); \
+	  save_checkpoint('$(BUNDLE)', m.model, m.tokenizer, m.name, m.version, m.metadata, m.language_models, half=True)"
+	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl --limit-per-locale 150 \
+	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 60 --store --out model/checkpoints/eval.json
+	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest $(REAL_DEV) --store --store-as real_speech_evaluation \
+	  --out model/checkpoints/eval_real_speech.json
+	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest $(HELDOUT_SYNTH) --store \
+	  --store-as heldout_synthesiser_evaluation --out model/checkpoints/eval_heldout_synthesiser.json
 	$(BIN)/python -m model.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
 
 bench: install

@@ -32,7 +32,8 @@ from model.train import joint_loss
 from model.train_config import TrainConfig
 from model.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
 
-FULL_CONTEXT_PROB = 0.4  # share of batches trained on the full-context view; the rest on the streaming view
+FULL_CONTEXT_PROB = 0.4
+FRAME_DROPOUT = 0.1  # share of batches trained on the full-context view; the rest on the streaming view
 
 
 def backbone_model(start: SpeechRecognizer, n_layers: int) -> SpeechRecognizer:
@@ -115,8 +116,8 @@ def time_masks(frames: torch.Tensor, rng: np.random.Generator, masks: int = 2, w
 def forward_batch(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str, tokenizer,
                   config: TrainConfig, rng: np.random.Generator | None) -> tuple[torch.Tensor, dict]:
     frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
-    if rng is not None:
-        frames = time_masks(frames, rng)
+    if rng is not None:  # training: SpecAugment's time masks, and dropout on the backbone's channels
+        frames = torch.nn.functional.dropout(time_masks(frames, rng), FRAME_DROPOUT)
     chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
     encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left)
     rows = [data.rows[i] for i in indices]
@@ -142,7 +143,7 @@ def greedy_error(model: SpeechRecognizer, data: CachedFrames, tokenizer, view: s
         locale_ids = torch.tensor([tokenizer.locales.index(data.rows[i]["locale"]) for i in indices])
         log_probs = model.ctc_log_probs(encoded, locale_ids)
         for row, i in enumerate(indices):
-            text = tokenizer.decode(greedy_hypothesis(greedy_search(log_probs[row, : encoded_lengths[row]])).tokens)
+            text = tokenizer.decode(greedy_hypothesis(greedy_search(log_probs[row, : encoded_lengths[row]])).token_ids)
             locale = data.rows[i]["locale"]
             count = count_errors(data.rows[i]["text"], text, locale)
             errors[locale] = errors[locale] + count if locale in errors else count
@@ -160,7 +161,7 @@ def train(args: argparse.Namespace) -> None:
     model.train()
     model.encoder.backbone.requires_grad_(False)
     model.encoder.backbone.eval()
-    config = TrainConfig()
+    config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
     data = CachedFrames([Path(c) for c in args.cache], tokenizer)
     dev = {name: CachedFrames([Path(c)], tokenizer, training=False) for name, c in zip(("dev", "real"), args.dev_cache)}
     print(f"{len(data.rows)} training utterances, {data.lengths.sum() / 50 / 3600:.1f} h; dev "
