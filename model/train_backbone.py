@@ -68,7 +68,7 @@ class CachedFrames:
 
     def __init__(self, folders: list[Path], tokenizer, training: bool = True) -> None:
         """training: only utterances the token table can spell (a dev set keeps every one; it is only scored)."""
-        self.rows, self.full, self.chunk, self.targets = [], [], [], []
+        self.rows, self.full, self.chunk, self.targets, self.sources = [], [], [], [], []
         for folder in folders:
             for shard in sorted(Path(folder).glob("shard_*.pt")):
                 data = torch.load(shard, weights_only=True)
@@ -80,6 +80,7 @@ class CachedFrames:
                     self.full.append(full)
                     self.chunk.append(chunk)
                     self.targets.append(tokenizer.encode(text) if training else [])
+                    self.sources.append(Path(folder).name)
         self.lengths = np.array([f.shape[0] for f in self.full])
 
     def batches(self, rng: np.random.Generator, max_frames: int) -> list[list[int]]:
@@ -95,6 +96,19 @@ class CachedFrames:
             batches.append(current)
         rng.shuffle(batches)
         return batches
+
+
+def data_summary(data: CachedFrames) -> dict:
+    """The model card's training-data tables: hours per locale and per locale / cache folder (the source)."""
+    per_locale: dict[str, float] = {}
+    per_source: dict[str, float] = {}
+    for row, source, length in zip(data.rows, data.sources, data.lengths):
+        hours = float(length) / 50 / 3600  # 20 ms backbone frames
+        per_locale[row["locale"]] = per_locale.get(row["locale"], 0.0) + hours
+        key = f"{row['locale']}/{source}"
+        per_source[key] = per_source.get(key, 0.0) + hours
+    return {"utterances": len(data.rows), "hours_per_locale": {k: round(v, 4) for k, v in sorted(per_locale.items())},
+            "hours_per_condition": {k: round(v, 4) for k, v in sorted(per_source.items())}}
 
 
 def padded(frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +193,15 @@ def train(args: argparse.Namespace) -> None:
     log = open(out / "log.jsonl", "a")
 
     def save() -> None:
+        audio_hours = progress.get("audio_s", 0.0) / 3600
+        loaded.metadata["training_data"] = data_summary(data)
+        loaded.metadata["trainer"] = {
+            "step": progress["step"], "audio_hours": round(audio_hours, 2), "elapsed_s": round(progress["seconds"], 1),
+            "runs": [{"first_step": 0, "last_step": progress["step"], "audio_hours": round(audio_hours, 2),
+                      "minutes": round(progress["seconds"] / 60, 1), "device": f"cpu x{args.threads}",
+                      "lr_schedule": "cosine", "peak_lr": args.lr, "max_batch_frames": args.max_frames,
+                      "data": "backbone frames of " + ", ".join(sorted(set(data.sources))),
+                      "note": "the layers above the frozen backbone (python -m model.train_backbone)"}]}
         save_checkpoint(resume, model, tokenizer, loaded.name, loaded.version, loaded.metadata, loaded.language_models)
         torch.save({"optimizer": optimizer.state_dict(), "progress": progress}, out / "optimizer.pt")
 
@@ -199,6 +222,7 @@ def train(args: argparse.Namespace) -> None:
             optimizer.step()
             progress["step"] += 1
             progress["seconds"] = time.time() - started
+            progress["audio_s"] = progress.get("audio_s", 0.0) + float(data.lengths[indices].sum()) / 50
             if progress["step"] % 50 == 0:
                 entry = {"step": progress["step"], "minutes": round(progress["seconds"] / 60, 1), "loss": round(loss.item(), 2),
                          **{k: round(v, 2) for k, v in parts.items()}}
