@@ -4,7 +4,7 @@ A model trained on espeak-ng's English meets flite's voices as an unheard synthe
 synthesiser cell of the real-speech issue): what it reads there it reads from speech, not from one engine's signal.
 Resumable: a clip already on disk is kept.
 
-    python -m model.corpus.flite --manifest data/synth/test.jsonl --out data/flite_test --per-voice 50
+    python -m model.corpus.flite --manifest data/synth/test.jsonl --out data/flite_test --per-voice 25
 """
 
 from __future__ import annotations
