@@ -19,8 +19,8 @@ import torch
 from bench.common import (
     benchmark_model, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results,
 )
-from model.encoder import EncoderState, chunk_feature_frames, stack_states
-from model.export import ENCODER_FRAME_MS, chunk_frames_from_ms
+from model.encoder import ENCODER_FRAME_MS, EncoderState, chunk_feature_frames, stack_states
+from model.export import chunk_frames_from_ms
 from model.features import FEATURE_DIM
 from model.network import SpeechRecognizer
 

@@ -21,9 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.features import HOP_SAMPLES, SAMPLE_RATE
 from model.whisper_backbone import BackboneConfig, WhisperBackbone
 
 SUBSAMPLING = 4
+# One encoder frame: SUBSAMPLING feature frames of 10 ms. Every module that turns frames into time reads these.
+ENCODER_FRAME_MS = SUBSAMPLING * HOP_SAMPLES * 1000 // SAMPLE_RATE  # 40
+ENCODER_FRAME_S = ENCODER_FRAME_MS / 1000
 SUBSAMPLING_CONTEXT = 7  # feature frames seen by one encoder frame: two 3x3 stride-2 convs, no time padding
 SUBSAMPLING_OVERLAP = SUBSAMPLING_CONTEXT - SUBSAMPLING  # feature frames shared by consecutive chunks
 

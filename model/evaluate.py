@@ -24,6 +24,7 @@ from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 from model.checkpoint import LoadedModel, load_checkpoint, update_checkpoint
 from model.corpus.manifest import Utterance, read_manifest
 from model.dataset import FeatureCorpus, pad_features
+from model.encoder import ENCODER_FRAME_MS
 from model.recognizer import DecodeOptions, FusionSetting, Recognizer
 from model.rescoring import RescoredHypothesis, RescoreWeights
 from model.results import join_texts
@@ -33,7 +34,6 @@ from model.scoring import ErrorCount, count_errors, uses_words
 from model.search import greedy_search
 
 CHUNK_SIZES_MS = (320, 640, 1280)
-ENCODER_FRAME_MS = 40
 
 
 # ------------------------------------------------------------------------- fast greedy path (training-time dev)

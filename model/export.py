@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from model.encoder import SUBSAMPLING, EncoderState, chunk_feature_frames
-from model.features import FRAME_SHIFT_S, FEATURE_DIM
+from model.encoder import ENCODER_FRAME_MS, SUBSAMPLING, EncoderState, chunk_feature_frames
+from model.features import FEATURE_DIM
 from model.network import SpeechRecognizer
 
-ENCODER_FRAME_MS = round(SUBSAMPLING * FRAME_SHIFT_S * 1000)  # 40 ms per encoder frame
 EXAMPLE_BATCH = 2  # not 1: tracing at batch 1 could let a broadcast of a size-1 dim pass where B > 1 would not
 CHECK_BATCH = 3  # a second batch size, to prove the traced graph did not bake in EXAMPLE_BATCH
 INPUT_NAMES = ("features", "lengths", "cache", "processed_frames", "pitch_stats")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from model.checkpoint import LoadedModel
+from model.encoder import ENCODER_FRAME_S
 from model.tokenizer import is_cjk
 from model.syllables import is_english_phoneme
 from model.tone_errors import homophone_rate
@@ -337,7 +338,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         "and a language-identification head for `auto`."
         + syllable_head_words(config),
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
-        f"{encoder.left_context_frames * 40 / 1000:.2f} s of left context in a fixed-size cache.",
+        f"{encoder.left_context_frames * ENCODER_FRAME_S:.2f} s of left context in a fixed-size cache.",
         ("- Features: 80 MFCC over Whisper's mel filterbank (25 ms window, 10 ms hop, chunk-invariant), turned back into "
          "Whisper's log-mel by the inverse DCT (a fixed floor instead of Whisper's per-utterance clamp)." if encoder.backbone else
         "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation"

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    from model.evaluate import ENCODER_FRAME_MS
+    from model.encoder import ENCODER_FRAME_MS
 
     torch.set_num_threads(args.threads)
     chunk_frames = None if args.chunk_ms is None else args.chunk_ms // ENCODER_FRAME_MS

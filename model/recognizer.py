@@ -15,11 +15,11 @@ import torch
 from model.checkpoint import LoadedModel
 from model.corpus.normalize import is_chinese_locale
 from model.dataset import pad_features
-from model.encoder import EncoderState, stack_states, unstack_states
+from model.encoder import ENCODER_FRAME_S, EncoderState, stack_states, unstack_states
 from model.features import SAMPLE_RATE, FeatureExtractor
 from model.hotwords import HotwordTrie, correct_to_hotwords, normalise_phrase
 from model.rescoring import RescoredHypothesis, RescoreWeights, rescore
-from model.results import ENCODER_FRAME_S, SegmentResult, Transcript, join_texts, segment_result
+from model.results import SegmentResult, Transcript, join_texts, segment_result
 from model.lexicon import Lexicon, LexiconPenalty, phrase_lexicon
 from model.locales import LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
 from model.lm import NgramLM

@@ -5,12 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from model.encoder import SUBSAMPLING
-from model.features import FRAME_SHIFT_S
+from model.encoder import ENCODER_FRAME_S
 from model.rescoring import RescoredHypothesis
 from model.tokenizer import Tokenizer, is_cjk
-
-ENCODER_FRAME_S = SUBSAMPLING * FRAME_SHIFT_S  # 40 ms
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from model.hotwords import HotwordTrie
 from model.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY
 from model.recognizer import DecodeOptions, Recognizer
 from model.rescoring import RescoredHypothesis
-from model.results import ENCODER_FRAME_S, SegmentResult, segment_result, token_results
+from model.encoder import ENCODER_FRAME_S
+from model.results import SegmentResult, segment_result, token_results
 from model.search import BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
 from model.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.tokenizer import BLANK_ID

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from model.encoder import ENCODER_FRAME_MS
 from model.recognizer import DecodeOptions
 from service import feedback, metrics, rest, streaming
 from service.engine import load_recognizer, warm_up
@@ -52,7 +53,7 @@ def batch_window_s(settings: Settings) -> float:
 
 def build_runtime(settings: Settings, stats: StatsSink | None) -> Runtime:
     recognizer = load_recognizer(settings)
-    warm_up(recognizer, settings.chunk_ms // 40)
+    warm_up(recognizer, settings.chunk_ms // ENCODER_FRAME_MS)
     if stats is None:
         stats = PrometheusStats(recognizer.locales)
         stats.set_model(recognizer.loaded.name, recognizer.loaded.version, str(recognizer.device))
@@ -136,8 +137,8 @@ def model_card(runtime: Runtime) -> dict:
             "token_set_size": loaded.tokenizer.vocab_size, "parameters": loaded.model.parameter_count(),
             "device": str(runtime.recognizer.device),
             "precision": str(runtime.recognizer.dtype).removeprefix("torch."),  # model.precision.serving_dtype
-            "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": 40, "feature_frame_ms": 10,
-                          "left_context_ms": encoder.left_context_frames * 40, "sample_rate": 16000,
+            "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": ENCODER_FRAME_MS, "feature_frame_ms": 10,
+                          "left_context_ms": encoder.left_context_frames * ENCODER_FRAME_MS, "sample_rate": 16000,
                           "full_context_finals": runtime.settings.full_context_finals},
             # as this server decodes (ASR_DEFAULT_BEAM_SIZE included): the evaluation below used the tuned settings
             "decoding": runtime.recognizer.decoding_settings(DecodeOptions(beam_size=runtime.settings.default_beam_size)),

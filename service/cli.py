@@ -62,6 +62,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
 
     from model.audio import load_audio_file
     from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.encoder import ENCODER_FRAME_MS
     from model.locales import resolve_locale
     from model.recognizer import DecodeOptions, Recognizer
     from service.engine import choose_device
@@ -75,7 +76,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     options = DecodeOptions(locale=resolve_locale(args.locale, recognizer.locales), nbest=args.nbest,
                             hotwords=tuple(hotword_list(args.hotwords)),
                             hotword_boost=DecodeOptions.hotword_boost if args.hotword_boost is None else args.hotword_boost,
-                            chunk_frames=args.chunk_ms // 40 if args.chunk_ms else None)
+                            chunk_frames=args.chunk_ms // ENCODER_FRAME_MS if args.chunk_ms else None)
     model = ModelInfo(name=loaded.name, version=loaded.version)
 
     def transcribe_file(path: str):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 
+from model.encoder import ENCODER_FRAME_MS
 from model.audio import AudioDecodeError, AudioTooLongError, decode_audio
 from model.features import SAMPLE_RATE
 from model.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
@@ -127,7 +128,7 @@ def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field:
     if chunk_ms is not None:
         if not chunk_ms.isdecimal() or int(chunk_ms) % 40 or not 40 <= int(chunk_ms) <= 2560:
             raise ApiError(422, "invalid_request", "chunk_ms must be a multiple of 40 in 40..2560")
-        chunk_frames = int(chunk_ms) // 40
+        chunk_frames = int(chunk_ms) // ENCODER_FRAME_MS
     return DecodeOptions(locale=locale, nbest=nbest, hotwords=hotwords, hotword_boost=hotword_boost,
                          beam_size=settings.default_beam_size, chunk_frames=chunk_frames)
 

@@ -19,6 +19,7 @@ import torch
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from model.encoder import ENCODER_FRAME_MS
 from model.audio import first_non_finite
 from model.features import SAMPLE_RATE
 from model.locales import UnsupportedLocaleError, resolve_locale
@@ -180,7 +181,7 @@ class StreamConnection:
                                 hotword_boost=start.hotword_boost, beam_size=self.settings.default_beam_size,
                                 full_context_finals=(self.settings.full_context_finals if start.full_context_finals is None
                                                      else start.full_context_finals))
-        self.state = new_stream(self.runtime.recognizer, options, self.settings.chunk_ms // 40,
+        self.state = new_stream(self.runtime.recognizer, options, self.settings.chunk_ms // ENCODER_FRAME_MS,
                                 endpoint_config(self.runtime, start))
         if start.sample_rate != SAMPLE_RATE:
             self.resampler = soxr.ResampleStream(start.sample_rate, SAMPLE_RATE, 1, dtype="float32")
