@@ -4,14 +4,12 @@ count -> 16 kHz mono float32 in [-1, 1]. Every path into the model goes through 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile
 import soxr
 import torch
-import torchaudio.functional
 
 from model.features import SAMPLE_RATE
 
@@ -25,10 +23,6 @@ MAX_DECODED_SAMPLES_PER_S = 96_000
 # with 0 in STREAMINFO's total samples); such input is only measured while it is decoded.
 UNKNOWN_LENGTH = 2**62
 BLOCK_FRAMES = 1 << 16
-# torchaudio's sinc resampler builds one kernel row per phase of the reduced ratio: fine for the usual rates (44.1 kHz
-# is 441:160), but an odd rate (44,101 Hz: 44101:16000) takes minutes, and 383,999 Hz exhausts the memory. Past this
-# many phases soxr resamples instead (as the stream path does): milliseconds, bounded memory, for any ratio.
-MAX_SINC_PHASES = 1000
 
 
 class AudioDecodeError(ValueError):
@@ -51,12 +45,11 @@ def to_model_rate(samples: torch.Tensor, rate: int) -> torch.Tensor:
     if samples.dim() == 2:
         samples = samples.float().mean(dim=0)
     samples = samples.float()
-    if rate == SAMPLE_RATE or not samples.numel():  # torchaudio cannot resample nothing (decode_audio refuses it first)
+    if rate == SAMPLE_RATE or not samples.numel():
         return samples.contiguous()
-    if max(rate, SAMPLE_RATE) // math.gcd(rate, SAMPLE_RATE) > MAX_SINC_PHASES:
-        return torch.from_numpy(soxr.resample(samples.numpy(), rate, SAMPLE_RATE).astype(np.float32))
-    samples = torchaudio.functional.resample(samples, rate, SAMPLE_RATE)
-    return samples.contiguous()
+    # soxr, as the stream path (service/streaming.py): one resampler for uploads and streams, milliseconds and bounded
+    # memory for any ratio (a sinc kernel per phase, as torchaudio builds, takes minutes for 44,101 Hz)
+    return torch.from_numpy(soxr.resample(samples.numpy(), rate, SAMPLE_RATE).astype(np.float32))
 
 
 def check_stream_format(rate: int, channels: int) -> None:
