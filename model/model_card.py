@@ -13,8 +13,9 @@ from model.tone_errors import homophone_rate
 
 LIMITATIONS = """\
 - **Trained on synthetic speech only.** Every training utterance was produced by the espeak-ng formant
-  synthesiser (about 80 of its shipped voice variants, and from 0.12.0 also random ones drawn inside their ranges:
-  1,000 in 0.12.0, 3,000 by 0.13.0, 8,000 by 0.14.0; several accents for English), with simulated noise, reverberation, telephone band, speed and gain. The test set uses held-out voices and held-out sentences, but it is still
+  synthesiser (about 80 of its shipped voice variants and random ones drawn inside their ranges: the voice count is
+  under Training data; several accents for English), with simulated noise, reverberation, telephone band, speed and
+  gain. The test set uses held-out voices and held-out sentences, but it is still
   espeak-ng speech: **the error rates below say nothing about real human speakers**, for whom this model will do
   far worse. espeak-ng's Mandarin is not intelligible to a recognizer trained on real speech; the reverse holds too.
 - Homophones are acoustically identical in espeak-ng, so only context separates them; tones are rendered by

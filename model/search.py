@@ -101,9 +101,9 @@ def greedy_hypothesis(state: GreedyState) -> Hypothesis:
 # ---------------------------------------------------------------------------------------- prefix beam search
 
 
-# Prefixes kept per frame. 8 rather than 4: on 100 dev utterances per locale (model 0.3.0, tuned LM fusion), WER
-# en-US 36.9% -> 33.2%, CER yue-HK 19.6% -> 18.0%, zh-CN 25.9% -> 25.6%, for 14% more offline decoding time; 12
-# gained 0.8 points more in English alone. English word pieces need the room: many spellings of a sound compete.
+# Prefixes kept per frame when a checkpoint has no tuned beam: English word pieces need room (many spellings of a
+# sound compete), and 8 measured better than 4 in every locale for little more time (docs/model_releases.md); each
+# locale's tuned beam is stored in the checkpoint (model.evaluate --tune-lm-on).
 DEFAULT_BEAM_SIZE = 8
 
 
