@@ -1,0 +1,63 @@
+"""Training above a frozen backbone: the grown model keeps the start model's upper weights, cached backbone frames
+are what the model computes, and a few steps on them lower the loss without touching the backbone."""
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from model.backbone_cache import backbone_frames
+from model.encoder import chunk_attention_mask
+from model.network import SpeechRecognizer
+from model.train_backbone import CachedFrames, backbone_model, forward_batch
+from model.train_config import TrainConfig
+
+
+def grown(tiny_loaded) -> SpeechRecognizer:
+    start = tiny_loaded.model
+    small = replace(start.config.encoder, backbone_width=32, backbone_heads=4, backbone_layers=2)
+    return backbone_model(SpeechRecognizer(replace(start.config, encoder=small, syllables=(), syllable_layer=0)), 2)
+
+
+def test_the_grown_model_keeps_the_start_models_layers_heads_and_decoder(tiny_loaded):
+    start = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0))
+    model = backbone_model(start, start.config.encoder.n_layers)
+    ours, theirs = model.state_dict(), start.state_dict()
+    for name in ("encoder.layers.0.attn.qkv.weight", "ctc_head.weight", "locale_head.bias", "decoder.embed.weight"):
+        if name in theirs:
+            assert torch.equal(ours[name], theirs[name]), name
+    assert model.encoder.backbone is not None and model.config.encoder.mel == "whisper"
+    assert torch.equal(model.cmvn_mean, torch.zeros_like(model.cmvn_mean))  # the backbone reads the MFCC as they are
+
+
+def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded, tmp_path):
+    torch.manual_seed(0)
+    model = grown(tiny_loaded).train()
+    model.encoder.backbone.requires_grad_(False)
+    frozen = {k: v.clone() for k, v in model.encoder.backbone.state_dict().items()}
+    tokenizer = tiny_loaded.tokenizer
+    texts = [("今天天气很好", "zh-CN"), ("hello world", "en-US"), ("我哋去食飯", "yue-HK")] * 2
+    features = [torch.randn(60 + 9 * i, 80) for i in range(len(texts))]
+    with torch.no_grad():
+        views = {view: backbone_frames(model, features, view, 4, model.config.encoder.left_context_frames)
+                 for view in ("full", "chunk")}
+        # the cached full-context frames are the backbone's own output for that utterance
+        width = views["full"][0].shape[0]
+        direct = model.encoder.backbone(model.normalize(features[0][None]), chunk_attention_mask(
+            torch.tensor([width]), (features[0].shape[0] - 5) // 2 + 1, None, None))[0, :width]
+        torch.testing.assert_close(views["full"][0].float(), direct, atol=2e-2, rtol=0)  # stored as float16
+    rows = [{"id": str(i), "text": t, "locale": loc, "duration": 1.0} for i, (t, loc) in enumerate(texts)]
+    torch.save({"rows": rows, **views, "chunk_frames": 4, "left_frames": 12}, tmp_path / "shard_00000.pt")
+    data = CachedFrames([tmp_path], tokenizer)
+    assert len(data.rows) == len(texts)
+    config = TrainConfig(train_manifest="", dev_manifest="")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for step in range(12):
+        loss, _ = forward_batch(model, data, list(range(len(texts))), ("full", "chunk")[step % 2], tokenizer, config, None)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+    assert all(torch.equal(v, frozen[k]) for k, v in model.encoder.backbone.state_dict().items())
