@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     rows = []
     for number, voice in enumerate(VOICES):
-        for i, text in enumerate(sentences[number * args.per_voice : (number + 1) * args.per_voice]):
-            path = args.out / "wav" / f"en-US_flite_{voice}_{i:04d}.wav"
+        first = number * args.per_voice
+        for index, text in enumerate(sentences[first : first + args.per_voice], start=first):
+            # named by the sentence's place in the manifest, so a clip kept on disk is always its own sentence's
+            path = args.out / "wav" / f"en-US_flite_{voice}_{index:04d}.wav"
             if not path.exists():
                 soundfile.write(path, flite_speak(text, voice), 16_000)
             duration = soundfile.info(path).duration
