@@ -34,6 +34,9 @@ def test_health_readiness_and_model_card(client):
     assert card["streaming"]["encoder_frame_ms"] == 40
     assert card["device"] == "cpu" and card["precision"] == "float32"  # CPUs serve in float32 (model.precision)
     assert set(card["training_data"]["hours_per_locale"]) >= {"zh-CN", "yue-HK", "en-US"}
+    # real speech beside the synthetic test, per locale, as the model card shows it (model.evaluate --store-as)
+    real = card["real_speech_evaluation"]["modes"]["full_context"]["per_locale"]
+    assert set(real) == {"zh-CN", "yue-HK", "en-US"} and all(0 <= row["error_rate"] for row in real.values())
 
 
 def test_the_model_card_says_how_each_locale_is_decoded(client):
