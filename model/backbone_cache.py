@@ -22,8 +22,7 @@ from tqdm import tqdm
 from model.audio import load_audio_file
 from model.checkpoint import load_checkpoint
 from model.corpus.manifest import read_manifest
-from model.encoder import backbone_frames_for, backbone_lengths, chunk_attention_mask
-from model.features import FeatureExtractor, N_MFCC
+from model.features import FeatureExtractor
 
 SHARD_UTTERANCES = 64
 VIEWS = ("full", "chunk")
@@ -32,17 +31,11 @@ VIEWS = ("full", "chunk")
 def backbone_frames(model, features: list[torch.Tensor], view: str, chunk_frames: int, left_frames: int
                     ) -> list[torch.Tensor]:
     """Feature frames of a few utterances -> each one's backbone frames (W, E) float16, in the given view."""
-    encoder = model.encoder
     lengths = torch.tensor([f.shape[0] for f in features])
-    padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)[..., :N_MFCC]
-    out_lengths = backbone_lengths(lengths)
-    width = backbone_frames_for(padded.shape[1])
-    if view == "full":
-        mask = chunk_attention_mask(out_lengths, width, None, None)
-    else:
-        mask = chunk_attention_mask(out_lengths, width, 2 * chunk_frames, 2 * left_frames)
-    frames = encoder.backbone(model.normalize(padded)[..., :N_MFCC], mask)
-    return [frames[i, : int(n)].half().clone() for i, n in enumerate(out_lengths)]
+    padded = model.normalize(torch.nn.utils.rnn.pad_sequence(features, batch_first=True))
+    chunk, left = (None, None) if view == "full" else (chunk_frames, left_frames)
+    frames, frame_lengths = model.encoder.backbone_frames(padded, lengths, chunk, left)
+    return [frames[i, : int(n)].half().clone() for i, n in enumerate(frame_lengths)]
 
 
 def main(argv: list[str] | None = None) -> None:

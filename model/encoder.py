@@ -156,6 +156,30 @@ class BackboneAdapter(nn.Module):
         return self.project(pairs)
 
 
+def cached_key_mask(seen: torch.Tensor, valid: torch.Tensor, left: int, chunk: int) -> torch.Tensor:
+    """(B, L+C) True where a key is real: one of the stream's last `seen` frames in its right-aligned cache of `left`
+    slots, or one of this chunk's `valid` frames."""
+    slots = torch.arange(left + chunk, device=valid.device)
+    cached = slots[None, :] >= left - torch.clamp(seen, max=left)[:, None]
+    fresh = slots[None, :] < left + valid[:, None]
+    return torch.where(slots[None, :] < left, cached, fresh)
+
+
+def newest_frames(keys_values: torch.Tensor, valid: torch.Tensor, keep: int, dim: int, full: bool) -> torch.Tensor:
+    """The next cache: the `keep` frames ending at each row's last valid frame, along the time axis `dim` of cache +
+    chunk (rows with short chunks shift less). When every row is a full chunk (`full`, the usual case) that is a
+    plain slice, otherwise a per-row gather."""
+    chunk = keys_values.shape[dim] - keep
+    if full:
+        return keys_values.narrow(dim, chunk, keep)
+    index = valid[:, None] + torch.arange(keep, device=valid.device)[None, :]  # (B, keep)
+    shape = [index.shape[0]] + [1] * (keys_values.dim() - 1)
+    shape[dim] = keep
+    sizes = list(keys_values.shape)
+    sizes[dim] = keep
+    return torch.gather(keys_values, dim, index.view(shape).expand(sizes))
+
+
 def rotary_tables(positions: torch.Tensor, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin tables (P, dim) for RoPE (Su et al., arXiv:2104.09864) at integer positions."""
     inv_freq = 1.0 / base ** (torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim)
@@ -335,15 +359,22 @@ class StreamingEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """`forward`, also returning the output of layer `tap_layer` (1-based; 0: None) for an intermediate loss."""
         if self.backbone is not None:
-            frame_lengths = backbone_lengths(lengths)
-            mask = chunk_attention_mask(frame_lengths, backbone_frames_for(features.shape[1]),
-                                        None if chunk_frames is None else 2 * chunk_frames,
-                                        None if left_frames is None else 2 * left_frames)
-            frames = self.backbone(features[..., : self.config.feature_dim], mask)
+            frames, frame_lengths = self.backbone_frames(features, lengths, chunk_frames, left_frames)
             return self.forward_from_backbone(frames, frame_lengths, chunk_frames, left_frames, tap_layer)
         no_stats = features.new_zeros(features.shape[0], 2, dtype=torch.float32)
         x = self.subsampling(self.with_relative_pitch(features, no_stats))  # (B, S, D)
         return self.forward_layers(x, subsampled_lengths(lengths), chunk_frames, left_frames, tap_layer)
+
+    def backbone_frames(self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None,
+                        left_frames: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offline: the backbone's frames (B, W, E) of normalised features under the chunk mask at twice the frames
+        (what `forward_chunk` computes frame for frame), and their valid counts (B,)."""
+        assert self.backbone is not None
+        frame_lengths = backbone_lengths(lengths)
+        mask = chunk_attention_mask(frame_lengths, backbone_frames_for(features.shape[1]),
+                                    None if chunk_frames is None else 2 * chunk_frames,
+                                    None if left_frames is None else 2 * left_frames)
+        return self.backbone(features[..., : self.config.feature_dim], mask), frame_lengths
 
     def forward_from_backbone(
         self, frames: torch.Tensor, frame_lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
@@ -382,16 +413,12 @@ class StreamingEncoder(nn.Module):
         left = state.backbone_cache.shape[3]
         valid = backbone_lengths(lengths)  # only whole pairs enter the cache, so positions stay 2 x frames
         chunk = 2 * ((features.shape[1] - SUBSAMPLING_CONTEXT) // SUBSAMPLING + 1)
-        slots = torch.arange(left + chunk, device=features.device)
-        seen = torch.clamp(2 * state.processed_frames, max=left)
-        key_valid = torch.where(slots[None, :] < left, slots[None, :] >= left - seen[:, None],
-                                slots[None, :] < left + valid[:, None])
+        key_valid = cached_key_mask(2 * state.processed_frames, valid, left, chunk)
         frames, keys_values = self.backbone.forward_chunk(features[..., : self.config.feature_dim],
                                                           2 * state.processed_frames, state.backbone_cache,
                                                           key_valid[:, None, None, :])
-        gather = (valid[:, None] + torch.arange(left, device=features.device)[None, :])  # (B, 2L)
-        index = gather[:, None, None, :, None].expand(-1, keys_values.shape[1], 2, -1, keys_values.shape[-1])
-        return self.subsampling(frames[:, :chunk]), torch.gather(keys_values, 3, index)
+        next_cache = newest_frames(keys_values, valid, left, 3, bool((valid == chunk).all()))  # (B, Nb, 2, 2L, E)
+        return self.subsampling(frames[:, :chunk]), next_cache.contiguous()
 
     def forward_chunk(
         self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
@@ -414,23 +441,12 @@ class StreamingEncoder(nn.Module):
         if self.log_f0_column is not None:  # the frames this step consumed: all but the 3 shared with the next one
             pitch_stats = pitch_stats + consumed_pitch_stats(features[..., self.log_f0_column], SUBSAMPLING * valid)
         chunk = x.shape[1]
-        slots = torch.arange(left + chunk, device=x.device)
-        cache_valid = slots[None, :] >= left - torch.clamp(state.processed_frames, max=left)[:, None]
-        chunk_valid = slots[None, :] < left + valid[:, None]
-        key_valid = torch.where(slots[None, :] < left, cache_valid, chunk_valid)  # (B, L+C)
-        mask = key_valid[:, None, None, :]  # (B, 1, 1, L+C) broadcast over queries
-        # New cache: the L frames ending at each row's last valid frame (rows with short chunks shift less).
-        # Written layer by layer into one preallocated tensor; when every row is a full chunk (the usual case)
-        # that is a plain slice, otherwise a per-row gather.
-        full = bool((valid == chunk).all())
-        gather = (valid[:, None] + torch.arange(left, device=x.device)[None, :])  # (B, L)
+        mask = cached_key_mask(state.processed_frames, valid, left, chunk)[:, None, None, :]  # (B, 1, 1, L+C)
+        # The new cache is written layer by layer into one preallocated tensor.
+        full = bool((valid == chunk).all())  # once per step: on a GPU it is a host sync
         new_cache = torch.empty_like(state.cache)  # (B, N, 2, L, D)
         for index, layer in enumerate(self.layers):
             x, keys_values = layer.forward_chunk(x, state.cache[:, index], mask)  # kv (B, 2, L+C, D)
-            if full:
-                new_cache[:, index] = keys_values[:, :, chunk:]
-            else:
-                idx = gather[:, None, :, None].expand(-1, 2, -1, keys_values.shape[-1])
-                new_cache[:, index] = torch.gather(keys_values, 2, idx)  # (B, 2, L, D)
+            new_cache[:, index] = newest_frames(keys_values, valid, left, 2, full)  # (B, 2, L, D)
         next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats, backbone_cache)
         return self.final_norm(x), valid, next_state

@@ -60,7 +60,6 @@ class FeatureExtractor(torch.nn.Module):
     def __init__(self, mel: str = "htk") -> None:
         super().__init__()
         filterbank = MEL_FILTERBANKS[mel]
-        self.mel = mel
         self.mfcc = torchaudio.transforms.MFCC(
             sample_rate=SAMPLE_RATE,
             n_mfcc=N_MFCC,

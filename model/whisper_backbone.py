@@ -4,7 +4,7 @@ backbone supplies what real microphones and real speakers sound like.
 
 It reads our front end's MFCC: with n_mfcc == n_mels and an orthonormal DCT the MFCC is an invertible linear map
 of the log-mel, so one fixed matrix turns a frame back into Whisper's log10 mel (the front end must use Whisper's
-filterbank: `model.features.WHISPER_MEL`). Whisper's per-utterance dynamic-range clamp (max - 8) becomes a fixed
+filterbank: `model.features.MEL_FILTERBANKS["whisper"]`). Whisper's per-utterance dynamic-range clamp (max - 8) becomes a fixed
 floor, so every frame's input depends on that frame alone (chunk-invariant).
 
 Its convolutions lose their time padding (valid convolutions, as our own subsampling), so 20 ms frame j reads
@@ -205,7 +205,7 @@ def backbone_state_from_ctranslate2(variables: dict[str, torch.Tensor], layers: 
         tensor = variables["encoder/" + name]
         scale = variables.get("encoder/" + name.replace("weight", "weight_scale"))
         if tensor.dtype == torch.int8 and scale is not None:  # int8 rows with a per-row scale
-            return (tensor.float() / scale.float()[:, None]).float()
+            return tensor.float() / scale.float()[:, None]
         return tensor.float()
 
     state = {"conv1.weight": get("conv1/weight"), "conv1.bias": get("conv1/bias"),
