@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--manifest", nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--per-locale", type=int, default=None, help="at most this many utterances per locale")
+    p.add_argument("--skip-per-locale", type=int, default=0,
+                   help="pass over the first N per locale of the shuffled order (those another cache with the same "
+                        "seed holds), so that caches grow without overlap")
     p.add_argument("--max-seconds", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-frames", type=int, default=16)
@@ -62,8 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         counts: dict[str, int] = {}
         kept = []
         for row in rows:
-            if counts.get(row["locale"], 0) < args.per_locale:
-                counts[row["locale"]] = counts.get(row["locale"], 0) + 1
+            seen = counts.get(row["locale"], 0)
+            counts[row["locale"]] = seen + 1
+            if args.skip_per_locale <= seen < args.skip_per_locale + args.per_locale:
                 kept.append(row)
         rows = kept
     args.out.mkdir(parents=True, exist_ok=True)

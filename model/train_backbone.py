@@ -32,8 +32,8 @@ from model.train import joint_loss
 from model.train_config import TrainConfig
 from model.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
 
-FULL_CONTEXT_PROB = 0.4
-FRAME_DROPOUT = 0.1  # share of batches trained on the full-context view; the rest on the streaming view
+FULL_CONTEXT_PROB = 0.4  # share of batches trained on the full-context view; the rest on the streaming view
+FRAME_DROPOUT = 0.1  # dropout on the backbone's channels
 
 
 def backbone_model(start: SpeechRecognizer, n_layers: int) -> SpeechRecognizer:
