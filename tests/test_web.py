@@ -148,10 +148,32 @@ def test_the_page_and_its_modules_are_served(live_server):
     page = httpx.get(f"{live_server.url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-cache" and 'src="/static/app.js"' in page.text
-    for name in ("app.js", "live.js", "upload.js", "ui.js", "audio-worklet.js"):
+    for name in ("app.js", "accuracy.js", "live.js", "upload.js", "ui.js", "audio-worklet.js"):
         script = httpx.get(f"{live_server.url}/static/{name}")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]  # modules need a JS type
     assert httpx.get(f"{live_server.url}/static/style.css").headers["cache-control"] == "no-cache"
+
+
+def test_page_says_how_well_the_model_hears_real_speech(playwright, live_server):
+    """The page shows the model card's error on real speech and on the synthetic test, per locale, and says in words
+    when real speech is mostly wrong."""
+    model = httpx.get(f"{live_server.url}/v1/models").json()["data"][0]
+    real = model["real_speech_evaluation"]["modes"]["full_context"]["per_locale"]
+    synthetic = model["evaluation"]["modes"]["full_context"]["per_locale"]
+    with launch(playwright, Path("/dev/null")) as browser:
+        page = browser.new_page()
+        page.goto(live_server.url)
+        page.wait_for_selector("#accuracy:not([hidden])", timeout=30_000)
+        shown = {row.get_attribute("data-locale"): (row.inner_text().split("\t")) for row in page.query_selector_all("#accuracy-rows tr")}
+        summary = page.inner_text("#accuracy-summary")
+        usable = page.get_attribute("#accuracy", "data-usable")
+    assert set(shown) == set(real) | set(synthetic)
+    for locale, cells in shown.items():  # one decimal, as JavaScript rounds it
+        assert abs(float(cells[1].rstrip("%")) - 100 * real[locale]["error_rate"]) <= 0.05 + 1e-9
+        assert abs(float(cells[2].rstrip("%")) - 100 * synthetic[locale]["error_rate"]) <= 0.05 + 1e-9
+    mostly_wrong = [locale for locale, cell in real.items() if cell["error_rate"] > 0.5]
+    assert usable == ("no" if mostly_wrong else "yes")
+    assert ("most" in summary and "real people" in summary) == bool(mostly_wrong)
 
 
 @pytest.mark.parametrize("resampling", ["browser", "worklet"])

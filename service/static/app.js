@@ -1,6 +1,7 @@
 // The openasr page: live microphone transcription over /v1/stream and file uploads to /transcribe.
 // Plain ES modules, no build step; the message shapes are the server's (service/protocol.py, docs/protocol.md).
 
+import { showAccuracy } from "./accuracy.js";
 import { LiveTranscriber } from "./live.js";
 import { onUpload } from "./upload.js";
 import { KEY_NEEDED, authHeaders, clearMessage, showMessage, ui } from "./ui.js";
@@ -18,6 +19,7 @@ async function loadLocales() {
     const chosen = ui.locale.value;
     ui.locale.replaceChildren(new Option("auto (detect)", "auto"), ...locales.map((l) => new Option(l, l)));
     ui.locale.value = locales.includes(chosen) ? chosen : "auto";
+    if (body.data[0]) showAccuracy(body.data[0]);
     if (!ui.fullContextFinals.dataset.touched) {  // the server's default until the user chooses
       ui.fullContextFinals.checked = Boolean(body.data[0]?.streaming?.full_context_finals);
     }
