@@ -41,6 +41,7 @@ serve: install
 
 test: install
 	$(BIN)/ruff check --quiet --select F,E9 model service bench tests
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q
 
 # --- model pipeline (see README "Training your own model") ---
@@ -48,10 +49,10 @@ corpus: install
 	$(BIN)/python -m model.corpus.build --out data/synth --hours-per-locale 30 --jobs 2 --seed 0
 
 train: install
-	$(BIN)/python -m model.train --config model/configs/synth_small.toml
+	$(BIN)/python -m model.training.train --config model/configs/synth_small.toml
 
 evaluate: install
-	$(BIN)/python -m model.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl
+	$(BIN)/python -m model.evaluation.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl
 
 # Package a trained run as the bundled model: average the last snapshots (float16), continuing the previous release's
 # history; add the n-gram LMs and the English lexicon (its LM text's words and two spelling dictionaries); tune the LM
@@ -63,15 +64,15 @@ evaluate: install
 BUNDLE := model/checkpoints/default.pt
 BUNDLE_AVERAGE_ARGS ?=
 bundle: install
-	$(BIN)/python -m model.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE) $(BUNDLE_AVERAGE_ARGS)
-	$(BIN)/python -m model.lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US \
+	$(BIN)/python -m model.training.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE) $(BUNDLE_AVERAGE_ARGS)
+	$(BIN)/python -m model.training.build_lm --checkpoint $(BUNDLE) --order 4 en-US=5 --lexicon en-US \
 	  --word-list en-US=/usr/share/dict/american-english en-US=/usr/share/dict/british-english \
 	  --exclude data/synth/dev.jsonl data/synth/test.jsonl
-	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
+	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
 	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out model/checkpoints/eval.json
-	$(BIN)/python -m model.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning
-	$(BIN)/python -m model.sound_alike --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store
-	$(BIN)/python -m model.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
+	$(BIN)/python -m model.evaluation.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning
+	$(BIN)/python -m model.evaluation.sound_alike --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store
+	$(BIN)/python -m model.evaluation.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
 
 # Package a model trained on the Whisper backbone (docs/training.md) as the bundled model: its last snapshot in float16,
 # decoding tuned on dev, then the synthetic test, real speech (../shared/realdev, never trained on) and the held-out
@@ -80,18 +81,18 @@ BACKBONE_RUN ?= runs/bb
 REAL_DEV ?= ../shared/realdev/manifest.jsonl
 HELDOUT_SYNTH ?= data/flite_test/manifest.jsonl
 bundle-backbone: install
-	$(BIN)/python -c "from model.checkpoint import load_checkpoint, save_checkpoint; m = load_checkpoint('$(BACKBONE_RUN)/last.pt'); \
+	$(BIN)/python -c "from model.network.checkpoint import load_checkpoint, save_checkpoint; m = load_checkpoint('$(BACKBONE_RUN)/last.pt'); \
 	  save_checkpoint('$(BUNDLE)', m.model, m.tokenizer, m.name, m.version, m.metadata, m.language_models, half=True)"
-	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl --limit-per-locale 150 \
+	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl --limit-per-locale 150 \
 	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 60 --store --out model/checkpoints/eval.json
-	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest $(REAL_DEV) --store --store-as real_speech_evaluation \
+	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BUNDLE) --manifest $(REAL_DEV) --store --store-as real_speech_evaluation \
 	  --out model/checkpoints/eval_real_speech.json
-	$(BIN)/python -m model.evaluate --checkpoint $(BUNDLE) --manifest $(HELDOUT_SYNTH) --store \
+	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BUNDLE) --manifest $(HELDOUT_SYNTH) --store \
 	  --store-as heldout_synthesiser_evaluation --out model/checkpoints/eval_heldout_synthesiser.json
-	$(BIN)/python -m model.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
+	$(BIN)/python -m model.evaluation.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
 
 bench: install
 	$(BIN)/python bench/bench_features.py && $(BIN)/python bench/bench_encoder.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .import_linter_cache

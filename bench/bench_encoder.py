@@ -19,10 +19,10 @@ import torch
 from bench.common import (
     benchmark_model, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results,
 )
-from model.encoder import ENCODER_FRAME_MS, EncoderState, chunk_feature_frames, stack_states
-from model.export import chunk_frames_from_ms
-from model.features import FEATURE_DIM
-from model.network import SpeechRecognizer
+from model.frontend.features import FEATURE_DIM
+from model.network.encoder import ENCODER_FRAME_MS, EncoderState, chunk_feature_frames, stack_states
+from model.network.export import chunk_frames_from_ms
+from model.network.model import SpeechRecognizer
 
 STREAM_AGES_S = (1.0, 10.0, 60.0)
 BATCH_SIZES = (1, 8, 32, 64)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.common import interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
-from model.features import SAMPLE_RATE, FeatureStreamState, FeatureExtractor, push_samples
+from model.frontend.features import SAMPLE_RATE, FeatureStreamState, FeatureExtractor, push_samples
 
 PIECE_MS = (20, 100, 640)
 

@@ -21,10 +21,11 @@ import soundfile
 import torch
 
 from bench.common import benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
-from model.recognizer import DecodeOptions, Recognizer
-from model.rescoring import rescore
-from model.search import beam_hypotheses
-from model.stream_decoder import EndpointConfig, StreamState, accept_samples, current_locale, drain, new_stream
+from model.decoding.rescoring import rescore
+from model.decoding.search import beam_hypotheses
+from model.recognition.recognizer import DecodeOptions, Recognizer
+from model.recognition.stream_decoder import (EndpointConfig, StreamState, accept_samples, current_locale, drain,
+                                              new_stream)
 
 SEGMENT_S = (2.5, 5.0, 10.0, 20.0)
 LOCALES = ("zh-CN", "en-US")

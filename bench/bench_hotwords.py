@@ -9,10 +9,11 @@ streaming search), locale named, with:
 - English only: the same name lower-cased ("kubernetes"), which hotwords matched before they were normalised;
 - all the locale's names as one list (a product catalogue);
 
-at each boost asked for (`--boosts`; the service's default is 2.0 per token). Reported: how many utterances'
-transcripts contain the spoken name (as a word in English, as a substring in Chinese), and how many times another
-name of the list appears (false insertions). (Chinese finals also write a requested name where the characters sound like it but for the tones: model.hotwords.correct_to_hotwords.) With a manifest (the corpus's dev split by default, when built), also
-what the list costs speech that names none of them: each locale's error rate in 640 ms chunks without and with it.
+at each boost asked for (`--boosts`; the service's default is 2.0 per token). Reported: how many utterances' transcripts
+contain the spoken name (as a word in English, as a substring in Chinese), and how many times another name of the list
+appears (false insertions). (Chinese finals also write a requested name where the characters sound like it but for the
+tones: model.decoding.hotwords.correct_to_hotwords.) With a manifest (the corpus's dev split by default, when built),
+also what the list costs speech that names none of them: each locale's error rate in 640 ms chunks without and with it.
 
     python -m bench.bench_hotwords [--checkpoint PATH] [--boosts 2 3] [--manifest data/synth/dev.jsonl]
 """
@@ -26,11 +27,11 @@ from pathlib import Path
 import torch
 
 from bench.common import benchmark_recognizer, machine_info, print_table, set_threads, write_results
-from model.audio import load_audio_file
 from model.corpus.manifest import read_manifest
 from model.corpus.synthesize import VoiceSpec, synthesize
-from model.evaluate import error_table, transcribe_all
-from model.recognizer import DecodeOptions
+from model.evaluation.splits import error_table, transcribe_all
+from model.frontend.audio import load_audio_file
+from model.recognition.recognizer import DecodeOptions
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def unrelated_speech(recognizer, manifest: Path, boosts: tuple[float, ...]) -> l
         for boost in (0.0, *boosts):
             hotwords = NAME_SETS[locale].names if boost else ()
             options = DecodeOptions(hotwords=hotwords, hotword_boost=boost or 2.0, chunk_frames=16)
-            texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]  # as model.evaluate does
+            # as model.evaluation.evaluate does
+            texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]
             rows.append({"locale": locale, "hotwords": f"all {len(hotwords)} names, boost {boost:g}" if boost else "none",
                          "utterances": len(utterances),
                          "error_rate_640ms": error_table(utterances, texts)[0]["per_locale"][locale]["error_rate"]})

@@ -20,8 +20,8 @@ import torch
 
 from bench.bench_finals import speech
 from bench.common import benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
-from model.recognizer import DecodeOptions
-from model.search import BeamOptions, LmFusion, prefix_beam_search
+from model.decoding.search import BeamOptions, LmFusion, prefix_beam_search
+from model.recognition.recognizer import DecodeOptions
 
 LOCALES = ("zh-CN", "yue-HK", "en-US")
 BEAMS = (8, 16, 24)

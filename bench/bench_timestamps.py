@@ -24,14 +24,14 @@ import torch
 from rapidfuzz.distance import Levenshtein
 
 from bench.common import benchmark_recognizer, machine_info, print_table, set_threads, write_results
+from model.accuracy.scoring import scoring_units
 from model.corpus.build import LOCALES
 from model.corpus.manifest import read_manifest
 from model.corpus.synthesize import VoiceSpec
 from model.corpus.word_times import WordTime, synthesize_with_word_times
-from model.recognizer import DecodeOptions
-from model.results import SegmentResult
-from model.scoring import scoring_units
-from model.stream_decoder import FinalEvent, decode_stream_offline
+from model.decoding.results import SegmentResult
+from model.recognition.recognizer import DecodeOptions
+from model.recognition.stream_decoder import FinalEvent, decode_stream_offline
 
 CHUNK_FRAMES = 16  # 640 ms, the service's default
 SAMPLES_MANIFEST = Path(__file__).resolve().parent.parent / "model" / "samples" / "samples.jsonl"

@@ -2,8 +2,8 @@
 locale loss, backward, AdamW) on a batch of `max_batch_frames` feature frames, in float32 and under bf16 autocast,
 timed interleaved in one run. The losses of the same batch in both precisions are compared too.
 
-bf16 autocast is what `model.train` uses on CUDA and on CPUs with native bf16 (model/precision.py); on other
-CPUs the bf16 row shows what emulation would cost and the trainer stays in float32.
+bf16 autocast is what `model.training.train` uses on CUDA and on CPUs with native bf16 (model/network/precision.py); on
+other CPUs the bf16 row shows what emulation would cost and the trainer stays in float32.
 
     python -m bench.bench_train [--threads 2] [--repeats 5] [--batch-frames 16000]
 """
@@ -19,10 +19,10 @@ from bench.common import (
     DEFAULT_CONFIG, benchmark_model, interleaved_timings, machine_info, print_table, set_threads, summarize,
     write_results,
 )
-from model.decoder import decoder_io
-from model.precision import cpu_has_native_bf16
-from model.train import joint_loss
-from model.train_config import TrainConfig
+from model.network.decoder import decoder_io
+from model.network.precision import cpu_has_native_bf16
+from model.training.train import joint_loss
+from model.training.train_config import TrainConfig
 
 TRAIN = TrainConfig.from_toml(DEFAULT_CONFIG)
 UTTERANCE_FRAMES = 800  # 8 s: the corpus's typical length
@@ -41,7 +41,7 @@ def synthetic_batch(model, batch_frames: int, generator: torch.Generator) -> dic
 
 
 def batch_loss(model, batch: dict, autocast: bool) -> torch.Tensor:
-    """The trainer's joint loss (model.train.joint_loss) on a prepared batch, at full context."""
+    """The trainer's joint loss (model.training.train.joint_loss) on a prepared batch, at full context."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         outputs = model(batch["features"], batch["lengths"], None, None, batch["inputs"], batch["input_lengths"])
     return joint_loss(TRAIN, outputs, batch["targets"], batch["outputs"], batch["locales"])[0]

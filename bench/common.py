@@ -126,8 +126,8 @@ def to_jsonable(value: object) -> object:
 def benchmark_recognizer(checkpoint: str | None):
     """(checkpoint path, loaded model, Recognizer) of a trained checkpoint, the bundled one by default: for the
     benchmarks whose result depends on what the model says (search, finals, timestamps), not only on its compute."""
-    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-    from model.recognizer import Recognizer
+    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.recognition.recognizer import Recognizer
 
     path = checkpoint or str(DEFAULT_CHECKPOINT)
     loaded = load_checkpoint(path)
@@ -137,9 +137,9 @@ def benchmark_recognizer(checkpoint: str | None):
 def benchmark_model(checkpoint: str | None):
     """(model in eval mode, description). Without a checkpoint: random weights with the bundled model's config,
     which costs the same compute as the trained model (timing does not depend on weight values)."""
-    from model.checkpoint import load_checkpoint
-    from model.network import ModelConfig, SpeechRecognizer
-    from model.train_config import TrainConfig
+    from model.network.checkpoint import load_checkpoint
+    from model.network.model import ModelConfig, SpeechRecognizer
+    from model.training.train_config import TrainConfig
 
     if checkpoint:
         loaded = load_checkpoint(checkpoint)

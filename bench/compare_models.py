@@ -24,13 +24,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, write_results  # noqa: E402
-from model.audio import load_audio_file  # noqa: E402
-from model.bootstrap import BootstrapOptions, LocaleCounts, interval, resampled_rates  # noqa: E402
-from model.checkpoint import load_checkpoint  # noqa: E402
+from model.accuracy.bootstrap import BootstrapOptions, LocaleCounts, interval, resampled_rates  # noqa: E402
 from model.corpus.manifest import read_manifest  # noqa: E402
-from model.dataset import FeatureCorpus  # noqa: E402
-from model.evaluate import greedy_utterance_errors, transcribe_all, utterance_errors  # noqa: E402
-from model.recognizer import DecodeOptions, Recognizer  # noqa: E402
+from model.evaluation.splits import transcribe_all, utterance_errors  # noqa: E402
+from model.frontend.audio import load_audio_file  # noqa: E402
+from model.network.checkpoint import load_checkpoint  # noqa: E402
+from model.recognition.recognizer import DecodeOptions, Recognizer  # noqa: E402
+from model.training.dataset import FeatureCorpus  # noqa: E402
+from model.training.greedy_eval import greedy_utterance_errors  # noqa: E402
 
 MODES = {"full_context": None, "chunk_640ms": 16}
 
@@ -38,7 +39,7 @@ MODES = {"full_context": None, "chunk_640ms": 16}
 def paired_difference(before: np.ndarray, after: np.ndarray, units: np.ndarray, rng: np.random.Generator,
                       options: BootstrapOptions = BootstrapOptions()) -> dict:
     """Error counts per utterance of two models and the utterances' reference units -> rates and the difference,
-    resampled as model.evaluate's intervals are (the same draws for both models)."""
+    resampled as model.evaluation.evaluate's intervals are (the same draws for both models)."""
     rates = resampled_rates(LocaleCounts(units, {"before": before, "after": after}), options.resamples, rng)
     low, high = interval(rates["after"] - rates["before"], options.level)
     return {"before": round(before.sum() / units.sum(), 4), "after": round(after.sum() / units.sum(), 4),

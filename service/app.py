@@ -10,8 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from model.encoder import ENCODER_FRAME_MS
-from model.recognizer import DecodeOptions
+from model.network.encoder import ENCODER_FRAME_MS
+from model.recognition.recognizer import DecodeOptions
 from service import feedback, metrics, rest, streaming
 from service.engine import load_recognizer, warm_up
 from service.auth import ApiKeyMiddleware
@@ -136,7 +136,7 @@ def model_card(runtime: Runtime) -> dict:
             "locales": runtime.recognizer.locales, "aliases": {"zh": "zh-CN", "cmn": "zh-CN", "yue": "yue-HK", "en": "en-US"},
             "token_set_size": loaded.tokenizer.vocab_size, "parameters": loaded.model.parameter_count(),
             "device": str(runtime.recognizer.device),
-            "precision": str(runtime.recognizer.dtype).removeprefix("torch."),  # model.precision.serving_dtype
+            "precision": str(runtime.recognizer.dtype).removeprefix("torch."),  # model.network.precision.serving_dtype
             "streaming": {"chunk_ms": runtime.settings.chunk_ms, "encoder_frame_ms": ENCODER_FRAME_MS, "feature_frame_ms": 10,
                           "left_context_ms": encoder.left_context_frames * ENCODER_FRAME_MS, "sample_rate": 16000,
                           "full_context_finals": runtime.settings.full_context_finals},

@@ -60,11 +60,11 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     """Decode here with the checkpoint, no server: the same Recognizer and the same response shape."""
     import torch
 
-    from model.audio import load_audio_file
-    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-    from model.encoder import ENCODER_FRAME_MS
-    from model.locales import resolve_locale
-    from model.recognizer import DecodeOptions, Recognizer
+    from model.frontend.audio import load_audio_file
+    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.network.encoder import ENCODER_FRAME_MS
+    from model.recognition.recognizer import DecodeOptions, Recognizer
+    from model.text.locales import resolve_locale
     from service.engine import choose_device
     from service.formats import transcription_response
     from service.protocol import ModelInfo
@@ -88,8 +88,8 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
 
 
 def as_transcript(response):
-    """TranscriptionResponse -> model.results.Transcript, so server results use the same SRT/VTT writers."""
-    from model.results import Alternative, SegmentResult, TokenResult, Transcript, WordResult
+    """TranscriptionResponse -> model.decoding.results.Transcript, so server results use the same SRT/VTT writers."""
+    from model.decoding.results import Alternative, SegmentResult, TokenResult, Transcript, WordResult
 
     segments = tuple(
         SegmentResult(s.id, s.start, s.end, s.text, s.confidence,
@@ -129,8 +129,8 @@ def transcribe(args: argparse.Namespace) -> int:
     import httpx
     from tqdm import tqdm
 
-    from model.audio import AudioDecodeError
-    from model.locales import UnsupportedLocaleError
+    from model.frontend.audio import AudioDecodeError
+    from model.text.locales import UnsupportedLocaleError
     from service.client import ASRError
 
     try:
@@ -214,14 +214,14 @@ def stream(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    from model.train import main as train_main
+    from model.training.train import main as train_main
 
     train_main(args.passthrough)
     return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from model.evaluate import main as evaluate_main
+    from model.evaluation.evaluate import main as evaluate_main
 
     evaluate_main(args.passthrough)
     return 0
@@ -252,10 +252,12 @@ EPILOGS = {
               "\n\npartials rewrite the current line ('\\r'); each final is printed on its own line as [start-end] text.",
     "train": "examples:\n  openasr train --config model/configs/synth_small.toml\n"
              "  openasr train --config model/configs/synth_small.toml --max-minutes 30\n\n"
-             "all options go to `python -m model.train` (see its --help via: python -m model.train --help).",
+             "all options go to `python -m model.training.train` "
+             "(see its --help via: python -m model.training.train --help).",
     "evaluate": "examples:\n  openasr evaluate --manifest data/synth/test.jsonl\n"
                 "  openasr evaluate --checkpoint runs/x/averaged.pt --manifest data/synth/test.jsonl --card card.md\n\n"
-                "all options go to `python -m model.evaluate` (see: python -m model.evaluate --help).",
+                "all options go to `python -m model.evaluation.evaluate` "
+                "(see: python -m model.evaluation.evaluate --help).",
     "bench": "examples:\n  openasr bench all\n  openasr bench features --seconds 30 --repeats 5\n"
              "  openasr bench encoder --chunk-ms 320 --threads 2\n\n"
              "options after the benchmark name go to bench/bench_<name>.py; with `all`, to each.",
@@ -316,8 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--checkpoint")
     add_transcribe(commands)
     add_stream(commands)
-    subcommand(commands, "train", "train a model (runs python -m model.train)", train)
-    subcommand(commands, "evaluate", "score a checkpoint on a manifest (runs python -m model.evaluate)", evaluate)
+    subcommand(commands, "train", "train a model (runs python -m model.training.train)", train)
+    subcommand(commands, "evaluate", "score a checkpoint on a manifest (runs python -m model.evaluation.evaluate)",
+               evaluate)
     bench_parser = subcommand(commands, "bench", "run the speed benchmarks in bench/", bench)
     bench_parser.add_argument("which", choices=["features", "encoder", "all"], help="which benchmark")
     return parser

@@ -6,11 +6,11 @@ import logging
 
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.features import SAMPLE_RATE
-from model.precision import serving_dtype
-from model.recognizer import DecodeOptions, Recognizer
-from model.stream_decoder import decode_stream_offline
+from model.frontend.features import SAMPLE_RATE
+from model.network.checkpoint import load_checkpoint
+from model.network.precision import serving_dtype
+from model.recognition.recognizer import DecodeOptions, Recognizer
+from model.recognition.stream_decoder import decode_stream_offline
 from service.settings import Settings
 
 log = logging.getLogger("service.engine")

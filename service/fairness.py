@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
-from model.scoring import ErrorCount, uses_words
+from model.accuracy.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
+from model.accuracy.scoring import ErrorCount, uses_words
 
 # GET /v1/fairness resamples the window's scored hypotheses for its intervals: fewer draws than the evaluation's 2,000
 # keep the endpoint cheap with thousands of feedback items in the window; the bounds move by a fraction of a point.
@@ -56,8 +56,8 @@ class FairnessMonitor:
 
 
 def window_intervals(items: list[tuple[str, ErrorCount]], options: BootstrapOptions = LIVE_BOOTSTRAP) -> dict:
-    """95% bootstrap intervals over a window's scored hypotheses (model/bootstrap.py): each locale's error rate and
-    the worst/best ratio. A few corrected sentences leave a wide interval: read the rate with it."""
+    """95% bootstrap intervals over a window's scored hypotheses (model/accuracy/bootstrap.py): each locale's error rate
+    and the worst/best ratio. A few corrected sentences leave a wide interval: read the rate with it."""
     by_locale: dict[str, list[ErrorCount]] = {}
     for locale, count in items:
         by_locale.setdefault(locale, []).append(count)

@@ -10,7 +10,7 @@ import time
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
 
-from model.scoring import count_errors, uses_words
+from model.accuracy.scoring import count_errors, uses_words
 from service.fairness import figures, window_intervals
 from service.errors import ApiError
 from service.runtime import get_runtime

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from model.results import SegmentResult, Transcript
+from model.decoding.results import SegmentResult, Transcript
 from service.protocol import AlternativeOut, ModelInfo, SegmentOut, TokenOut, TranscriptionResponse, WordOut
 
 

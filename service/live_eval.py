@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from model.scoring import ErrorCount, uses_words
+from model.accuracy.scoring import ErrorCount, uses_words
 
 
 def evaluate_live(server: str, manifest: Path, timeout_s: float = 120) -> dict[str, ErrorCount]:

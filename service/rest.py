@@ -14,13 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 
-from model.encoder import ENCODER_FRAME_MS
-from model.audio import AudioDecodeError, AudioTooLongError, decode_audio
-from model.features import SAMPLE_RATE
-from model.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
-from model.recognizer import DecodeOptions
-from model.results import SegmentResult, Transcript, join_texts
-from model.segmenter import AudioSpan, SegmenterOptions, split_at_silences
+from model.decoding.results import SegmentResult, Transcript, join_texts
+from model.frontend.audio import AudioDecodeError, AudioTooLongError, decode_audio
+from model.frontend.features import SAMPLE_RATE
+from model.frontend.segmenter import AudioSpan, SegmenterOptions, split_at_silences
+from model.network.encoder import ENCODER_FRAME_MS
+from model.recognition.recognizer import DecodeOptions
+from model.text.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
 from service.protocol import MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, TranscriptionResponse

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from starlette.requests import HTTPConnection
 
-from model.locales import bounded_locale_label
-from model.recognizer import Recognizer
-from model.results import Transcript
+from model.decoding.results import Transcript
+from model.recognition.recognizer import Recognizer
+from model.text.locales import bounded_locale_label
 from service.auth import KeyRing
 from service.fairness import FairnessMonitor
 from service.protocol import ModelInfo

@@ -12,12 +12,12 @@ two overlap; torch kernels release the GIL, so the encoder keeps its cores busy 
 - Streams are never starved by uploads: when both kinds wait, stream batches and offline batches alternate, and
   an offline batch is bounded in audio seconds, so a stream chunk waits at most one bounded offline batch.
 - Full-context finals (`DecodeOptions.full_context_finals`) encode each ending segment again, and that is device
-  work too. The stream waits, its state pending (`model.stream_decoder`), while the other streams of its batch
-  get their results at once; the device thread encodes the segments of all finals waiting then in one batch
-  (they go before stream chunks: a final is what its client waits for, and it holds its stream's next chunk
-  back), and each is decoded and rescored as a search task of its own, so finals that end together use both
-  search threads. Measured on 2 vCPU against encoding in place on the search thread (docs/scaling.md): finals as
-  fast, and the other streams' chunk steps no longer stall behind a 20 s segment's pass.
+  work too. The stream waits, its state pending (`model.recognition.stream_decoder`), while the other streams of its
+  batch get their results at once; the device thread encodes the segments of all finals waiting then in one batch (they
+  go before stream chunks: a final is what its client waits for, and it holds its stream's next chunk back), and each is
+  decoded and rescored as a search task of its own, so finals that end together use both search threads. Measured on 2
+  vCPU against encoding in place on the search thread (docs/scaling.md): finals as fast, and the other streams' chunk
+  steps no longer stall behind a 20 s segment's pass.
 - Overload is refused at once (`Overloaded`), never queued without bound; admitted work continues.
 - A failing batch fails only its own waiters; the scheduler keeps running.
 """
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from model.features import SAMPLE_RATE
-from model.recognizer import DecodeOptions, Recognizer
-from model.results import Transcript
-from model.stream_decoder import (StreamState, apply_chunk, finish_pending_final, pending_segment_audio, request_finish,
-                                  search_locale)
-from model.streaming import AudioChunk
+from model.decoding.results import Transcript
+from model.frontend.features import SAMPLE_RATE
+from model.recognition.recognizer import DecodeOptions, Recognizer
+from model.recognition.stream_decoder import (StreamState, apply_chunk, finish_pending_final, pending_segment_audio,
+                                              request_finish, search_locale)
+from model.recognition.streaming import AudioChunk
 from service.stats import BatchStats, StatsSink
 
 

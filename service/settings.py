@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.checkpoint import DEFAULT_CHECKPOINT
+from model.network.checkpoint import DEFAULT_CHECKPOINT
 from service.auth import ApiKey
 
 
@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     # Model and device
     checkpoint: Path = DEFAULT_CHECKPOINT
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    half_precision: bool = True  # float16 on CUDA; CPUs serve in float32 (model.precision says why)
+    half_precision: bool = True  # float16 on CUDA; CPUs serve in float32 (model.network.precision says why)
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
 
     # HTTP

@@ -19,13 +19,13 @@ import torch
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from model.encoder import ENCODER_FRAME_MS
-from model.audio import first_non_finite
-from model.features import SAMPLE_RATE
-from model.locales import UnsupportedLocaleError, resolve_locale
-from model.recognizer import DecodeOptions
-from model.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
-                                  new_stream, next_chunk, search_locale)
+from model.frontend.audio import first_non_finite
+from model.frontend.features import SAMPLE_RATE
+from model.network.encoder import ENCODER_FRAME_MS
+from model.recognition.recognizer import DecodeOptions
+from model.recognition.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
+                                              new_stream, next_chunk, search_locale)
+from model.text.locales import UnsupportedLocaleError, resolve_locale
 from service import protocol as p
 from service.auth import AuthError, chosen_subprotocol, presented_key
 from service.formats import segment_out
@@ -58,7 +58,7 @@ def pcm_to_float(data: bytes, encoding: str) -> np.ndarray:
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
     samples = np.frombuffer(data, dtype="<f4")
     bad = first_non_finite(samples)
-    if bad is not None:  # refused as an upload's float file is (model.audio.check_finite): NaN is no sound
+    if bad is not None:  # refused as an upload's float file is (model.frontend.audio.check_finite): NaN is no sound
         raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "bad_audio",
                            f"sample {bad} of this frame is NaN or infinite: pcm_f32le samples must be finite numbers")
     return samples.clip(-1.0, 1.0).astype(np.float32)

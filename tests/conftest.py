@@ -14,9 +14,9 @@ torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
 @pytest.fixture(scope="session")
 def tiny_model():
     """A small random model with the real architecture, for equivalence tests that need no training."""
-    from model.decoder import DecoderConfig
-    from model.encoder import EncoderConfig
-    from model.network import ModelConfig, SpeechRecognizer
+    from model.network.decoder import DecoderConfig
+    from model.network.encoder import EncoderConfig
+    from model.network.model import ModelConfig, SpeechRecognizer
 
     torch.manual_seed(0)
     config = ModelConfig(
@@ -31,11 +31,11 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def tiny_backbone_model():
-    """A small random model whose subsampling is a Whisper-shaped backbone (model.whisper_backbone): its own streaming
-    cache, absolute positions and 20 ms frames under the chunk mask."""
-    from model.decoder import DecoderConfig
-    from model.encoder import EncoderConfig
-    from model.network import ModelConfig, SpeechRecognizer
+    """A small random model whose subsampling is a Whisper-shaped backbone (model.network.whisper_backbone): its own
+    streaming cache, absolute positions and 20 ms frames under the chunk mask."""
+    from model.network.decoder import DecoderConfig
+    from model.network.encoder import EncoderConfig
+    from model.network.model import ModelConfig, SpeechRecognizer
 
     torch.manual_seed(0)
     config = ModelConfig(
@@ -57,13 +57,13 @@ TINY_TEXTS = {
 @pytest.fixture(scope="session")
 def tiny_loaded():
     """A random model with a real tokenizer: exercises every decoding path without training."""
-    from model.checkpoint import LoadedModel
-    from model.decoder import DecoderConfig
-    from model.encoder import EncoderConfig
-    from model.lm import train_ngram
-    from model.network import ModelConfig, SpeechRecognizer
-    from model.syllables import build_syllable_table
-    from model.tokenizer import Tokenizer
+    from model.decoding.syllables import build_syllable_table
+    from model.network.checkpoint import LoadedModel
+    from model.network.decoder import DecoderConfig
+    from model.network.encoder import EncoderConfig
+    from model.network.model import ModelConfig, SpeechRecognizer
+    from model.text.tokenizer import Tokenizer
+    from model.training.build_lm import train_ngram
 
     tokenizer = Tokenizer.build(TINY_TEXTS, subword_vocab_size=30)
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ from live_server import start_server
 from test_metrics import scrape
 from test_service_rest import transcribe
 from test_service_stream import expect_error, finals, stream_audio
-from model.audio import AudioTooLongError, decode_audio
+from model.frontend.audio import AudioTooLongError, decode_audio
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""Confidence intervals of the evaluation (model/bootstrap.py) and how the evaluation and the model card carry them."""
+"""Confidence intervals of the evaluation (model/accuracy/bootstrap.py) and how the evaluation and the model card carry
+them."""
 
 from pathlib import Path
 
 import numpy as np
 
-from model.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
+from model.accuracy.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = str(ROOT / "model" / "checkpoints" / "default.pt")
@@ -51,10 +52,11 @@ def test_intervals_are_reproducible_and_a_locale_without_errors_leaves_the_dispa
 
 
 def test_the_evaluation_stores_intervals_beside_every_rate_and_the_model_card_prints_them():
+    from model.accuracy.scoring import ErrorCount
+    from model.accuracy.scoring import summarize
     from model.corpus.manifest import Utterance
-    from model.evaluate import add_intervals, summarize
-    from model.model_card import evaluation_table, interval_lines
-    from model.scoring import ErrorCount
+    from model.evaluation.evaluate import add_intervals
+    from model.evaluation.model_card import evaluation_table, interval_lines
 
     rng = np.random.default_rng(3)
     rows = [Utterance(f"u{i}", "x.wav", "x", locale, "v", 1.0) for i, locale in enumerate(["en-US", "zh-CN"] * 150)]
@@ -96,10 +98,10 @@ def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itse
     """bench/compare_models.py --greedy-cache: the bundled model against itself over a cache of the bundled samples
     gives zero difference in every locale and mode, and its per-utterance counts add up to the trainer's dev totals."""
     import bench.compare_models as compare_models
-    from model.checkpoint import load_checkpoint
     from model.corpus.manifest import Utterance, write_manifest
-    from model.dataset import FeatureCorpus, build_feature_cache
-    from model.evaluate import evaluate_corpus, greedy_utterance_errors
+    from model.network.checkpoint import load_checkpoint
+    from model.training.dataset import FeatureCorpus, build_feature_cache
+    from model.training.greedy_eval import evaluate_corpus, greedy_utterance_errors
 
     write_manifest(tmp_path / "dev.jsonl", [Utterance(Path(s["audio"]).stem, str(s["path"]), s["text"], s["locale"], s["speaker"],
                                                       s["duration"]) for s in bundled_samples])

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.tokenizer import Tokenizer
+from model.network.checkpoint import load_checkpoint, save_checkpoint
+from model.text.tokenizer import Tokenizer
 
 
 def test_checkpoint_round_trip_is_weights_only(tmp_path, tiny_model):
@@ -33,8 +33,8 @@ def test_the_committed_model_card_is_what_the_bundled_checkpoint_measured(tmp_pa
     card must be that rendering, so no number in it is stale or typed by hand."""
     from pathlib import Path
 
-    from model.checkpoint import DEFAULT_CHECKPOINT
-    from model.model_card import main as write_card
+    from model.evaluation.model_card import main as write_card
+    from model.network.checkpoint import DEFAULT_CHECKPOINT
 
     write_card(["--checkpoint", str(DEFAULT_CHECKPOINT), "--out", str(tmp_path / "card.md")])
     assert (tmp_path / "card.md").read_text() == Path("model/checkpoints/MODEL_CARD.md").read_text()

@@ -13,7 +13,7 @@ from typing import Self
 import httpx
 import pytest
 
-from model.recognizer import DecodeOptions
+from model.recognition.recognizer import DecodeOptions
 from service.client import ASRClient, ASRError, AsyncASRClient, StreamError, start_frame, stream_options, stream_request
 from service.protocol import (EndMessage, FinalMessage, PartialMessage, ReadyMessage, StartMessage,
                               TranscriptionResponse)

@@ -13,9 +13,9 @@ from model.corpus import augment as aug
 from model.corpus.build import BuildConfig, build, split_variants
 from model.corpus.importers import import_commonvoice, import_kaldi, main as importers_main
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
-from model.corpus.normalize import is_clean_sentence, normalize_text
 from model.corpus.readable import filter_readable
 from model.corpus.synthesize import SAMPLE_RATE, VoiceSpec, parse_wav_bytes, synthesize
+from model.text.normalize import is_clean_sentence, normalize_text
 
 
 @pytest.mark.parametrize("text, locale, expected", [
@@ -266,8 +266,8 @@ def test_plan_export_matches_build_and_renders_the_same_audio(tiny_build, tmp_pa
     import torch
 
     from model.corpus.build import export_plan, read_plan
-    from model.features import FeatureExtractor, num_frames
-    from model.online_corpus import render_features
+    from model.frontend.features import FeatureExtractor, num_frames
+    from model.training.online_corpus import render_features
 
     out, _ = tiny_build
     cfg = BuildConfig(out=out, hours_per_locale=0.005, jobs=1, seed=0, dev_sentences=3, test_sentences=4,
@@ -352,7 +352,7 @@ def test_random_voices_are_new_speakers_for_training_only(tmp_path):
     assert all(is_random_variant(j.voice.variant) for j in plan(BuildConfig(**common, random_voices=50,
                                                                              random_voice_share=1.0))[0]
                if j.split == "train")
-    with pytest.raises(ValueError, match="held out"):  # rnd90000 and up stay unheard (model.heldout_gap)
+    with pytest.raises(ValueError, match="held out"):  # rnd90000 and up stay unheard (model.evaluation.heldout_gap)
         BuildConfig(**common, random_voices=HELD_OUT_START + 1)
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import soundfile
 import torch
 
-from model.audio import load_audio_file
 from model.corpus.manifest import Utterance, write_manifest
-from model.dataset import FeatureCorpus, build_feature_cache
-from model.features import FEATURE_DIM, FeatureExtractor
+from model.frontend.audio import load_audio_file
+from model.frontend.features import FEATURE_DIM, FeatureExtractor
+from model.training.dataset import FeatureCorpus, build_feature_cache
 
 
 def write_corpus(folder, count: int) -> list[Utterance]:
@@ -67,7 +67,7 @@ def test_an_empty_manifest_gives_an_empty_cache(tmp_path):
 def test_cmvn_samples_the_whole_cache_and_gated_log_f0_takes_voiced_statistics():
     """The cache follows the manifest's order, one locale after another, so CMVN samples every k-th frame rather
     than a prefix; through a voicing gate the log F0 column's statistics are those of voiced frames only."""
-    from model.features import N_MFCC
+    from model.frontend.features import N_MFCC
 
     rng = np.random.default_rng(0)
     frames = 1000
@@ -92,7 +92,7 @@ def test_locale_weights_draw_each_locale_that_many_times_per_epoch():
     """`locale_sampling_weights`: an utterance of a locale weighted 1.5 is drawn once, and a second time with
     probability 0.5; weight 0 leaves a locale out; an unnamed locale is drawn once. Batches still respect the frame
     budget and every draw lands in exactly one batch."""
-    from model.dataset import length_batches, utterance_weights
+    from model.training.dataset import length_batches, utterance_weights
 
     rows = [{"locale": locale, "frames": 100 + i % 50} for i, locale in enumerate(["en-US", "zh-CN", "yue-HK"] * 2000)]
     weights = utterance_weights(rows, {"en-US": 1.5, "yue-HK": 0.0})

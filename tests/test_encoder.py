@@ -4,9 +4,9 @@ each stream alone; unstack(stack(states)) == states; chunk-step cost does not de
 import pytest
 import torch
 
-from model.encoder import EncoderState, chunk_feature_frames, stack_states, unstack_states
-from model.features import FEATURE_DIM
-from model.streaming import FeatureBuffer, encode_streaming, take_chunk
+from model.frontend.features import FEATURE_DIM
+from model.network.encoder import EncoderState, chunk_feature_frames, stack_states, unstack_states
+from model.recognition.streaming import FeatureBuffer, encode_streaming, take_chunk
 
 
 @pytest.mark.parametrize("model_name", ["tiny_model", "tiny_backbone_model"])
@@ -97,7 +97,7 @@ def test_the_training_forward_keeps_every_tensor_on_the_model_device_even_cuda()
     streaming step (its branches read data) need a real GPU."""
     from torch._subclasses.fake_tensor import FakeTensorDeviceMismatchError, FakeTensorMode
 
-    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
     model = load_checkpoint(DEFAULT_CHECKPOINT).model
     cuda = torch.device("cuda", 0)

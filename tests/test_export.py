@@ -4,11 +4,12 @@ over consecutive chunks, at batch sizes other than the one it was traced with, f
 import pytest
 import torch
 
-from model.encoder import EncoderState, chunk_feature_frames, stack_states
-from model.features import FEATURE_DIM
-from model.export import EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available, read_torchscript_metadata
+from model.frontend.features import FEATURE_DIM
+from model.network.encoder import EncoderState, chunk_feature_frames, stack_states
+from model.network.export import (EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available,
+                                  read_torchscript_metadata)
 
-# torch.jit is deprecated in torch 2.14 (see model/export.py for why it is still used); the warning is known.
+# torch.jit is deprecated in torch 2.14 (see model/network/export.py for why it is still used); the warning is known.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
 CHUNK = 4

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.audio import decode_audio, AudioDecodeError
-from model.features import HOP_SAMPLES, FEATURE_DIM, SAMPLE_RATE, FeatureStreamState, FeatureExtractor, num_frames, push_samples
+from model.frontend.audio import decode_audio, AudioDecodeError
+from model.frontend.features import (HOP_SAMPLES, FEATURE_DIM, SAMPLE_RATE, FeatureStreamState, FeatureExtractor,
+                                     num_frames, push_samples)
 
 
 @pytest.fixture(scope="module")

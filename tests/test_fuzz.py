@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 
 from audio_fixtures import encode, read_mono16k
 from live_server import samples
-from model.audio import AudioDecodeError, decode_audio
+from model.frontend.audio import AudioDecodeError, decode_audio
 from service.protocol import StartMessage, StopMessage, client_message_adapter
 
 MAX_DURATION_S = 5400.0  # the service's default limit, as decode_upload passes it

@@ -1,9 +1,9 @@
-"""model.heldout_gap renders cells of {training, dev} sentences x {training, held-out, random} voices with the
-same sentences in every voice set, and scores the bundled model on each."""
+"""model.evaluation.heldout_gap renders cells of {training, dev} sentences x {training, held-out, random} voices with
+the same sentences in every voice set, and scores the bundled model on each."""
 
 import json
 
-from model.heldout_gap import plan_cells, measure, table
+from model.evaluation.heldout_gap import plan_cells, measure, table
 
 
 def write_corpus(folder, rows):

@@ -5,9 +5,9 @@ certain, and strong enough in beam search to turn a near-miss spelling into the 
 import pytest
 import torch
 
-from model.lexicon import Lexicon, LexiconPenalty
-from model.lm import train_ngram
-from model.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
+from model.decoding.lexicon import Lexicon, LexiconPenalty
+from model.decoding.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
+from model.training.build_lm import train_ngram
 
 # Token ids -> surface text as tokenizer.token_text gives it: a leading space starts a word.
 PIECES = ("<blank>", "<unk>", "<sos/eos>", " c", " k", "a", "t", " the", "s")
@@ -74,28 +74,28 @@ def test_a_lexicon_is_stored_compressed_and_older_word_lists_still_load():
 
 
 def test_spelling_dictionary_entries_are_written_as_transcripts_write_words():
-    from model.lexicon import word_list_entries
+    from model.decoding.lexicon import word_list_entries
 
     lines = ["Zürich\n", "law's\n", "AA\n", "ice cream\n", "'tis\n", "\n", "café"]
     assert word_list_entries(lines, "en-US") == {"zurich", "law's", "aa", "tis", "cafe"}
 
 
 def test_word_lists_join_the_lexicon_built_from_the_lm_text(tiny_loaded, tmp_path, monkeypatch):
-    """`python -m model.lm --lexicon en-US --word-list en-US=PATH`: the dictionary's words (those the tokenizer can
-    spell) join the words of the LM text, the report says how many each list added, and the recognizer reads them."""
-    import model.corpus.text_sources as text_sources
+    """`python -m model.training.build_lm --lexicon en-US --word-list en-US=PATH`: the dictionary's words (those the
+    tokenizer can spell) join the words of the LM text, the report says how many each list added, and the recognizer
+    reads them."""
+    import model.training.build_lm as build_lm
     from conftest import TINY_TEXTS
-    from model.checkpoint import load_checkpoint, save_checkpoint
-    from model.lm import main
-    from model.recognizer import Recognizer
+    from model.network.checkpoint import load_checkpoint, save_checkpoint
+    from model.recognition.recognizer import Recognizer
 
-    monkeypatch.setattr(text_sources, "load_sentences", lambda locale: TINY_TEXTS[locale])
+    monkeypatch.setattr(build_lm, "load_sentences", lambda locale: TINY_TEXTS[locale])
     checkpoint = tmp_path / "tiny.pt"
     save_checkpoint(checkpoint, tiny_loaded.model, tiny_loaded.tokenizer, tiny_loaded.name, tiny_loaded.version, {},
                     tiny_loaded.language_models)
     words = tmp_path / "words"
     words.write_text("Hat\nworld\nsat's\ncat\n", encoding="utf-8")  # "sat's": the tiny tokenizer has no apostrophe
-    main(["--checkpoint", str(checkpoint), "--lexicon", "en-US", "--word-list", f"en-US={words}"])
+    build_lm.main(["--checkpoint", str(checkpoint), "--lexicon", "en-US", "--word-list", f"en-US={words}"])
     loaded = load_checkpoint(checkpoint)
     recognizer = Recognizer(loaded)
     assert recognizer.lexicons["en-US"].words == {"hello", "world", "the", "cat", "sat", "on", "mat", "hat"}
@@ -109,7 +109,7 @@ def test_a_requests_hotword_words_are_lexicon_words_for_that_request(penalty):
     spelling wins again, where the lexicon alone turned it into "cat"."""
     from dataclasses import replace
 
-    from model.lexicon import phrase_lexicon
+    from model.decoding.lexicon import phrase_lexicon
 
     requested = replace(penalty, request_words=phrase_lexicon(("the kat",)))
     assert requested.token_penalty((THE,), K) == 0.0 and requested.end_penalty((THE, K, A, T)) == 0.0

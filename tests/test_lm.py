@@ -7,8 +7,9 @@ import random
 import pytest
 import torch
 
-from model.lm import NgramLM, perplexity, train_ngram
-from model.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
+from model.decoding.lm import NgramLM
+from model.decoding.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
+from model.training.build_lm import perplexity, train_ngram
 
 
 def random_corpus(vocab: int = 40, sentences: int = 1500, seed: int = 0) -> list[list[int]]:
@@ -98,11 +99,11 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
     from dataclasses import asdict
     from pathlib import Path
 
-    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
     from model.corpus.manifest import Utterance
-    from model.evaluate import tune_lm_fusion
-    from model.recognizer import DecodeOptions, Recognizer
-    from model.rescoring import RescoreWeights
+    from model.decoding.rescoring import RescoreWeights
+    from model.evaluation.evaluate import tune_lm_fusion
+    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.recognition.recognizer import DecodeOptions, Recognizer
 
     samples = Path("model/samples")
     utterances = [Utterance(id=row["audio"], **{**row, "audio": str(samples / row["audio"])})
@@ -149,7 +150,7 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
 
 
 def test_orders_are_given_for_all_locales_or_per_locale():
-    from model.lm import parse_per_locale
+    from model.training.build_lm import parse_per_locale
 
     assert parse_per_locale(["3", "en-US=4", "yue-HK=5"], 3) == {None: 3, "en-US": 4, "yue-HK": 5}
     assert parse_per_locale(["4"], 3) == {None: 4}
@@ -161,7 +162,7 @@ def test_orders_are_given_for_all_locales_or_per_locale():
 
 def test_an_order_whose_keys_overflow_int64_is_refused_up_front():
     """4,300 tokens: 5-gram keys fit in int64, 6-gram keys do not (found as an overflow while storing)."""
-    from model.lm import max_order
+    from model.decoding.lm import max_order
 
     assert max_order(4300) == 5
     with pytest.raises(ValueError, match="outside 1..5"):

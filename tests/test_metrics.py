@@ -79,7 +79,7 @@ def test_feedback_scores_the_returned_hypothesis(live_server, bundled_samples):
 def test_the_live_window_interval_is_wide_on_a_few_sentences_and_narrows_with_feedback():
     """What an operator reads next to a live rate: 10 sentences (zh-CN at 12%) leave an interval over ten points wide,
     1,000 leave a few; one locale alone has no disparity interval."""
-    from model.scoring import ErrorCount
+    from model.accuracy.scoring import ErrorCount
     from service.fairness import window_intervals
 
     widths = []

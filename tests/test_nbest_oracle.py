@@ -1,10 +1,10 @@
-"""model.nbest_oracle: the best hypothesis of each final's n-best beside the one served."""
+"""model.evaluation.nbest_oracle: the best hypothesis of each final's n-best beside the one served."""
 
 import json
 from pathlib import Path
 
-from model.nbest_oracle import measure, oracle_counts, table
-from model.scoring import count_errors
+from model.accuracy.scoring import count_errors
+from model.evaluation.nbest_oracle import measure, oracle_counts, table
 
 
 def test_the_oracle_is_the_alternative_with_fewest_errors():
@@ -17,10 +17,10 @@ def test_the_oracle_is_the_alternative_with_fewest_errors():
 def test_the_bundled_model_serves_no_better_than_its_oracle(tmp_path):
     """On the bundled samples, per locale: the served rate is what `transcribe` returns with default options (asking
     for the whole n-best does not change the search), and the oracle is never above it."""
-    from model.audio import load_audio_file
-    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
     from model.corpus.manifest import read_manifest
-    from model.recognizer import DecodeOptions, Recognizer
+    from model.frontend.audio import load_audio_file
+    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.recognition.recognizer import DecodeOptions, Recognizer
 
     samples = Path("model/samples")
     rows = [json.loads(line) for line in (samples / "samples.jsonl").read_text().splitlines()]

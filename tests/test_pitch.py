@@ -1,4 +1,5 @@
-"""Pitch features (model/pitch.py) and the pitch input of the encoder: the tonal cue for Mandarin and Cantonese.
+"""Pitch features (model/frontend/pitch.py) and the pitch input of the encoder: the tonal cue for Mandarin and
+Cantonese.
 
 Chunk invariance of the whole front end, pitch columns included, is pinned in test_features.py."""
 
@@ -9,8 +10,8 @@ import math
 import pytest
 import torch
 
-from model.features import FEATURE_DIM, HOP_SAMPLES, N_MFCC, SAMPLE_RATE, WINDOW_SAMPLES, FeatureExtractor
-from model.pitch import frame_pitch
+from model.frontend.features import FEATURE_DIM, HOP_SAMPLES, N_MFCC, SAMPLE_RATE, WINDOW_SAMPLES, FeatureExtractor
+from model.frontend.pitch import frame_pitch
 
 
 def harmonic_tone(f0: torch.Tensor) -> torch.Tensor:
@@ -57,7 +58,7 @@ def test_front_end_appends_pitch_to_the_mfcc():
 def test_grown_model_computes_exactly_what_the_mfcc_only_model_did(tiny_loaded):
     """with_pitch_input keeps every weight and starts the pitch path at zero, so continuing a released model with
     pitch starts from the same outputs; and an MFCC-only model ignores the pitch columns altogether."""
-    from model.network import with_pitch_input
+    from model.network.model import with_pitch_input
 
     old = tiny_loaded.model
     assert old.config.encoder.pitch_dim == 0
@@ -80,7 +81,7 @@ def test_grown_model_computes_exactly_what_the_mfcc_only_model_did(tiny_loaded):
 
 def gated(model, gate: float, log_f0_mean: float = -0.2):
     """`model` re-read through a voicing gate, with the given voiced log F0 mean in its CMVN."""
-    from model.network import with_pitch_input
+    from model.network.model import with_pitch_input
 
     first = model.config.encoder.feature_dim
     wanted = dataclasses.replace(model.config.encoder, pitch_voicing_gate=gate)
@@ -106,7 +107,7 @@ def test_voicing_gate_replaces_the_log_f0_of_unvoiced_frames_by_the_voiced_mean(
 @pytest.fixture(scope="module")
 def ungated_model(tiny_model):
     """The tiny model as a pitch model from before the voicing gate (it reads raw log F0, no relative channel)."""
-    from model.network import SpeechRecognizer
+    from model.network.model import SpeechRecognizer
 
     encoder = dataclasses.replace(tiny_model.config.encoder, pitch_voicing_gate=0.0, relative_pitch_prior_frames=0.0)
     torch.manual_seed(0)
@@ -115,7 +116,7 @@ def ungated_model(tiny_model):
 
 def test_a_gated_model_streams_exactly_like_its_full_forward(ungated_model):
     """The gate is per frame, so chunk-by-chunk equals the masked full forward as for any model."""
-    from model.streaming import encode_streaming
+    from model.recognition.streaming import encode_streaming
 
     model = gated(ungated_model, 0.6)
     with torch.no_grad():
@@ -132,7 +133,7 @@ def test_a_gated_model_streams_exactly_like_its_full_forward(ungated_model):
 def test_regating_keeps_every_weight_but_the_pitch_path(ungated_model):
     """A pitch model re-read through a voicing gate starts with a zero pitch path: it computes what the old model
     computes with its pitch path zeroed, whatever the pitch columns hold."""
-    from model.network import PITCH_PARAMETERS
+    from model.network.model import PITCH_PARAMETERS
 
     model = gated(ungated_model, 0.6)
     assert model.config.encoder.pitch_voicing_gate == 0.6 and ungated_model.config.encoder.pitch_voicing_gate == 0.0
@@ -154,7 +155,7 @@ def test_regating_keeps_every_weight_but_the_pitch_path(ungated_model):
 def test_relative_log_f0_reads_two_voices_alike_once_it_has_heard_them():
     """The same tone contour from a voice 0.5 (log units) higher: the gated log F0 differs by 0.5 on every voiced
     frame, the relative channel by 0.5 * prior / (prior + voiced frames so far), and unvoiced frames read 0."""
-    from model.encoder import relative_log_f0
+    from model.network.encoder import relative_log_f0
 
     frames, prior = 600, 50.0
     contour = 0.3 * torch.sin(torch.arange(frames) / 7.0)  # syllable-length rises and falls
@@ -171,7 +172,7 @@ def test_relative_log_f0_reads_two_voices_alike_once_it_has_heard_them():
 
 def test_relative_log_f0_carries_its_running_mean_across_pieces():
     """Statistics of the frames before a piece, passed in, give what the whole sequence gives."""
-    from model.encoder import consumed_pitch_stats, relative_log_f0
+    from model.network.encoder import consumed_pitch_stats, relative_log_f0
 
     x = torch.randn(2, 90, generator=torch.Generator().manual_seed(9))
     x[x.abs() < 0.4] = 0.0  # unvoiced
@@ -188,7 +189,7 @@ def test_relative_log_f0_carries_its_running_mean_across_pieces():
 def test_a_model_given_the_relative_channel_computes_what_it_did(ungated_model):
     """with_relative_pitch_input adds a zero-initialised input channel to the pitch path: the grown model's output
     is the old one's until training moves that weight, and it refuses a model without the voicing gate."""
-    from model.network import with_relative_pitch_input
+    from model.network.model import with_relative_pitch_input
 
     with pytest.raises(ValueError):
         with_relative_pitch_input(ungated_model, 50.0)

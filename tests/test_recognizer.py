@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.features import SAMPLE_RATE
-from model.recognizer import DecodeOptions, Recognizer
-from model.results import join_texts
-from model.segmenter import SegmenterOptions, split_at_silences
-from model.stream_decoder import EndpointConfig, FinalEvent, PartialEvent, decode_stream_offline
+from model.decoding.results import join_texts
+from model.frontend.features import SAMPLE_RATE
+from model.frontend.segmenter import SegmenterOptions, split_at_silences
+from model.recognition.recognizer import DecodeOptions, Recognizer
+from model.recognition.stream_decoder import EndpointConfig, FinalEvent, PartialEvent, decode_stream_offline
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_full_context_finals_equal_the_upload_of_the_same_audio(recognizer, chun
 def test_a_full_context_final_that_hears_nothing_keeps_the_streaming_final(recognizer, monkeypatch):
     """A client that saw partials of a segment gets its final: where the second pass hears nothing, the streaming
     pass's final stands."""
-    import model.stream_decoder as stream_decoder
+    import model.recognition.stream_decoder as stream_decoder
 
     audio = noise_burst(3.3, 2)
     never = EndpointConfig(min_trailing_silence_s=1e9, max_silence_without_speech_s=1e9, max_segment_s=1e9)
@@ -96,8 +96,8 @@ def test_a_locale_switch_at_a_full_context_final_searches_the_streaming_segment_
     from Cantonese to English. Without the second pass the streaming segment is searched again as English; with it,
     that search would be thrown away, so it is made only where the second pass hears nothing and its fallback, the
     streaming final, is taken: then the final is the one a stream without the second pass gives."""
-    import model.stream_decoder as stream_decoder
-    from model.checkpoint import load_checkpoint
+    from model.network.checkpoint import load_checkpoint
+    import model.recognition.stream_decoder as stream_decoder
     from tests.audio_fixtures import read_mono16k, with_pauses
 
     recognizer = Recognizer(load_checkpoint())
@@ -133,7 +133,7 @@ def test_full_context_finals_of_endpointed_speech_read_as_the_upload_does(bundle
     (the segment's audio starts on the stream's timeline, after the leading silence)."""
     import soundfile
 
-    from model.checkpoint import load_checkpoint
+    from model.network.checkpoint import load_checkpoint
 
     recognizer = Recognizer(load_checkpoint())
     silence = torch.zeros(SAMPLE_RATE)
@@ -168,8 +168,8 @@ def test_hour_long_silence_free_audio_is_hard_cut(recognizer):
 
 
 def test_rescoring_keeps_first_pass_ranking_beyond_the_decoders_positions(tiny_loaded):
-    from model.rescoring import rescore
-    from model.search import Hypothesis, TokenTiming
+    from model.decoding.rescoring import rescore
+    from model.decoding.search import Hypothesis, TokenTiming
 
     too_long = Hypothesis(tuple(TokenTiming(5, i, i, 0.9) for i in range(600)), -10.0)
     short = Hypothesis((TokenTiming(6, 0, 0, 0.9),), -12.0)
@@ -181,9 +181,9 @@ def test_prefix_tree_rescoring_equals_scoring_each_hypothesis_alone(tiny_loaded)
     """The n-best scored as one prefix tree (shared prefixes and memory computed once) == the padded batch."""
     import torch.nn.functional as F
 
-    from model.decoder import decoder_io
-    from model.rescoring import attention_log_probs
-    from model.search import Hypothesis, TokenTiming
+    from model.decoding.rescoring import attention_log_probs
+    from model.decoding.search import Hypothesis, TokenTiming
+    from model.network.decoder import decoder_io
 
     model = tiny_loaded.model
     torch.manual_seed(3)
@@ -206,9 +206,9 @@ def test_the_finals_ranking_weighs_decoder_ctc_lm_and_length_as_tuned_on_dev(tin
     the dev tuning ranks the decoded n-best again under each candidate weighting, without decoding, and keeps the
     one with the fewest errors, the default (WeNet's decoder + 0.5 CTC) where it ties."""
     from model.corpus.manifest import Utterance
-    from model.evaluate import tune_rescoring
-    from model.rescoring import RescoredHypothesis, RescoreWeights, rescore
-    from model.search import Hypothesis, TokenTiming
+    from model.decoding.rescoring import RescoredHypothesis, RescoreWeights, rescore
+    from model.decoding.search import Hypothesis, TokenTiming
+    from model.evaluation.evaluate import tune_rescoring
 
     tokenizer = tiny_loaded.tokenizer
     def hypothesis(text: str, ctc: float, lm: float) -> Hypothesis:
@@ -237,9 +237,9 @@ def test_rescoring_within_a_locale_normalises_the_decoder_over_its_tokens_only(t
     is at least the full softmax's score; an all-True mask changes nothing."""
     import torch.nn.functional as F
 
-    from model.rescoring import ancestors_mask, attention_log_probs, prefix_tree
-    from model.search import Hypothesis, TokenTiming
-    from model.tokenizer import SOS_EOS_ID
+    from model.decoding.rescoring import ancestors_mask, attention_log_probs, prefix_tree
+    from model.decoding.search import Hypothesis, TokenTiming
+    from model.text.tokenizer import SOS_EOS_ID
 
     model = tiny_loaded.model
     torch.manual_seed(4)
@@ -274,12 +274,12 @@ def test_half_precision_decodes_like_float32():
     import json
     from pathlib import Path
 
-    from model.audio import load_audio_file
-    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-    from model.recognizer import DecodeOptions, Recognizer
-    from model.scoring import count_errors
-    from model.streaming import AudioChunk, chunk_samples
-    from model.encoder import chunk_feature_frames
+    from model.accuracy.scoring import count_errors
+    from model.frontend.audio import load_audio_file
+    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.network.encoder import chunk_feature_frames
+    from model.recognition.recognizer import DecodeOptions, Recognizer
+    from model.recognition.streaming import AudioChunk, chunk_samples
 
     samples = Path("model/samples")
     rows = [json.loads(line) for line in (samples / "samples.jsonl").read_text().splitlines()]
@@ -310,8 +310,8 @@ def test_an_auto_stream_settles_on_its_locale_within_two_chunks_of_speech_after_
     sample's locale within two 640 ms chunks of speech, and its final is decoded as that locale."""
     import soundfile
 
-    from model.checkpoint import load_checkpoint
-    from model.stream_decoder import accept_samples, drain, finish_stream, new_stream
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.stream_decoder import accept_samples, drain, finish_stream, new_stream
 
     recognizer = Recognizer(load_checkpoint())
     chunk = 16 * 640  # samples in 640 ms
@@ -336,8 +336,8 @@ def test_the_partial_of_the_chunk_where_auto_decides_is_the_named_locale_partial
     what a stream with the locale named gives."""
     import soundfile
 
-    from model.checkpoint import load_checkpoint
-    from model.stream_decoder import accept_samples, drain, new_stream
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.stream_decoder import accept_samples, drain, new_stream
 
     recognizer = Recognizer(load_checkpoint())
     chunk = 16 * 640
@@ -360,9 +360,9 @@ def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_sampl
     """`words` are what a caption or an OpenAI `timestamp_granularities=word` client wants: an English word is its
     pieces joined (first piece's start, the least sure piece's confidence); Chinese has one word per character. A
     word ends after its last token (bench_timestamps measures how well). On the bundled model's own samples."""
-    from model.audio import load_audio_file
-    from model.checkpoint import load_checkpoint
-    from model.results import WORD_END_EXTENSION_S
+    from model.decoding.results import WORD_END_EXTENSION_S
+    from model.frontend.audio import load_audio_file
+    from model.network.checkpoint import load_checkpoint
 
     bundled = Recognizer(load_checkpoint())
     for locale in ("en-US", "zh-CN"):
@@ -388,10 +388,10 @@ def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_sampl
 def test_a_bare_word_start_piece_begins_the_word_its_next_pieces_spell():
     """SentencePiece may spell a word as a bare "▁" and then pieces without a marker ("▁" + "x" + "y"): the word
     is "xy", from the bare piece's start; a bare piece at the end of a segment adds no empty word."""
-    from model.checkpoint import load_checkpoint
-    from model.rescoring import RescoredHypothesis
-    from model.results import token_results, word_results
-    from model.search import Hypothesis, TokenTiming
+    from model.decoding.rescoring import RescoredHypothesis
+    from model.decoding.results import token_results, word_results
+    from model.decoding.search import Hypothesis, TokenTiming
+    from model.network.checkpoint import load_checkpoint
 
     tokenizer = load_checkpoint().tokenizer
     pieces = ["▁the", "▁", "x", "y", "你", "▁"]
@@ -407,9 +407,9 @@ def test_hotwords_are_written_as_transcripts_are_and_join_the_requests_lexicon()
     pieces for normalised text, so encoded as given a capital or a comma is <unk> and the phrase never matches
     (capitalised hotwords used to do nothing). They are normalised first, phrases the model cannot spell are
     dropped, and their words count as lexicon words for that request only."""
-    from model.checkpoint import load_checkpoint
-    from model.recognizer import DecodeOptions, Recognizer
-    from model.tokenizer import UNK_ID
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.recognizer import DecodeOptions, Recognizer
+    from model.text.tokenizer import UNK_ID
 
     recognizer = Recognizer(load_checkpoint())
     options = DecodeOptions(locale="en-US", hotwords=("Kubernetes", "PayPal support", "kubernetes", "北京，天安门", "Ʃ"))
@@ -428,7 +428,7 @@ def test_chinese_hotwords_heard_with_the_wrong_tone_are_written_as_asked():
     """Mandarin and Cantonese: a run of characters that sounds like a requested name but for the tones (or is a
     homophone of it) is written as the name, the same length, so token times hold; characters are compared by their
     usual reading only (的, usually de, is no 滴 di), single characters and other scripts are left alone."""
-    from model.hotwords import correct_to_hotwords
+    from model.decoding.hotwords import correct_to_hotwords
 
     assert correct_to_hotwords("唔該幫我轉去講鐵客服", ("港鐵",), "yue-HK") == "唔該幫我轉去港鐵客服"  # gong3 for gong2
     assert correct_to_hotwords("我的每团账号被锁了", ("美团",), "zh-CN") == "我的美团账号被锁了"  # mei3 for mei2
@@ -437,9 +437,9 @@ def test_chinese_hotwords_heard_with_the_wrong_tone_are_written_as_asked():
 
 
 def test_a_chinese_final_is_corrected_to_the_hotword_with_its_token_times():
-    from model.checkpoint import load_checkpoint
-    from model.recognizer import DecodeOptions, Recognizer
-    from model.search import Hypothesis, TokenTiming
+    from model.decoding.search import Hypothesis, TokenTiming
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.recognizer import DecodeOptions, Recognizer
 
     recognizer = Recognizer(load_checkpoint())
     ids = [recognizer.tokenizer.token_to_id[c] for c in "轉去講鐵客服"]

@@ -1,6 +1,6 @@
 """The real-speech release rule: a paired fall beyond the interval ships, a rise anywhere or no fall does not."""
 
-from model.release_rule import decide, paired_differences, synthetic_rises
+from model.evaluation.release_rule import decide, paired_differences, synthetic_rises
 
 
 def evaluation(errors_by_locale: dict[str, list[int]], units: int = 10) -> dict:

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.hotwords import HotwordTrie
-from model.search import (BeamOptions, beam_hypotheses, greedy_search, prefix_beam_search)
+from model.decoding.hotwords import HotwordTrie
+from model.decoding.search import (BeamOptions, beam_hypotheses, greedy_search, prefix_beam_search)
 
 EXHAUSTIVE = BeamOptions(beam_size=10_000, token_candidates=100, min_token_log_prob=-math.inf, blank_skip_prob=1.0)
 
@@ -95,10 +95,10 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
     for about half the LM lookups."""
     from dataclasses import dataclass
 
-    from model.audio import load_audio_file
-    from model.checkpoint import load_checkpoint
-    from model.recognizer import DecodeOptions, Recognizer
-    from model.search import LmFusion
+    from model.decoding.search import LmFusion
+    from model.frontend.audio import load_audio_file
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.recognizer import DecodeOptions, Recognizer
 
     calls = {"pruned": 0, "all": 0}
 
@@ -136,8 +136,8 @@ def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwor
     scoring every candidate (BeamOptions.skip_unrankable=False)."""
     import random
 
-    from model.lm import train_ngram
-    from model.search import LmFusion
+    from model.decoding.search import LmFusion
+    from model.training.build_lm import train_ngram
 
     rng = random.Random(seed)
     torch.manual_seed(seed)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audio_fixtures import encode, read_mono16k, with_pauses
-from model.scoring import count_errors
+from model.accuracy.scoring import count_errors
 
 
 # Measured on the shipped model (0.8.0) over the bundled samples (zh-CN 0.167, yue-HK 0.00, en-US 0.10), plus 0.10.
@@ -32,9 +32,10 @@ def test_health_readiness_and_model_card(client):
     assert set(card["locales"]) >= {"zh-CN", "yue-HK", "en-US"}
     assert card["token_set_size"] > 1000
     assert card["streaming"]["encoder_frame_ms"] == 40
-    assert card["device"] == "cpu" and card["precision"] == "float32"  # CPUs serve in float32 (model.precision)
+    assert card["device"] == "cpu" and card["precision"] == "float32"  # CPUs serve in float32 (model.network.precision)
     assert set(card["training_data"]["hours_per_locale"]) >= {"zh-CN", "yue-HK", "en-US"}
-    # real speech beside the synthetic test, per locale, as the model card shows it (model.evaluate --store-as)
+    # real speech beside the synthetic test, per locale, as the model card shows it (model.evaluation.evaluate
+    # --store-as)
     real = card["real_speech_evaluation"]["modes"]["full_context"]["per_locale"]
     assert set(real) == {"zh-CN", "yue-HK", "en-US"} and all(0 <= row["error_rate"] for row in real.values())
 
@@ -42,7 +43,7 @@ def test_health_readiness_and_model_card(client):
 def test_the_model_card_says_how_each_locale_is_decoded(client):
     """Operators comparing locales see each one's decoding: the beam, the LM fusion, the finals' ranking, as tuned
     on dev and stored in the checkpoint (the served model's own settings, the evaluation's too)."""
-    from model.checkpoint import load_checkpoint
+    from model.network.checkpoint import load_checkpoint
 
     tuned = load_checkpoint().metadata["lm_fusion"]["per_locale"]
     decoding = client.get("/v1/models").json()["data"][0]["decoding"]
@@ -230,7 +231,8 @@ def test_a_hotword_written_as_a_name_is_written_brings_out_that_name(client):
 
 def test_a_cantonese_hotword_heard_with_the_wrong_tone_is_written_as_asked(client):
     """Cantonese 港鐵 (gong2 tit3) comes out as 講鐵 (gong3 tit3, 0.11.2) without the hotword; with it the final is
-    corrected to the name (model.hotwords.correct_to_hotwords), where the search's boost alone does not lift it."""
+    corrected to the name (model.decoding.hotwords.correct_to_hotwords), where the search's boost alone does not lift
+    it."""
     from model.corpus.synthesize import VoiceSpec, synthesize
 
     wav = encode(synthesize("唔該幫我轉去港鐵客服", VoiceSpec("yue")), "WAV")

@@ -90,9 +90,10 @@ def test_a_full_context_final_runs_its_encoder_on_the_device_thread(bundled_samp
     thread; the finals are those of the same stream decoded in place, alone."""
     import threading
 
-    from model.checkpoint import load_checkpoint
-    from model.recognizer import DecodeOptions, Recognizer
-    from model.stream_decoder import FinalEvent, accept_samples, decode_stream_offline, new_stream, next_chunk
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.recognizer import DecodeOptions, Recognizer
+    from model.recognition.stream_decoder import (FinalEvent, accept_samples, decode_stream_offline, new_stream,
+                                                  next_chunk)
     from service.scheduler import BatchScheduler, SchedulerLimits
     from service.stats import StatsSink
 

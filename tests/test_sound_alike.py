@@ -1,12 +1,12 @@
-"""model.sound_alike splits English word errors into words heard wrong and words that sound right but are written
-wrong (homophones and phonetic spellings, judged by espeak-ng, the synthesiser that spoke the corpus)."""
+"""model.evaluation.sound_alike splits English word errors into words heard wrong and words that sound right but are
+written wrong (homophones and phonetic spellings, judged by espeak-ng, the synthesiser that spoke the corpus)."""
 
 from types import SimpleNamespace
 
 import pytest
 
-from model.pronunciation import pronounce
-from model.sound_alike import count, measure
+from model.decoding.pronunciation import pronounce
+from model.evaluation.sound_alike import count, measure
 
 
 def test_homophones_and_phonetic_spellings_sound_alike():
@@ -36,9 +36,9 @@ def test_word_errors_split_into_heard_wrong_and_sounds_alike(reference, hypothes
 
 
 def test_the_bundled_model_is_measured_greedy_and_served(bundled_samples):
-    from model.audio import load_audio_file
-    from model.checkpoint import load_checkpoint
-    from model.recognizer import Recognizer
+    from model.frontend.audio import load_audio_file
+    from model.network.checkpoint import load_checkpoint
+    from model.recognition.recognizer import Recognizer
 
     english = [s for s in bundled_samples if s["locale"] == "en-US"]
     utterances = [SimpleNamespace(text=s["text"], locale="en-US") for s in english]
@@ -51,7 +51,7 @@ def test_the_bundled_model_is_measured_greedy_and_served(bundled_samples):
 
 
 def test_the_model_card_shows_where_the_english_errors_come_from():
-    from model.model_card import sound_alike_lines
+    from model.evaluation.model_card import sound_alike_lines
 
     stored = {"manifest": "dev.jsonl", "utterances": 150, "voice": "en-us", "modes": {
         "greedy": {"wer": 0.32, "sound_error_rate": 0.25, "homophone_rate": 0.07, "words": 1500, "phoneme_error_rate": 0.11,

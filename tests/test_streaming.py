@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.features import FeatureExtractor
-from model.streaming import FeatureBuffer, SampleBuffer, chunk_features, take_audio_chunk, take_chunk
+from model.frontend.features import FeatureExtractor
+from model.recognition.streaming import FeatureBuffer, SampleBuffer, chunk_features, take_audio_chunk, take_chunk
 
 
 def feature_chunks(extractor, audio: torch.Tensor, chunk_frames: int) -> list:

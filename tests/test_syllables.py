@@ -1,12 +1,12 @@
-"""The auxiliary tonal-syllable CTC (model.syllables, SpeechRecognizer.syllable_head): its targets, its table, the
-grown head that leaves recognition unchanged, and a loss that trains it."""
+"""The auxiliary tonal-syllable CTC (model.decoding.syllables, SpeechRecognizer.syllable_head): its targets, its table,
+the grown head that leaves recognition unchanged, and a loss that trains it."""
 
 import pytest
 import torch
 
-from model.network import with_syllable_head
-from model.syllables import SYLLABLE_UNKNOWN, SyllableEncoder, build_syllable_table, tonal_syllables
-from model.train import syllable_ctc
+from model.decoding.syllables import SYLLABLE_UNKNOWN, SyllableEncoder, build_syllable_table, tonal_syllables
+from model.network.model import with_syllable_head
+from model.training.train import syllable_ctc
 
 
 def test_tonal_syllables_are_pinyin_or_jyutping_with_tones_without_punctuation_and_none_for_english():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from model.tokenizer import BLANK_ID, SPECIAL_TOKENS, Tokenizer, split_scripts
+from model.text.tokenizer import BLANK_ID, SPECIAL_TOKENS, Tokenizer, split_scripts
 
 TEXTS = {
     "zh-CN": ["今天天气很好", "我们去北京", "用python写代码"],

@@ -1,9 +1,9 @@
-"""model.tone_errors splits a tonal locale's character errors into wrong syllables, right syllables with the
+"""model.evaluation.tone_errors splits a tonal locale's character errors into wrong syllables, right syllables with the
 wrong tone, and homophones (right syllable and tone, wrong character)."""
 
 import pytest
 
-from model.tone_errors import ToneErrorCounts
+from model.evaluation.tone_errors import ToneErrorCounts
 
 pytest.importorskip("pypinyin")
 pytest.importorskip("pycantonese")
@@ -33,8 +33,8 @@ def test_the_syllable_head_is_scored_per_reference_syllable(tiny_loaded):
 
     import torch
 
-    from model.recognizer import Recognizer
-    from model.tone_errors import syllable_head_errors
+    from model.evaluation.tone_errors import syllable_head_errors
+    from model.recognition.recognizer import Recognizer
 
     utterances = [SimpleNamespace(text="今天天气很好", locale="zh-CN"), SimpleNamespace(text="你好嗎", locale="yue-HK")]
     audio = [torch.randn(16000) * 0.1, torch.randn(12000) * 0.1]
@@ -45,7 +45,7 @@ def test_the_syllable_head_is_scored_per_reference_syllable(tiny_loaded):
 
 
 def test_the_model_card_shows_where_the_chinese_errors_come_from():
-    from model.model_card import tone_lines
+    from model.evaluation.model_card import tone_lines
 
     stored = {"manifest": "dev.jsonl", "utterances_per_locale": 150, "modes": {
         "with_pitch": {"zh-CN": {"cer": 0.285, "syllable_error_rate": 0.043, "tone_error_rate": 0.151}},

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint
 from model.corpus.build import BuildConfig, build
-from model.evaluate import main as evaluate_main
-from model.features import N_MFCC
-from model.model_card import averaging_words
-from model.precision import cpu_has_native_bf16
-from model.train import average_snapshots, interpolate_weights
-from model.train import main as train_main
+from model.evaluation.evaluate import main as evaluate_main
+from model.evaluation.model_card import averaging_words
+from model.frontend.features import N_MFCC
+from model.network.checkpoint import load_checkpoint
+from model.network.precision import cpu_has_native_bf16
+from model.training.train import average_snapshots, interpolate_weights
+from model.training.train import main as train_main
 
 TINY_MODEL = """
 [encoder]
@@ -105,7 +105,7 @@ def test_train_resume_average_evaluate(tiny_corpus, tmp_path):
 
 
 def test_spec_augment_masks_whole_bands_and_spans_inside_each_utterance():
-    from model.dataset import SpecAugment
+    from model.training.dataset import SpecAugment
 
     augment = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=40)
     lengths = torch.tensor([300, 120, 17])
@@ -157,8 +157,8 @@ def test_online_training_renders_its_plan_while_it_trains(tmp_path):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_time_budget():
-    from model.train import learning_rate
-    from model.train_config import TrainConfig
+    from model.training.train import learning_rate
+    from model.training.train_config import TrainConfig
 
     config = TrainConfig("", "", lr_schedule="cosine", peak_lr=1e-3, warmup_steps=10, final_lr_fraction=0.05)
     assert learning_rate(config, 5000, 1, 0.0) == pytest.approx(1e-4)  # run steps warm up, not the global step
@@ -175,7 +175,7 @@ def test_every_shipped_config_describes_the_bundled_network():
     they train it on (a config that disagreed would grow or re-read a network that was never meant to)."""
     from glob import glob
 
-    from model.train_config import TrainConfig
+    from model.training.train_config import TrainConfig
 
     bundled = load_checkpoint().model.config
     for path in sorted(glob("model/configs/*.toml")):
@@ -186,7 +186,7 @@ def test_every_shipped_config_describes_the_bundled_network():
 
 
 def test_locale_sampling_weights_are_a_toml_table_of_non_negative_numbers():
-    from model.train_config import TrainConfig
+    from model.training.train_config import TrainConfig
 
     with pytest.raises(ValueError, match="locale_sampling_weights"):
         TrainConfig.from_dict({"train_manifest": "", "dev_manifest": "", "locale_sampling_weights": {"en-US": -1}})
@@ -195,7 +195,7 @@ def test_locale_sampling_weights_are_a_toml_table_of_non_negative_numbers():
 
 
 def test_continuing_with_pitch_grows_the_model_and_its_pitch_path_learns_faster(tiny_corpus, tmp_path):
-    """A released MFCC-only model continued under a config with pitch_dim: the model is grown (model.network.
+    """A released MFCC-only model continued under a config with pitch_dim: the model is grown (model.network.model.
     with_pitch_input), the new path trains in its own optimizer group at pitch_lr_scale times the rate."""
     train_main(["--config", write_config(tmp_path, tiny_corpus, 4)])
     released = tmp_path / "released.pt"
@@ -262,7 +262,7 @@ def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_on
     # with the tonal-syllable head, whose loss skips English rows: every rank must still reduce its parameters
     config = write_config(tmp_path, tiny_corpus, 4, "syllable_ctc_weight = 0.3\n")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "model.train", "--config", config]
+               "-m", "model.training.train", "--config", config]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
     assert finished.returncode == 0, finished.stderr[-3000:]
     trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
@@ -297,7 +297,7 @@ def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(ti
     config = write_config(tmp_path, tiny_corpus, 1_000_000)
     no_periodic = ["--set", "checkpoint_every_minutes=600.0", "--set", "eval_every_minutes=600.0"]
     with open(tmp_path / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "model.train", "--config", config, *no_periodic],
+        process = subprocess.Popen([sys.executable, "-m", "model.training.train", "--config", config, *no_periodic],
                                    cwd=Path(__file__).parents[1], stderr=stderr)
         deadline = time.monotonic() + 300
         while not (tmp_path / "run" / "tokenizer.pt").exists() and time.monotonic() < deadline:
@@ -316,7 +316,7 @@ def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(ti
 def test_a_release_exported_with_history_from_continues_the_previous_release_history():
     """A run initialised from a float32 average carries that average's (incomplete) history; exported with
     --history-from, the release tells the previous release's runs and data, then this run's own runs."""
-    from model.train import with_release_history
+    from model.training.train import with_release_history
 
     previous = {"name": "m", "version": "0.8.0", "metadata": {
         "trainer": {"runs": [{"first_step": 0, "last_step": 100}, {"first_step": 100, "last_step": 200}]},
@@ -341,8 +341,8 @@ def test_a_continued_model_skips_training_sentences_its_token_table_cannot_spell
     model never had a token for: training on them would teach <unk>, so they are left out, offsets intact."""
     import numpy as np
 
-    from model.dataset import FeatureCorpus
-    from model.train import spellable
+    from model.training.dataset import FeatureCorpus
+    from model.training.train import spellable
 
     tokenizer = load_checkpoint(Path("model/checkpoints/default.pt")).tokenizer
     rows = [{"id": "a", "offset": 0, "frames": 2, "text": "今天天气很好", "locale": "zh-CN"},

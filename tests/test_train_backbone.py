@@ -6,11 +6,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from model.backbone_cache import backbone_frames
-from model.encoder import chunk_attention_mask
-from model.network import SpeechRecognizer
-from model.train_backbone import CachedFrames, backbone_model, forward_batch
-from model.train_config import TrainConfig
+from model.network.encoder import chunk_attention_mask
+from model.network.model import SpeechRecognizer
+from model.training.backbone_cache import backbone_frames
+from model.training.train_backbone import CachedFrames, backbone_model, forward_batch
+from model.training.train_config import TrainConfig
 
 
 def grown(tiny_loaded) -> SpeechRecognizer:

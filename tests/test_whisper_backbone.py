@@ -7,9 +7,9 @@ import pytest
 import torch
 import torchaudio
 
-from model.features import FeatureExtractor, MEL_FILTERBANKS
-from model.whisper_backbone import (LOG10_FLOOR, MAX_POSITIONS, BackboneConfig, WhisperBackbone, inverse_dct_matrix,
-                                    read_ctranslate2, whisper_base_backbone_state)
+from model.frontend.features import FeatureExtractor, MEL_FILTERBANKS
+from model.network.whisper_backbone import (LOG10_FLOOR, MAX_POSITIONS, BackboneConfig, WhisperBackbone,
+                                            inverse_dct_matrix, read_ctranslate2, whisper_base_backbone_state)
 
 
 def test_inverse_dct_turns_the_front_ends_mfcc_back_into_its_log_mel():
@@ -82,7 +82,7 @@ def test_positions_wrap_around_the_30_second_window():
 
 @pytest.mark.parametrize("frames", [7, 8, 9, 10, 11, 50])
 def test_backbone_frames_pair_into_the_encoders_40_ms_frames(tiny_backbone_model, frames):
-    from model.encoder import backbone_lengths, subsampled_lengths
+    from model.network.encoder import backbone_lengths, subsampled_lengths
     lengths = torch.tensor([frames])
     assert int(backbone_lengths(lengths)) == 2 * int(subsampled_lengths(lengths))
     with torch.no_grad():

@@ -86,7 +86,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.random_voices <= HELD_OUT_START:
             raise ValueError(f"random_voices must be 0..{HELD_OUT_START}: random variants from rnd{HELD_OUT_START:05d} "
-                             "up are held out of training (model.heldout_gap)")
+                             "up are held out of training (model.evaluation.heldout_gap)")
 
     @property
     def train_plan_seed(self) -> int:
@@ -227,7 +227,7 @@ def job_from_dict(data: dict) -> Job:
 
 def write_plan(path: Path, jobs: list[Job]) -> None:
     """The planned jobs as gzipped JSON lines: everything a machine without the text packages (snownlp,
-    pycantonese) needs to render the same utterances, e.g. model.online_corpus on a many-core GPU machine."""
+    pycantonese) needs to render the same utterances, e.g. model.training.online_corpus on a many-core GPU machine."""
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         for job in jobs:
             handle.write(json.dumps(job_to_dict(job), ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -345,7 +345,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Build
     p.add_argument("--random-voice-share", type=float, default=0.5,
                    help="share of training utterances spoken by a random variant")
     p.add_argument("--plan-only", type=Path, metavar="PLAN.jsonl.gz",
-                   help="write the planned jobs (no audio) for model.online_corpus and exit")
+                   help="write the planned jobs (no audio) for model.training.online_corpus and exit")
     p.add_argument("--plan-splits", nargs="+", default=["train", "dev"], choices=SPLITS)
     a = p.parse_args(argv)
     return a, BuildConfig(a.out, a.hours_per_locale, tuple(a.locales), a.jobs, a.seed,

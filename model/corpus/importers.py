@@ -27,7 +27,7 @@ from pathlib import Path
 import soundfile as sf
 
 from .manifest import Utterance, write_manifest
-from .normalize import normalize_text
+from model.text.normalize import normalize_text
 
 # Common Voice locale -> our locale code.
 CV_LOCALES = {"zh-CN": "zh-CN", "zh-HK": "yue-HK", "yue": "yue-HK", "zh-TW": "zh-TW", "en": "en-US"}

@@ -8,8 +8,8 @@ those speakers rather than speech. A variant file is a few lines of text (pitch 
 scaling per formant, roughness, flutter, voicing, breath, echo, or a Klatt voice source; espeak-ng's
 docs/voices.md), so any number of new speakers can be drawn inside the ranges the shipped variants span.
 
-A random variant is named `rnd<number>`, and its file is a pure function of the number: a plan names its voices,
-and any machine that renders the plan (model.online_corpus on a GPU host) writes the same files. espeak-ng reads
+A random variant is named `rnd<number>`, and its file is a pure function of the number: a plan names its voices, and any
+machine that renders the plan (model.training.online_corpus on a GPU host) writes the same files. espeak-ng reads
 variants only from its data folder, so each file goes into a small folder of its own that links to the rest of
 espeak-ng's data (`RANDOM_VOICES_DIR`, default ~/.cache/openasr/espeak-voices), passed with `--path`.
 """
@@ -30,7 +30,7 @@ SEED = 20261130  # the variants' own seed: fixed, so that rnd00042 is the same v
 
 
 # rnd90000 and up never speak in a training plan (BuildConfig refuses more random voices than this): unheard random
-# speakers from the same distribution, for measuring what new voices cost (model.heldout_gap)
+# speakers from the same distribution, for measuring what new voices cost (model.evaluation.heldout_gap)
 HELD_OUT_START = 90_000
 
 

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from .normalize import is_clean_sentence, normalize_text
+from model.text.normalize import is_clean_sentence, normalize_text
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 # ascii-art is pictures; "off" holds the offensive set, never wanted.

@@ -16,7 +16,7 @@ const unit = (cell) => (cell?.metric === "wer" ? "words" : "characters");
 export function showAccuracy(model) {
   const real = perLocale(model.real_speech_evaluation);
   const synthetic = perLocale(model.evaluation);
-  const locales = model.text.locales.filter((locale) => real[locale] || synthetic[locale]);
+  const locales = model.locales.filter((locale) => real[locale] || synthetic[locale]);
   const section = $("accuracy");
   if (!locales.length) {
     section.hidden = true;

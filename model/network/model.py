@@ -1,0 +1,195 @@
+"""The recognizer: global CMVN -> streaming encoder -> CTC head (first pass, streaming), locale head (language
+identification for `auto`), attention decoder (second pass, rescoring finals).
+
+Shape legend: B batch, T feature frames, S encoder frames, D width, V vocabulary, G locales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.network.decoder import AttentionDecoder, DecoderConfig
+from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    locales: tuple[str, ...]
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    # The auxiliary tonal-syllable CTC (model.decoding.syllables): its table (empty: no syllable head) and the encoder
+    # layer it reads (1-based). A training aid: decoding never uses it, the streaming step and its export leave it out.
+    syllables: tuple[str, ...] = ()
+    syllable_layer: int = 0
+
+    def __post_init__(self) -> None:
+        if self.syllables and not 1 <= self.syllable_layer <= self.encoder.n_layers:
+            raise ValueError(f"syllable_layer must be an encoder layer, 1..{self.encoder.n_layers}, not {self.syllable_layer}")
+
+    def to_dict(self) -> dict:
+        return {
+            "vocab_size": self.vocab_size, "locales": list(self.locales),
+            "encoder": dict(self.encoder.__dict__), "decoder": dict(self.decoder.__dict__),
+            "syllables": list(self.syllables), "syllable_layer": self.syllable_layer,
+        }
+
+    @staticmethod
+    def from_dict(data: dict) -> "ModelConfig":
+        unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder", "syllables", "syllable_layer"}
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return ModelConfig(
+            vocab_size=int(data["vocab_size"]), locales=tuple(data["locales"]),
+            encoder=EncoderConfig(**data["encoder"]), decoder=DecoderConfig(**data["decoder"]),
+            syllables=tuple(data.get("syllables", ())), syllable_layer=int(data.get("syllable_layer", 0)),
+        )
+
+
+PITCH_PARAMETERS = "encoder.subsampling.pitch."  # name prefix of the pitch input path's weights
+
+
+class SpeechRecognizer(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input_dim = config.encoder.feature_dim + config.encoder.pitch_dim  # leading feature columns it reads
+        self.register_buffer("cmvn_mean", torch.zeros(self.input_dim))
+        self.register_buffer("cmvn_istd", torch.ones(self.input_dim))
+        # (G, V) True where a token belongs to the locale; set from the tokenizer when the model is built.
+        self.register_buffer("locale_token_mask", torch.ones(len(config.locales), config.vocab_size, dtype=torch.bool))
+        self.encoder = StreamingEncoder(config.encoder)
+        self.ctc_head = nn.Linear(config.encoder.d_model, config.vocab_size)
+        self.locale_head = nn.Linear(config.encoder.d_model, len(config.locales))
+        self.decoder = AttentionDecoder(config.decoder, config.vocab_size)
+        # Intermediate layers are not normalised (pre-LN): the head brings its own LayerNorm, as in InterCTC.
+        self.syllable_head = nn.Sequential(nn.LayerNorm(config.encoder.d_model),
+                                           nn.Linear(config.encoder.d_model, len(config.syllables))) if config.syllables else None
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        """Front-end frames (..., FEATURE_DIM) -> the columns this model reads, mean/variance normalised. A model
+        without pitch reads the MFCC columns only, so checkpoints from before the pitch features still load.
+        With a voicing gate, an unvoiced frame's log F0 becomes the voiced mean, i.e. exactly 0 once normalised.
+        Per frame, so chunk-invariant like the features themselves."""
+        columns = features[..., : self.input_dim]
+        gate, first = self.config.encoder.pitch_voicing_gate, self.config.encoder.feature_dim
+        if gate and self.config.encoder.pitch_dim:
+            voiced = columns[..., first : first + 1] >= gate
+            log_f0 = columns[..., first + 1 : first + 2]
+            gated = torch.where(voiced, log_f0, self.cmvn_mean[first + 1].to(log_f0.dtype))
+            columns = torch.cat([columns[..., : first + 1], gated, columns[..., first + 2 :]], dim=-1)
+        return (columns - self.cmvn_mean) * self.cmvn_istd
+
+    def encode(
+        self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None = None,
+        left_frames: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw features (B, T, F) -> encoded (B, S, D), lengths (B,)."""
+        return self.encoder(self.normalize(features), lengths, chunk_frames, left_frames)
+
+    def encode_chunk(
+        self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+    ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
+        return self.encoder.forward_chunk(self.normalize(features), lengths, state)
+
+    def ctc_log_probs(self, encoded: torch.Tensor, locale_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens."""
+        logits = self.ctc_head(encoded).float()
+        if locale_ids is not None:
+            allowed = self.locale_token_mask[locale_ids.clamp(min=0)]  # (B, V)
+            allowed = allowed | (locale_ids < 0)[:, None]
+            logits = logits.masked_fill(~allowed[:, None, :], float("-inf"))
+        return F.log_softmax(logits, dim=-1)
+
+    def locale_log_probs(self, encoded_sum: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Language identification from mean-pooled encoder output: sums (B, D), frame counts (B,) -> (B, G)."""
+        pooled = encoded_sum / frames.clamp(min=1)[:, None].to(encoded_sum.dtype)  # sums arrive in float32
+        return F.log_softmax(self.locale_head(pooled.to(self.locale_head.weight.dtype)).float(), dim=-1)
+
+    def pooled_sum(self, encoded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = torch.arange(encoded.shape[1], device=encoded.device)[None, :] < lengths[:, None]
+        return (encoded * valid[..., None].to(encoded.dtype)).sum(dim=1)  # (B, D)
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
+        decoder_inputs: torch.Tensor, decoder_lengths: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Training forward (one call, so DistributedDataParallel sees it): returns CTC log-probs (B, S, V),
+        encoded lengths (B,), decoder logits (B, U, V), locale log-probs (B, G) and, with a syllable head,
+        tonal-syllable log-probs (B, S, Y) from its encoder layer (else None)."""
+        encoded, encoded_lengths, tapped = self.encoder.forward_with_tap(
+            self.normalize(features), lengths, chunk_frames, left_frames, self.config.syllable_layer if self.syllable_head else 0)
+        decoder_logits = self.decoder(decoder_inputs, decoder_lengths, encoded, encoded_lengths)
+        locale = self.locale_log_probs(self.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
+        syllables = F.log_softmax(self.syllable_head(tapped).float(), dim=-1) if self.syllable_head else None
+        return self.ctc_log_probs(encoded), encoded_lengths, decoder_logits, locale, syllables
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean: torch.Tensor,
+                     pitch_istd: torch.Tensor) -> SpeechRecognizer:
+    """A trained model given a new pitch input (`encoder`'s pitch_dim and pitch_voicing_gate; every other field
+    stays the model's): every other weight is kept, the new pitch path starts at zero, so the grown model computes
+    what the old one did without its pitch path, and training teaches it to use the tonal cue. Its CMVN gets the
+    new pitch columns' statistics. Grows an MFCC-only model, or re-reads pitch through a voicing gate."""
+    old = model.config.encoder
+    new = EncoderConfig(**{**old.__dict__, "pitch_dim": encoder.pitch_dim, "pitch_voicing_gate": encoder.pitch_voicing_gate})
+    if not new.pitch_dim or (new.pitch_dim, new.pitch_voicing_gate) == (old.pitch_dim, old.pitch_voicing_gate):
+        raise ValueError("the model already reads pitch this way")
+    grown = SpeechRecognizer(replace(model.config, encoder=new))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(PITCH_PARAMETERS)}
+    state["cmvn_mean"] = torch.cat([model.cmvn_mean[: old.feature_dim], pitch_mean.to(model.cmvn_mean)])
+    state["cmvn_istd"] = torch.cat([model.cmvn_istd[: old.feature_dim], pitch_istd.to(model.cmvn_istd)])
+    missing, unexpected = grown.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(PITCH_PARAMETERS) for k in missing), (missing, unexpected)
+    nn.init.zeros_(grown.encoder.subsampling.pitch.weight)
+    nn.init.zeros_(grown.encoder.subsampling.pitch.bias)
+    return grown.to(model.cmvn_mean.device)
+
+
+def with_relative_pitch_input(model: SpeechRecognizer, prior_frames: float) -> SpeechRecognizer:
+    """A trained pitch-reading model given the relative log F0 channel (EncoderConfig.relative_pitch_prior_frames):
+    the pitch path's kernel gains one input channel, zero-initialised, so the grown model computes exactly what the
+    old one did, and training teaches it to read tones against the speaker's own pitch."""
+    if prior_frames <= 0:
+        raise ValueError(f"a relative pitch channel needs prior_frames > 0, not {prior_frames}")
+    old = model.config.encoder
+    new = replace(old, relative_pitch_prior_frames=float(prior_frames))
+    grown = SpeechRecognizer(replace(model.config, encoder=new))  # refuses a model without gated pitch
+    state = dict(model.state_dict())
+    weight = state[PITCH_PARAMETERS + "weight"]  # (D, P, K); already (D, P + 1, K) when only the prior changes
+    if weight.shape[1] == old.pitch_dim:
+        state[PITCH_PARAMETERS + "weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])], dim=1)
+    grown.load_state_dict(state)
+    return grown.to(model.cmvn_mean.device)
+
+
+def with_syllable_head(model: SpeechRecognizer, syllables: tuple[str, ...], layer: int) -> SpeechRecognizer:
+    """A trained model given the auxiliary tonal-syllable CTC head (model.decoding.syllables) on encoder layer `layer`:
+    every other weight is kept, so recognition is unchanged until training with the syllable loss moves the encoder. A
+    model that has a head on that layer keeps what it learned: its norm, and the output row of every entry both tables
+    hold; a new entry starts at zero weights and the old rows' mean bias (English phonemes joining the Chinese
+    syllables, model.decoding.syllables)."""
+    grown = SpeechRecognizer(replace(model.config, syllables=tuple(syllables), syllable_layer=layer))
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("syllable_head.")}
+    missing, unexpected = grown.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith("syllable_head.") for k in missing), (missing, unexpected)
+    if model.syllable_head is not None and model.config.syllable_layer == layer:
+        old_norm, old_linear = model.syllable_head
+        norm, linear = grown.syllable_head
+        old_index = {entry: i for i, entry in enumerate(model.config.syllables)}
+        with torch.no_grad():
+            norm.load_state_dict(old_norm.state_dict())
+            linear.weight.zero_()
+            linear.bias.fill_(float(old_linear.bias.mean()))
+            for i, entry in enumerate(syllables):
+                if entry in old_index:
+                    linear.weight[i] = old_linear.weight[old_index[entry]]
+                    linear.bias[i] = old_linear.bias[old_index[entry]]
+    return grown.to(model.cmvn_mean.device)

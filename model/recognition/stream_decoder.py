@@ -1,0 +1,365 @@
+"""Per-stream decoding state and its transitions: audio in -> chunks out -> (after the batched encoder step)
+partial and final results, with endpointing that splits one connection into segments.
+
+Everything here is a pure function of (recognizer, state, inputs) -> (state, events); the service decides when
+to call which, and batches the encoder step of many streams in between (`Recognizer.encode_chunks`).
+Endpoint rules follow k2-fsa/sherpa's (`endpoint.h`): units are in the names.
+
+A stream with `locale=auto` is searched without a token mask or LM only until the locale is known: as soon as the
+locale head is sure (`LOCALE_SURE_PROBABILITY` after `LOCALE_COMMIT_S` of evidence, which starts with the first
+chunk that holds speech; usually that chunk or the next), the
+segment so far is searched again under that locale's tokens and LM, and the search goes on that way, as for a
+stream that named its locale. Each final checks the choice against all the evidence: a segment that is surely
+another locale on its own (code-switching between utterances), or a stream whose evidence as a whole now says
+otherwise, is searched again under that locale before it is rescored.
+
+With `DecodeOptions.full_context_finals` a stream also keeps its open segment's audio, and each final is decoded
+again from it at full context (both passes, as an upload's segment is): the chunked encoder never sees past its
+chunk, which costs accuracy (the model card's 640 ms column), while a final waits for the endpoint's silence anyway.
+Partials stay streaming; the final costs one full-context encoder pass and search over its segment more.
+That encoder pass is the device's work, not the search's: a segment that ends returns its state with
+`pending_final` set and no events, whoever owns the device encodes `pending_segment_audio` (the service batches
+those of many streams on its device thread, `service.scheduler`), and `finish_pending_final` makes the final from
+the output. `run_pending_final` does all of it in place, for one stream (tests, evaluation, the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+import torch
+
+from model.decoding.hotwords import HotwordTrie
+from model.decoding.rescoring import RescoredHypothesis
+from model.decoding.results import SegmentResult, segment_result, token_results
+from model.decoding.search import BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
+from model.network.encoder import ENCODER_FRAME_S, EncoderState
+from model.recognition.recognizer import DecodeOptions, Recognizer
+from model.recognition.streaming import AudioChunk, SampleBuffer, take_audio_chunk
+from model.text.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY
+from model.text.tokenizer import BLANK_ID
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    min_trailing_silence_s: float = 0.8  # after something was decoded
+    max_silence_without_speech_s: float = 5.0  # nothing decoded yet: give up on the segment and start afresh
+    max_segment_s: float = 20.0
+    # A segment this long ends at a shorter pause: a final rescores its whole segment, so its cost (and the wait
+    # for it) grows with the segment's length, and running speech whose pauses never reach 0.8 s would otherwise
+    # be cut mid-word at max_segment_s.
+    long_segment_s: float = 10.0
+    long_segment_trailing_silence_s: float = 0.4
+
+
+class StreamStatus(Enum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class PartialEvent:
+    segment: int
+    text: str
+    tokens: tuple  # TokenResult, from the best current hypothesis
+    start_s: float
+
+
+@dataclass(frozen=True)
+class FinalEvent:
+    segment: SegmentResult
+    reason: str  # "endpoint" | "max_segment" | "stop"
+    locale_probability: float | None = None  # `auto`: the detection's probability (the locale is segment.locale)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    options: DecodeOptions
+    endpoint: EndpointConfig
+    chunk_frames: int
+    audio: SampleBuffer  # raw samples; their MFCC is computed per chunk, batched across streams
+    encoder: EncoderState
+    search: BeamState = field(default_factory=BeamState)
+    segment_index: int = 0
+    segment_start_frame: int = 0  # stream encoder frame where the current segment began
+    segment_encoded: tuple[torch.Tensor, ...] = ()  # encoder frames of the current segment, for rescoring
+    segment_audio: tuple[torch.Tensor, ...] = ()  # the current segment's samples (only for full-context finals)
+    frames: int = 0  # encoder frames decoded so far in the stream
+    trailing_blank_frames: int = 0
+    locale_sum: torch.Tensor | None = None  # (D,) running sum of encoder output, for `auto`
+    locale_frames: int = 0  # the frames in locale_sum
+    detected_locale: str | None = None  # `auto`: the locale the search runs under, once the detection is sure
+    detected_probability: float | None = None
+    status: StreamStatus = StreamStatus.ACTIVE
+    hotwords: HotwordTrie | None = None  # built once per stream from options.hotwords, not once per chunk
+    # Full-context finals: the segment ended for this reason and its final waits for the segment's encoder pass
+    # at full context (`pending_segment_audio` -> encoder -> `finish_pending_final`).
+    pending_final: str | None = None
+
+    @property
+    def samples_received(self) -> int:
+        return self.audio.received
+
+
+def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
+               endpoint: EndpointConfig = EndpointConfig()) -> StreamState:
+    return StreamState(options, endpoint, chunk_frames, SampleBuffer.empty(), recognizer.initial_encoder_state(),
+                       hotwords=recognizer.hotword_trie(options))
+
+
+def accept_samples(state: StreamState, samples: torch.Tensor) -> StreamState:
+    """16 kHz mono float samples appended to the stream's buffer (cheap: no MFCC on the receiving side)."""
+    return replace(state, audio=state.audio.append(samples))
+
+
+def next_chunk(state: StreamState, final: bool = False) -> tuple[AudioChunk | None, StreamState]:
+    chunk, audio = take_audio_chunk(state.audio, state.chunk_frames, final)
+    if chunk is None or not state.options.full_context_finals:
+        return chunk, replace(state, audio=audio)
+    # The samples this chunk moves the stream past (what the buffer no longer holds), not its padded window: a
+    # chunk shares its last frames' samples with the next one. A copy: a view would keep the whole buffer alive.
+    consumed = state.audio.samples[: state.audio.samples.shape[0] - audio.samples.shape[0]].clone()
+    return chunk, replace(state, audio=audio, segment_audio=state.segment_audio + (consumed,))
+
+
+def search_locale(state: StreamState) -> str | None:
+    """The locale whose tokens and LM the search uses: the request's, or under `auto` the detected one (None
+    until the detection is sure: no mask, no LM)."""
+    return state.options.locale or state.detected_locale
+
+
+def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
+    if state.options.locale is not None:
+        return state.options.locale, None
+    if state.detected_locale is not None:
+        return state.detected_locale, state.detected_probability
+    if state.locale_sum is None or state.locale_frames == 0:
+        return recognizer.locales[0], 0.0
+    return recognizer.detect_locale(state.locale_sum, state.locale_frames)
+
+
+def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float,
+                      locale_sum: torch.Tensor | None = None, locale_frames: int = 0,
+                      search_again: bool = True) -> StreamState:
+    """`auto` settles on `locale`: the open segment's frames are searched again from its start under the locale's
+    tokens and LM (a search that is incremental gives what one pass over the same frames gives), and so is
+    everything after. `locale_sum`: evidence to keep instead of the stream's (a switch starts afresh).
+    `search_again=False` only adopts the locale, for a final whose segment is decoded again anyway (its search is
+    then still the old locale's: see `finalize_segment`)."""
+    state = replace(state, detected_locale=locale, detected_probability=probability)
+    if locale_sum is not None:
+        state = replace(state, locale_sum=locale_sum, locale_frames=locale_frames)
+    if not search_again:
+        return state
+    if not state.segment_encoded:
+        return replace(state, search=BeamState())
+    log_probs = recognizer.ctc_log_probs(torch.cat(state.segment_encoded), locale)
+    beam = recognizer.beam_options(locale, state.options)
+    fusion = recognizer.lm_fusion(locale, state.options)
+    return replace(state, search=prefix_beam_search(log_probs, None, beam, state.hotwords, fusion))
+
+
+def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
+    """`auto` before a decision: commit once the stream's evidence is sure enough."""
+    if state.options.locale is not None or state.detected_locale is not None or state.locale_sum is None:
+        return state
+    if state.locale_frames * ENCODER_FRAME_S < LOCALE_COMMIT_S:
+        return state
+    locale, probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    return search_segment_as(recognizer, state, locale, probability) if probability >= LOCALE_SURE_PROBABILITY else state
+
+
+def check_locale_before_final(recognizer: Recognizer, state: StreamState, search_again: bool = True) -> StreamState:
+    """`auto` at a final: decide if still undecided (whatever the probability); switch to the segment's own locale
+    when the segment alone is surely another one (LOCALE_SWITCH_S of it at LOCALE_SURE_PROBABILITY); or follow
+    the stream's whole evidence where it now disagrees with an early decision. (`search_again`: search_segment_as)"""
+    if state.options.locale is not None or state.locale_sum is None or state.locale_frames == 0:
+        return state
+    stream_locale, stream_probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    if state.detected_locale is None:
+        return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
+    segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
+    sure = recognizer.sure_locale(segment) if segment is not None else None
+    if sure is not None and sure[0] != state.detected_locale:
+        return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0], search_again=search_again)
+    if stream_locale != state.detected_locale:
+        return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
+    return replace(state, detected_probability=stream_probability)
+
+
+def apply_chunk(
+    recognizer: Recognizer, state: StreamState, posteriors: FramePosteriors, encoded: torch.Tensor,
+    encoder_state: EncoderState,
+) -> tuple[StreamState, list]:
+    """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
+    trie = state.hotwords
+    blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
+    # The locale evidence starts with the first chunk that holds speech: leading silence says nothing about the
+    # locale, and averaged in, it would keep the head unsure for seconds after the speech began.
+    speaking = state.locale_frames > 0 or any(label != BLANK_ID for label in posteriors.best_ids)
+    locale_sum, locale_frames = state.locale_sum, state.locale_frames
+    if speaking:
+        locale_sum = encoded.float().sum(0) + (locale_sum if locale_sum is not None else 0)
+        locale_frames += posteriors.frames
+    state = replace(state, encoder=encoder_state, frames=state.frames + posteriors.frames,
+                    segment_encoded=state.segment_encoded + (encoded,), trailing_blank_frames=blank_run,
+                    locale_sum=locale_sum, locale_frames=locale_frames)
+    settled = settle_locale(recognizer, state)
+    if settled.detected_locale != state.detected_locale:
+        state = settled  # `auto` decided on this chunk: the segment, this chunk included, was searched as the locale
+    else:
+        locale = search_locale(state)
+        fusion, beam = recognizer.lm_fusion(locale, state.options), recognizer.beam_options(locale, state.options)
+        state = replace(state, search=prefix_beam_search(posteriors, state.search, beam, trie, fusion))
+    reason = endpoint_reason(state)
+    if reason is None:
+        return state, [partial_event(recognizer, state, trie)]  # partial ranking includes LM and hotword scores
+    return end_segment(recognizer, state, reason)
+
+
+def end_segment(recognizer: Recognizer, state: StreamState, reason: str) -> tuple[StreamState, list]:
+    """The open segment ends: its final now, or, for a full-context final, the state pending its encoder pass."""
+    if state.options.full_context_finals and state.segment_audio and reason != "silence":
+        return replace(state, pending_final=reason), []
+    return finalize_segment(recognizer, state, reason)
+
+
+def pending_segment_audio(state: StreamState) -> torch.Tensor:
+    """The samples of a segment whose final waits for its full-context encoder pass."""
+    assert state.pending_final is not None
+    return torch.cat(state.segment_audio)
+
+
+def finish_pending_final(recognizer: Recognizer, state: StreamState, encoded: torch.Tensor) -> tuple[StreamState, list]:
+    """The final of a pending segment, from its encoder output at full context (`pending_segment_audio`'s)."""
+    reason = state.pending_final
+    assert reason is not None
+    return finalize_segment(recognizer, replace(state, pending_final=None), reason, encoded)
+
+
+def run_pending_final(recognizer: Recognizer, state: StreamState, events: list) -> tuple[StreamState, list]:
+    """A pending final made in place (one stream, the encoder called here); any other state passes through."""
+    if state.pending_final is None:
+        return state, events
+    [encoded] = recognizer.encode_segments([pending_segment_audio(state)], None)
+    state, more = finish_pending_final(recognizer, state, encoded)
+    return state, events + more
+
+
+def trailing_blanks(best_ids: list[int], previous: int) -> int:
+    """Frames of blank (as the best label) at the end of the stream so far."""
+    run = previous
+    for label in best_ids:
+        run = run + 1 if label == BLANK_ID else 0
+    return run
+
+
+def endpoint_reason(state: StreamState) -> str | None:
+    segment_frames = state.frames - state.segment_start_frame
+    silence_s = state.trailing_blank_frames * ENCODER_FRAME_S
+    decoded = bool(next(iter(state.search.beams.values())).timings)  # the best hypothesis has tokens
+    if segment_frames * ENCODER_FRAME_S >= state.endpoint.max_segment_s:
+        return "max_segment"
+    if decoded and silence_s >= state.endpoint.min_trailing_silence_s:
+        return "endpoint"
+    long = segment_frames * ENCODER_FRAME_S >= state.endpoint.long_segment_s
+    if decoded and long and silence_s >= state.endpoint.long_segment_trailing_silence_s:
+        return "endpoint"
+    if not decoded and silence_s >= state.endpoint.max_silence_without_speech_s:
+        return "silence"
+    return None
+
+
+def partial_event(recognizer: Recognizer, state: StreamState, trie: HotwordTrie | None) -> PartialEvent:
+    best = beam_hypotheses(state.search, trie)[0]
+    start_s = state.segment_start_frame * ENCODER_FRAME_S
+    tokens = token_results(recognizer.tokenizer, RescoredHypothesis(best, 0.0, best.score), start_s)
+    return PartialEvent(state.segment_index, recognizer.tokenizer.decode(best.token_ids), tokens, start_s)
+
+
+def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str,
+                     full_context: torch.Tensor | None = None) -> tuple[StreamState, list]:
+    """Rescore the segment's n-best with the attention decoder, emit the final, open the next segment.
+    `full_context`: the segment's encoder output at full context, for a final decoded again from it."""
+    events: list = []
+    start_s = state.segment_start_frame * ENCODER_FRAME_S
+    end_s = state.frames * ENCODER_FRAME_S
+    if reason != "silence":
+        trie, second_pass = state.hotwords, full_context is not None
+        searched_as = search_locale(state)
+        # A final decoded again at full context needs no streaming search under a locale `auto` switches to here:
+        # that search is only its fallback, made below if the fallback is taken.
+        state = check_locale_before_final(recognizer, state, search_again=not second_pass)
+        locale, probability = current_locale(recognizer, state)
+        ranked = full_context_final(recognizer, state, locale, full_context) if second_pass else []
+        # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
+        # segment whose partials a client saw still ends with a final.)
+        if not ranked or not ranked[0].hypothesis.token_ids:
+            if second_pass and search_locale(state) != searched_as:
+                state = search_segment_as(recognizer, state, locale, probability)
+            hypotheses = beam_hypotheses(state.search, trie, final=True,
+                                         fusion=recognizer.lm_fusion(search_locale(state), state.options))
+            encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
+            ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
+        segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
+        if segment.text or reason == "stop":
+            events.append(FinalEvent(replace(segment, locale=locale), reason, probability))
+    spoke = bool(events) and bool(events[0].segment.text)
+    next_state = replace(
+        state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
+        segment_start_frame=state.frames, segment_encoded=(), segment_audio=(), trailing_blank_frames=0,
+    )
+    return next_state, events
+
+
+def full_context_final(recognizer: Recognizer, state: StreamState, locale: str,
+                       encoded: torch.Tensor) -> list[RescoredHypothesis]:
+    """The open segment decoded again, from its encoder output at full context, as an upload's segment is: search
+    under the locale's tokens, LM and the stream's hotwords, attention rescoring. Its token times count from the
+    segment's first sample, as the streaming pass's do."""
+    return recognizer.decode_segment(encoded, locale, state.options, state.hotwords)
+
+
+def request_finish(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
+    """After the last chunk: the final of the open segment (possibly empty text), and the stream is done; for a
+    full-context final, the finished state pending its encoder pass (`finish_pending_final`)."""
+    return end_segment(recognizer, replace(state, status=StreamStatus.FINISHED), "stop")
+
+
+def finish_stream(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
+    """After the last chunk, in place: the final of the open segment, and the stream is done."""
+    return run_pending_final(recognizer, *request_finish(recognizer, state))
+
+
+# What a one-stream caller does with a segment pending its full-context final (`run_pending_final` makes it).
+PendingFinalHandler = Callable[[Recognizer, StreamState, list], tuple[StreamState, list]]
+
+
+def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options: DecodeOptions,
+                          chunk_frames: int, endpoint: EndpointConfig = EndpointConfig(),
+                          piece_samples: int = 3200,
+                          finish_pending: PendingFinalHandler = run_pending_final) -> tuple[StreamState, list]:
+    """Run a whole recording through the streaming path one stream at a time (tests, CLI, benchmarks)."""
+    state, events = new_stream(recognizer, options, chunk_frames, endpoint), []
+    for start in range(0, len(samples), piece_samples):
+        state = accept_samples(state, samples[start : start + piece_samples])
+        state, more = drain(recognizer, state, final=False, finish_pending=finish_pending)
+        events += more
+    state, more = drain(recognizer, state, final=True, finish_pending=finish_pending)
+    events += more
+    state, more = finish_pending(recognizer, *request_finish(recognizer, state))
+    return state, events + more
+
+
+def drain(recognizer: Recognizer, state: StreamState, final: bool,
+          finish_pending: PendingFinalHandler = run_pending_final) -> tuple[StreamState, list]:
+    events: list = []
+    while True:
+        chunk, state = next_chunk(state, final)
+        if chunk is None:
+            return state, events
+        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [search_locale(state)])
+        state, more = finish_pending(recognizer, *apply_chunk(recognizer, state, posteriors, encoded, encoder_state))
+        events += more

@@ -1,0 +1,98 @@
+"""Training the layers above a frozen backbone (model.network.whisper_backbone) on its cached outputs.
+
+The backbone is frozen and costs most of a training step on a CPU, so its outputs are computed once per utterance
+and stored (float16, shards of utterances, resumable): full context, and the streaming view (the chunk mask of
+`chunk_frames` encoder frames with `left_frames` of left context) that `forward_chunk` computes frame for frame.
+
+    python -m model.training.backbone_cache --checkpoint START.pt --manifest data/synth/train.jsonl \
+        --out data/bb/train [--per-locale N] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from model.corpus.manifest import read_manifest
+from model.frontend.audio import load_audio_file
+from model.frontend.features import FeatureExtractor
+from model.network.checkpoint import load_checkpoint
+
+SHARD_UTTERANCES = 64
+VIEWS = ("full", "chunk")
+
+
+def backbone_frames(model, features: list[torch.Tensor], view: str, chunk_frames: int, left_frames: int
+                    ) -> list[torch.Tensor]:
+    """Feature frames of a few utterances -> each one's backbone frames (W, E) float16, in the given view."""
+    lengths = torch.tensor([f.shape[0] for f in features])
+    padded = model.normalize(torch.nn.utils.rnn.pad_sequence(features, batch_first=True))
+    chunk, left = (None, None) if view == "full" else (chunk_frames, left_frames)
+    frames, frame_lengths = model.encoder.backbone_frames(padded, lengths, chunk, left)
+    return [frames[i, : int(n)].half().clone() for i, n in enumerate(frame_lengths)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a model with a backbone (its frozen weights are used)")
+    p.add_argument("--manifest", nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--per-locale", type=int, default=None, help="at most this many utterances per locale")
+    p.add_argument("--skip-per-locale", type=int, default=0,
+                   help="pass over the first N per locale of the shuffled order (those another cache with the same "
+                        "seed holds), so that caches grow without overlap")
+    p.add_argument("--max-seconds", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-frames", type=int, default=16)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = load_checkpoint(args.checkpoint).model
+    if model.encoder.backbone is None:
+        raise SystemExit("the checkpoint has no backbone")
+    left = model.config.encoder.left_context_frames
+    rows = []
+    for manifest in args.manifest:
+        rows += [asdict(row) for row in read_manifest(manifest) if row.duration <= args.max_seconds]
+    if args.per_locale is not None:
+        random.Random(args.seed).shuffle(rows)
+        counts: dict[str, int] = {}
+        kept = []
+        for row in rows:
+            seen = counts.get(row["locale"], 0)
+            counts[row["locale"]] = seen + 1
+            if args.skip_per_locale <= seen < args.skip_per_locale + args.per_locale:
+                kept.append(row)
+        rows = kept
+    args.out.mkdir(parents=True, exist_ok=True)
+    extractor = FeatureExtractor(model.config.encoder.mel)
+    shards = [rows[i : i + SHARD_UTTERANCES] for i in range(0, len(rows), SHARD_UTTERANCES)]
+    for number, shard in enumerate(tqdm(shards, desc="backbone")):
+        path = args.out / f"shard_{number:05d}.pt"
+        if path.exists():
+            continue
+        features = [extractor(load_audio_file(row["audio"])) for row in shard]
+        order = sorted(range(len(shard)), key=lambda i: features[i].shape[0])
+        outputs: dict[str, list] = {view: [None] * len(shard) for view in VIEWS}
+        with torch.inference_mode():
+            for start in range(0, len(order), 8):
+                batch = order[start : start + 8]
+                for view in VIEWS:
+                    for i, frames in zip(batch, backbone_frames(model, [features[i] for i in batch], view,
+                                                                args.chunk_frames, left)):
+                        outputs[view][i] = frames
+        meta = [{k: row[k] for k in ("id", "text", "locale", "duration") if k in row} for row in shard]
+        temporary = path.with_suffix(".tmp")
+        torch.save({"rows": meta, **outputs, "chunk_frames": args.chunk_frames, "left_frames": left}, temporary)
+        temporary.rename(path)
+    (args.out / "done.json").write_text(json.dumps({"utterances": len(rows), "shards": len(shards)}))
+
+
+if __name__ == "__main__":
+    main()

