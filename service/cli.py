@@ -95,7 +95,7 @@ def as_transcript(response):
         SegmentResult(s.id, s.start, s.end, s.text, s.confidence,
                       tuple(TokenResult(t.text, t.start, t.end, t.confidence) for t in s.tokens),
                       tuple(Alternative(a.text, a.confidence) for a in s.alternatives), s.locale,
-                      tuple(WordResult(w.text, w.start, w.end, w.confidence) for w in s.words))
+                      tuple(WordResult(w.text, w.start, w.end, w.confidence) for w in s.words), s.channel)
         for s in response.segments)
     return Transcript(response.text, response.locale, response.locale_probability, response.duration_s, segments)
 
@@ -106,7 +106,8 @@ def render(response, output_format: str) -> str:
     if output_format in {"srt", "vtt"}:
         from service.formats import to_srt, to_vtt
 
-        return (to_srt if output_format == "srt" else to_vtt)(as_transcript(response))
+        names = {c.channel: c.name for c in response.channels or []}
+        return (to_srt if output_format == "srt" else to_vtt)(as_transcript(response), names)
     return response.text + "\n"
 
 
