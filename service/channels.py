@@ -53,8 +53,8 @@ def channel_request(mode: str | None, names: str | None) -> ChannelRequest:
     if parsed and mode != "separate":
         raise ApiError(422, "invalid_request", "channel_names needs channels=separate")
     if any(not n or len(n) > MAX_CHANNEL_NAME_CHARS for n in parsed) or len(set(parsed)) < len(parsed):
-        raise ApiError(422, "invalid_request",
-                       f"channel_names must be distinct, non-empty and at most {MAX_CHANNEL_NAME_CHARS} characters each")
+        raise ApiError(422, "invalid_request", "channel_names must be distinct, non-empty and at most "
+                                               f"{MAX_CHANNEL_NAME_CHARS} characters each")
     if len(parsed) > MAX_CHANNELS:
         raise ApiError(400, "too_many_channel_names", f"audio has at most {MAX_CHANNELS} channels")
     return ChannelRequest(mode, parsed)  # type: ignore[arg-type]
@@ -70,6 +70,8 @@ def turn_spans(samples: torch.Tensor, segmenter: SegmenterOptions, pause_s: floa
     bounds = [0, *(c * FRAME_SAMPLES for c in cut_points(silent, options)), len(samples)]
     spans = []
     for start, end in zip(bounds, bounds[1:]):
-        if end > start and not silent[start // FRAME_SAMPLES : max(end // FRAME_SAMPLES, start // FRAME_SAMPLES + 1)].all():
-            spans += [AudioSpan(start + s.start, start + s.end) for s in split_at_silences(samples[start:end], segmenter)]
+        first, last = start // FRAME_SAMPLES, max(end // FRAME_SAMPLES, start // FRAME_SAMPLES + 1)
+        if end > start and not silent[first:last].all():
+            spans += [AudioSpan(start + s.start, start + s.end)
+                      for s in split_at_silences(samples[start:end], segmenter)]
     return spans

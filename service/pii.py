@@ -10,8 +10,8 @@ run of at least `min_digits` digits is a `digit_string`, so an account or order 
 validates as nothing, while a year or a short quantity (二零二四, "three") is not.
 
 The model also hears a digit as a word that sounds like it (零 as 领, 八 as 把 or 巴, Cantonese 一 as 日, "four" as
-"for", "eight" as "at": measured on the bundled model with espeak-ng voices). Such a sound-alike counts as a digit only inside a run that holds enough
-real digits, so 一起 and "for one hour" stay text.
+"for", "eight" as "at": measured on the bundled model with espeak-ng voices). Such a sound-alike counts as a digit
+only inside a run that holds enough real digits, so 一起 and "for one hour" stay text.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ EMAILS = (
     re.compile(rf"\b[a-z0-9_]+(?: (?:dot|underscore) [a-z0-9_]+)* at [a-z0-9]+(?: dot [a-z0-9]+)* dot {TLD}\b"),
     re.compile(rf"(?:(?:[a-z0-9_.]+|{CN_DIGIT}) )+(?:艾 特|@) [a-z0-9]+(?: (?:点|點|dot) [a-z0-9]+)+"),
 )
+# Where the same audio was heard as an email, another hearing of it may break the pattern ("example doubt come"):
+# a word, "at", and the few words a domain is said in.
+LOOSE_EMAIL = re.compile(r"\b[a-z0-9_]+(?: (?:dot|underscore) [a-z0-9_]+)* (?:at|艾 特) [a-z0-9]+(?: [a-z0-9]+){0,3}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,10 @@ class Entity:
 class PiiOptions:
     min_digits: int = 6  # a digit string this long is masked even if it validates as nothing
     # A trailing digit run this long is masked while it may still grow (a stream's partial): the next partial may
-    # complete it into a number, and what was shown cannot be taken back.
-    pending_min_digits: int = 2
+    # complete it into a number, and what was shown cannot be taken back. One digit: a number's first digit is
+    # masked too, at the cost of a tag shown for a moment where 一 turns out to begin 一起.
+    pending_min_digits: int = 1
+    loose_emails: bool = False  # also mask LOOSE_EMAIL (another hearing of audio that held an email)
 
 
 def split_units(text: str) -> list[tuple[int, int]]:
@@ -94,10 +99,11 @@ def split_units(text: str) -> list[tuple[int, int]]:
 
 def find_entities(units: Sequence[str], options: PiiOptions = PiiOptions(), open_end: bool = False) -> list[Entity]:
     """The entities among `units`, in order and not overlapping. With `open_end` (a partial hypothesis), a digit run
-    that reaches the last unit is masked as a `digit_string` once it holds `pending_min_digits`, since it may still
-    grow into a number."""
+    that reaches the last unit is a `digit_string` once it holds `pending_min_digits`, since it may still grow into
+    a number."""
     lowered = [u.lower() for u in units]
-    found = email_entities(lowered) + digit_entities(lowered, options, open_end)
+    found = email_entities(lowered, EMAILS + ((LOOSE_EMAIL,) if options.loose_emails else ())) + \
+        digit_entities(lowered, options, open_end)
     return merge_overlapping(found)
 
 
@@ -227,7 +233,7 @@ def is_phone_number(digits: str) -> bool:
 # ----------------------------------------------------------------------------------------------------- emails
 
 
-def email_entities(units: Sequence[str]) -> list[Entity]:
+def email_entities(units: Sequence[str], patterns: Sequence[re.Pattern]) -> list[Entity]:
     """Emails written (a@b.com) or spoken ("john at example dot com", 一二三艾特qq点com) over the units joined by
     single spaces, each match widened to the units it touches."""
     text, starts, position = " ".join(units), [], 0
@@ -235,7 +241,7 @@ def email_entities(units: Sequence[str]) -> list[Entity]:
         starts.append(position)
         position += len(unit) + 1
     entities = []
-    for pattern in EMAILS:
+    for pattern in patterns:
         for match in pattern.finditer(text):
             first = max(i for i, s in enumerate(starts) if s <= match.start())
             last = max(i for i, s in enumerate(starts) if s < match.end())

@@ -21,9 +21,12 @@ DIGITAL_SILENCE = 2 / 32768  # within two steps of 16-bit zero: no signal at all
 
 
 def shifted(segment: SegmentResult, offset_s: float, index: int) -> SegmentResult:
-    tokens = tuple(replace(t, start_s=round(t.start_s + offset_s, 3), end_s=round(t.end_s + offset_s, 3)) for t in segment.tokens)
+    """A span's segment with its times, its tokens' and its words' from the start of the recording."""
+    def moved(items: tuple) -> tuple:
+        return tuple(replace(x, start_s=round(x.start_s + offset_s, 3), end_s=round(x.end_s + offset_s, 3))
+                     for x in items)
     return replace(segment, index=index, start_s=round(segment.start_s + offset_s, 3),
-                   end_s=round(segment.end_s + offset_s, 3), tokens=tokens)
+                   end_s=round(segment.end_s + offset_s, 3), tokens=moved(segment.tokens), words=moved(segment.words))
 
 
 def decodable_spans(samples: torch.Tensor, spans: list[AudioSpan]) -> list[AudioSpan]:
@@ -72,14 +75,16 @@ async def transcribe_recording(runtime: Runtime, channels: torch.Tensor, options
             runtime.scheduler.transcribe([channels[c][s.start : s.end] for c, s in unit], [options] * len(unit))
             for unit in units
         ))
-        pieces = [Piece(c, span, t) for unit, transcripts in zip(units, results) for (c, span), t in zip(unit, transcripts)]
+        pieces = [Piece(c, span, t)
+                  for unit, transcripts in zip(units, results) for (c, span), t in zip(unit, transcripts)]
     segments = sorted((replace(shifted(seg, p.span.start / SAMPLE_RATE, 0), channel=p.channel if separate else None)
                        for p in pieces for seg in p.transcript.segments), key=lambda s: (s.start_s, s.channel or 0))
     segments = [replace(s, index=i) for i, s in enumerate(segments)]
     locale, probability = pick_locale(pieces, options, runtime.recognizer.locales[0])
     per_channel = tuple(ChannelResult(c, None, *pick_locale([p for p in pieces if p.channel == c], options, locale))
                         for c in range(len(channels))) if separate else ()
-    return Transcript(join_texts([s.text for s in segments]), locale, probability, duration_s, tuple(segments)), per_channel
+    transcript = Transcript(join_texts([s.text for s in segments]), locale, probability, duration_s, tuple(segments))
+    return transcript, per_channel
 
 
 def decoding_units(spans: list[tuple[int, AudioSpan]], unit_s: float) -> list[list[tuple[int, AudioSpan]]]:
@@ -104,7 +109,8 @@ def pick_locale(pieces: list[Piece], options: DecodeOptions, silent: str) -> tup
     weights: dict[str, float] = {}
     for piece in pieces:
         length = piece.span.end - piece.span.start
-        weights[piece.transcript.locale] = weights.get(piece.transcript.locale, 0.0) + length * (piece.transcript.locale_probability or 0.0)
+        locale = piece.transcript.locale
+        weights[locale] = weights.get(locale, 0.0) + length * (piece.transcript.locale_probability or 0.0)
     best = max(weights, key=weights.get)
     total = sum(p.span.end - p.span.start for p in pieces)
     return best, round(weights[best] / max(total, 1), 4)

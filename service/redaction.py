@@ -20,7 +20,10 @@ from service.pii import Entity, PiiOptions, digit_runs, find_entities, split_uni
 from service.protocol import EntityKind
 TAGS: dict[EntityKind, str] = {"phone_number": "[PHONE]", "cn_resident_id": "[ID_NUMBER]", "bank_card": "[CARD]",
                                "email": "[EMAIL]", "digit_string": "[NUMBER]"}
-MAX_GAP_S = 1.5  # a pause between digit groups of one number (138, 0013, 8000) is shorter than this
+# A pause between digit groups of one number (138, 0013, 8000) is shorter than this, measured from a group's last
+# token to the next one's first: the pause, plus the last syllable (a token fires where its sound begins), plus a
+# stream's endpoint silence (0.8 s) when the pause ended a segment.
+MAX_GAP_S = 2.0
 BREAK = ""  # a unit that is no digit and no part of an email: ends any run between far-apart segments
 
 
@@ -96,7 +99,8 @@ def collapsed(pieces: Sequence, ranges: list[tuple[int, int]], tags: list[str]) 
         else:
             first = out[-1] if out and out[-1].text == tags[hit] else None
             if first is not None:
-                out[-1] = replace(first, end_s=max(first.end_s, piece.end_s), confidence=min(first.confidence, piece.confidence))
+                out[-1] = replace(first, end_s=max(first.end_s, piece.end_s),
+                                  confidence=min(first.confidence, piece.confidence))
             times[hit] = (times[hit][0], max(times[hit][1], piece.end_s))
     return tuple(out), times
 
@@ -129,13 +133,25 @@ def redact_segments(segments: Sequence[SegmentResult], options: PiiOptions, cont
     for segment, offset in zip(segments, offsets):
         own = local_entities(found, offset, offset + len(units_of(segment.text)))
         masked = mask(segment.text, segment.tokens, segment.words, own)
-        before = trailing_digits(sequence[:offset])  # what the alternatives continue, as the best text does
-        alternatives = tuple(Alternative(redact_text(a.text, options, before), a.confidence) for a in segment.alternatives)
+        alternatives = masked_alternatives(segment, options, trailing_digits(sequence[:offset]), {e.kind for e in own})
         out.append(replace(segment, text=masked.text, tokens=masked.tokens, words=masked.words,
                            alternatives=alternatives))
         redactions += [Redaction(kind, start, end, segment.index, channel) for kind, start, end in
                        with_fallback_times(masked.spans, segment)]
     return out, redactions
+
+
+def masked_alternatives(segment: SegmentResult, options: PiiOptions, context: Sequence[str],
+                        found: set[EntityKind]) -> tuple[Alternative, ...]:
+    """The n-best texts, each masked after `context` (what the best text continues). Where the best text held an
+    entity (`found`), an alternative is the same audio heard otherwise: a number may come out broken by a misheard
+    unit (九一二三嘅五六七) and an email's domain as other words, so beside a number every digit run is masked however
+    short, and beside an email the words after an "at"."""
+    if found - {"email"}:
+        options = replace(options, min_digits=options.pending_min_digits)
+    if "email" in found:
+        options = replace(options, loose_emails=True)
+    return tuple(Alternative(redact_text(a.text, options, context), a.confidence) for a in segment.alternatives)
 
 
 def local_entities(found: Sequence[Entity], start: int, stop: int) -> list[Entity]:
@@ -166,7 +182,8 @@ def last_time(segment: SegmentResult) -> float:
 def redact_text(text: str, options: PiiOptions, context: Sequence[str] = (), open_end: bool = False) -> str:
     """Text alone (an n-best alternative): the entities in it, after `context`, replaced by their tags."""
     units = units_of(text)
-    entities = local_entities(find_entities([*context, *units], options, open_end), len(context), len(context) + len(units))
+    found = find_entities([*context, *units], options, open_end)
+    entities = local_entities(found, len(context), len(context) + len(units))
     return masked_text(text, split_units(text), entities)
 
 

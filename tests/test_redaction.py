@@ -1,6 +1,8 @@
 """Personal data in recognised text (service.pii) and its masking in results (service.redaction): pure functions,
 a table of written and spoken cases per locale and entity, and cases that must stay text."""
 
+from dataclasses import replace
+
 import pytest
 
 from model.results import Alternative, SegmentResult, TokenResult, Transcript, WordResult
@@ -91,10 +93,11 @@ def test_the_digit_threshold_is_a_setting():
 
 def test_an_open_end_masks_a_run_that_may_still_grow():
     """A partial's trailing digits are masked while the number is being said: the next partial may complete it,
-    and what was shown cannot be taken back. One digit (一 of 一起) is not a run."""
+    and what was shown cannot be taken back. Its first digit too (一 may begin 一起: the tag shows for a moment)."""
     assert [e.kind for e in find_entities(list("我的号码是一三"), open_end=True)] == ["digit_string"]
     assert find_entities(list("我的号码是一三"), open_end=False) == []
-    assert find_entities(list("我们一"), open_end=True) == []
+    assert [e.kind for e in find_entities(list("我们一"), open_end=True)] == ["digit_string"]
+    assert find_entities(list("我们一起"), open_end=True) == []
     assert find_entities(list("我们一三本书"), open_end=True) == []  # closed by what follows
 
 
@@ -136,6 +139,22 @@ def test_a_segment_is_masked_in_text_tokens_words_and_alternatives_with_the_enti
     assert redaction.end_s == segment.words[-1].end_s  # the last digit's word end
     assert masked.tokens[-1].start_s == redaction.start_s and masked.tokens[-1].end_s == segment.tokens[-1].end_s
     assert not any(ch in "".join(t.text for t in masked.tokens) for ch in "一三八零")
+
+
+def test_beside_an_entity_an_alternative_hearing_is_masked_more_strictly():
+    """An n-best alternative is the same audio heard otherwise: a number broken by a misheard unit, or an email's
+    domain heard as other words, is masked where the best text held an entity."""
+    segment = chinese_segment("我的电话号码是一三八零零一三八零零零")
+    broken = replace(segment, alternatives=(Alternative("我的电话号码是一三八零零嘅一三八零", 0.5),))
+    (masked,), _ = redact_segments([broken], PiiOptions())
+    assert masked.alternatives[0].text == "我的电话号码是[NUMBER]嘅[NUMBER]"
+    segment = english_segment("send it to john at example dot com".split())
+    segment = replace(segment, alternatives=(Alternative(segment.text, 0.6),
+                                             Alternative("send it to john at example doubt come", 0.4)))
+    (masked,), redactions = redact_segments([segment], PiiOptions())
+    assert [a.text for a in masked.alternatives] == ["send it to [EMAIL]", "send it to [EMAIL]"]
+    assert [r.kind for r in redactions] == ["email"]
+    assert redact_text("look at this one", PiiOptions()) == "look at this one"  # not without an entity
 
 
 def test_english_words_of_several_tokens_collapse_into_one_masked_token():
@@ -193,8 +212,8 @@ def test_a_stream_masks_a_number_split_across_partials_and_carries_it_into_the_n
         shown.append(masked.text)
         assert "".join(t.text for t in masked.tokens) == masked.text
         assert len(redactions) == masked.text.count("[")
-    assert shown == ["我的电话号", "我的电话号码是", "我的电话号码是一", "我的电话号码是[NUMBER]", "我的电话号码是[NUMBER]",
-                     "我的电话号码是[NUMBER]", "我的电话号码是[PHONE]"]
+    assert shown == ["我的电话号", "我的电话号码是", "我的电话号码是[NUMBER]", "我的电话号码是[NUMBER]",
+                     "我的电话号码是[NUMBER]", "我的电话号码是[NUMBER]", "我的电话号码是[PHONE]"]
     final, redactions = redactor.final(chinese_segment(said))
     assert final.text == "我的电话号码是[PHONE]" and redactions[0].kind == "phone_number"
     # A number said over an endpoint: the first final's 5 digits were sent; the rest is masked as that phone number.
