@@ -68,6 +68,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     from service.engine import choose_device
     from service.formats import transcription_response
     from service.protocol import ModelInfo
+    from service.recording import Shown
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,7 +83,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     def transcribe_file(path: str):
         started = time.perf_counter()
         transcript = recognizer.transcribe(load_audio_file(path), options)
-        return transcription_response(transcript, uuid.uuid4().hex, model, time.perf_counter() - started)
+        return transcription_response(Shown.as_heard(transcript), uuid.uuid4().hex, model, time.perf_counter() - started)
 
     return transcribe_file
 

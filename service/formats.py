@@ -9,12 +9,14 @@ from model.results import SegmentResult, Transcript, join_texts
 from service.channels import ChannelResult
 from service.protocol import (AlternativeOut, ChannelOut, ModelInfo, RedactionOut, SegmentOut, TokenOut,
                               TranscriptionResponse, WordOut)
+from service.recording import Shown
 from service.redaction import Redaction
 
 
-def segment_out(segment: SegmentResult, with_tokens: bool = True, channel_name: str | None = None) -> SegmentOut:
+def segment_out(segment: SegmentResult, with_tokens: bool = True, channel_name: str | None = None,
+                raw_text: str | None = None) -> SegmentOut:
     return SegmentOut(
-        id=segment.index, start=segment.start_s, end=segment.end_s, text=segment.text,
+        id=segment.index, start=segment.start_s, end=segment.end_s, text=segment.text, raw_text=raw_text,
         confidence=segment.confidence,
         tokens=[TokenOut(text=t.text, start=t.start_s, end=t.end_s, confidence=t.confidence) for t in segment.tokens]
         if with_tokens else [],
@@ -25,18 +27,18 @@ def segment_out(segment: SegmentResult, with_tokens: bool = True, channel_name: 
     )
 
 
-def transcription_response(
-    transcript: Transcript, request_id: str, model: ModelInfo, processing_s: float, timestamps: bool = True,
-    channels: Sequence[ChannelResult] = (), redactions: Sequence[Redaction] | None = None,
-) -> TranscriptionResponse:
-    """Our JSON; `channels` (channels=separate) adds each channel's text, `redactions` (redaction on) the masked
-    entities."""
-    names = {c.index: c.name for c in channels}
+def transcription_response(shown: Shown, request_id: str, model: ModelInfo, processing_s: float,
+                           timestamps: bool = True, channels: Sequence[ChannelResult] = ()) -> TranscriptionResponse:
+    """Our JSON; `channels` (channels=separate) adds each channel's text; the masked entities (redaction on) and the
+    text as heard (format=written) come with `shown`."""
+    transcript, names = shown.transcript, {c.index: c.name for c in channels}
+    raw_texts = shown.raw_texts or (None,) * len(transcript.segments)
     return TranscriptionResponse(
-        request_id=request_id, text=transcript.text, locale=transcript.locale,
-        locale_probability=transcript.locale_probability, duration_s=round(transcript.duration_s, 3),
-        segments=[segment_out(s, timestamps, names.get(s.channel)) for s in transcript.segments],
-        channels=[channel_out(c, transcript) for c in channels] or None, redactions=redactions_out(redactions),
+        request_id=request_id, text=transcript.text, raw_text=shown.spoken_text if shown.raw_texts is not None else None,
+        locale=transcript.locale, locale_probability=transcript.locale_probability,
+        duration_s=round(transcript.duration_s, 3),
+        segments=[segment_out(s, timestamps, names.get(s.channel), raw) for s, raw in zip(transcript.segments, raw_texts)],
+        channels=[channel_out(c, transcript) for c in channels] or None, redactions=redactions_out(shown.redactions),
         model=model, processing_s=round(processing_s, 4),
     )
 

@@ -11,6 +11,7 @@ MAX_HOTWORD_CHARS = 100  # per phrase: a name or a short phrase, not a document
 MAX_HOTWORD_BOOST = 10.0  # log-probability bonus per hotword token, streams and uploads alike
 RedactMode = Literal["none", "pii"]  # what results mask: nothing, or personal data (service/redaction.py)
 EntityKind = Literal["phone_number", "cn_resident_id", "bank_card", "email", "digit_string"]  # service/pii.py
+TextFormat = Literal["spoken", "written"]  # numbers as words, as heard, or written as digits (service/written.py)
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -49,6 +50,8 @@ class SegmentOut(BaseModel):
     start: float
     end: float
     text: str
+    raw_text: str | None = Field(default=None, description="with format=written: the text as heard (tokens and words "
+                                 "are always as heard)")
     confidence: float
     tokens: list[TokenOut] = Field(default_factory=list)
     words: list[WordOut] = Field(default_factory=list, description="the tokens grouped into words")
@@ -75,6 +78,7 @@ class ChannelOut(BaseModel):
 class TranscriptionResponse(BaseModel):
     request_id: str
     text: str
+    raw_text: str | None = Field(default=None, description="with format=written: the text as heard")
     locale: str
     locale_probability: float | None = Field(default=None, description="set when locale was 'auto'")
     duration_s: float
@@ -119,6 +123,8 @@ class StartMessage(BaseModel):
     full_context_finals: bool | None = Field(
         default=None, description="decode each final again from its segment's audio at full context (partials stay "
                                   "streaming); unset: the server's ASR_FULL_CONTEXT_FINALS")
+    format: TextFormat = Field(default="spoken", description="written: finals with numbers, dates and amounts as "
+                               "digits, the text as heard in raw_text (partials stay as heard)")
     redact: RedactMode = Field(default="none", description="pii: mask personal data in partials and finals "
                                            "(the server's ASR_REDACT=pii masks them whatever this says)")
 
@@ -157,6 +163,7 @@ class FinalMessage(BaseModel):
     type: Literal["final"] = "final"
     segment: int
     text: str
+    raw_text: str | None = Field(default=None, description="with format=written: the text as heard")
     start: float
     end: float
     confidence: float

@@ -117,10 +117,22 @@ def pick_locale(pieces: list[Piece], options: DecodeOptions, silent: str) -> tup
 
 
 @dataclass(frozen=True)
-class UploadResult:
-    transcript: Transcript  # redacted when `redactions` is not None
-    channels: tuple[ChannelResult, ...]  # with channels=separate, one per channel of the audio
+class Shown:
+    """A transcript as the caller gets it: masked (redaction on), written (format=written), or as heard."""
+    transcript: Transcript
+    spoken_text: str  # the text as heard, masked when redaction is on
+    raw_texts: tuple[str, ...] | None  # format=written: each segment's text as heard
     redactions: tuple[Redaction, ...] | None  # None: redaction off
+
+    @classmethod
+    def as_heard(cls, transcript: Transcript) -> Shown:
+        return cls(transcript, transcript.text, None, None)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    shown: Shown
+    channels: tuple[ChannelResult, ...]  # with channels=separate, one per channel of the audio
     request_id: str
     processing_s: float
     fields: dict[str, list[str]]

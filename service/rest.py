@@ -22,9 +22,12 @@ from model.results import Transcript
 from service.channels import ChannelResult, channel_request
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
-from service.protocol import MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, RedactMode, TranscriptionResponse
-from service.recording import UploadResult, transcribe_recording
-from service.redaction import Redaction, redact_transcript
+from service.pii import PiiOptions
+from service.protocol import (MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, RedactMode, TextFormat,
+                              TranscriptionResponse)
+from service.recording import Shown, UploadResult, transcribe_recording
+from service.redaction import redact_transcript
+from service.written import written_transcript
 from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
 
@@ -50,6 +53,9 @@ CALL_FIELDS = {  # both upload routes
     "redact": {"type": "string", "enum": ["none", "pii"],
                "description": "pii: mask phone, resident ID and card numbers, emails and long digit strings "
                               "(ASR_REDACT=pii masks them in every request whatever this says)"},
+    "format": {"type": "string", "enum": ["spoken", "written"],
+               "description": "written: numbers, dates, times and amounts as digits (350块钱, $350, 23號); the text as "
+                              "heard stays in raw_text"},
 }
 TRANSCRIBE_FIELDS.update(CALL_FIELDS)
 OPENAI_FIELDS = {
@@ -173,19 +179,37 @@ def redact_mode(runtime: Runtime, fields: dict[str, list[str]]) -> RedactMode:
     return runtime.redact_mode(asked)  # type: ignore[arg-type]
 
 
+def text_format(fields: dict[str, list[str]]) -> TextFormat:
+    asked = (first(fields, "format", default="spoken") or "spoken").strip().lower()
+    if asked not in ("spoken", "written"):
+        raise ApiError(422, "invalid_request", "format must be 'spoken' or 'written'")
+    return asked  # type: ignore[return-value]
+
+
+def finished_text(transcript: Transcript, redact: RedactMode, form: TextFormat, options: PiiOptions) -> Shown:
+    """Masked first, on the words as heard with their times; then written (service/written.py)."""
+    redactions = None
+    if redact == "pii":
+        transcript, redactions = redact_transcript(transcript, options)
+    spoken = transcript.text
+    raw_texts = None
+    if form == "written":
+        transcript, raw_texts = written_transcript(transcript)
+    return Shown(transcript, spoken, raw_texts, redactions)
+
+
 async def recognise_upload(runtime: Runtime, data: bytes, fields: dict[str, list[str]],
-                           options: DecodeOptions) -> tuple[Transcript, tuple[ChannelResult, ...], tuple[Redaction, ...] | None]:
+                           options: DecodeOptions) -> tuple[Shown, tuple[ChannelResult, ...]]:
     call = channel_request(first(fields, "channels"), first(fields, "channel_names"))
-    redact = redact_mode(runtime, fields)
+    redact, form = redact_mode(runtime, fields), text_format(fields)
     samples = await decode_upload(runtime, data, call.separate)
     channels = samples if call.separate else samples.unsqueeze(0)  # (channels, samples)
     call.check_against(len(channels))
     transcript, per_channel = await transcribe_recording(runtime, channels, options, call.separate)
     per_channel = tuple(replace(c, name=call.name(c.index)) for c in per_channel)
-    if redact == "none":
-        return transcript, per_channel, None
-    transcript, redactions = redact_transcript(transcript, runtime.pii_options)
-    return transcript, per_channel, redactions
+    # off the event loop: an hour of segments takes a while to search for entities and to write
+    shown = await asyncio.to_thread(finished_text, transcript, redact, form, runtime.pii_options)
+    return shown, per_channel
 
 
 async def run_transcription(request: Request, locale_field: str) -> UploadResult:
@@ -197,7 +221,7 @@ async def run_transcription(request: Request, locale_field: str) -> UploadResult
         data, fields = await audio_and_fields(request, runtime.settings.max_upload_bytes)
         options = decode_options(runtime, fields, locale_field)
         label = bounded_locale_label(options.locale, runtime.recognizer.locales)
-        transcript, channels, redactions = await recognise_upload(runtime, data, fields, options)
+        shown, channels = await recognise_upload(runtime, data, fields, options)
     except ApiError as error:
         runtime.stats.error("rest", label, error.code)
         raise
@@ -208,8 +232,9 @@ async def run_transcription(request: Request, locale_field: str) -> UploadResult
         runtime.stats.error("rest", label, "internal")
         raise
     processing_s = time.perf_counter() - started
-    runtime.record_rest(request_id, transcript, processing_s)  # the redacted text, when redaction is on
-    return UploadResult(transcript, channels, redactions, request_id, processing_s, fields)
+    # feedback scores the text as heard (masked when redaction is on), as the model is evaluated
+    runtime.record_rest(request_id, replace(shown.transcript, text=shown.spoken_text), processing_s)
+    return UploadResult(shown, channels, request_id, processing_s, fields)
 
 
 @router.post("/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"],
@@ -227,8 +252,8 @@ async def transcribe(request: Request) -> TranscriptionResponse:
     (comma-separated, with separate), `redact` (pii: mask personal data)."""
     result = await run_transcription(request, "locale")
     timestamps = (first(result.fields, "timestamps", default="true") or "true").lower() not in {"false", "0", "no"}
-    return transcription_response(result.transcript, result.request_id, get_runtime(request).model_info,
-                                  result.processing_s, timestamps, result.channels, result.redactions)
+    return transcription_response(result.shown, result.request_id, get_runtime(request).model_info,
+                                  result.processing_s, timestamps, result.channels)
 
 
 @router.post("/v1/audio/transcriptions", responses=ERRORS, tags=["openai"],
@@ -238,7 +263,7 @@ async def openai_transcriptions(request: Request) -> Response:
     comma-separated), `response_format` (json, text, srt, vtt, verbose_json), `timestamp_granularities[]`;
     `channels`, `channel_names` and `redact` as `/transcribe` takes them."""
     result = await run_transcription(request, "language")
-    transcript, fields, names = result.transcript, result.fields, {c.index: c.name for c in result.channels}
+    transcript, fields, names = result.shown.transcript, result.fields, {c.index: c.name for c in result.channels}
     response_format = first(fields, "response_format", default="json")
     granularities = set(fields.get("timestamp_granularities[]", []) + fields.get("timestamp_granularities", []))
     headers = {"X-Request-Id": result.request_id}
@@ -250,7 +275,7 @@ async def openai_transcriptions(request: Request) -> Response:
         return PlainTextResponse(to_vtt(transcript, names), media_type="text/vtt", headers=headers)
     if response_format == "verbose_json":
         body = to_openai_verbose(transcript, "word" in granularities, "segment" in granularities or not granularities,
-                                 names, result.redactions)
+                                 names, result.shown.redactions)
         return JSONResponse(body, headers=headers)
     if response_format != "json":
         raise ApiError(422, "invalid_request", "response_format must be json, text, srt, vtt or verbose_json")

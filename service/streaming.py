@@ -31,6 +31,7 @@ from service.auth import AuthError, chosen_subprotocol, presented_key
 from service.formats import redactions_out, segment_out
 from service.redaction import StreamRedactor
 from service.runtime import Runtime, get_runtime
+from service.written import written_segment
 from service.scheduler import Overloaded
 from service.stats import RequestStats
 
@@ -283,7 +284,10 @@ class StreamConnection:
         if self.redactor is not None:  # masked before the feedback store or the client sees it
             segment, found = self.redactor.final(segment)
             redactions = redactions_out(found)
-        out = segment_out(segment)
+        heard = segment.text
+        if self.start.format == "written":
+            segment = written_segment(segment)
+        out = segment_out(segment, raw_text=heard if self.start.format == "written" else None)
         latency_s = time.perf_counter() - self.last_audio_at
         reason = reason_override or event.reason
         self.runtime.stats.final_latency(self.runtime.locale_label(locale), "stop" if reason in {"stop", "shutdown"} else "endpoint", latency_s)
@@ -292,8 +296,8 @@ class StreamConnection:
             return
         self.segments_sent += 1
         self.token_confidences += [t.confidence for t in out.tokens]
-        self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, out.text)
-        await self.send(p.FinalMessage(segment=out.id, text=out.text, start=out.start, end=out.end,
+        self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, heard)  # scored as heard, as uploads are
+        await self.send(p.FinalMessage(segment=out.id, text=out.text, raw_text=out.raw_text, start=out.start, end=out.end,
                                        confidence=out.confidence, tokens=out.tokens, words=out.words,
                                        alternatives=out.alternatives,
                                        locale=locale, locale_probability=probability, reason=reason,
