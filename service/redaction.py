@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from model.results import Alternative, SegmentResult, TokenResult, Transcript, WordResult, join_texts
 from service.pii import Entity, PiiOptions, digit_runs, find_entities, split_units
 from service.protocol import EntityKind
+
 TAGS: dict[EntityKind, str] = {"phone_number": "[PHONE]", "cn_resident_id": "[ID_NUMBER]", "bank_card": "[CARD]",
                                "email": "[EMAIL]", "digit_string": "[NUMBER]"}
 # A pause between digit groups of one number (138, 0013, 8000) is shorter than this, measured from a group's last
