@@ -68,6 +68,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     from service.engine import choose_device
     from service.formats import transcription_response
     from service.protocol import ModelInfo
+    from service.recording import Shown
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,7 +83,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     def transcribe_file(path: str):
         started = time.perf_counter()
         transcript = recognizer.transcribe(load_audio_file(path), options)
-        return transcription_response(transcript, uuid.uuid4().hex, model, time.perf_counter() - started)
+        return transcription_response(Shown.as_heard(transcript), uuid.uuid4().hex, model, time.perf_counter() - started)
 
     return transcribe_file
 
@@ -95,7 +96,7 @@ def as_transcript(response):
         SegmentResult(s.id, s.start, s.end, s.text, s.confidence,
                       tuple(TokenResult(t.text, t.start, t.end, t.confidence) for t in s.tokens),
                       tuple(Alternative(a.text, a.confidence) for a in s.alternatives), s.locale,
-                      tuple(WordResult(w.text, w.start, w.end, w.confidence) for w in s.words))
+                      tuple(WordResult(w.text, w.start, w.end, w.confidence) for w in s.words), s.channel)
         for s in response.segments)
     return Transcript(response.text, response.locale, response.locale_probability, response.duration_s, segments)
 
@@ -106,7 +107,8 @@ def render(response, output_format: str) -> str:
     if output_format in {"srt", "vtt"}:
         from service.formats import to_srt, to_vtt
 
-        return (to_srt if output_format == "srt" else to_vtt)(as_transcript(response))
+        names = {c.channel: c.name for c in response.channels or []}
+        return (to_srt if output_format == "srt" else to_vtt)(as_transcript(response), names)
     return response.text + "\n"
 
 

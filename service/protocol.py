@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 MAX_HOTWORD_CHARS = 100  # per phrase: a name or a short phrase, not a document
 MAX_HOTWORD_BOOST = 10.0  # log-probability bonus per hotword token, streams and uploads alike
+RedactMode = Literal["none", "pii"]  # what results mask: nothing, or personal data (service/redaction.py)
+EntityKind = Literal["phone_number", "cn_resident_id", "bank_card", "email", "digit_string"]  # service/pii.py
+TextFormat = Literal["spoken", "written"]  # numbers as words, as heard, or written as digits (service/written.py)
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -34,17 +37,29 @@ class AlternativeOut(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="posterior within the n-best list")
 
 
+class RedactionOut(BaseModel):
+    entity: EntityKind
+    start: float = Field(description="seconds from the start of the audio: mute from here")
+    end: float = Field(description="to here")
+    segment: int = Field(description="the segment it was masked in")
+    channel: int | None = Field(default=None, description="the channel it was heard on (channels=separate)")
+
+
 class SegmentOut(BaseModel):
     id: int
     start: float
     end: float
     text: str
+    raw_text: str | None = Field(default=None, description="with format=written: the text as heard (tokens and words "
+                                 "are always as heard)")
     confidence: float
     tokens: list[TokenOut] = Field(default_factory=list)
     words: list[WordOut] = Field(default_factory=list, description="the tokens grouped into words")
     alternatives: list[AlternativeOut] = Field(default_factory=list)
     locale: str | None = Field(default=None, description="the locale this segment was decoded as; with 'auto', a "
                                "segment that is surely another locale than the recording's is decoded as that one")
+    channel: int | None = Field(default=None, description="the channel it was heard on, with channels=separate")
+    channel_name: str | None = Field(default=None, description="that channel's name from channel_names")
 
 
 class ModelInfo(BaseModel):
@@ -52,13 +67,24 @@ class ModelInfo(BaseModel):
     version: str
 
 
+class ChannelOut(BaseModel):
+    channel: int
+    name: str | None = None
+    text: str = Field(description="this channel's segments' text")
+    locale: str
+    locale_probability: float | None = None
+
+
 class TranscriptionResponse(BaseModel):
     request_id: str
     text: str
+    raw_text: str | None = Field(default=None, description="with format=written: the text as heard")
     locale: str
     locale_probability: float | None = Field(default=None, description="set when locale was 'auto'")
     duration_s: float
     segments: list[SegmentOut]
+    channels: list[ChannelOut] | None = Field(default=None, description="with channels=separate: each channel's text")
+    redactions: list[RedactionOut] | None = Field(default=None, description="with redaction on: each masked entity")
     model: ModelInfo
     processing_s: float
 
@@ -97,6 +123,10 @@ class StartMessage(BaseModel):
     full_context_finals: bool | None = Field(
         default=None, description="decode each final again from its segment's audio at full context (partials stay "
                                   "streaming); unset: the server's ASR_FULL_CONTEXT_FINALS")
+    format: TextFormat = Field(default="spoken", description="written: finals with numbers, dates and amounts as "
+                               "digits, the text as heard in raw_text (partials stay as heard)")
+    redact: RedactMode = Field(default="none", description="pii: mask personal data in partials and finals "
+                                           "(the server's ASR_REDACT=pii masks them whatever this says)")
 
 
 class StopMessage(BaseModel):
@@ -117,6 +147,7 @@ class ReadyMessage(BaseModel):
     sample_rate: int
     chunk_ms: int
     full_context_finals: bool = Field(default=False, description="whether this stream's finals are decoded again at full context")
+    redact: RedactMode = Field(default="none", description="whether this stream's results are masked")
     model: ModelInfo
 
 
@@ -125,12 +156,14 @@ class PartialMessage(BaseModel):
     segment: int
     text: str
     tokens: list[TokenOut]
+    redactions: list[RedactionOut] | None = Field(default=None, description="with redaction on: each masked entity")
 
 
 class FinalMessage(BaseModel):
     type: Literal["final"] = "final"
     segment: int
     text: str
+    raw_text: str | None = Field(default=None, description="with format=written: the text as heard")
     start: float
     end: float
     confidence: float
@@ -141,6 +174,7 @@ class FinalMessage(BaseModel):
     locale_probability: float | None = None
     reason: Literal["endpoint", "max_segment", "stop", "shutdown"]
     latency_ms: float = Field(description="from the segment's last audio reaching the server to this message")
+    redactions: list[RedactionOut] | None = Field(default=None, description="with redaction on: each masked entity")
 
 
 class EndMessage(BaseModel):

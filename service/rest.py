@@ -14,24 +14,26 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 
-from model.decoding.results import SegmentResult, Transcript, join_texts
+from model.decoding.results import Transcript
 from model.frontend.audio import AudioDecodeError, AudioTooLongError, decode_audio
-from model.frontend.features import SAMPLE_RATE
-from model.frontend.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from model.network.encoder import ENCODER_FRAME_MS
 from model.recognition.recognizer import DecodeOptions
 from model.text.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
+from service.channels import ChannelResult, channel_request
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
-from service.protocol import MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, TranscriptionResponse
+from service.pii import PiiOptions
+from service.protocol import (MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, RedactMode, TextFormat,
+                              TranscriptionResponse)
+from service.recording import Shown, UploadResult, transcribe_recording
+from service.redaction import redact_transcript
+from service.written import written_transcript
 from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
 
 router = APIRouter()
 RAW_AUDIO_TYPES = ("audio/", "application/octet-stream", "video/ogg", "video/webm")
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)}
-MIN_SPAN_SAMPLES = SAMPLE_RATE // 10  # the encoder needs 85 ms (7 feature frames); no word is shorter than 100 ms
-DIGITAL_SILENCE = 2 / 32768  # within two steps of 16-bit zero: no signal at all
 TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published so clients and fuzzers see them
     "locale": {"type": "string", "description": "zh-CN, yue-HK, en-US, an alias (zh, cmn, yue, en) or auto"},
     "nbest": {"type": "integer", "minimum": 1, "maximum": 10},
@@ -42,10 +44,25 @@ TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published
     "timestamps": {"type": "boolean"},
     "chunk_ms": {"type": "integer", "minimum": 40, "maximum": 2560, "multipleOf": 40},
 }
+CALL_FIELDS = {  # both upload routes
+    "channels": {"type": "string", "enum": ["mixed", "separate"],
+                 "description": "mixed (default): one transcript of all channels mixed to mono; separate: each channel "
+                                "recognised on its own (one party of a call per channel)"},
+    "channel_names": {"type": "string", "description": "comma-separated names of the channels in order, with "
+                                                       "channels=separate (agent,customer)"},
+    "redact": {"type": "string", "enum": ["none", "pii"],
+               "description": "pii: mask phone, resident ID and card numbers, emails and long digit strings "
+                              "(ASR_REDACT=pii masks them in every request whatever this says)"},
+    "format": {"type": "string", "enum": ["spoken", "written"],
+               "description": "written: numbers, dates, times and amounts as digits (350块钱, $350, 23號); the text as "
+                              "heard stays in raw_text"},
+}
+TRANSCRIBE_FIELDS.update(CALL_FIELDS)
 OPENAI_FIELDS = {
     "model": {"type": "string"}, "language": {"type": "string"}, "prompt": {"type": "string"},
     "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"]},
     "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
+    **CALL_FIELDS,
 }
 
 
@@ -144,9 +161,10 @@ def parse_hotword_boost(value: str) -> float:
     return boost
 
 
-async def decode_upload(runtime: Runtime, data: bytes) -> torch.Tensor:
+async def decode_upload(runtime: Runtime, data: bytes, separate: bool) -> torch.Tensor:
+    """(samples,) mono, or (channels, samples) when the channels are recognised apart."""
     try:
-        decoded = await asyncio.to_thread(decode_audio, data, runtime.settings.max_audio_duration_s)
+        decoded = await asyncio.to_thread(decode_audio, data, runtime.settings.max_audio_duration_s, not separate)
     except AudioTooLongError as error:
         raise ApiError(413, "audio_too_long", str(error)) from error
     except AudioDecodeError as error:
@@ -154,62 +172,47 @@ async def decode_upload(runtime: Runtime, data: bytes) -> torch.Tensor:
     return decoded.samples
 
 
-def shifted(segment: SegmentResult, offset_s: float, index: int) -> SegmentResult:
-    tokens = tuple(replace(t, start_s=round(t.start_s + offset_s, 3), end_s=round(t.end_s + offset_s, 3)) for t in segment.tokens)
-    return replace(segment, index=index, start_s=round(segment.start_s + offset_s, 3),
-                   end_s=round(segment.end_s + offset_s, 3), tokens=tokens)
+def redact_mode(runtime: Runtime, fields: dict[str, list[str]]) -> RedactMode:
+    asked = (first(fields, "redact", default="none") or "none").strip().lower()
+    if asked not in ("none", "pii"):
+        raise ApiError(422, "invalid_request", "redact must be 'none' or 'pii'")
+    return runtime.redact_mode(asked)  # type: ignore[arg-type]
 
 
-def decodable_spans(samples: torch.Tensor, segmenter: SegmenterOptions) -> list[AudioSpan]:
-    """The silence-cut spans worth a model step. A tail shorter than the encoder's input takes the end of its
-    neighbour (the cut moves earlier); a recording that short, or a span of digital silence, is not decoded at
-    all: it holds no speech, and the model is not asked to transcribe nothing."""
-    spans = split_at_silences(samples, segmenter)
-    if len(spans) > 1 and spans[-1].end - spans[-1].start < MIN_SPAN_SAMPLES:
-        cut = spans[-1].end - MIN_SPAN_SAMPLES
-        spans[-2:] = [AudioSpan(spans[-2].start, cut), AudioSpan(cut, spans[-1].end)]
-    return [s for s in spans
-            if s.end - s.start >= MIN_SPAN_SAMPLES and samples[s.start : s.end].abs().max() > DIGITAL_SILENCE]
+def text_format(fields: dict[str, list[str]]) -> TextFormat:
+    asked = (first(fields, "format", default="spoken") or "spoken").strip().lower()
+    if asked not in ("spoken", "written"):
+        raise ApiError(422, "invalid_request", "format must be 'spoken' or 'written'")
+    return asked  # type: ignore[return-value]
 
 
-async def transcribe_recording(runtime: Runtime, samples: torch.Tensor, options: DecodeOptions) -> Transcript:
-    """Cut at silences, submit bounded units to the scheduler concurrently, and merge them in time order."""
-    spans = decodable_spans(samples, runtime.recognizer.segmenter)
-    if not spans:  # silence only, or too short to hold a word: no text, no segments (the recogniser's convention)
-        return Transcript("", options.locale or runtime.recognizer.locales[0], None if options.locale else 0.0,
-                          len(samples) / SAMPLE_RATE, ())
-    units, current, current_s = [], [], 0.0
-    for span in spans:
-        length_s = (span.end - span.start) / SAMPLE_RATE
-        if current and current_s + length_s > runtime.settings.offline_unit_s:
-            units.append(current)
-            current, current_s = [], 0.0
-        current.append(span)
-        current_s += length_s
-    units.append(current)
-    runtime.scheduler.check_offline_capacity(len(samples) / SAMPLE_RATE)
-    results = await asyncio.gather(*(
-        runtime.scheduler.transcribe([samples[s.start : s.end] for s in unit], [options] * len(unit)) for unit in units
-    ))
-    pieces = [(span, t) for unit, transcripts in zip(units, results) for span, t in zip(unit, transcripts)]
-    segments = [shifted(seg, span.start / SAMPLE_RATE, 0) for span, t in pieces for seg in t.segments]
-    segments = [replace(s, index=i) for i, s in enumerate(segments)]
-    locale, probability = pick_locale([(span, t) for span, t in pieces], options)
-    return Transcript(join_texts([s.text for s in segments]), locale, probability, len(samples) / SAMPLE_RATE, tuple(segments))
+def finished_text(transcript: Transcript, redact: RedactMode, form: TextFormat, options: PiiOptions) -> Shown:
+    """Masked first, on the words as heard with their times; then written (service/written.py)."""
+    redactions = None
+    if redact == "pii":
+        transcript, redactions = redact_transcript(transcript, options)
+    spoken = transcript.text
+    raw_texts = None
+    if form == "written":
+        transcript, raw_texts = written_transcript(transcript)
+    return Shown(transcript, spoken, raw_texts, redactions)
 
 
-def pick_locale(pieces: list, options: DecodeOptions) -> tuple[str, float | None]:
-    if options.locale is not None:
-        return options.locale, None
-    weights: dict[str, float] = {}
-    for span, transcript in pieces:
-        weights[transcript.locale] = weights.get(transcript.locale, 0.0) + (span.end - span.start) * (transcript.locale_probability or 0.0)
-    best = max(weights, key=weights.get)
-    total = sum(span.end - span.start for span, _ in pieces)
-    return best, round(weights[best] / max(total, 1), 4)
+async def recognise_upload(runtime: Runtime, data: bytes, fields: dict[str, list[str]],
+                           options: DecodeOptions) -> tuple[Shown, tuple[ChannelResult, ...]]:
+    call = channel_request(first(fields, "channels"), first(fields, "channel_names"))
+    redact, form = redact_mode(runtime, fields), text_format(fields)
+    samples = await decode_upload(runtime, data, call.separate)
+    channels = samples if call.separate else samples.unsqueeze(0)  # (channels, samples)
+    call.check_against(len(channels))
+    transcript, per_channel = await transcribe_recording(runtime, channels, options, call.separate)
+    per_channel = tuple(replace(c, name=call.name(c.index)) for c in per_channel)
+    # off the event loop: an hour of segments takes a while to search for entities and to write
+    shown = await asyncio.to_thread(finished_text, transcript, redact, form, runtime.pii_options)
+    return shown, per_channel
 
 
-async def run_transcription(request: Request, locale_field: str) -> tuple[Transcript, str, float, dict]:
+async def run_transcription(request: Request, locale_field: str) -> UploadResult:
     runtime = get_runtime(request)
     started = time.perf_counter()
     request_id = uuid.uuid4().hex
@@ -218,8 +221,7 @@ async def run_transcription(request: Request, locale_field: str) -> tuple[Transc
         data, fields = await audio_and_fields(request, runtime.settings.max_upload_bytes)
         options = decode_options(runtime, fields, locale_field)
         label = bounded_locale_label(options.locale, runtime.recognizer.locales)
-        samples = await decode_upload(runtime, data)
-        transcript = await transcribe_recording(runtime, samples, options)
+        shown, channels = await recognise_upload(runtime, data, fields, options)
     except ApiError as error:
         runtime.stats.error("rest", label, error.code)
         raise
@@ -230,8 +232,9 @@ async def run_transcription(request: Request, locale_field: str) -> tuple[Transc
         runtime.stats.error("rest", label, "internal")
         raise
     processing_s = time.perf_counter() - started
-    runtime.record_rest(request_id, transcript, processing_s)
-    return transcript, request_id, processing_s, fields
+    # feedback scores the text as heard (masked when redaction is on), as the model is evaluated
+    runtime.record_rest(request_id, replace(shown.transcript, text=shown.spoken_text), processing_s)
+    return UploadResult(shown, channels, request_id, processing_s, fields)
 
 
 @router.post("/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"],
@@ -245,29 +248,34 @@ async def transcribe(request: Request) -> TranscriptionResponse:
     string or form fields): `locale` (zh-CN, yue-HK, en-US, aliases zh/cmn/yue/en, or auto), `nbest` (1-10),
     `hotwords` (comma-separated phrases to favour), `timestamps` (true/false: per-token times in segments),
     `chunk_ms` (decode with the streaming model's chunked attention, as `/v1/stream` would; default full
-    context)."""
-    transcript, request_id, processing_s, fields = await run_transcription(request, "locale")
-    timestamps = (first(fields, "timestamps", default="true") or "true").lower() not in {"false", "0", "no"}
-    return transcription_response(transcript, request_id, get_runtime(request).model_info, processing_s, timestamps)
+    context), `channels` (mixed or separate: one transcript per channel of a call), `channel_names`
+    (comma-separated, with separate), `redact` (pii: mask personal data)."""
+    result = await run_transcription(request, "locale")
+    timestamps = (first(result.fields, "timestamps", default="true") or "true").lower() not in {"false", "0", "no"}
+    return transcription_response(result.shown, result.request_id, get_runtime(request).model_info,
+                                  result.processing_s, timestamps, result.channels)
 
 
 @router.post("/v1/audio/transcriptions", responses=ERRORS, tags=["openai"],
              openapi_extra=upload_openapi(OPENAI_FIELDS, raw_body=False))
 async def openai_transcriptions(request: Request) -> Response:
     """OpenAI-compatible transcription: multipart `file`, `model` (ignored), `language`, `prompt` (hotwords,
-    comma-separated), `response_format` (json, text, srt, vtt, verbose_json), `timestamp_granularities[]`."""
-    transcript, request_id, _, fields = await run_transcription(request, "language")
+    comma-separated), `response_format` (json, text, srt, vtt, verbose_json), `timestamp_granularities[]`;
+    `channels`, `channel_names` and `redact` as `/transcribe` takes them."""
+    result = await run_transcription(request, "language")
+    transcript, fields, names = result.shown.transcript, result.fields, {c.index: c.name for c in result.channels}
     response_format = first(fields, "response_format", default="json")
     granularities = set(fields.get("timestamp_granularities[]", []) + fields.get("timestamp_granularities", []))
-    headers = {"X-Request-Id": request_id}
+    headers = {"X-Request-Id": result.request_id}
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n", headers=headers)
     if response_format == "srt":
-        return PlainTextResponse(to_srt(transcript), headers=headers)
+        return PlainTextResponse(to_srt(transcript, names), headers=headers)
     if response_format == "vtt":
-        return PlainTextResponse(to_vtt(transcript), media_type="text/vtt", headers=headers)
+        return PlainTextResponse(to_vtt(transcript, names), media_type="text/vtt", headers=headers)
     if response_format == "verbose_json":
-        body = to_openai_verbose(transcript, "word" in granularities, "segment" in granularities or not granularities)
+        body = to_openai_verbose(transcript, "word" in granularities, "segment" in granularities or not granularities,
+                                 names, result.shown.redactions)
         return JSONResponse(body, headers=headers)
     if response_format != "json":
         raise ApiError(422, "invalid_request", "response_format must be json, text, srt, vtt or verbose_json")

@@ -15,7 +15,8 @@ from model.recognition.recognizer import Recognizer
 from model.text.locales import bounded_locale_label
 from service.auth import KeyRing
 from service.fairness import FairnessMonitor
-from service.protocol import ModelInfo
+from service.pii import PiiOptions
+from service.protocol import ModelInfo, RedactMode
 from service.scheduler import BatchScheduler
 from service.settings import Settings
 from service.stats import RequestStats, StatsSink
@@ -68,6 +69,15 @@ class Runtime:
     def model_info(self) -> ModelInfo:
         loaded = self.recognizer.loaded
         return ModelInfo(name=loaded.name, version=loaded.version)
+
+    @property
+    def pii_options(self) -> PiiOptions:
+        return PiiOptions(min_digits=self.settings.redact_min_digits)
+
+    def redact_mode(self, asked: RedactMode) -> RedactMode:
+        """What a request or stream gets: the server's ASR_REDACT is the least, so a caller can ask for masking but
+        never unmask what the server masks."""
+        return "pii" if "pii" in (asked, self.settings.redact) else "none"
 
     def locale_label(self, locale: str | None) -> str:
         return bounded_locale_label(locale, self.recognizer.locales)

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.network.checkpoint import DEFAULT_CHECKPOINT
 from service.auth import ApiKey
+from service.pii import PiiOptions
+from service.protocol import RedactMode
 
 
 class Settings(BaseSettings):
@@ -78,6 +80,12 @@ class Settings(BaseSettings):
     # Streams: decode each final again from its segment's audio at full context (partials stay streaming); a
     # stream's `start` message may choose otherwise. Off by default: it searches each segment twice.
     full_context_finals: bool = False
+
+    # Personal data: "pii" masks phone, resident ID and card numbers, emails and long digit strings in every
+    # result of every upload and stream (service/redaction.py); a request may ask for it, never turn it off.
+    redact: RedactMode = "none"
+    # A digit string this long is masked though it validates as no number (order, account, one-time codes)
+    redact_min_digits: int = Field(default=PiiOptions.min_digits, ge=3, le=30)
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:

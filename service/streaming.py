@@ -28,8 +28,10 @@ from model.recognition.stream_decoder import (EndpointConfig, FinalEvent, Partia
 from model.text.locales import UnsupportedLocaleError, resolve_locale
 from service import protocol as p
 from service.auth import AuthError, chosen_subprotocol, presented_key
-from service.formats import segment_out
+from service.formats import redactions_out, segment_out
+from service.redaction import StreamRedactor
 from service.runtime import Runtime, get_runtime
+from service.written import written_segment
 from service.scheduler import Overloaded
 from service.stats import RequestStats
 
@@ -84,6 +86,7 @@ class StreamConnection:
         self.state: StreamState | None = None
         self.start: p.StartMessage | None = None
         self.resampler: soxr.ResampleStream | None = None
+        self.redactor: StreamRedactor | None = None  # set when this stream's results are masked
         self.label = "unknown"
         self.opened_at = time.perf_counter()
         self.first_audio_at: float | None = None
@@ -174,7 +177,7 @@ class StreamConnection:
         await self.send(p.ReadyMessage(session_id=self.session_id, locale=locale or "auto",
                                        sample_rate=start.sample_rate, chunk_ms=self.settings.chunk_ms,
                                        full_context_finals=self.state.options.full_context_finals,
-                                       model=self.runtime.model_info))
+                                       redact="pii" if self.redactor else "none", model=self.runtime.model_info))
 
     def open_session(self, start: p.StartMessage, locale: str | None) -> None:
         options = DecodeOptions(locale=locale, nbest=start.nbest, hotwords=tuple(start.hotwords),
@@ -185,6 +188,8 @@ class StreamConnection:
                                 endpoint_config(self.runtime, start))
         if start.sample_rate != SAMPLE_RATE:
             self.resampler = soxr.ResampleStream(start.sample_rate, SAMPLE_RATE, 1, dtype="float32")
+        if self.runtime.redact_mode(start.redact) == "pii":
+            self.redactor = StreamRedactor(self.runtime.pii_options)
         self.runtime.active_streams += 1
         self.runtime.open_streams.add(self)
         self.runtime.stats.active_streams(self.runtime.active_streams)
@@ -256,20 +261,33 @@ class StreamConnection:
 
     async def emit(self, event, reason_override: str | None = None) -> None:
         if isinstance(event, PartialEvent):
-            if not self.start.interim_results or event.text == self.last_partial:
+            if not self.start.interim_results:
                 return
-            self.last_partial = event.text
-            if event.text and not self.first_partial_sent:
+            text, tokens, redactions = event.text, event.tokens, None
+            if self.redactor is not None:  # masked before anything compares, counts or sends it
+                masked, found = self.redactor.partial(event.segment, event.text, event.tokens)
+                text, tokens, redactions = masked.text, masked.tokens, redactions_out(found)
+            if text == self.last_partial:
+                return
+            self.last_partial = text
+            if text and not self.first_partial_sent:
                 self.first_partial_sent = True
                 self.runtime.stats.first_partial(self.metrics_label(), time.perf_counter() - self.first_audio_at)
-            await self.send(p.PartialMessage(segment=event.segment, text=event.text,
-                                             tokens=segment_out_tokens(event.tokens)))
+            await self.send(p.PartialMessage(segment=event.segment, text=text, tokens=segment_out_tokens(tokens),
+                                             redactions=redactions))
         elif isinstance(event, FinalEvent):
             await self.send_final(event, reason_override)
 
     async def send_final(self, event: FinalEvent, reason_override: str | None) -> None:
         locale, probability = event.segment.locale, event.locale_probability
-        out = segment_out(event.segment)
+        segment, redactions = event.segment, None
+        if self.redactor is not None:  # masked before the feedback store or the client sees it
+            segment, found = self.redactor.final(segment)
+            redactions = redactions_out(found)
+        heard = segment.text
+        if self.start.format == "written":
+            segment = written_segment(segment)
+        out = segment_out(segment, raw_text=heard if self.start.format == "written" else None)
         latency_s = time.perf_counter() - self.last_audio_at
         reason = reason_override or event.reason
         self.runtime.stats.final_latency(self.runtime.locale_label(locale), "stop" if reason in {"stop", "shutdown"} else "endpoint", latency_s)
@@ -278,12 +296,12 @@ class StreamConnection:
             return
         self.segments_sent += 1
         self.token_confidences += [t.confidence for t in out.tokens]
-        self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, out.text)
-        await self.send(p.FinalMessage(segment=out.id, text=out.text, start=out.start, end=out.end,
+        self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, heard)  # scored as heard, as uploads are
+        await self.send(p.FinalMessage(segment=out.id, text=out.text, raw_text=out.raw_text, start=out.start, end=out.end,
                                        confidence=out.confidence, tokens=out.tokens, words=out.words,
                                        alternatives=out.alternatives,
                                        locale=locale, locale_probability=probability, reason=reason,
-                                       latency_ms=round(latency_s * 1000, 1)))
+                                       latency_ms=round(latency_s * 1000, 1), redactions=redactions))
 
     async def send(self, message) -> None:
         # A client that stops reading fills the socket buffers and then blocks this send: the server holds no more

@@ -148,6 +148,8 @@ def test_long_recording_is_cut_at_silences_and_times_are_absolute(client, bundle
     starts = [s["start"] for s in body["segments"]]
     assert len(starts) >= 2 and starts == sorted(starts)
     assert body["segments"][-1]["end"] > 20.0
+    for segment in body["segments"]:  # tokens and words too are timed from the start of the recording
+        assert all(segment["start"] <= x["start"] <= x["end"] <= segment["end"] + 0.05 for x in segment["tokens"] + segment["words"])
 
 
 def test_openai_compatible_formats(client, bundled_samples):

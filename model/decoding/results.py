@@ -46,6 +46,7 @@ class SegmentResult:
     alternatives: tuple[Alternative, ...]
     locale: str | None = None  # the locale it was decoded as (under `auto`, a segment may differ from the whole)
     words: tuple[WordResult, ...] = ()
+    channel: int | None = None  # the recording's channel it was heard on, when channels are recognised apart
 
 
 @dataclass(frozen=True)

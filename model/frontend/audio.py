@@ -1,5 +1,6 @@
 """Audio input: any container soundfile/libsndfile reads (WAV, FLAC, OGG/Vorbis/Opus, MP3), any rate and channel
-count -> 16 kHz mono float32 in [-1, 1]. Every path into the model goes through `to_model_rate`."""
+count -> 16 kHz float32 in [-1, 1], mono or one row per channel. Every path into the model goes through
+`to_model_rate`."""
 
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ class AudioDecodeError(ValueError):
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    samples: torch.Tensor  # (samples,) float32 mono at SAMPLE_RATE
+    samples: torch.Tensor  # (samples,) float32 mono at SAMPLE_RATE; (channels, samples) when decoded with mix=False
     source_rate: int
     source_channels: int
 
     @property
     def duration_s(self) -> float:
-        return self.samples.shape[0] / SAMPLE_RATE
+        return self.samples.shape[-1] / SAMPLE_RATE
 
 
 def to_model_rate(samples: torch.Tensor, rate: int) -> torch.Tensor:
@@ -59,8 +60,9 @@ def check_stream_format(rate: int, channels: int) -> None:
         raise AudioDecodeError(f"{channels} channels is outside 1..{MAX_CHANNELS}")
 
 
-def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAudio:
-    """Decode a whole audio file held in memory. Raises AudioDecodeError on anything unusable (no samples, NaN or
+def decode_audio(data: bytes, max_duration_s: float | None = None, mix: bool = True) -> DecodedAudio:
+    """Decode a whole audio file held in memory: mixed to mono, or with `mix=False` one row per channel (a call
+    recorded with each party on its own channel). Raises AudioDecodeError on anything unusable (no samples, NaN or
     infinite samples included), and AudioTooLongError (413 for the service) past `max_duration_s`: from the
     header's length before decoding, or, when the container does not state it, as soon as the decoded audio passes
     the limit (decompression bombs)."""
@@ -72,19 +74,23 @@ def decode_audio(data: bytes, max_duration_s: float | None = None) -> DecodedAud
             rate, channels = f.samplerate, f.channels
             if 0 < f.frames < UNKNOWN_LENGTH:
                 check_decoded_size(f.frames, rate, channels, max_duration_s)
-            mono = read_mono(f, max_duration_s)
+            decoded = read_samples(f, max_duration_s, mix)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioDecodeError(f"cannot decode audio: {error}") from error
-    if not mono.size:  # a header and no samples: answering "" for 0 s would hide a failed recording (issue #28)
+    if not decoded.size:  # a header and no samples: answering "" for 0 s would hide a failed recording (issue #28)
         raise AudioDecodeError("no audio: the file holds no samples")
-    samples = to_model_rate(torch.from_numpy(mono), rate)
+    if mix:
+        samples = to_model_rate(torch.from_numpy(decoded), rate)
+    else:  # (frames, channels) -> (channels, samples), each channel resampled on its own
+        samples = torch.stack([to_model_rate(torch.from_numpy(np.ascontiguousarray(row)), rate) for row in decoded.T])
     return DecodedAudio(samples=samples, source_rate=rate, source_channels=channels)
 
 
-def read_mono(f: soundfile.SoundFile, max_duration_s: float | None) -> np.ndarray:
-    """(samples,) float32 at the source rate. Decoded block by block, each block checked (NaN or infinity refuses
-    the file), clipped to [-1, 1] (a float file may hold overs) and mixed to mono at once, so memory holds one
-    channel whatever the channel count, and decoding stops as soon as the audio passes the limit."""
+def read_samples(f: soundfile.SoundFile, max_duration_s: float | None, mix: bool = True) -> np.ndarray:
+    """(samples,) float32 at the source rate, or (samples, channels) without `mix`. Decoded block by block, each
+    block checked (NaN or infinity refuses the file), clipped to [-1, 1] (a float file may hold overs) and, with
+    `mix`, mixed to mono at once, so memory holds one channel whatever the channel count; decoding stops as soon
+    as the audio passes the limit (MAX_DECODED_SAMPLES_PER_S bounds frames x channels, unmixed ones too)."""
     blocks, frames = [], 0
     buffer = np.empty((BLOCK_FRAMES, f.channels), dtype=np.float32)
     while count := read_frames(f, buffer):
@@ -92,9 +98,11 @@ def read_mono(f: soundfile.SoundFile, max_duration_s: float | None) -> np.ndarra
         check_finite(block, frames, f.samplerate)
         frames += count
         check_decoded_size(frames, f.samplerate, f.channels, max_duration_s, at_least=True)
-        block = block.clip(-1.0, 1.0)
-        blocks.append(block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0])
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+        block = block.clip(-1.0, 1.0)  # a copy: the buffer is reused for the next block
+        if mix:
+            block = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.zeros((0,) if mix else (0, f.channels), dtype=np.float32)
 
 
 def first_non_finite(samples: np.ndarray) -> int | None:

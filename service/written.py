@@ -1,0 +1,64 @@
+"""Numbers in their written form (inverse text normalisation, ITN) for `format=written`: 一共三百五十块钱 -> 一共350块钱,
+"three hundred and fifty dollars" -> $350, 二零二四年 -> 2024年, 廿三號 -> 23號.
+
+The grammars are WeTextProcessing's, compiled for Mandarin and English and run by `wetext` (Apache-2.0, on kaldifst;
+no pynini). No Cantonese ITN exists as a package, and the Mandarin grammar leaves Traditional numerals half done
+(兩百五十萬 -> 兩百50萬): Cantonese numerals are therefore written in their Mandarin characters inside runs of
+numerals (兩 -> 两, 萬 -> 万, 廿 -> 二十), normalised by the Mandarin grammar, and what the grammar left as words
+goes back to its Traditional characters. Single numerals stay words (一起, 三本书), as the grammar leaves them.
+
+Masked entities' tags ([PHONE]) pass through unchanged: redaction runs first, on the words as heard.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from functools import cache
+
+from wetext import Normalizer
+
+from model.decoding.results import Alternative, SegmentResult, Transcript, join_texts
+
+NUMERAL_RUN = re.compile("[零〇一二三四五六七八九十百千萬万億亿兩两廿卅]{2,}")
+TO_MANDARIN = str.maketrans({"兩": "两", "萬": "万", "億": "亿"})
+TO_TRADITIONAL = str.maketrans({"两": "兩", "万": "萬", "亿": "億"})
+_lock = threading.Lock()  # one normalisation at a time: wetext does not say its graphs may be shared by threads
+
+
+@cache
+def normalizer(language: str) -> Normalizer:
+    return Normalizer(lang=language, operator="itn")
+
+
+def written(text: str, locale: str | None) -> str:
+    """`text` (a transcript in `locale`, as the model writes it) with its numbers, dates, times and amounts written."""
+    if not text:
+        return text
+    if locale == "yue-HK":
+        return cantonese_written(text)
+    with _lock:
+        return normalizer("en" if locale == "en-US" else "zh").normalize(text)
+
+
+def cantonese_written(text: str) -> str:
+    def as_mandarin(match: re.Match) -> str:
+        return match.group().translate(TO_MANDARIN).replace("廿", "二十").replace("卅", "三十")
+
+    with _lock:
+        result = normalizer("zh").normalize(NUMERAL_RUN.sub(as_mandarin, text))
+    return result.translate(TO_TRADITIONAL)
+
+
+def written_segment(segment: SegmentResult) -> SegmentResult:
+    """Its text and n-best written; tokens and words stay as heard (each is timed, a written number is not)."""
+    alternatives = tuple(Alternative(written(a.text, segment.locale), a.confidence) for a in segment.alternatives)
+    return replace(segment, text=written(segment.text, segment.locale), alternatives=alternatives)
+
+
+def written_transcript(transcript: Transcript) -> tuple[Transcript, tuple[str, ...]]:
+    """The transcript written, and each segment's text as heard (its `raw_text`)."""
+    segments = tuple(written_segment(s) for s in transcript.segments)
+    text = join_texts([s.text for s in segments])
+    return replace(transcript, text=text, segments=segments), tuple(s.text for s in transcript.segments)
