@@ -40,8 +40,9 @@ serve: install
 	ASR_PORT=$(PORT) $(BIN)/python -m service
 
 test: install
-	$(BIN)/ruff check --quiet --select F,E9 model service bench tests
+	$(BIN)/ruff check --quiet model service bench tests
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # --- model pipeline (see README "Training your own model") ---

@@ -72,8 +72,8 @@ def print_report(report: dict) -> None:
         for r in report["results"]
     ]
     print_table(
-        f"Feature extraction (MFCC + pitch) of {report['audio_seconds']:.0f} s of audio ({report['machine']['torch_threads']} threads, "
-        f"load {report['machine']['load_average_1m_at_start']})",
+        f"Feature extraction (MFCC + pitch) of {report['audio_seconds']:.0f} s of audio "
+        f"({report['machine']['torch_threads']} threads, load {report['machine']['load_average_1m_at_start']})",
         ("case", "piece ms", "calls", "median ms", "p95 ms", "x real time", "us/call"), rows,
     )
 

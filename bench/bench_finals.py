@@ -20,7 +20,8 @@ import numpy as np
 import soundfile
 import torch
 
-from bench.common import benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
+from bench.common import (benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize,
+                          write_results)
 from model.decoding.rescoring import rescore
 from model.decoding.search import beam_hypotheses
 from model.recognition.recognizer import DecodeOptions, Recognizer
@@ -53,7 +54,8 @@ def open_segment(recognizer: Recognizer, locale: str, seconds: float) -> StreamS
     """A stream that has decoded `seconds` of speech as one open segment, just before its final."""
     never = EndpointConfig(min_trailing_silence_s=1e9, max_silence_without_speech_s=1e9, max_segment_s=1e9,
                            long_segment_s=1e9)
-    state = accept_samples(new_stream(recognizer, DecodeOptions(locale=locale), CHUNK_FRAMES, never), speech(locale, seconds))
+    state = accept_samples(new_stream(recognizer, DecodeOptions(locale=locale), CHUNK_FRAMES, never),
+                           speech(locale, seconds))
     state, _ = drain(recognizer, state, final=True)
     return state
 
@@ -83,7 +85,8 @@ def run(options: FinalsBenchOptions) -> dict:
             timings = interleaved_timings(cases, options.repeats)
             best = cases["locale"]()[0].hypothesis
             rows.append({"locale": locale, "segment_s": seconds, "tokens": len(best.token_ids),
-                         "locale_vocabulary": summarize(timings["locale"]), "whole_vocabulary": summarize(timings["whole"])})
+                         "locale_vocabulary": summarize(timings["locale"]),
+                         "whole_vocabulary": summarize(timings["whole"])})
     return {"benchmark": "finals", "machine": machine_info(options.threads), "options": options.__dict__,
             "model": f"{loaded.name} {loaded.version} ({checkpoint})", "chunk_frames": CHUNK_FRAMES, "rows": rows}
 

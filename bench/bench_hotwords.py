@@ -110,7 +110,8 @@ def unrelated_speech(recognizer, manifest: Path, boosts: tuple[float, ...]) -> l
             options = DecodeOptions(hotwords=hotwords, hotword_boost=boost or 2.0, chunk_frames=16)
             # as model.evaluation.evaluate does
             texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]
-            rows.append({"locale": locale, "hotwords": f"all {len(hotwords)} names, boost {boost:g}" if boost else "none",
+            rows.append({"locale": locale,
+                         "hotwords": f"all {len(hotwords)} names, boost {boost:g}" if boost else "none",
                          "utterances": len(utterances),
                          "error_rate_640ms": error_table(utterances, texts)[0]["per_locale"][locale]["error_rate"]})
             print(rows[-1], flush=True)
@@ -122,7 +123,8 @@ def run(checkpoint: str | None, boosts: tuple[float, ...], manifest: Path | None
     lexicon = recognizer.lexicons.get("en-US")
     rows = [row for locale in locales for row in name_rows(recognizer, locale, NAME_SETS[locale], boosts)]
     return {"checkpoint": path, "boosts": boosts,
-            "name_sets": {loc: {"names": s.names, "sentences": s.sentences, "voices": [v.espeak_voice for v in s.voices]}
+            "name_sets": {loc: {"names": s.names, "sentences": s.sentences,
+                                "voices": [v.espeak_voice for v in s.voices]}
                           for loc, s in NAME_SETS.items() if loc in locales},
             "english_names_in_lexicon": [n for n in NAME_SETS["en-US"].names if lexicon and n.lower() in lexicon.words],
             "rows": rows, "unrelated_speech": unrelated_speech(recognizer, manifest, boosts) if manifest else None,
@@ -132,7 +134,8 @@ def run(checkpoint: str | None, boosts: tuple[float, ...], manifest: Path | None
 def print_report(report: dict) -> None:
     print_table("hotwords: support-call utterances that name a product (name recognised / utterances)",
                 ("locale", "mode", "hotwords", "name recognised", "other names inserted"),
-                [(r["locale"], r["mode"], r["hotwords"], f"{r['name_found']}/{r['utterances']}", r["other_names_inserted"])
+                [(r["locale"], r["mode"], r["hotwords"], f"{r['name_found']}/{r['utterances']}",
+                  r["other_names_inserted"])
                  for r in report["rows"]])
     if report["unrelated_speech"]:
         print()

@@ -20,7 +20,7 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine_info, print_table, write_results  # noqa: E402
-from service.process import ROOT, start_server  # noqa: E402
+from bench.server_process import ROOT, start_server  # noqa: E402
 
 SAMPLES = ROOT / "model" / "samples"
 
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if server:
             server.stop()
-    rows = [[mode, len(uploads), f"{audio_s:.0f}", f"{min(w):.2f}", f"{min(w) / audio_s:.4f}", f"{audio_s / min(w):.0f}"]
+    rows = [[mode, len(uploads), f"{audio_s:.0f}", f"{min(w):.2f}", f"{min(w) / audio_s:.4f}",
+             f"{audio_s / min(w):.0f}"]
             for mode, w in walls.items()]
     print_table("Offline uploads through the server (best of rounds)",
                 ["mode", "files", "audio s", "wall s", "RTF", "x real time"], rows)

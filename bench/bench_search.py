@@ -1,8 +1,8 @@
-"""What the first-pass CTC prefix beam search costs a stream, per locale and beam (8, 16, 24), with the locale's tuned LM fusion
-(and English's lexicon): the served search, which builds only the extensions that could beat the floor its kept
-prefixes guarantee and LM-scores a frame's candidates best-first only while one can still reach the beam, against
-building and scoring every candidate (as the search did before 0.10.0, though with the cache of LM lookups by context
-it gained then, cleared before each run), timed interleaved in one run.
+"""What the first-pass CTC prefix beam search costs a stream, per locale and beam (8, 16, 24), with the locale's tuned
+LM fusion (and English's lexicon): the served search, which builds only the extensions that could beat the floor its
+kept prefixes guarantee and LM-scores a frame's candidates best-first only while one can still reach the beam, against
+building and scoring every candidate (as the search did before 0.10.0, though with the cache of LM lookups by context it
+gained then, cleared before each run), timed interleaved in one run.
 Both find the same beams (tests/test_search.py); the table also counts LM lookups (cache hits included).
 
 The search runs once per chunk of every stream on the server's search threads, so its cost per second of audio
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from bench.bench_finals import speech
-from bench.common import benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
+from bench.common import (benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize,
+                          write_results)
 from model.decoding.search import BeamOptions, LmFusion, prefix_beam_search
 from model.recognition.recognizer import DecodeOptions
 
@@ -68,7 +69,8 @@ def run(options: SearchBenchOptions) -> dict:
         for beam in BEAMS:
             fusions = {name: CountingFusion(tuned.lm, tuned.weight, tuned.bonus, tuned.lexicon, [0])
                        for name in ("pruned", "all")}
-            cases = {name: streamed_search(log_probs, BeamOptions(beam_size=beam, skip_unrankable=name == "pruned"), fusion)
+            cases = {name: streamed_search(log_probs, BeamOptions(beam_size=beam, skip_unrankable=name == "pruned"),
+                                           fusion)
                      for name, fusion in fusions.items()}
             timings = interleaved_timings(cases, options.repeats)
             calls = {name: fusion.lookups[0] // (options.repeats + 1) for name, fusion in fusions.items()}

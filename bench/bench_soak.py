@@ -45,7 +45,8 @@ class Soak:
         return time.perf_counter() - self.started
 
 
-async def stream_slot(soak: Soak, url: str, pcm: bytes, piece_s: float, first_delay_s: float, deadline_s: float) -> None:
+async def stream_slot(soak: Soak, url: str, pcm: bytes, piece_s: float, first_delay_s: float,
+                      deadline_s: float) -> None:
     """One microphone: paced sessions back to back until the deadline."""
     delay = first_delay_s
     while soak.now() < deadline_s:

@@ -25,7 +25,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine_info, print_table, write_results  # noqa: E402
-from service.process import ROOT, start_server  # noqa: E402
+from bench.server_process import ROOT, start_server  # noqa: E402
 
 SAMPLES = ROOT / "model" / "samples"
 
@@ -134,7 +134,8 @@ def run_level(server_url: str, ws_url: str, streams: int, pcm: bytes, chunk_s: f
     # Full-context finals' second passes are device steps of their own kind (service.scheduler).
     final_step = histogram_quantiles(before, after, "asr_device_step_seconds", 'kind="final"')
     final_rows = after.get('asr_batch_size_sum{kind="final"}', 0) - before.get('asr_batch_size_sum{kind="final"}', 0)
-    final_steps = after.get('asr_batch_size_count{kind="final"}', 0) - before.get('asr_batch_size_count{kind="final"}', 0)
+    final_series = 'asr_batch_size_count{kind="final"}'
+    final_steps = after.get(final_series, 0) - before.get(final_series, 0)
     cpu = after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
     result = {
         "streams": streams, "errors": len(timings) - len(ok), "audio_s_per_stream": len(pcm) / 32000,
@@ -208,7 +209,9 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
     best = max((r["streams"] for r in rows if r["real_time"]), default=0)
     print(f"\nlargest real-time level: {best} streams")
     name = f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
-    write_results(name, {"machine": machine_info(2), "chunk_ms": args.chunk_ms, "full_context_finals": args.full_context_finals,
+    write_results(name,
+                  {"machine": machine_info(2), "chunk_ms": args.chunk_ms,
+                   "full_context_finals": args.full_context_finals,
                          "largest_real_time_streams": best, "levels": rows})
 
 

@@ -64,7 +64,8 @@ def time_errors(reference: list[tuple[str, float, float]], segments: list[Segmen
     reference word, and how many reference words there were."""
     hypothesis = [(word.text, word.start_s, word.end_s) for segment in segments for word in segment.words]
     errors = []
-    for tag, ref_start, ref_end, hyp_start, _ in Levenshtein.opcodes([u[0] for u in reference], [u[0] for u in hypothesis]):
+    for tag, ref_start, ref_end, hyp_start, _ in Levenshtein.opcodes([u[0] for u in reference],
+                                                                     [u[0] for u in hypothesis]):
         if tag == "equal":
             for r, h in zip(range(ref_start, ref_end), range(hyp_start, hyp_start + ref_end - ref_start)):
                 errors.append((hypothesis[h][1] - reference[r][1], hypothesis[h][2] - reference[r][2]))
@@ -76,7 +77,8 @@ def error_summary(errors: list[tuple[float, float]], reference_words: int) -> di
     for index, edge in enumerate(("start", "end")):
         signed = np.array([e[index] for e in errors]) * 1000
         absolute = np.abs(signed)
-        summary[edge] = {"mean_signed_ms": round(float(signed.mean()), 1), "median_abs_ms": round(float(np.median(absolute)), 1),
+        summary[edge] = {"mean_signed_ms": round(float(signed.mean()), 1),
+                         "median_abs_ms": round(float(np.median(absolute)), 1),
                          "p90_abs_ms": round(float(np.percentile(absolute, 90)), 1),
                          "within_100ms": round(float(np.mean(absolute <= 100)), 3),
                          "within_200ms": round(float(np.mean(absolute <= 200)), 3)} if errors else None
@@ -117,7 +119,8 @@ def print_report(report: dict) -> None:
     for edge in ("start", "end"):
         print_table(
             f"word {edge} times against espeak-ng's word events (positive: reported later than spoken)",
-            ("locale", "mode", "matched / words", "mean signed ms", "median |err| ms", "p90 |err| ms", "<=100 ms", "<=200 ms"),
+            ("locale", "mode", "matched / words", "mean signed ms", "median |err| ms", "p90 |err| ms", "<=100 ms",
+             "<=200 ms"),
             [(r["locale"], r["mode"], f"{r['matched_words']} / {r['reference_words']}", *(
                 (r[edge][k] for k in ("mean_signed_ms", "median_abs_ms", "p90_abs_ms", "within_100ms", "within_200ms"))
                 if r[edge] else ("",) * 5)) for r in report["rows"]],

@@ -56,7 +56,8 @@ def served_errors(args: argparse.Namespace) -> tuple[list[str], dict]:
     for side in ("before", "after"):
         recognizer = Recognizer(load_checkpoint(getattr(args, side)))
         for mode, chunk_frames in MODES.items():
-            texts = [t.text for t in transcribe_all(recognizer, utterances, audio, DecodeOptions(nbest=1, chunk_frames=chunk_frames))]
+            texts = [t.text for t in transcribe_all(recognizer, utterances, audio,
+                                                    DecodeOptions(nbest=1, chunk_frames=chunk_frames))]
             counts[side, mode] = utterance_errors(utterances, texts)
     return [u.locale for u in utterances], counts
 
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", required=True)
     parser.add_argument("--after", default="model/checkpoints/default.pt")
     parser.add_argument("--manifest", default="data/synth/test.jsonl")
-    parser.add_argument("--greedy-cache", help="compare greedy CTC over this feature cache instead of the served pipeline")
+    parser.add_argument("--greedy-cache",
+                        help="compare greedy CTC over this feature cache instead of the served pipeline")
     parser.add_argument("--split", default="dev", help="the feature cache's split (with --greedy-cache)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -92,8 +94,10 @@ def main(argv: list[str] | None = None) -> None:
             units = np.array([counts["before", mode][i].reference_units for i in rows])
             results[f"{mode} {locale}"] = paired_difference(before, after, units, rng)
     source = f"greedy CTC on {args.greedy_cache} {args.split}" if args.greedy_cache else args.manifest
-    print_table(f"{args.before} -> {args.after} on {source}", ["mode, locale", "before", "after", "points (95%)", "better / worse"],
-                [[key, f"{r['before']:.2%}", f"{r['after']:.2%}", f"{r['difference_points']:+.2f} ({r['ci95_points'][0]:+.2f} to {r['ci95_points'][1]:+.2f})",
+    print_table(f"{args.before} -> {args.after} on {source}",
+                ["mode, locale", "before", "after", "points (95%)", "better / worse"],
+                [[key, f"{r['before']:.2%}", f"{r['after']:.2%}",
+                  f"{r['difference_points']:+.2f} ({r['ci95_points'][0]:+.2f} to {r['ci95_points'][1]:+.2f})",
                   f"{r['better']} / {r['worse']}"] for key, r in results.items()])
     write_results("compare_models_greedy" if args.greedy_cache else "compare_models",
                   {"before": args.before, "after": args.after, "source": source, "paired": results})

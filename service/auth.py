@@ -68,10 +68,12 @@ class KeyRing:
             return
         usage = self.usage.setdefault(key.sha256, KeyUsage(tokens=key.requests_per_minute))
         now = time.monotonic()
-        usage.tokens = min(key.requests_per_minute, usage.tokens + (now - usage.refilled_at) * key.requests_per_minute / 60)
+        usage.tokens = min(key.requests_per_minute,
+                           usage.tokens + (now - usage.refilled_at) * key.requests_per_minute / 60)
         usage.refilled_at = now
         if usage.tokens < 1:
-            raise AuthError(429, "rate_limited", f"key '{key.name}' is limited to {key.requests_per_minute} requests per minute")
+            raise AuthError(429, "rate_limited",
+                            f"key '{key.name}' is limited to {key.requests_per_minute} requests per minute")
         usage.tokens -= 1
 
     def open_stream(self, key: ApiKey | None) -> None:
@@ -111,7 +113,8 @@ def is_open_path(path: str, protect_metrics: bool) -> bool:
     """Probes, the API description and the web page itself need no key (the page sends the user's key)."""
     if path == "/metrics":
         return not protect_metrics
-    return path in {"/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/favicon.ico"} or path.startswith("/static/")
+    open_paths = {"/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/favicon.ico"}
+    return path in open_paths or path.startswith("/static/")
 
 
 class ApiKeyMiddleware:
@@ -122,17 +125,18 @@ class ApiKeyMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        runtime = getattr(scope["app"].state, "runtime", None) if scope["type"] == "http" else None
-        if runtime is None or not runtime.keys.enabled or is_open_path(scope["path"], runtime.settings.protect_metrics):
+        app_state = getattr(scope["app"].state, "app_state", None) if scope["type"] == "http" else None
+        if app_state is None or not app_state.keys.enabled or is_open_path(scope["path"],
+                                                                           app_state.settings.protect_metrics):
             return await self.app(scope, receive, send)
         try:
-            key = runtime.keys.identify(presented_key(HTTPConnection(scope)))
-            runtime.keys.charge_request(key)
+            key = app_state.keys.identify(presented_key(HTTPConnection(scope)))
+            app_state.keys.charge_request(key)
         except AuthError as error:
             from starlette.responses import JSONResponse
 
             headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-            runtime.stats.error("rest", "unknown", error.code)
+            app_state.stats.error("rest", "unknown", error.code)
             response = JSONResponse({"error": error.code, "message": error.message}, error.status, headers)
             return await response(scope, receive, send)
         await self.app(scope, receive, send)

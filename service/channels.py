@@ -9,7 +9,8 @@ from typing import Literal
 import torch
 
 from model.frontend.audio import MAX_CHANNELS
-from model.frontend.segmenter import FRAME_SAMPLES, AudioSpan, SegmenterOptions, cut_points, silent_frames, split_at_silences
+from model.frontend.segmenter import (FRAME_SAMPLES, AudioSpan, SegmenterOptions, cut_points, silent_frames,
+                                      split_at_silences)
 from service.errors import ApiError
 
 ChannelMode = Literal["mixed", "separate"]

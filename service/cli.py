@@ -30,10 +30,11 @@ def serve(args: argparse.Namespace) -> int:
     # not hold the cores that the event loop and the search threads need. Spinning workers also collapse when
     # anything else takes a core (a 44-stream encoder step went from 160 ms to 410 ms next to a niced job).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from service.server import run
+    from service.uvicorn_runner import run
     from service.settings import Settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "checkpoint": args.checkpoint}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "checkpoint": args.checkpoint}.items()
+                 if v is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(settings)  # uvicorn with a graceful stream drain on SIGTERM and API keys redacted from access logs
@@ -65,7 +66,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     from model.network.encoder import ENCODER_FRAME_MS
     from model.recognition.recognizer import DecodeOptions, Recognizer
     from model.text.locales import resolve_locale
-    from service.engine import choose_device
+    from service.loading import choose_device
     from service.formats import transcription_response
     from service.protocol import ModelInfo
     from service.recording import Shown
@@ -76,14 +77,16 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     recognizer = Recognizer(loaded, device=choose_device(args.device))
     options = DecodeOptions(locale=resolve_locale(args.locale, recognizer.locales), nbest=args.nbest,
                             hotwords=tuple(hotword_list(args.hotwords)),
-                            hotword_boost=DecodeOptions.hotword_boost if args.hotword_boost is None else args.hotword_boost,
+                            hotword_boost=DecodeOptions.hotword_boost if args.hotword_boost is None
+                            else args.hotword_boost,
                             chunk_frames=args.chunk_ms // ENCODER_FRAME_MS if args.chunk_ms else None)
     model = ModelInfo(name=loaded.name, version=loaded.version)
 
     def transcribe_file(path: str):
         started = time.perf_counter()
         transcript = recognizer.transcribe(load_audio_file(path), options)
-        return transcription_response(Shown.as_heard(transcript), uuid.uuid4().hex, model, time.perf_counter() - started)
+        return transcription_response(Shown.as_heard(transcript), uuid.uuid4().hex, model,
+                                      time.perf_counter() - started)
 
     return transcribe_file
 
@@ -195,7 +198,8 @@ def stream(args: argparse.Namespace) -> int:
                                        hotword_boost=args.hotword_boost,
                                        full_context_finals=args.full_context_finals):
                 if event.type == "ready":
-                    print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)", file=sys.stderr)
+                    print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)",
+                          file=sys.stderr)
                 elif event.type == "partial":
                     printer.partial(event.text)
                 elif event.type == "final" and event.text:
@@ -246,12 +250,14 @@ def bench(args: argparse.Namespace) -> int:
 
 EPILOGS = {
     "serve": "examples:\n  openasr serve --port 8000\n  ASR_PORT=8000 ASR_DEVICE=cpu openasr serve",
-    "transcribe": "examples:\n  openasr transcribe meeting.wav\n  openasr transcribe --locale en-US --format srt talk.mp3 > talk.srt\n"
+    "transcribe": "examples:\n  openasr transcribe meeting.wav\n"
+                  "  openasr transcribe --locale en-US --format srt talk.mp3 > talk.srt\n"
                   "  openasr transcribe --server http://asr.example:8000 --format json *.wav --output-dir out/\n"
                   "  openasr transcribe --in-process --locale zh-CN --hotwords 北京,上海 call.flac\n\n"
                   "json prints one TranscriptionResponse per line (with a \"file\" key when there are several files).",
-    "stream": "examples:\n  openasr stream --realtime --locale en-US talk.wav\n  openasr stream --server https://asr.example call.flac"
-              "\n\npartials rewrite the current line ('\\r'); each final is printed on its own line as [start-end] text.",
+    "stream": "examples:\n  openasr stream --realtime --locale en-US talk.wav\n"
+              "  openasr stream --server https://asr.example call.flac\n\n"
+              "partials rewrite the current line ('\\r'); each final is printed on its own line as [start-end] text.",
     "train": "examples:\n  openasr train --config model/configs/synth_small.toml\n"
              "  openasr train --config model/configs/synth_small.toml --max-minutes 30\n\n"
              "all options go to `python -m model.training.train` "
@@ -274,7 +280,8 @@ def subcommand(commands, name: str, help_text: str, handler: Callable) -> argpar
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", default=DEFAULT_SERVER, help="service URL (default: $OPENASR_SERVER or %(default)s)")
+    parser.add_argument("--server", default=DEFAULT_SERVER,
+                        help="service URL (default: $OPENASR_SERVER or %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("OPENASR_API_KEY"), help="sent as a Bearer token")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default %(default)s)")
     parser.add_argument("--locale", default="auto", help="zh-CN, yue-HK, en-US (or zh, yue, en), or auto")
@@ -291,7 +298,8 @@ def add_transcribe(commands) -> None:
     parser.add_argument("--checkpoint", help="with --in-process: the model (default: the bundled one)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="with --in-process")
     parser.add_argument("--threads", type=int, default=0, help="with --in-process: torch threads (0: torch's default)")
-    parser.add_argument("--format", choices=list(EXTENSIONS), default="text", help="output format (default %(default)s)")
+    parser.add_argument("--format", choices=list(EXTENSIONS), default="text",
+                        help="output format (default %(default)s)")
     parser.add_argument("--chunk-ms", type=int, help="decode with the streaming model's chunk size (multiple of 40)")
     parser.add_argument("--output-dir", help="write FILE's result to DIR/<name>.<txt|json|srt|vtt> instead of stdout")
 
@@ -310,11 +318,13 @@ def add_stream(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openasr", description="Multi-locale streaming speech recognition.",
-        epilog="examples:\n  openasr serve\n  openasr transcribe --format srt talk.wav\n  openasr stream --realtime talk.wav\n"
-               "  openasr train --config model/configs/synth_small.toml\n\nopenasr COMMAND --help shows each command's options.",
+        epilog="examples:\n  openasr serve\n  openasr transcribe --format srt talk.wav\n"
+               "  openasr stream --realtime talk.wav\n  openasr train --config model/configs/synth_small.toml\n\n"
+               "openasr COMMAND --help shows each command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve_parser = subcommand(commands, "serve", "serve the model over HTTP and WebSocket (and the web page at /)", serve)
+    serve_parser = subcommand(commands, "serve", "serve the model over HTTP and WebSocket (and the web page at /)",
+                              serve)
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
     serve_parser.add_argument("--checkpoint")

@@ -61,7 +61,8 @@ def window_intervals(items: list[tuple[str, ErrorCount]], options: BootstrapOpti
     by_locale: dict[str, list[ErrorCount]] = {}
     for locale, count in items:
         by_locale.setdefault(locale, []).append(count)
-    counts = {locale: LocaleCounts(np.array([c.reference_units for c in rows]), {"window": np.array([c.errors for c in rows])})
+    counts = {locale: LocaleCounts(np.array([c.reference_units for c in rows]),
+                                   {"window": np.array([c.errors for c in rows])})
               for locale, rows in by_locale.items() if sum(c.reference_units for c in rows) > 0}
     if not counts:
         return {"per_locale": {}, "disparity": None}

@@ -34,10 +34,12 @@ def transcription_response(shown: Shown, request_id: str, model: ModelInfo, proc
     transcript, names = shown.transcript, {c.index: c.name for c in channels}
     raw_texts = shown.raw_texts or (None,) * len(transcript.segments)
     return TranscriptionResponse(
-        request_id=request_id, text=transcript.text, raw_text=shown.spoken_text if shown.raw_texts is not None else None,
+        request_id=request_id, text=transcript.text,
+        raw_text=shown.spoken_text if shown.raw_texts is not None else None,
         locale=transcript.locale, locale_probability=transcript.locale_probability,
         duration_s=round(transcript.duration_s, 3),
-        segments=[segment_out(s, timestamps, names.get(s.channel), raw) for s, raw in zip(transcript.segments, raw_texts)],
+        segments=[segment_out(s, timestamps, None if s.channel is None else names.get(s.channel), raw)
+                  for s, raw in zip(transcript.segments, raw_texts)],
         channels=[channel_out(c, transcript) for c in channels] or None, redactions=redactions_out(shown.redactions),
         model=model, processing_s=round(processing_s, 4),
     )
@@ -74,7 +76,8 @@ def to_srt(transcript: Transcript, names: dict[int, str | None] | None = None) -
     blocks = []
     for n, s in enumerate(transcript.segments, start=1):
         who = speaker(s, names or {})
-        blocks.append(f"{n}\n{timestamp(s.start_s, ',')} --> {timestamp(s.end_s, ',')}\n{who + ': ' if who else ''}{s.text}\n")
+        speaker_prefix = f"{who}: " if who else ""
+        blocks.append(f"{n}\n{timestamp(s.start_s, ',')} --> {timestamp(s.end_s, ',')}\n{speaker_prefix}{s.text}\n")
     return "\n".join(blocks)
 
 
@@ -83,7 +86,8 @@ def to_vtt(transcript: Transcript, names: dict[int, str | None] | None = None) -
     blocks = []
     for s in transcript.segments:
         who = speaker(s, names or {})
-        blocks.append(f"{timestamp(s.start_s, '.')} --> {timestamp(s.end_s, '.')}\n{f'<v {who}>' if who else ''}{s.text}\n")
+        voice = f"<v {who}>" if who else ""
+        blocks.append(f"{timestamp(s.start_s, '.')} --> {timestamp(s.end_s, '.')}\n{voice}{s.text}\n")
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
@@ -105,7 +109,7 @@ def to_openai_verbose(transcript: Transcript, words: bool, segments: bool, names
         body["words"] = [{"word": w.text, "start": w.start_s, "end": w.end_s, "confidence": w.confidence}
                          for s in transcript.segments for w in s.words]
     if redactions is not None:
-        body["redactions"] = [r.model_dump() for r in redactions_out(redactions)]
+        body["redactions"] = [r.model_dump() for r in redactions_out(redactions) or []]
     return body
 
 

@@ -24,10 +24,12 @@ def evaluate_live(server: str, manifest: Path, timeout_s: float = 120) -> dict[s
             response = client.post("/transcribe", files={"file": (audio.name, audio.read_bytes())},
                                    data={"locale": row["locale"]})
             response.raise_for_status()
-            scored = client.post("/v1/feedback", json={"request_id": response.json()["request_id"], "reference": row["text"]})
+            scored = client.post("/v1/feedback",
+                                 json={"request_id": response.json()["request_id"], "reference": row["text"]})
             scored.raise_for_status()
             result = scored.json()
-            totals[result["locale"]] = totals.get(result["locale"], ErrorCount(0, 0)) + ErrorCount(result["errors"], result["reference_units"])
+            count = ErrorCount(result["errors"], result["reference_units"])
+            totals[result["locale"]] = totals.get(result["locale"], ErrorCount(0, 0)) + count
     return totals
 
 

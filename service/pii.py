@@ -40,7 +40,8 @@ DIGITS = {  # a unit that is a digit when it stands alone
     **dict.fromkeys("九玖", "9"), **{word: str(digit) for digit, word in enumerate(DIGITS_IN_WORDS)},
 }
 SOUND_ALIKES = {  # a unit the model writes for a digit it heard; a digit only inside a run of real digits
-    **dict.fromkeys("领灵另令铃玲龄靈鈴", "0"), **dict.fromkeys("要腰衣医依日", "1"), **dict.fromkeys("两兩而儿耳尔", "2"),
+    **dict.fromkeys("领灵另令铃玲龄靈鈴", "0"), **dict.fromkeys("要腰衣医依日", "1"),
+    **dict.fromkeys("两兩而儿耳尔", "2"),
     **dict.fromkeys("散伞", "3"), **dict.fromkeys("似寺死", "4"), **dict.fromkeys("午舞武唔", "5"),
     **dict.fromkeys("溜刘流留", "6"), **dict.fromkeys("其期齐起", "7"), **dict.fromkeys("把吧巴爸", "8"),
     **dict.fromkeys("就久酒救", "9"),
@@ -144,11 +145,18 @@ def digit_runs(units: Sequence[str]) -> list[tuple[int, int]]:
         if stop == index:
             index += 1
             continue
-        kinds = [digit_unit(units, i) for i in range(index, stop)]
+        kinds = [run_unit(units, i) for i in range(index, stop)]
         sure = sum(k.sure for k in kinds)
         runs += [(index, stop)] if sure >= 2 and 3 * sure >= len(kinds) else sure_stretches(kinds, index)
         index = stop
     return runs
+
+
+def run_unit(units: Sequence[str], index: int) -> DigitUnit:
+    """A unit inside a digit run (`digit_runs`), which is a digit unit by construction."""
+    unit = digit_unit(units, index)
+    assert unit is not None, units[index]
+    return unit
 
 
 def sure_stretches(kinds: list[DigitUnit], offset: int) -> list[tuple[int, int]]:
@@ -165,7 +173,7 @@ def sure_stretches(kinds: list[DigitUnit], offset: int) -> list[tuple[int, int]]
 def run_digits(units: Sequence[str], start: int, stop: int) -> str:
     digits = ""
     for index in range(start, stop):
-        kind = digit_unit(units, index)
+        kind = run_unit(units, index)
         repeat = REPEATS.get(units[index - 1], 1) if index > start else 1
         digits += kind.digits * repeat
     return digits
@@ -200,9 +208,9 @@ def classified(units: Sequence[str], start: int, stop: int) -> Entity | None:
 
 def trimmed(units: Sequence[str], start: int, stop: int) -> list[tuple[int, int]]:
     first, last = start, stop
-    while first < last and not digit_unit(units, first).sure:
+    while first < last and not run_unit(units, first).sure:
         first += 1
-    while last > first and not digit_unit(units, last - 1).sure:
+    while last > first and not run_unit(units, last - 1).sure:
         last -= 1
     return list(dict.fromkeys([(start, stop), (first, stop), (start, last), (first, last)]))
 

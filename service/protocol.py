@@ -3,15 +3,23 @@ models. docs/protocol.md is written from these, and they appear in the OpenAPI d
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from model.frontend.geometry import SAMPLE_RATE
+from model.recognition.options import DecodeOptions, EndpointConfig, FinalReason
+
 MAX_HOTWORD_CHARS = 100  # per phrase: a name or a short phrase, not a document
+MAX_HOTWORDS = 100  # phrases per request or stream (a server may allow fewer on uploads: ASR_MAX_HOTWORDS)
 MAX_HOTWORD_BOOST = 10.0  # log-probability bonus per hotword token, streams and uploads alike
+MAX_NBEST = 10  # alternatives per segment (a server may allow fewer on uploads: ASR_MAX_NBEST)
+MAX_CHUNK_MS = 2560  # the longest streaming chunk, of an upload's `chunk_ms` or the server's ASR_CHUNK_MS
 RedactMode = Literal["none", "pii"]  # what results mask: nothing, or personal data (service/redaction.py)
 EntityKind = Literal["phone_number", "cn_resident_id", "bank_card", "email", "digit_string"]  # service/pii.py
 TextFormat = Literal["spoken", "written"]  # numbers as words, as heard, or written as digits (service/written.py)
+FinalMessageReason = Literal[FinalReason, "shutdown"]  # a final's reason: the model's, or the server's shutdown
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -99,6 +107,8 @@ class ErrorBody(BaseModel):
 
 
 class EndpointOverrides(BaseModel):
+    """A stream's own endpointing: any of `EndpointConfig`'s rules (model.recognition.options); unset ones are the
+    server's (ASR_MIN_TRAILING_SILENCE_S and so on, whose defaults are EndpointConfig's)."""
     model_config = ConfigDict(extra="forbid")
     min_trailing_silence_s: float | None = Field(default=None, gt=0, le=30)
     max_silence_without_speech_s: float | None = Field(default=None, gt=0, le=60)
@@ -107,18 +117,22 @@ class EndpointOverrides(BaseModel):
     long_segment_trailing_silence_s: float | None = Field(default=None, gt=0, le=30)
 
 
+assert set(EndpointOverrides.model_fields) == {f.name for f in fields(EndpointConfig)}, "one override per rule"
+
+
 class StartMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["start"]
     locale: str = "auto"
-    sample_rate: int = Field(default=16000, ge=8000, le=48000)
+    sample_rate: int = Field(default=SAMPLE_RATE, ge=8000, le=48000)
     encoding: Literal["pcm_s16le", "pcm_f32le"] = "pcm_s16le"
     interim_results: bool = True
-    nbest: int = Field(default=1, ge=1, le=10)
+    nbest: int = Field(default=DecodeOptions.nbest, ge=1, le=MAX_NBEST)
     hotwords: list[Annotated[str, Field(max_length=MAX_HOTWORD_CHARS)]] = Field(
-        default_factory=list, max_length=100, description="phrases to favour, written as names are (normalised as "
+        default_factory=list, max_length=MAX_HOTWORDS,
+        description="phrases to favour, written as names are (normalised as "
         "transcripts are; in English their words join the lexicon), each at most 100 characters")
-    hotword_boost: float = Field(default=2.0, ge=0.0, le=MAX_HOTWORD_BOOST)
+    hotword_boost: float = Field(default=DecodeOptions.hotword_boost, ge=0.0, le=MAX_HOTWORD_BOOST)
     endpointing: EndpointOverrides | None = None
     full_context_finals: bool | None = Field(
         default=None, description="decode each final again from its segment's audio at full context (partials stay "
@@ -146,7 +160,8 @@ class ReadyMessage(BaseModel):
     locale: str
     sample_rate: int
     chunk_ms: int
-    full_context_finals: bool = Field(default=False, description="whether this stream's finals are decoded again at full context")
+    full_context_finals: bool = Field(default=False,
+                                      description="whether this stream's finals are decoded again at full context")
     redact: RedactMode = Field(default="none", description="whether this stream's results are masked")
     model: ModelInfo
 
@@ -172,7 +187,8 @@ class FinalMessage(BaseModel):
     alternatives: list[AlternativeOut]
     locale: str
     locale_probability: float | None = None
-    reason: Literal["endpoint", "max_segment", "stop", "shutdown"]
+    reason: FinalMessageReason = Field(description="why the segment ended: a pause (endpoint), its length "
+                                                   "(max_segment), the client's stop, or the server's shutdown")
     latency_ms: float = Field(description="from the segment's last audio reaching the server to this message")
     redactions: list[RedactionOut] | None = Field(default=None, description="with redaction on: each masked entity")
 

@@ -107,8 +107,8 @@ def collapsed(pieces: Sequence, ranges: list[tuple[int, int]], tags: list[str]) 
 
 
 def merge_times(tokens: tuple[float, float] | None, words: tuple[float, float] | None) -> tuple[float, float]:
-    """An entity's span: tokens fire near where a sound begins and words end where it ends (model.decoding.results), so the
-    earliest start and latest end of both cover its audio."""
+    """An entity's span: tokens fire near where a sound begins and words end where it ends (model.decoding.results),
+    so the earliest start and latest end of both cover its audio."""
     known = [t for t in (tokens, words) if t is not None]
     if not known:
         return (0.0, 0.0)

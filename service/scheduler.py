@@ -1,11 +1,19 @@
-"""The one owner of the device. Streaming chunks from every connection and offline decoding units are queued,
-formed into batches by size or deadline, run on a single worker thread (off the event loop), and their results
-are delivered to each waiter's future.
+"""The batching scheduler. Streaming chunks from every connection, the segments of full-context finals and offline
+decoding units are queued, formed into batches by size or deadline, run on worker threads (off the event loop),
+and their results are delivered to each waiter's future.
 
 A stream batch is a two-stage pipeline: the device thread runs the batched front end and encoder, then hands the
 batch to a search thread (per-stream CTC prefix beam search, endpointing, rescoring of finals) and goes on with the
 next batch. The search needs only the encoder output, and the encoder needs only the encoder state, so the
 two overlap; torch kernels release the GIL, so the encoder keeps its cores busy while Python searches.
+
+Who uses the device (docs/scaling.md, "Who uses the device"): the device thread runs every batched model step (a
+stream batch's front end, encoder and CTC head; the encoder passes of full-context finals; whole offline units,
+their search and rescoring included). It is not the only one: the search threads launch small per-stream kernels
+there (the attention decoder that rescores a final's n-best, the locale head of `auto` streams, the CTC head when
+a segment is searched again or a full-context final is decoded), and the event loop allocates each new stream's
+zeroed encoder caches there (`new_stream`). Torch queues all of them on the device's one default stream; this
+module orders only the batched steps.
 
 - Waiting is real: the batching task sleeps on an asyncio.Event until work arrives, then on the same event with
   a deadline while the batch fills (no polling loop).
@@ -27,18 +35,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 
 from model.decoding.results import Transcript
 from model.frontend.features import SAMPLE_RATE
-from model.recognition.recognizer import DecodeOptions, Recognizer
-from model.recognition.stream_decoder import (StreamState, apply_chunk, finish_pending_final, pending_segment_audio,
-                                              request_finish, search_locale)
+from model.recognition.recognizer import ChunkOutput, DecodeOptions, Recognizer
+from model.recognition.stream_decoder import (StreamEvent, StreamState, apply_chunk, finish_pending_final,
+                                              pending_segment_audio, request_finish, search_locale)
 from model.recognition.streaming import AudioChunk
-from service.stats import BatchStats, StatsSink
+from service.settings import Settings
+from service.stats import BatchStats, StatsSink, StepKind
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Overloaded(Exception):
@@ -51,20 +65,33 @@ class Overloaded(Exception):
 
 @dataclass(frozen=True)
 class SchedulerLimits:
-    max_stream_batch: int = 128
-    max_batch_wait_s: float = 0.008
-    max_offline_batch_audio_s: float = 120.0
-    max_queued_offline_audio_s: float = 4 * 3600.0
-    retry_after_s: int = 2
+    """The scheduler's limits, from the settings (`from_settings`: their one home, service/settings.py)."""
+
+    max_stream_batch: int
+    max_batch_wait_s: float
+    max_offline_batch_audio_s: float
+    max_queued_offline_audio_s: float
+    retry_after_s: int
+    fault_injection_every_n_batches: int  # testing aid: every Nth device batch raises RuntimeError; 0 = off
     search_threads: int = 2  # threads for per-stream search and rescoring (Python; torch kernels release the GIL)
-    fault_injection_every_n_batches: int = 0  # testing aid: every Nth device batch raises RuntimeError; 0 = off
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SchedulerLimits:
+        return cls(max_stream_batch=settings.max_stream_batch, max_batch_wait_s=settings.batch_window_s,
+                   max_offline_batch_audio_s=settings.max_offline_batch_audio_s,
+                   max_queued_offline_audio_s=settings.max_queued_offline_audio_s,
+                   retry_after_s=settings.retry_after_s,
+                   fault_injection_every_n_batches=settings.fault_injection_every_n_batches)
+
+
+StreamStep = tuple[StreamState, list[StreamEvent]]  # a stream's next state and what its step produced
 
 
 @dataclass
 class StreamWork:
     state: StreamState
     chunk: AudioChunk
-    future: asyncio.Future
+    future: asyncio.Future[StreamStep]
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -72,21 +99,24 @@ class StreamWork:
 class FinalWork:
     """A stream whose segment's final waits for the segment's encoder pass at full context."""
     state: StreamState
-    events: list  # what the stream's step produced before the segment ended
-    future: asyncio.Future
+    events: list[StreamEvent]  # what the stream's step produced before the segment ended
+    future: asyncio.Future[StreamStep]
     queued_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
 class OfflineWork:
-    recordings: list[torch.Tensor]
+    spans: list[torch.Tensor]  # spans of recordings, cut by the caller: each decoded whole
     options: list[DecodeOptions]
-    future: asyncio.Future
+    future: asyncio.Future[list[Transcript]]
     queued_at: float = field(default_factory=time.perf_counter)
 
     @property
     def audio_s(self) -> float:
-        return sum(len(r) for r in self.recordings) / SAMPLE_RATE
+        return sum(len(r) for r in self.spans) / SAMPLE_RATE
+
+
+Work = StreamWork | FinalWork | OfflineWork
 
 
 class BatchScheduler:
@@ -125,7 +155,8 @@ class BatchScheduler:
             except asyncio.CancelledError:
                 pass
         await asyncio.gather(*self._searches, return_exceptions=True)
-        for work in [*self._streams, *self._finals, *self._offline]:
+        pending: list[Work] = [*self._streams, *self._finals, *self._offline]
+        for work in pending:
             if not work.future.done():
                 work.future.set_exception(Overloaded("server shutting down", self.limits.retry_after_s))
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -133,7 +164,7 @@ class BatchScheduler:
 
     # ----------------------------------------------------------------------------------------------- submit
 
-    async def decode_stream_chunk(self, state: StreamState, chunk: AudioChunk) -> tuple[StreamState, list]:
+    async def decode_stream_chunk(self, state: StreamState, chunk: AudioChunk) -> StreamStep:
         """Queue one chunk of one stream; resolves to the stream's next state and its events."""
         future = asyncio.get_running_loop().create_future()
         self._streams.append(StreamWork(state, chunk, future))
@@ -141,7 +172,7 @@ class BatchScheduler:
         self._work_arrived.set()
         return await future
 
-    async def finish_stream(self, state: StreamState) -> tuple[StreamState, list]:
+    async def finish_stream(self, state: StreamState) -> StreamStep:
         """The last final of a stream, on a search thread (a full-context final's encoder pass on the device
         thread): after the stream's last chunk, which the caller awaited."""
         loop = asyncio.get_running_loop()
@@ -152,9 +183,10 @@ class BatchScheduler:
         self._submit_final(FinalWork(state, events, future))
         return await future
 
-    async def transcribe(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
-        """Queue an offline unit (a bounded amount of audio); refuses at once when the queue is full."""
-        work = OfflineWork(recordings, options, asyncio.get_running_loop().create_future())
+    async def transcribe(self, spans: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
+        """Queue an offline unit (a bounded amount of audio: spans the caller has cut, each decoded whole,
+        `Recognizer.transcribe_spans`); refuses at once when the queue is full."""
+        work = OfflineWork(spans, options, asyncio.get_running_loop().create_future())
         if self._offline_queued_s + work.audio_s > self.limits.max_queued_offline_audio_s:
             raise Overloaded("offline queue is full", self.limits.retry_after_s)
         self._offline_queued_s += work.audio_s
@@ -164,7 +196,8 @@ class BatchScheduler:
         return await work.future
 
     def check_offline_capacity(self, audio_s: float) -> None:
-        if self._offline_queued_s + min(audio_s, self.limits.max_offline_batch_audio_s) > self.limits.max_queued_offline_audio_s:
+        queued_s = self._offline_queued_s + min(audio_s, self.limits.max_offline_batch_audio_s)
+        if queued_s > self.limits.max_queued_offline_audio_s:
             raise Overloaded("offline queue is full", self.limits.retry_after_s)
 
     # ------------------------------------------------------------------------------------------------ loop
@@ -174,7 +207,7 @@ class BatchScheduler:
         self._finals.append(work)
         self._work_arrived.set()
 
-    def _track(self, coroutine) -> None:
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a search-stage coroutine as a task that `stop` waits for."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._searches.add(task)
@@ -226,7 +259,7 @@ class BatchScheduler:
             return
         self._track(self._search_stream_batch(batch, outputs, started, time.perf_counter() - started))
 
-    async def _search_stream_batch(self, batch: list[StreamWork], outputs: list, queued_until: float,
+    async def _search_stream_batch(self, batch: list[StreamWork], outputs: list[ChunkOutput], queued_until: float,
                                    encode_s: float) -> None:
         started = time.perf_counter()
         results = await self._run_step(self._search_executor, "stream", batch, self._search_step, batch, outputs)
@@ -257,15 +290,18 @@ class BatchScheduler:
         if result is not None and not work.future.done():
             work.future.set_result(result)
 
-    async def _device_step(self, kind: str, batch: list, rows: int, step, *args) -> list | None:
+    async def _device_step(self, kind: StepKind, batch: Sequence[Work], rows: int, step: Callable[..., list[T]],
+                           *args: Any) -> list[T] | None:
         """Run `step(*args)` on the device thread and record its stats; None if it failed (see `_run_step`)."""
         started = time.perf_counter()
         results = await self._run_step(self._executor, kind, batch, step, *args)
         if results is not None:
-            self.stats.batch(BatchStats(kind, rows, time.perf_counter() - started, [started - w.queued_at for w in batch]))
+            self.stats.batch(BatchStats(kind, rows, time.perf_counter() - started,
+                                        [started - w.queued_at for w in batch]))
         return results
 
-    async def _run_step(self, executor: ThreadPoolExecutor, kind: str, batch: list, step, *args) -> list | None:
+    async def _run_step(self, executor: ThreadPoolExecutor, kind: StepKind, batch: Sequence[Work],
+                        step: Callable[..., R], *args: Any) -> R | None:
         """Run `step(*args)` on a worker thread. A step that raises fails the futures of its own batch only (and
         returns None); the scheduler carries on."""
         try:
@@ -277,26 +313,28 @@ class BatchScheduler:
                     work.future.set_exception(error)
             return None
 
-    def _encode_step(self, batch: list[StreamWork]) -> list:
+    def _encode_step(self, batch: list[StreamWork]) -> list[ChunkOutput]:
         self._count_device_batch()
         return self.recognizer.encode_chunks(
             [w.chunk for w in batch], [w.state.encoder for w in batch], [search_locale(w.state) for w in batch]
         )
 
-    def _search_step(self, batch: list[StreamWork], outputs: list) -> list[tuple[StreamState, list]]:
+    def _search_step(self, batch: list[StreamWork], outputs: list[ChunkOutput]) -> list[StreamStep]:
         return [apply_chunk(self.recognizer, w.state, *output) for w, output in zip(batch, outputs)]
 
     def _encode_finals_step(self, batch: list[FinalWork]) -> list[torch.Tensor]:
         self._count_device_batch()
         return self.recognizer.encode_segments([pending_segment_audio(w.state) for w in batch], None)
 
-    def _finish_final_step(self, work: FinalWork, encoded: torch.Tensor) -> tuple[StreamState, list]:
+    def _finish_final_step(self, work: FinalWork, encoded: torch.Tensor) -> StreamStep:
         state, events = finish_pending_final(self.recognizer, work.state, encoded)
         return state, work.events + events
 
     async def _run_offline_batch(self) -> None:
-        batch, audio_s = [], 0.0
-        while self._offline and (not batch or audio_s + self._offline[0].audio_s <= self.limits.max_offline_batch_audio_s):
+        batch: list[OfflineWork] = []
+        audio_s = 0.0
+        while self._offline and (not batch or audio_s + self._offline[0].audio_s
+                                 <= self.limits.max_offline_batch_audio_s):
             work = self._offline.popleft()
             audio_s += work.audio_s
             self._offline_queued_s -= work.audio_s
@@ -304,21 +342,21 @@ class BatchScheduler:
                 batch.append(work)
         if not batch:
             return
-        recordings = [r for w in batch for r in w.recordings]
+        spans = [r for w in batch for r in w.spans]
         options = [o for w in batch for o in w.options]
-        transcripts = await self._device_step("offline", batch, len(recordings), self._offline_step, recordings, options)
+        transcripts = await self._device_step("offline", batch, len(spans), self._offline_step, spans, options)
         if transcripts is None:
             return
         position = 0
         for work in batch:
-            mine = transcripts[position : position + len(work.recordings)]
-            position += len(work.recordings)
+            mine = transcripts[position : position + len(work.spans)]
+            position += len(work.spans)
             if not work.future.done():
                 work.future.set_result(mine)
 
-    def _offline_step(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
+    def _offline_step(self, spans: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
         self._count_device_batch()
-        return self.recognizer.transcribe_batch(recordings, options)
+        return self.recognizer.transcribe_spans(spans, options)
 
     def _count_device_batch(self) -> None:
         """On the device thread, first thing in every batch: the fault-injection testing aid raises here, inside

@@ -4,6 +4,7 @@ Unknown ASR_* variables are an error (`check_environment`), so a typo never sile
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -11,9 +12,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.network.checkpoint import DEFAULT_CHECKPOINT
+from model.network.encoder import ENCODER_FRAME_MS
+from model.recognition.options import EndpointConfig
 from service.auth import ApiKey
 from service.pii import PiiOptions
-from service.protocol import RedactMode
+from service.protocol import MAX_CHUNK_MS, MAX_HOTWORDS, MAX_NBEST, RedactMode
+
+DEFAULT_CHUNK_MS = 640  # the streaming chunk: partials every 640 ms (320 gives earlier ones at more cost per stream)
 
 
 class Settings(BaseSettings):
@@ -41,17 +46,19 @@ class Settings(BaseSettings):
     offline_unit_s: float = 60.0  # a long upload is decoded as batches of at most this much audio
 
     # Streaming
-    chunk_ms: int = Field(default=640, ge=40, le=2560, multiple_of=40)
+    chunk_ms: int = Field(default=DEFAULT_CHUNK_MS, ge=ENCODER_FRAME_MS, le=MAX_CHUNK_MS, multiple_of=ENCODER_FRAME_MS)
     max_streams: int = 256
     max_frame_bytes: int = 1024 * 1024
     stream_idle_timeout_s: float = 30.0
     stream_send_timeout_s: float = 15.0  # a send blocked this long (the client reads nothing) ends the stream
     max_stream_duration_s: float = 3600.0
-    min_trailing_silence_s: float = 0.8
-    max_silence_without_speech_s: float = 5.0
-    max_segment_s: float = 20.0
-    long_segment_s: float = 10.0  # a segment this long ends at a pause of long_segment_trailing_silence_s
-    long_segment_trailing_silence_s: float = 0.4
+    # Endpointing (a stream's `start` may set its own): the rules of model.recognition.options.EndpointConfig, whose
+    # defaults these are; a segment of long_segment_s ends at a pause of long_segment_trailing_silence_s
+    min_trailing_silence_s: float = EndpointConfig.min_trailing_silence_s
+    max_silence_without_speech_s: float = EndpointConfig.max_silence_without_speech_s
+    max_segment_s: float = EndpointConfig.max_segment_s
+    long_segment_s: float = EndpointConfig.long_segment_s
+    long_segment_trailing_silence_s: float = EndpointConfig.long_segment_trailing_silence_s
 
     # Scheduler
     max_stream_batch: int = 128
@@ -72,8 +79,8 @@ class Settings(BaseSettings):
     fairness_window_s: float = 3600.0  # sliding window of the live disparity gauge
 
     # Results
-    max_nbest: int = 10
-    max_hotwords: int = 100
+    max_nbest: int = MAX_NBEST
+    max_hotwords: int = MAX_HOTWORDS
     # Prefixes the beam search keeps per frame; unset: the model's per-locale beam, tuned on dev with its LM
     # (8 where untuned). A number here overrides it for every locale, e.g. 4 for more streams per core.
     default_beam_size: int | None = Field(default=None, ge=1, le=64)
@@ -88,11 +95,30 @@ class Settings(BaseSettings):
     redact_min_digits: int = Field(default=PiiOptions.min_digits, ge=3, le=30)
 
 
+    @property
+    def chunk_frames(self) -> int:
+        """Encoder frames per streaming chunk."""
+        return self.chunk_ms // ENCODER_FRAME_MS
+
+    @property
+    def batch_window_s(self) -> float:
+        """How long the first queued chunk of a stream batch waits for others (`max_batch_wait_ms`, else the fraction
+        of a chunk)."""
+        if self.max_batch_wait_ms is not None:
+            return self.max_batch_wait_ms / 1000
+        return self.batch_window_fraction * self.chunk_ms / 1000
+
+    @property
+    def endpoint(self) -> EndpointConfig:
+        """The server's endpointing rules (a stream's `start` may override each: service/routes/stream.py)."""
+        return EndpointConfig(**{f.name: getattr(self, f.name) for f in fields(EndpointConfig)})
+
+
 def check_environment(environ: dict[str, str] | None = None) -> None:
     """pydantic-settings ignores prefixed variables that match no field; refuse them instead."""
-    environ = os.environ if environ is None else environ
+    variables = os.environ if environ is None else environ
     prefix = Settings.model_config["env_prefix"]
     known = {prefix + name.upper() for name in Settings.model_fields}
-    unknown = sorted(k for k in environ if k.upper().startswith(prefix) and k.upper() not in known)
+    unknown = sorted(k for k in variables if k.upper().startswith(prefix) and k.upper() not in known)
     if unknown:
         raise ValueError(f"unknown settings in the environment: {', '.join(unknown)} (see service/settings.py)")

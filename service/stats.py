@@ -4,19 +4,25 @@ Prometheus series; everything else just calls these methods (the default sink ig
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+# A scheduler step: a stream batch, the encoder pass of full-context finals, or an offline unit
+StepKind = Literal["stream", "final", "offline"]
+Mode = Literal["rest", "stream"]  # an upload or a stream
+FinalCause = Literal["endpoint", "stop"]  # what a final's latency is measured from: an endpoint, or the client's stop
 
 
 @dataclass(frozen=True)
 class BatchStats:
-    kind: str  # "stream" | "final" (full-context finals' second pass) | "offline"
-    size: int  # rows (streams) or recordings
+    kind: StepKind
+    size: int  # rows (streams) or spans
     step_s: float  # device step wall time
     queue_waits_s: list[float]
 
 
 @dataclass(frozen=True)
 class RequestStats:
-    mode: str  # "rest" | "stream"
+    mode: Mode
     locale: str  # bounded label: a model locale or "unknown"
     duration_s: float  # wall time of the request or stream
     audio_s: float
@@ -30,17 +36,17 @@ class StatsSink:
 
     def batch(self, stats: BatchStats) -> None: ...
 
-    def batch_failed(self, kind: str) -> None: ...
+    def batch_failed(self, kind: StepKind) -> None: ...
 
     def queue_depth(self, stream_chunks: int, offline_units: int) -> None: ...
 
     def request(self, stats: RequestStats) -> None: ...
 
-    def error(self, mode: str, locale: str, kind: str) -> None: ...
+    def error(self, mode: Mode, locale: str, kind: str) -> None: ...
 
     def first_partial(self, locale: str, latency_s: float) -> None: ...
 
-    def final_latency(self, locale: str, cause: str, latency_s: float) -> None: ...
+    def final_latency(self, locale: str, cause: FinalCause, latency_s: float) -> None: ...
 
     def active_streams(self, count: int) -> None: ...
 

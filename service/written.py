@@ -1,5 +1,5 @@
-"""Numbers in their written form (inverse text normalisation, ITN) for `format=written`: 一共三百五十块钱 -> 一共350块钱,
-"three hundred and fifty dollars" -> $350, 二零二四年 -> 2024年, 廿三號 -> 23號.
+"""Numbers in their written form (inverse text normalisation, ITN) for `format=written`:
+一共三百五十块钱 -> 一共350块钱, "three hundred and fifty dollars" -> $350, 二零二四年 -> 2024年, 廿三號 -> 23號.
 
 The grammars are WeTextProcessing's, compiled for Mandarin and English and run by `wetext` (Apache-2.0, on kaldifst;
 no pynini). No Cantonese ITN exists as a package, and the Mandarin grammar leaves Traditional numerals half done

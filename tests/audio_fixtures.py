@@ -15,7 +15,8 @@ def read_mono16k(path) -> np.ndarray:
     return audio
 
 
-def encode(audio16k: np.ndarray, container: str, rate: int = 16000, channels: int = 1, subtype: str | None = None) -> bytes:
+def encode(audio16k: np.ndarray, container: str, rate: int = 16000, channels: int = 1,
+           subtype: str | None = None) -> bytes:
     """(samples,) copied to `channels` channels, or (samples, channels) as it is, in `container` at `rate`."""
     audio = soxr.resample(audio16k, 16000, rate) if rate != 16000 else audio16k
     if channels > 1 and audio.ndim == 1:

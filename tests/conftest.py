@@ -22,8 +22,8 @@ def tiny_model():
     config = ModelConfig(
         vocab_size=50, locales=("zh-CN", "yue-HK", "en-US"),
         # the bundled model's input: gated pitch and the relative log F0 channel, so the streaming tests cover its state
-        encoder=EncoderConfig(pitch_dim=2, pitch_voicing_gate=0.6, relative_pitch_prior_frames=50.0, d_model=64, n_heads=4,
-                              n_layers=3, ffn_dim=128, left_context_frames=12, dropout=0.0),
+        encoder=EncoderConfig(pitch_dim=2, pitch_voicing_gate=0.6, relative_pitch_prior_frames=50.0, d_model=64,
+                              n_heads=4, n_layers=3, ffn_dim=128, left_context_frames=12, dropout=0.0),
         decoder=DecoderConfig(d_model=64, n_heads=4, n_layers=1, ffn_dim=128, dropout=0.0),
     )
     return SpeechRecognizer(config).eval()

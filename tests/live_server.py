@@ -1,10 +1,11 @@
-"""The real service for tests (see service.process) and the bundled sample recordings with their references."""
+"""The real service for tests (bench/server_process.py, which the benchmarks use too) and the bundled sample
+recordings with their references."""
 
 from __future__ import annotations
 
 import json
 
-from service.process import ROOT, LiveServer, free_port, start_server  # noqa: F401 - re-exported for the tests
+from bench.server_process import ROOT, LiveServer, free_port, start_server  # noqa: F401 - re-exported for the tests
 
 SAMPLES = ROOT / "model" / "samples"
 

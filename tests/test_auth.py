@@ -48,7 +48,8 @@ def test_bearer_and_query_parameter_keys_are_accepted(secured, bundled_samples):
 
 
 def test_requests_per_minute_limit_gives_429(secured, bundled_samples):
-    statuses = [post(secured, bundled_samples[0], {"Authorization": f"Bearer {LIMITED_KEY}"}).status_code for _ in range(4)]
+    statuses = [post(secured, bundled_samples[0], {"Authorization": f"Bearer {LIMITED_KEY}"}).status_code
+                for _ in range(4)]
     assert statuses[:3] == [200, 200, 200]
     assert statuses[3] == 429
 

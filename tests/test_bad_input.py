@@ -327,7 +327,8 @@ async def close_after_with_reason(ws_url: str, *sends) -> tuple[list[dict], int 
 
 
 def assert_stream_still_serving(server, bundled_samples) -> None:
-    messages = asyncio.run(stream_audio(server.ws_url, pcm16(read_mono16k(bundled_samples[6]["path"])), {"locale": "en"}))
+    messages = asyncio.run(stream_audio(server.ws_url, pcm16(read_mono16k(bundled_samples[6]["path"])),
+                                        {"locale": "en"}))
     assert messages[0]["type"] == "ready" and messages[-1]["type"] == "end"
     for _ in range(50):  # the closed connection's release runs just after its close
         if httpx.get(f"{server.url}/readyz").json()["active_streams"] == 0:
@@ -457,8 +458,8 @@ async def flood_without_reading(server, pcm: bytes, deadline_s: float, bundled_s
             rss.append((await asyncio.to_thread(scrape, server))["process_resident_memory_bytes"])
             if upload_status is None:  # someone else is served while the flood goes on
                 upload_status = (await asyncio.to_thread(
-                    httpx.post, f"{server.url}/transcribe", files={"file": ("a.wav", bundled_samples[0]["path"].read_bytes())},
-                    timeout=60)).status_code
+                    httpx.post, f"{server.url}/transcribe",
+                    files={"file": ("a.wav", bundled_samples[0]["path"].read_bytes())}, timeout=60)).status_code
             if (await asyncio.to_thread(httpx.get, f"{server.url}/readyz")).json()["active_streams"] == 0:
                 released_at = time.perf_counter() - started
     finally:

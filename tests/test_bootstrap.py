@@ -21,7 +21,8 @@ def test_an_error_rate_interval_holds_the_rate_and_narrows_with_more_utterances(
     widths = []
     for n in (100, 1600):
         units, errors = utterances(n, 0.12, seed=n)
-        low, high = evaluation_intervals({"zh-CN": LocaleCounts(units, {"full_context": errors})})["per_locale"]["full_context"]["zh-CN"]
+        intervals = evaluation_intervals({"zh-CN": LocaleCounts(units, {"full_context": errors})})
+        low, high = intervals["per_locale"]["full_context"]["zh-CN"]
         assert low < errors.sum() / units.sum() < high
         widths.append(high - low)
     assert widths[1] < 0.5 * widths[0]  # about 1/sqrt(16) as wide
@@ -72,13 +73,17 @@ def test_the_evaluation_stores_intervals_beside_every_rate_and_the_model_card_pr
     assert en_full["ci95"][0] < en_full["error_rate"] < en_full["ci95"][1]
     assert results["modes"]["chunk_640ms"]["disparity_ci95"][0] >= 1.0
     cost = results["modes"]["chunk_640ms"]["cost_over_full_context"]["zh-CN"]
-    full_errors, chunk_errors = (results["modes"][m]["per_locale"]["zh-CN"]["errors"] for m in ("full_context", "chunk_640ms"))
-    assert cost["relative"] == round(chunk_errors / full_errors - 1, 4) and cost["ci95"][0] < cost["relative"] < cost["ci95"][1]
+    full_errors, chunk_errors = (results["modes"][m]["per_locale"]["zh-CN"]["errors"]
+                                 for m in ("full_context", "chunk_640ms"))
+    assert cost["relative"] == round(chunk_errors / full_errors - 1, 4)
+    assert cost["ci95"][0] < cost["relative"] < cost["ci95"][1]
     assert "cost_over_full_context" not in results["modes"]["full_context"]
     table = "\n".join(evaluation_table(results, ["en-US", "zh-CN"]))
-    assert f"{100 * en_full['error_rate']:.1f}% ({100 * en_full['ci95'][0]:.1f}–{100 * en_full['ci95'][1]:.1f})" in table
+    low, high = en_full["ci95"]
+    assert f"{100 * en_full['error_rate']:.1f}% ({100 * low:.1f}–{100 * high:.1f})" in table
     costs = "\n".join(interval_lines({**results, "intervals": {"level": 0.95, "resamples": 2000}}, ["en-US", "zh-CN"]))
-    assert f"| zh-CN | {100 * cost['relative']:+.1f}% ({100 * cost['ci95'][0]:+.1f} to {100 * cost['ci95'][1]:+.1f}) |" in costs
+    low, high = cost["ci95"]
+    assert f"| zh-CN | {100 * cost['relative']:+.1f}% ({100 * low:+.1f} to {100 * high:+.1f}) |" in costs
 
 
 def test_a_paired_model_comparison_reads_the_difference_of_the_same_utterances():
@@ -89,12 +94,14 @@ def test_a_paired_model_comparison_reads_the_difference_of_the_same_utterances()
     units = np.full(50, 10)
     errors = np.random.default_rng(1).integers(0, 4, size=50)
     same = paired_difference(errors, errors, units, np.random.default_rng(0))
-    assert same["difference_points"] == 0.0 and same["ci95_points"] == [0.0, 0.0] and same["better"] == same["worse"] == 0
+    assert same["difference_points"] == 0.0 and same["ci95_points"] == [0.0, 0.0]
+    assert same["better"] == same["worse"] == 0
     better = paired_difference(errors + 1, errors, units, np.random.default_rng(0))
     assert better["difference_points"] == -10.0 and better["ci95_points"][1] < 0 and better["better"] == 50
 
 
-def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itself(tmp_path, monkeypatch, bundled_samples):
+def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itself(tmp_path, monkeypatch,
+                                                                                   bundled_samples):
     """bench/compare_models.py --greedy-cache: the bundled model against itself over a cache of the bundled samples
     gives zero difference in every locale and mode, and its per-utterance counts add up to the trainer's dev totals."""
     import bench.compare_models as compare_models
@@ -103,7 +110,8 @@ def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itse
     from model.training.dataset import FeatureCorpus, build_feature_cache
     from model.training.greedy_eval import evaluate_corpus, greedy_utterance_errors
 
-    write_manifest(tmp_path / "dev.jsonl", [Utterance(Path(s["audio"]).stem, str(s["path"]), s["text"], s["locale"], s["speaker"],
+    write_manifest(tmp_path / "dev.jsonl",
+                   [Utterance(Path(s["audio"]).stem, str(s["path"]), s["text"], s["locale"], s["speaker"],
                                                       s["duration"]) for s in bundled_samples])
     build_feature_cache(tmp_path / "dev.jsonl", tmp_path / "cache", "dev", jobs=1)
     written = {}
@@ -120,4 +128,5 @@ def test_a_greedy_comparison_over_a_feature_cache_pairs_each_utterance_with_itse
     assert sorted(per_utterance) == list(range(len(corpus.rows)))
     for locale, total in evaluate_corpus(loaded, corpus, None).items():
         counts = [c for i, c in per_utterance.items() if corpus.rows[i]["locale"] == locale]
-        assert total.errors == sum(c.errors for c in counts) == round(paired[f"full_context {locale}"]["after"] * total.reference_units)
+        after = paired[f"full_context {locale}"]["after"]
+        assert total.errors == sum(c.errors for c in counts) == round(after * total.reference_units)

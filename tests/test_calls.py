@@ -86,7 +86,8 @@ def test_three_channels_with_two_names_and_a_silent_channel(client, call):
 
 
 def test_more_channel_names_than_channels_is_a_clear_400(client, call):
-    response = transcribe(client, encode(call["audio"], "WAV"), channels="separate", channel_names="agent,customer,supervisor")
+    response = transcribe(client, encode(call["audio"], "WAV"), channels="separate",
+                          channel_names="agent,customer,supervisor")
     assert response.status_code == 400
     assert response.json()["error"] == "too_many_channel_names" and "3 names" in response.json()["message"]
 
@@ -102,9 +103,11 @@ def test_bad_channel_parameters_get_json_errors(client, bundled_samples, params)
 def test_the_openai_endpoint_names_each_segment_speaker(client, call):
     url, data = "/v1/audio/transcriptions", encode(call["audio"], "WAV")
     fields = {"channels": "separate", "channel_names": "agent,customer"}
-    verbose = client.post(url, files={"file": ("a.wav", data)}, data={**fields, "response_format": "verbose_json"}).json()
+    verbose = client.post(url, files={"file": ("a.wav", data)},
+                          data={**fields, "response_format": "verbose_json"}).json()
     assert [(s["channel"], s["speaker"]) for s in verbose["segments"]] == [(0, "agent"), (1, "customer")]
     vtt = client.post(url, files={"file": ("a.wav", data)}, data={**fields, "response_format": "vtt"}).text
     assert "<v agent>" in vtt and "<v customer>" in vtt
-    srt = client.post(url, files={"file": ("a.wav", data)}, data={"channels": "separate", "response_format": "srt"}).text
+    srt = client.post(url, files={"file": ("a.wav", data)},
+                      data={"channels": "separate", "response_format": "srt"}).text
     assert "\nchannel 0: " in srt and "\nchannel 1: " in srt

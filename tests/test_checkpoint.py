@@ -10,7 +10,8 @@ from model.text.tokenizer import Tokenizer
 def test_checkpoint_round_trip_is_weights_only(tmp_path, tiny_model):
     tokenizer = Tokenizer.build({"zh-CN": ["你好"], "yue-HK": ["你好嗎"], "en-US": ["hello there"]}, 20)
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, tiny_model, tokenizer, "tiny", "0.0.1", {"training_data": {"hours_per_locale": {"zh-CN": 1.0}}})
+    save_checkpoint(path, tiny_model, tokenizer, "tiny", "0.0.1",
+                    {"training_data": {"hours_per_locale": {"zh-CN": 1.0}}})
     payload = torch.load(path, weights_only=True)  # raises if anything but plain data were stored
     assert payload["config"]["encoder"]["left_context_frames"] == 12
     loaded = load_checkpoint(path)

@@ -97,7 +97,8 @@ def test_a_stream_leaves_options_it_was_not_given_to_the_server():
     sent = json.loads(start_frame(request.start))
     assert "hotword_boost" not in sent and "full_context_finals" not in sent and "endpointing" not in sent
     assert StartMessage.model_validate(sent).hotword_boost == DecodeOptions.hotword_boost  # the server's default
-    boosted = stream_request(bytes(3200), 16000, False, 100, **stream_options("en", 1, ("Kubernetes",), 4.0, True, None))
+    boosted = stream_request(bytes(3200), 16000, False, 100,
+                             **stream_options("en", 1, ("Kubernetes",), 4.0, True, None))
     assert json.loads(start_frame(boosted.start))["hotword_boost"] == 4.0
 
 

@@ -100,7 +100,8 @@ def test_the_en_gb_fix_renames_only_the_jobs_it_renders_anew():
 
 def test_the_library_reports_where_each_word_starts_in_the_same_speech():
     """bench_timestamps' ground truth: libespeak-ng's word events, one per English word and one per Hanzi, in order,
-    inside the audio, each word ending where the next begins; the audio is what the command line speaks for that voice (up to its trailing pause)."""
+    inside the audio, each word ending where the next begins; the audio is what the command line speaks for that voice
+    (up to its trailing pause)."""
     from model.corpus.synthesize import _espeak_raw, to_16k
     from model.corpus.word_times import synthesize_with_word_times
 
@@ -109,8 +110,9 @@ def test_the_library_reports_where_each_word_starts_in_the_same_speech():
         audio, words = synthesize_with_word_times(text, voice, lead_s=0.3, tail_s=0.3)
         assert [w.text for w in words] == (text.split() if " " in text else list(text))
         starts = [w.start_s for w in words]
-        assert starts[0] == pytest.approx(0.3, abs=0.02) and starts == sorted(starts) and starts[-1] < len(audio) / SAMPLE_RATE - 0.3
-        assert [w.end_s for w in words[:-1]] == starts[1:] and starts[-1] < words[-1].end_s <= len(audio) / SAMPLE_RATE - 0.3
+        speech_end_s = len(audio) / SAMPLE_RATE - 0.3
+        assert starts[0] == pytest.approx(0.3, abs=0.02) and starts == sorted(starts) and starts[-1] < speech_end_s
+        assert [w.end_s for w in words[:-1]] == starts[1:] and starts[-1] < words[-1].end_s <= speech_end_s
         spoken = audio[int(0.3 * SAMPLE_RATE) : len(audio) - int(0.3 * SAMPLE_RATE)]
         command_line = to_16k(*_espeak_raw(text, voice))[: len(spoken)]
         # Not sample for sample: the engine's noise source (aspiration, fricatives) runs on across calls in a process.

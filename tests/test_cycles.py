@@ -96,7 +96,8 @@ def test_a_thousand_stream_cycles_return_memory_and_descriptors_to_baseline(cycl
     elapsed_s = time.perf_counter() - started
     end = resources(cycle_server)
     growth = end["process_resident_memory_bytes"] / baseline["process_resident_memory_bytes"] - 1
-    mb = {name: r["process_resident_memory_bytes"] / 2**20 for name, r in (("100", early), ("warm", baseline), ("end", end))}
+    scrapes = {"100": early, "warm": baseline, "end": end}
+    mb = {name: r["process_resident_memory_bytes"] / 2**20 for name, r in scrapes.items()}
     print(f"\ncycles: {CYCLES} at {CONCURRENT} concurrent in {elapsed_s:.1f} s, after 100 + {WARM_UP} at "
           f"{WARM_UP_CONCURRENT}; RSS {mb['100']:.1f} MB after 100, {mb['warm']:.1f} after the warm-up, "
           f"{mb['end']:.1f} at the end ({growth:+.2%}); "
@@ -138,8 +139,9 @@ def test_clients_vanishing_mid_batch_harm_no_one_else(cycle_server, bundled_samp
     assert messages[0]["type"] == "ready" and messages[-1]["type"] == "end"
     wait_until_idle(cycle_server)
     after = scrape(cycle_server)
-    assert after.get('asr_failed_batches_total{kind="stream"}', 0) == before.get('asr_failed_batches_total{kind="stream"}', 0)
-    assert after.get('asr_failed_batches_total{kind="offline"}', 0) == before.get('asr_failed_batches_total{kind="offline"}', 0)
+    for kind in ("stream", "offline"):
+        series = f'asr_failed_batches_total{{kind="{kind}"}}'
+        assert after.get(series, 0) == before.get(series, 0)
     response = httpx.post(f"{cycle_server.url}/transcribe", files={"file": ("a.wav", wav)}, timeout=60)
     assert response.status_code == 200
 

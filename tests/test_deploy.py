@@ -385,7 +385,8 @@ def test_prometheus_rule_is_the_compose_alert_rules(tmp_path):
 
 def feedback_series(locale: str, units_per_minute: float, errors_per_minute: float, minutes: int = 120) -> list[dict]:
     """Two hours of a locale's feedback counters, as promtool test input (one sample a minute)."""
-    return [{"series": f'asr_feedback_reference_units_total{{locale="{locale}"}}', "values": f"0+{units_per_minute}x{minutes}"},
+    return [{"series": f'asr_feedback_reference_units_total{{locale="{locale}"}}',
+             "values": f"0+{units_per_minute}x{minutes}"},
             {"series": f'asr_feedback_errors_total{{locale="{locale}"}}', "values": f"0+{errors_per_minute}x{minutes}"}]
 
 

@@ -83,7 +83,8 @@ def test_state_size_is_fixed_whatever_the_stream_age(tiny_model):
     shapes = set()
     with torch.no_grad():
         for _ in range(30):
-            _, _, state = tiny_model.encode_chunk(torch.randn(1, chunk_feature_frames(4), FEATURE_DIM), torch.tensor([19]), state)
+            _, _, state = tiny_model.encode_chunk(torch.randn(1, chunk_feature_frames(4), FEATURE_DIM),
+                                                  torch.tensor([19]), state)
             shapes.add(tuple(state.cache.shape))
     assert shapes == {(1, 3, 2, 12, 64)}
     assert int(state.processed_frames[0]) == 120

@@ -57,7 +57,8 @@ def test_exported_step_equals_eager_over_consecutive_chunks(tiny_model, exported
             torch.testing.assert_close(got[3], state.cache, atol=1e-4, rtol=0)
             assert torch.equal(got[4], state.processed_frames)
             torch.testing.assert_close(got[5], state.pitch_stats, atol=1e-4, rtol=0)
-            cache, processed, pitch_stats = got[3], got[4], got[5]  # the exported step drives its own state from here on
+            # the exported step drives its own state from here on
+            cache, processed, pitch_stats = got[3], got[4], got[5]
     assert int(valid[0]) == 2
 
 

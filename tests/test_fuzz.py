@@ -81,9 +81,10 @@ def test_mutated_wav_flac_mp3_ogg_decode_or_raise_audio_decode_error(data):
 # ------------------------------------------------------------------------------------------ protocol parser
 
 JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
-JSON_VALUES = st.recursive(JSON_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                                 st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                           max_leaves=20)
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=20)
 START_FIELDS = st.sampled_from(["type", "locale", "sample_rate", "encoding", "interim_results", "nbest", "hotwords",
                                 "hotword_boost", "endpointing", "min_trailing_silence_s", "extra"])
 MESSAGES = st.dictionaries(START_FIELDS, JSON_VALUES, max_size=6).map(

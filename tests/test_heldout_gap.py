@@ -12,14 +12,16 @@ def write_corpus(folder, rows):
         with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as handle:
             for i, text in enumerate(texts):
                 handle.write(json.dumps({"id": f"{split}-{i}", "audio": f"wav/{split}-{i}.wav", "text": text,
-                                         "locale": "yue-HK", "speaker": "x", "duration": 1.0}, ensure_ascii=False) + "\n")
+                                         "locale": "yue-HK", "speaker": "x", "duration": 1.0},
+                                         ensure_ascii=False) + "\n")
 
 
 def test_cells_share_their_sentences_across_voice_sets_and_voices_stay_apart(tmp_path):
     from model.corpus.build import split_variants
     from model.corpus.random_voices import HELD_OUT_START, is_random_variant
 
-    write_corpus(tmp_path, {"train": ["我哋今日去咗街市", "你食咗飯未呀", "佢聽日返工"], "dev": ["而家幾點呀", "唔該晒"]})
+    write_corpus(tmp_path,
+                 {"train": ["我哋今日去咗街市", "你食咗飯未呀", "佢聽日返工"], "dev": ["而家幾點呀", "唔該晒"]})
     cells = plan_cells(tmp_path, 2, ("yue-HK",))
     _, heldout = split_variants(0, 0.1)
     by_cell: dict = {}
@@ -29,7 +31,8 @@ def test_cells_share_their_sentences_across_voice_sets_and_voices_stay_apart(tmp
     for sentences in ("train", "dev"):
         texts = {voices: [j.text for j in by_cell[(sentences, voices)]] for voices in ("train", "heldout", "random")}
         assert texts["train"] == texts["heldout"] == texts["random"]
-    assert all(j.voice.variant not in heldout and not is_random_variant(j.voice.variant) for j in by_cell[("dev", "train")])
+    assert all(j.voice.variant not in heldout and not is_random_variant(j.voice.variant)
+               for j in by_cell[("dev", "train")])
     assert all(j.voice.variant in heldout for j in by_cell[("dev", "heldout")])
     assert all(is_random_variant(j.voice.variant) and int(j.voice.variant[3:]) >= HELD_OUT_START
                for j in by_cell[("train", "random")])  # random voices no training plan uses
@@ -52,6 +55,7 @@ def test_a_corpus_plan_gives_the_cells_of_its_rendered_manifests(tmp_path):
 
     texts = {"train": ["我哋今日去咗街市", "你食咗飯未呀", "佢聽日返工"], "dev": ["而家幾點呀", "唔該晒"]}
     write_corpus(tmp_path / "corpus", texts)
-    jobs = [make_job("yue-HK", split, i, text, ["yue"], (0, i)) for split, rows in texts.items() for i, text in enumerate(rows)]
+    jobs = [make_job("yue-HK", split, i, text, ["yue"], (0, i)) for split, rows in texts.items()
+            for i, text in enumerate(rows)]
     write_plan(tmp_path / "plan.jsonl.gz", jobs[::-1])  # a plan is shuffled; ids give the manifests' order
     assert plan_cells(tmp_path / "plan.jsonl.gz", 2, ("yue-HK",)) == plan_cells(tmp_path / "corpus", 2, ("yue-HK",))

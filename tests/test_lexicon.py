@@ -50,7 +50,8 @@ def test_a_word_cut_short_is_charged_when_it_ends(penalty):
 def test_beam_search_turns_a_near_miss_spelling_into_the_lexicon_word(penalty):
     # The audio slightly prefers " k" over " c": without the lexicon the result is "the kat".
     posteriors = torch.full((7, len(PIECES)), 1e-4)
-    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97}, {T: 0.97}]):
+    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97},
+                                   {T: 0.97}]):
         for token, p in probs.items():
             posteriors[frame, token] = p
     log_probs = (posteriors / posteriors.sum(-1, keepdim=True)).log()
@@ -116,7 +117,8 @@ def test_a_requests_hotword_words_are_lexicon_words_for_that_request(penalty):
     assert requested.token_penalty((THE, C), T) == 4.0  # the lexicon still charges what neither holds
     assert phrase_lexicon(("kat " + "k" * 100_000,)).words == {"kat"}  # no word is that long: not stored
     posteriors = torch.full((7, len(PIECES)), 1e-4)
-    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97}, {T: 0.97}]):
+    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97},
+                                   {T: 0.97}]):
         for token, p in probs.items():
             posteriors[frame, token] = p
     log_probs = (posteriors / posteriors.sum(-1, keepdim=True)).log()

@@ -122,7 +122,8 @@ def test_lm_fusion_is_tuned_and_applied_per_locale():
     rescore_trials = [t for t in tuned["trials"] if "rescore" in t]
     beam_trials = [t for t in rescore_trials if "beam_size" in t]
     assert sorted(locale for t in beam_trials for locale in t["per_locale"]) == sorted(tuned["per_locale"])
-    assert len(rescore_trials) == 2 * len(beam_trials) and all(RescoreWeights(**t["rescore"]) in grid for t in rescore_trials)
+    assert len(rescore_trials) == 2 * len(beam_trials) and all(RescoreWeights(**t["rescore"]) in grid
+                                                               for t in rescore_trials)
     assert set(tuned["per_locale"]) == {"zh-CN", "yue-HK", "en-US"}
     for locale, chosen in tuned["per_locale"].items():
         assert chosen["dev_error_rate"] == min(t["per_locale"].get(locale, math.inf) for t in tuned["trials"])

@@ -65,7 +65,8 @@ def test_auto_streams_are_counted_under_the_locale_they_were_decoded_as(live_ser
 def test_feedback_scores_the_returned_hypothesis(live_server, bundled_samples):
     sample = bundled_samples[6]
     body = upload(live_server, sample)
-    scored = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": body["request_id"], "reference": sample["text"]}).json()
+    scored = httpx.post(f"{live_server.url}/v1/feedback",
+                        json={"request_id": body["request_id"], "reference": sample["text"]}).json()
     assert scored["locale"] == "en-US" and scored["metric"] == "wer" and scored["hypothesis"] == body["text"]
     assert scored["reference_units"] == len(sample["text"].split())
     unknown = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": "nope", "reference": "x"})
@@ -116,8 +117,9 @@ def test_live_eval_command_matches_metrics(live_server, tmp_path):
     after = scrape(live_server)
     for locale, counts in printed.items():
         key = f'{{locale="{locale}"}}'
-        assert after[f"asr_feedback_errors_total{key}"] - before[f"asr_feedback_errors_total{key}"] == counts["errors"]
-        assert after[f"asr_feedback_reference_units_total{key}"] - before[f"asr_feedback_reference_units_total{key}"] == counts["reference_units"]
+        for series, counted in (("asr_feedback_errors_total", "errors"),
+                                ("asr_feedback_reference_units_total", "reference_units")):
+            assert after[f"{series}{key}"] - before[f"{series}{key}"] == counts[counted]
 
 
 @pytest.fixture(scope="module")
@@ -166,24 +168,30 @@ def test_real_prometheus_scrapes_per_locale_series(live_server, prometheus, bund
                        "en-US": start['asr_feedback_errors_total{locale="en-US"}']}
     for sample in (zh, en):  # one upload and one stream per locale, each with feedback
         body = upload(live_server, sample)
-        scored = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": body["request_id"], "reference": sample["text"]}).json()
+        scored = httpx.post(f"{live_server.url}/v1/feedback",
+                            json={"request_id": body["request_id"], "reference": sample["text"]}).json()
         expected_errors[sample["locale"]] += scored["errors"]
-        messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(sample["path"])), {"locale": sample["locale"]}))
+        messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(sample["path"])),
+                                            {"locale": sample["locale"]}))
         session = messages[0]["session_id"]
         for final in (m for m in messages if m["type"] == "final"):
-            scored = httpx.post(f"{live_server.url}/v1/feedback", json={"session_id": session, "segment": final["segment"],
+            scored = httpx.post(f"{live_server.url}/v1/feedback",
+                                json={"session_id": session, "segment": final["segment"],
                                                                       "reference": sample["text"]}).json()
             expected_errors[sample["locale"]] += scored["errors"]
     found = wait_for_scrape(prometheus, "asr_feedback_errors_total", expected_errors)
-    assert found["zh-CN"] == pytest.approx(expected_errors["zh-CN"]) and found["en-US"] == pytest.approx(expected_errors["en-US"])
+    assert found["zh-CN"] == pytest.approx(expected_errors["zh-CN"])
+    assert found["en-US"] == pytest.approx(expected_errors["en-US"])
     streamed = query(prometheus, 'asr_audio_seconds_total{mode="stream"}')
     assert streamed.get("zh-CN", 0) > 0 and streamed.get("en-US", 0) > 0
-    assert query(prometheus, 'sum by (locale) (asr_stream_first_partial_latency_seconds_count)').keys() >= {"zh-CN", "en-US"}
+    first_partials = query(prometheus, 'sum by (locale) (asr_stream_first_partial_latency_seconds_count)')
+    assert first_partials.keys() >= {"zh-CN", "en-US"}
 
 
 def test_alert_rules_and_config_pass_promtool():
     promtool = shutil.which("promtool")
     assert promtool
-    for command in (["check", "rules", "deploy/prometheus/alerts.yml"], ["check", "config", "deploy/prometheus/prometheus.yml"]):
+    for command in (["check", "rules", "deploy/prometheus/alerts.yml"],
+                    ["check", "config", "deploy/prometheus/prometheus.yml"]):
         result = subprocess.run([promtool, *command], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -25,13 +25,15 @@ def test_the_bundled_model_serves_no_better_than_its_oracle(tmp_path):
     samples = Path("model/samples")
     rows = [json.loads(line) for line in (samples / "samples.jsonl").read_text().splitlines()]
     manifest = tmp_path / "samples.jsonl"
-    manifest.write_text("".join(json.dumps({**row, "id": f"sample-{i}", "audio": str((samples / row["audio"]).resolve())},
+    manifest.write_text("".join(json.dumps({**row, "id": f"sample-{i}",
+                                            "audio": str((samples / row["audio"]).resolve())},
                                            ensure_ascii=False) + "\n" for i, row in enumerate(rows)), encoding="utf-8")
     results = measure(DEFAULT_CHECKPOINT, str(manifest), None)
     recognizer = Recognizer(load_checkpoint(DEFAULT_CHECKPOINT))
     for locale, row in results["per_locale"].items():
         rows = [u for u in read_manifest(manifest) if u.locale == locale]
-        served = sum(count_errors(u.text, recognizer.transcribe(load_audio_file(u.audio), DecodeOptions(locale=locale)).text,
+        served = sum(count_errors(u.text,
+                                  recognizer.transcribe(load_audio_file(u.audio), DecodeOptions(locale=locale)).text,
                                   locale).errors for u in rows)
         assert row["served_errors"] == served and row["utterances"] == len(rows)
         assert row["oracle_errors"] <= row["served_errors"] and row["beam"] >= 8

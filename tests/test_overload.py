@@ -50,6 +50,6 @@ def test_full_offline_queue_answers_503_with_retry_after(small_server, bundled_s
                           timeout=60)
     assert response.status_code == 503 and response.json()["error"] == "busy"
     assert int(response.headers["retry-after"]) >= 1
-    short = httpx.post(f"{small_server.url}/transcribe", files={"file": ("a.wav", bundled_samples[0]["path"].read_bytes())},
-                       timeout=60)
+    short = httpx.post(f"{small_server.url}/transcribe",
+                       files={"file": ("a.wav", bundled_samples[0]["path"].read_bytes())}, timeout=60)
     assert short.status_code == 200

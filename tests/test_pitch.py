@@ -149,7 +149,8 @@ def test_regating_keeps_every_weight_but_the_pitch_path(ungated_model):
         silenced.encoder.subsampling.pitch.bias.zero_()
     features = torch.randn(1, 90, FEATURE_DIM, generator=torch.Generator().manual_seed(7)) * 3
     with torch.no_grad():
-        torch.testing.assert_close(model.encode(features, torch.tensor([90]))[0], silenced.encode(features, torch.tensor([90]))[0])
+        torch.testing.assert_close(model.encode(features, torch.tensor([90]))[0],
+                                   silenced.encode(features, torch.tensor([90]))[0])
 
 
 def test_relative_log_f0_reads_two_voices_alike_once_it_has_heard_them():
@@ -197,10 +198,12 @@ def test_a_model_given_the_relative_channel_computes_what_it_did(ungated_model):
     with torch.no_grad():
         old.encoder.subsampling.pitch.weight.normal_(generator=torch.Generator().manual_seed(10))
     grown = with_relative_pitch_input(old, 50.0).eval()
-    assert grown.encoder.subsampling.pitch.weight.shape[1] == 3 and not grown.encoder.subsampling.pitch.weight[:, 2].any()
+    pitch_weight = grown.encoder.subsampling.pitch.weight
+    assert pitch_weight.shape[1] == 3 and not pitch_weight[:, 2].any()
     features = torch.randn(2, 150, FEATURE_DIM, generator=torch.Generator().manual_seed(11)) * 3 + 1
     lengths = torch.tensor([150, 101])
     with torch.no_grad():
-        torch.testing.assert_close(grown.encode(features, lengths)[0], old.encode(features, lengths)[0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(grown.encode(features, lengths)[0], old.encode(features, lengths)[0], atol=1e-6,
+                                   rtol=0)
         grown.encoder.subsampling.pitch.weight[:, 2].normal_(generator=torch.Generator().manual_seed(12))
         assert not torch.allclose(grown.encode(features, lengths)[0], old.encode(features, lengths)[0], atol=1e-3)

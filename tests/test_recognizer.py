@@ -69,10 +69,14 @@ def test_full_context_finals_equal_the_upload_of_the_same_audio(recognizer, chun
     [final] = [e for e in events if isinstance(e, FinalEvent)]
     assert offline.text and final.segment.text == offline.text
     [segment] = offline.segments
-    assert [(t.text, t.start_s, t.end_s) for t in final.segment.tokens] == [(t.text, t.start_s, t.end_s) for t in segment.tokens]
+    def timed(tokens: tuple) -> list[tuple]:
+        return [(t.text, t.start_s, t.end_s) for t in tokens]
+    assert timed(final.segment.tokens) == timed(segment.tokens)
     assert [a.text for a in final.segment.alternatives] == [a.text for a in segment.alternatives]
-    streamed = decode_stream_offline(recognizer, audio, replace(options, full_context_finals=False), chunk_frames, never)[1]
-    assert [e.text for e in events if isinstance(e, PartialEvent)] == [e.text for e in streamed if isinstance(e, PartialEvent)]
+    streamed = decode_stream_offline(recognizer, audio, replace(options, full_context_finals=False), chunk_frames,
+                                     never)[1]
+    assert [e.text for e in events if isinstance(e, PartialEvent)] == [e.text for e in streamed
+                                                                       if isinstance(e, PartialEvent)]
 
 
 def test_a_full_context_final_that_hears_nothing_keeps_the_streaming_final(recognizer, monkeypatch):
@@ -120,7 +124,8 @@ def test_a_locale_switch_at_a_full_context_final_searches_the_streaming_segment_
     streaming = spoken_finals(DecodeOptions(locale=None))
     assert [locale for locale, _ in streaming] == ["yue-HK", "en-US"]
     assert len(whole_segment_searches) == 2  # auto settling on Cantonese, then the switch to English at the final
-    assert [locale for locale, _ in spoken_finals(DecodeOptions(locale=None, full_context_finals=True))] == ["yue-HK", "en-US"]
+    second_pass = DecodeOptions(locale=None, full_context_finals=True)
+    assert [locale for locale, _ in spoken_finals(second_pass)] == ["yue-HK", "en-US"]
     assert len(whole_segment_searches) == 1  # only the settling, which the partials show
     monkeypatch.setattr(stream_decoder, "full_context_final", lambda *args: [])
     assert spoken_finals(DecodeOptions(locale=None, full_context_finals=True)) == streaming
@@ -223,11 +228,13 @@ def test_the_finals_ranking_weighs_decoder_ctc_lm_and_length_as_tuned_on_dev(tin
     recognizer = Recognizer(tiny_loaded)
     default, heavier_lm = RescoreWeights(), RescoreWeights(0.5, 2.0, 0.0)
     assert tune_rescoring(recognizer, [utterance], [[segment]], (default, heavier_lm)) == (heavier_lm, 0.0)
-    assert tune_rescoring(recognizer, [replace(utterance, text="天去")], [[segment]], (default, heavier_lm)) == (default, 0.0)
+    chosen = tune_rescoring(recognizer, [replace(utterance, text="天去")], [[segment]], (default, heavier_lm))
+    assert chosen == (default, 0.0)
     # rescore() applies the weights to the decoder's own scores: a large length weight ranks the longest first.
     model = tiny_loaded.model
     short, long = (Hypothesis(tuple(TokenTiming(t, 0, 0, 0.9) for t in ids), 0.0) for ids in ([5], [5, 6, 7, 8]))
-    ranked = rescore(model, torch.randn(20, model.config.encoder.d_model), [short, long], 3, RescoreWeights(length=100.0))
+    ranked = rescore(model, torch.randn(20, model.config.encoder.d_model), [short, long], 3,
+                     RescoreWeights(length=100.0))
     assert ranked[0].hypothesis == long and ranked[0].score == pytest.approx(ranked[0].attention_log_prob + 400.0)
 
 
@@ -246,7 +253,8 @@ def test_rescoring_within_a_locale_normalises_the_decoder_over_its_tokens_only(t
     allowed = model.locale_token_mask[tiny_loaded.tokenizer.locales.index("en-US")]
     english = allowed.nonzero()[:, 0]
     english = english[english > SOS_EOS_ID]
-    sequences = [english[:5].tolist(), english[:4].tolist() + [english[6].item()], [english[2].item(), 7]]  # 7: not English
+    sequences = [english[:5].tolist(), english[:4].tolist() + [english[6].item()],
+                 [english[2].item(), 7]]  # 7: not English
     hypotheses = [Hypothesis(tuple(TokenTiming(t, 0, 0, 0.9) for t in s), 0.0) for s in sequences]
     encoded = torch.randn(29, model.config.encoder.d_model)
     full = attention_log_probs(model, encoded, hypotheses, 3)
@@ -267,7 +275,7 @@ def test_rescoring_within_a_locale_normalises_the_decoder_over_its_tokens_only(t
 
 
 def test_half_precision_decodes_like_float32():
-    """The GPU serving dtype (float16, service/engine.py) through the same code on CPU: offline texts at full
+    """The GPU serving dtype (float16, service/loading.py) through the same code on CPU: offline texts at full
     context and at 640 ms chunks are float32's up to a rare beam decision that rounding flips (under 5% of the
     characters/words), and a batched streaming step of two streams stays close to float32 and keeps its cache in
     float16. (CUDA kernels themselves need a GPU.)"""
@@ -283,7 +291,8 @@ def test_half_precision_decodes_like_float32():
 
     samples = Path("model/samples")
     rows = [json.loads(line) for line in (samples / "samples.jsonl").read_text().splitlines()]
-    full, half = Recognizer(load_checkpoint(DEFAULT_CHECKPOINT)), Recognizer(load_checkpoint(DEFAULT_CHECKPOINT), dtype=torch.float16)
+    full = Recognizer(load_checkpoint(DEFAULT_CHECKPOINT))
+    half = Recognizer(load_checkpoint(DEFAULT_CHECKPOINT), dtype=torch.float16)
     audio = [load_audio_file(str(samples / row["audio"])) for row in rows]
     for chunk_frames in (None, 16):
         options = [DecodeOptions(locale=row["locale"], chunk_frames=chunk_frames) for row in rows]
@@ -370,7 +379,8 @@ def test_words_join_english_pieces_and_keep_each_chinese_character(bundled_sampl
         (segment,) = bundled.transcribe(load_audio_file(sample["path"]), DecodeOptions(locale=locale)).segments
         words, tokens = segment.words, list(segment.tokens)
         if locale == "en-US":
-            assert [w.text for w in words] == segment.text.split() and len(tokens) > len(words)  # some words have pieces
+            # some words have pieces
+            assert [w.text for w in words] == segment.text.split() and len(tokens) > len(words)
         else:
             assert [w.text for w in words] == [t.text for t in tokens] == list(segment.text)
         for word, following in zip(words, [*words[1:], None]):  # each word covers the next run of tokens spelling it
@@ -395,7 +405,8 @@ def test_a_bare_word_start_piece_begins_the_word_its_next_pieces_spell():
 
     tokenizer = load_checkpoint().tokenizer
     pieces = ["▁the", "▁", "x", "y", "你", "▁"]
-    timings = tuple(TokenTiming(tokenizer.token_to_id[p], 2 * i, 2 * i + 1, 0.9 - 0.1 * i) for i, p in enumerate(pieces))
+    timings = tuple(TokenTiming(tokenizer.token_to_id[p], 2 * i, 2 * i + 1, 0.9 - 0.1 * i)
+                    for i, p in enumerate(pieces))
     ranked = RescoredHypothesis(Hypothesis(timings, 0.0), 0.0, 0.0)
     words = word_results(tokenizer, ranked, token_results(tokenizer, ranked, 0.0), segment_end_s=0.5)
     assert [(w.text, w.start_s, w.end_s, w.confidence) for w in words] == [
@@ -412,7 +423,8 @@ def test_hotwords_are_written_as_transcripts_are_and_join_the_requests_lexicon()
     from model.text.tokenizer import UNK_ID
 
     recognizer = Recognizer(load_checkpoint())
-    options = DecodeOptions(locale="en-US", hotwords=("Kubernetes", "PayPal support", "kubernetes", "北京，天安门", "Ʃ"))
+    options = DecodeOptions(locale="en-US",
+                            hotwords=("Kubernetes", "PayPal support", "kubernetes", "北京，天安门", "Ʃ"))
     assert recognizer.hotword_phrases(options.hotwords) == ("kubernetes", "paypal support", "北京天安门")
     trie = recognizer.hotword_trie(options)
     lowered = recognizer.hotword_trie(DecodeOptions(hotwords=("kubernetes", "paypal support", "北京天安门")))

@@ -16,21 +16,27 @@ CASES = [
     ("zh-CN", "我的电话号码是幺三八零零幺三八零零零", [("phone_number", "幺三八零零幺三八零零零")]),
     ("zh-CN", "我的电话是13800138000谢谢", [("phone_number", "13800138000")]),
     ("zh-CN", "我的电话号码是要三八零零要三把领领领", [("phone_number", "要三八零零要三把领领领")]),
-    ("zh-CN", "身份证号码是一一零一零五一九四九一二三一零零二叉", [("cn_resident_id", "一一零一零五一九四九一二三一零零二叉")]),
+    ("zh-CN", "身份证号码是一一零一零五一九四九一二三一零零二叉",
+     [("cn_resident_id", "一一零一零五一九四九一二三一零零二叉")]),
     ("zh-CN", "身份证号码是11010519491231002X", [("cn_resident_id", "11010519491231002X")]),
-    ("zh-CN", "身份证号是四四零三零四一九九零零一零一一二三三", [("cn_resident_id", "四四零三零四一九九零零一零一一二三三")]),
-    ("zh-CN", "卡号是六二二二零二一二三四五六七八九零一二八", [("bank_card", "六二二二零二一二三四五六七八九零一二八")]),
+    ("zh-CN", "身份证号是四四零三零四一九九零零一零一一二三三",
+     [("cn_resident_id", "四四零三零四一九九零零一零一一二三三")]),
+    ("zh-CN", "卡号是六二二二零二一二三四五六七八九零一二八",
+     [("bank_card", "六二二二零二一二三四五六七八九零一二八")]),
     ("zh-CN", "验证码是三八二九一七", [("digit_string", "三八二九一七")]),
     ("zh-CN", "验证码是三巴尔就一起", [("digit_string", "三巴尔就一起")]),  # the model's hearing of 三八二九一七
-    ("zh-CN", "身份证号码是四四零三零四一九九领另一零一一二三三", [("cn_resident_id", "四四零三零四一九九领另一零一一二三三")]),
+    ("zh-CN", "身份证号码是四四零三零四一九九领另一零一一二三三",
+     [("cn_resident_id", "四四零三零四一九九领另一零一一二三三")]),
     ("zh-CN", "我的邮箱是一二三四五六七八九艾特qq点com", [("email", "一二三四五六七八九艾特qq点com")]),
     ("zh-CN", "发到john@example.com就行", [("email", "john@example.com")]),
     # Cantonese: Traditional characters, a Hong Kong number
     ("yue-HK", "我嘅電話號碼係九一二三四五六七", [("phone_number", "九一二三四五六七")]),
     ("yue-HK", "卡號係四一一一一一一一一一一一一一一一", [("bank_card", "四一一一一一一一一一一一一一一一")]),
-    ("yue-HK", "身份證號碼係一一零一零五一九四九一二三一零零二叉", [("cn_resident_id", "一一零一零五一九四九一二三一零零二叉")]),
+    ("yue-HK", "身份證號碼係一一零一零五一九四九一二三一零零二叉",
+     [("cn_resident_id", "一一零一零五一九四九一二三一零零二叉")]),
     ("yue-HK", "我嘅電話係91234567", [("phone_number", "91234567")]),
-    ("yue-HK", "我張卡嘅好碼係四一一一一一一一一一一一一一一日", [("bank_card", "四一一一一一一一一一一一一一一日")]),  # 日 for 一
+    ("yue-HK", "我張卡嘅好碼係四一一一一一一一一一一一一一一日",
+     [("bank_card", "四一一一一一一一一一一一一一一日")]),  # 日 for 一
     # English: digit words, "double", sound-alikes ("for", "too", "won"), written forms
     ("en-US", "my phone number is four one five five five five two six seven one",
      [("phone_number", "four one five five five five two six seven one")]),
@@ -104,13 +110,14 @@ def test_an_open_end_masks_a_run_that_may_still_grow():
 # ---------------------------------------------------------------------------------------------- results
 
 
-def chinese_segment(text: str, index: int = 0, start_s: float = 0.0, step_s: float = 0.2, channel=None) -> SegmentResult:
+def chinese_segment(text: str, index: int = 0, start_s: float = 0.0, step_s: float = 0.2,
+                    channel=None) -> SegmentResult:
     tokens = tuple(TokenResult(c, round(start_s + i * step_s, 3), round(start_s + i * step_s + 0.04, 3), 0.9)
                    for i, c in enumerate(text))
     words = tuple(WordResult(t.text, t.start_s, round(t.end_s + 0.16, 3), t.confidence) for t in tokens)
     end_s = round(start_s + len(text) * step_s, 3)
-    return SegmentResult(index, start_s, end_s, text, 0.9, tokens, (Alternative(text, 0.8), Alternative(text[:-1], 0.2)),
-                         "zh-CN", words, channel)
+    return SegmentResult(index, start_s, end_s, text, 0.9, tokens,
+                         (Alternative(text, 0.8), Alternative(text[:-1], 0.2)), "zh-CN", words, channel)
 
 
 def english_segment(words: list[str], pieces: dict[str, list[str]] | None = None) -> SegmentResult:
@@ -119,10 +126,12 @@ def english_segment(words: list[str], pieces: dict[str, list[str]] | None = None
     for i, word in enumerate(words):
         parts = (pieces or {}).get(word, [word])
         for j, part in enumerate(parts):
-            tokens.append(TokenResult(part, round(i * 0.3 + j * 0.1, 3), round(i * 0.3 + j * 0.1 + 0.04, 3), 0.8 + 0.01 * j))
+            tokens.append(TokenResult(part, round(i * 0.3 + j * 0.1, 3), round(i * 0.3 + j * 0.1 + 0.04, 3),
+                                      0.8 + 0.01 * j))
         out.append(WordResult(word, round(i * 0.3, 3), round(i * 0.3 + 0.25, 3), 0.8))
     text = " ".join(words)
-    return SegmentResult(0, 0.0, len(words) * 0.3, text, 0.8, tuple(tokens), (Alternative(text, 1.0),), "en-US", tuple(out))
+    return SegmentResult(0, 0.0, len(words) * 0.3, text, 0.8, tuple(tokens), (Alternative(text, 1.0),), "en-US",
+                         tuple(out))
 
 
 def test_a_segment_is_masked_in_text_tokens_words_and_alternatives_with_the_entity_time():

@@ -11,7 +11,8 @@ def evaluation(errors_by_locale: dict[str, list[int]], units: int = 10) -> dict:
             locales.append(locale)
             errors.append(value)
     per_mode = {"full_context": errors, "chunk_640ms": errors}
-    return {"per_utterance": {"ids": ids, "locales": locales, "reference_units": [units] * len(ids), "errors": per_mode}}
+    return {"per_utterance": {"ids": ids, "locales": locales, "reference_units": [units] * len(ids),
+                              "errors": per_mode}}
 
 
 def test_a_fall_in_one_locale_and_no_rise_ships():

@@ -30,7 +30,8 @@ SAID = [
     ("cmn-latn-pinyin", "zh-CN", "身份证号码是四四零三零四一九九零零一零一一二三三", ["cn_resident_id"]),
     ("cmn-latn-pinyin", "zh-CN", "验证码是三八二九一七", ["digit_string"]),  # 三巴尔就一起
     ("cmn-latn-pinyin+m3", "zh-CN", "我的卡号是四一一一一一一一一一一一一一一一", ["bank_card"]),
-    ("en-us", "en-US", "my phone number is four one five five five five two six seven one", ["phone_number"]),  # sevenone
+    ("en-us", "en-US", "my phone number is four one five five five five two six seven one",
+     ["phone_number"]),  # sevenone
     ("en-us", "en-US", "send it to john at example dot com", ["email"]),  # dot come
     ("en-us", "en-US", "the code is three eight two nine one seven", ["digit_string"]),  # three at too nine one seven
 ]
@@ -105,7 +106,8 @@ def test_the_openai_endpoint_masks_every_format(live_server):
     data = encode(spoken("yue", "我嘅電話號碼係九一二三四五六七"), "WAV")
     url = f"{live_server.url}/v1/audio/transcriptions"
     for response_format in ("json", "text", "srt", "vtt", "verbose_json"):
-        fields = {"language": "yue", "redact": "pii", "response_format": response_format, "timestamp_granularities[]": "word"}
+        fields = {"language": "yue", "redact": "pii", "response_format": response_format,
+                  "timestamp_granularities[]": "word"}
         reply = httpx.post(url, files={"file": ("a.wav", data)}, data=fields, timeout=120)
         assert "[PHONE]" in reply.text and not set(reply.text) & set(CHINESE_DIGITS), reply.text
     assert reply.json()["redactions"][0]["entity"] == "phone_number"

@@ -87,7 +87,8 @@ def test_raw_body_upload_equals_multipart(client, bundled_samples):
 def test_containers_rates_and_channels_are_accepted(client, bundled_samples, container, rate, channels, subtype):
     sample = bundled_samples[6]
     audio = read_mono16k(sample["path"])
-    response = transcribe(client, encode(audio, container, rate, channels, subtype), f"a.{container.lower()}", locale="en")
+    response = transcribe(client, encode(audio, container, rate, channels, subtype), f"a.{container.lower()}",
+                          locale="en")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["duration_s"] == pytest.approx(sample["duration"], abs=0.08)
@@ -149,7 +150,8 @@ def test_long_recording_is_cut_at_silences_and_times_are_absolute(client, bundle
     assert len(starts) >= 2 and starts == sorted(starts)
     assert body["segments"][-1]["end"] > 20.0
     for segment in body["segments"]:  # tokens and words too are timed from the start of the recording
-        assert all(segment["start"] <= x["start"] <= x["end"] <= segment["end"] + 0.05 for x in segment["tokens"] + segment["words"])
+        assert all(segment["start"] <= x["start"] <= x["end"] <= segment["end"] + 0.05 for x in segment["tokens"]
+                   + segment["words"])
 
 
 def test_openai_compatible_formats(client, bundled_samples):
@@ -165,7 +167,8 @@ def test_openai_compatible_formats(client, bundled_samples):
     vtt = client.post(url, files={"file": ("a.wav", data)}, data={**common, "response_format": "vtt"}).text
     assert vtt.startswith("WEBVTT")
     verbose = client.post(url, files={"file": ("a.wav", data)},
-                          data={**common, "response_format": "verbose_json", "timestamp_granularities[]": "word"}).json()
+                          data={**common, "response_format": "verbose_json",
+                                "timestamp_granularities[]": "word"}).json()
     assert verbose["language"] == "english" and verbose["words"] and verbose["duration"] > 0
     assert " ".join(w["word"] for w in verbose["words"]) == verbose["text"]  # whole words, not subword pieces
 

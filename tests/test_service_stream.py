@@ -78,7 +78,8 @@ def test_full_context_finals_say_what_the_upload_says(live_server, bundled_sampl
         messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio),
                                             {"locale": sample["locale"], "full_context_finals": True}, 3334))
         assert messages[0]["full_context_finals"] is True
-        assert finals_text(messages, sample["locale"]) == offline_text(live_server, sample["path"], sample["locale"], None)
+        upload = offline_text(live_server, sample["path"], sample["locale"], None)
+        assert finals_text(messages, sample["locale"]) == upload
         assert any(m["type"] == "partial" and m["text"] for m in messages)
     default = asyncio.run(stream_audio(live_server.ws_url, pcm16(read_mono16k(bundled_samples[0]["path"]))))
     assert default[0]["full_context_finals"] is False  # the server's setting (ASR_FULL_CONTEXT_FINALS) is off
@@ -95,6 +96,7 @@ def test_a_full_context_final_runs_its_encoder_on_the_device_thread(bundled_samp
     from model.recognition.stream_decoder import (FinalEvent, accept_samples, decode_stream_offline, new_stream,
                                                   next_chunk)
     from service.scheduler import BatchScheduler, SchedulerLimits
+    from service.settings import Settings
     from service.stats import StatsSink
 
     recognizer = Recognizer(load_checkpoint())
@@ -120,7 +122,7 @@ def test_a_full_context_final_runs_its_encoder_on_the_device_thread(bundled_samp
             batches.append(stats)
 
     async def scenario():
-        scheduler = BatchScheduler(recognizer, SchedulerLimits(), Batches())
+        scheduler = BatchScheduler(recognizer, SchedulerLimits.from_settings(Settings()), Batches())
         scheduler.start()
         state = new_stream(recognizer, options, 16)
         state, events = accept_samples(state, audio), []
@@ -208,7 +210,8 @@ def test_twenty_simultaneous_streams_each_get_their_own_transcript(live_server, 
     for sample, audio, messages in zip(chosen, audios, results):
         key = (sample["audio"], len(audio))
         if key not in alone:
-            alone[key] = finals(asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": sample["locale"]})))
+            alone[key] = finals(asyncio.run(stream_audio(live_server.ws_url, pcm16(audio),
+                                                         {"locale": sample["locale"]})))
         assert [m["text"] for m in finals(messages)] == [m["text"] for m in alone[key]]
 
 
@@ -233,7 +236,8 @@ def test_a_stream_and_an_upload_interleave(live_server, bundled_samples):
 
     async def both():
         async with httpx.AsyncClient(timeout=60) as client:
-            upload = client.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", upload_sample["path"].read_bytes())},
+            upload = client.post(f"{live_server.url}/transcribe",
+                                 files={"file": ("a.wav", upload_sample["path"].read_bytes())},
                                  data={"locale": "en-US", "chunk_ms": str(CHUNK_MS)})
             streamed = stream_audio(live_server.ws_url, pcm16(read_mono16k(stream_sample["path"])),
                                     {"locale": "yue-HK"}, 3200, pace_s=0.01)

@@ -23,7 +23,8 @@ def test_homophones_and_phonetic_spellings_sound_alike():
     ("a big dog", "a bag cat", 2, 2, 1, 4),  # big -> bag: one phoneme; dog -> cat: three
     ("good night", "good night", 0, 0, 0, 0),
 ])
-def test_word_errors_split_into_heard_wrong_and_sounds_alike(reference, hypothesis, wer, heard_wrong, one_off, wrong_phonemes):
+def test_word_errors_split_into_heard_wrong_and_sounds_alike(reference, hypothesis, wer, heard_wrong, one_off,
+                                                             wrong_phonemes):
     rates = count([(reference, hypothesis)])
     n = len(reference.split())
     assert rates["words"] == n
@@ -54,8 +55,8 @@ def test_the_model_card_shows_where_the_english_errors_come_from():
     from model.evaluation.model_card import sound_alike_lines
 
     stored = {"manifest": "dev.jsonl", "utterances": 150, "voice": "en-us", "modes": {
-        "greedy": {"wer": 0.32, "sound_error_rate": 0.25, "homophone_rate": 0.07, "words": 1500, "phoneme_error_rate": 0.11,
-                   "near_miss_rate": 0.08},
+        "greedy": {"wer": 0.32, "sound_error_rate": 0.25, "homophone_rate": 0.07, "words": 1500,
+                   "phoneme_error_rate": 0.11, "near_miss_rate": 0.08},
         "served": {"wer": 0.14, "sound_error_rate": 0.12, "homophone_rate": 0.02, "words": 1500}}}
     lines = sound_alike_lines({"sound_alike_errors": stored})
     assert "| greedy CTC (the acoustic model) | 32.0% | 25.0% | 8.0% | 7.0% | 11.0% |" in lines

@@ -58,7 +58,8 @@ def test_the_syllable_loss_reads_only_the_tonal_rows_and_trains_the_head(tiny_mo
         outputs = model(features, lengths, None, None, inputs, input_lengths)
         english_row_changed = outputs[4].clone()
         english_row_changed[1] = 0.0  # the English row's posteriors do not enter the loss
-        assert syllable_ctc(english_row_changed, outputs[1], syllables) == syllable_ctc(outputs[4], outputs[1], syllables)
+        changed = syllable_ctc(english_row_changed, outputs[1], syllables)
+        assert changed == syllable_ctc(outputs[4], outputs[1], syllables)
         no_targets = syllable_ctc(outputs[4], outputs[1], [None, None, None])
         assert no_targets.item() == 0.0
     optimizer = torch.optim.Adam(model.syllable_head.parameters(), lr=1e-2)
@@ -95,10 +96,11 @@ def test_a_head_grown_with_english_phonemes_keeps_what_it_learned_of_the_syllabl
     features, lengths = torch.randn(1, 90, 82), torch.tensor([90])
     inputs, input_lengths = torch.ones(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long)
     with torch.no_grad():
-        old_logits = model.syllable_head(model.encoder.forward_with_tap(model.normalize(features), lengths, None, None, 2)[2])
-        new_logits = grown.syllable_head(grown.encoder.forward_with_tap(grown.normalize(features), lengths, None, None, 2)[2])
-        before, after = model(features, lengths, None, None, inputs, input_lengths), grown(features, lengths, None, None,
-                                                                                          inputs, input_lengths)
+        old_tap = model.encoder.forward_with_tap(model.normalize(features), lengths, None, None, 2)[2]
+        new_tap = grown.encoder.forward_with_tap(grown.normalize(features), lengths, None, None, 2)[2]
+        old_logits, new_logits = model.syllable_head(old_tap), grown.syllable_head(new_tap)
+        before = model(features, lengths, None, None, inputs, input_lengths)
+        after = grown(features, lengths, None, None, inputs, input_lengths)
     kept = [both.index(entry) for entry in chinese]
     assert torch.allclose(new_logits[..., kept], old_logits, atol=1e-5)  # every syllable's output as before
     new = [i for i, entry in enumerate(both) if entry.startswith("en-US ")]

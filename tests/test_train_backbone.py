@@ -54,7 +54,8 @@ def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
     for step in range(12):
-        loss, _ = forward_batch(model, data, list(range(len(texts))), ("full", "chunk")[step % 2], tokenizer, config, None)
+        loss, _ = forward_batch(model, data, list(range(len(texts))), ("full", "chunk")[step % 2], tokenizer, config,
+                                None)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

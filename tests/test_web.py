@@ -50,7 +50,9 @@ window.__history = [];
 new MutationObserver(() => {
   const status = document.getElementById("status"), message = document.getElementById("message");
   if (!status || !message) return;
-  const entry = { state: status.dataset.state, status: status.textContent, message: message.hidden ? "" : message.textContent };
+  const entry = {
+    state: status.dataset.state, status: status.textContent, message: message.hidden ? "" : message.textContent,
+  };
   const last = window.__history[window.__history.length - 1];
   if (!last || JSON.stringify(last) !== JSON.stringify(entry)) window.__history.push(entry);
 }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
@@ -89,7 +91,8 @@ def save_screenshot(page, tmp_path: Path, name: str) -> None:
     shutil.copy(shot, OUTPUT_DIR / name)
 
 
-def replay(ws_url: str, pcm: bytes, locale: str, piece_bytes: int = 3200, full_context_finals: bool = False) -> list[str]:
+def replay(ws_url: str, pcm: bytes, locale: str, piece_bytes: int = 3200,
+           full_context_finals: bool = False) -> list[str]:
     """Stream `pcm` ourselves, as the page did (16 kHz s16le, 100 ms frames); return the non-empty finals' texts.
     (Blocking client: Playwright's sync API already runs an event loop in this thread.)"""
     texts = []
@@ -164,7 +167,8 @@ def test_page_says_how_well_the_model_hears_real_speech(playwright, live_server)
         page = browser.new_page()
         page.goto(live_server.url)
         page.wait_for_selector("#accuracy:not([hidden])", timeout=30_000)
-        shown = {row.get_attribute("data-locale"): (row.inner_text().split("\t")) for row in page.query_selector_all("#accuracy-rows tr")}
+        shown = {row.get_attribute("data-locale"): (row.inner_text().split("\t"))
+                 for row in page.query_selector_all("#accuracy-rows tr")}
         summary = page.inner_text("#accuracy-summary")
         usable = page.get_attribute("#accuracy", "data-usable")
     assert set(shown) == set(real) | set(synthetic)

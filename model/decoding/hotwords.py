@@ -69,9 +69,9 @@ class HotwordTrie:
 
 def normalise_phrase(phrase: str) -> str:
     """A requested phrase written as transcripts are (model.text.normalize), so that the tokenizer has pieces for
-    it: "Zendesk" -> "zendesk", "Café" -> "cafe", "北京，天安门" -> "北京天安门". (Encoded as given, a capital letter or a
-    comma is <unk>, a token the search never emits: such a phrase could never be matched.) A phrase with any CJK
-    character is normalised as Chinese text (Latin runs inside it lower-cased), any other as English."""
+    it: "Zendesk" -> "zendesk", "Café" -> "cafe", "北京，天安门" -> "北京天安门". (Encoded as given, a capital letter
+    or a comma is <unk>, a token the search never emits: such a phrase could never be matched.) A phrase with any
+    CJK character is normalised as Chinese text (Latin runs inside it lower-cased), any other as English."""
     return normalize_text(phrase, "zh-CN" if any(is_cjk(c) for c in phrase) else "en-US")
 
 

@@ -87,21 +87,22 @@ def attention_log_probs(
     targets = [list(h.token_ids) for h in hypotheses]
     tree = prefix_tree([[start_id, *t] for t in targets])
     device = encoded.device
-    vocabulary = None
+    vocabulary, vocab_size = None, 0
     if allowed is not None:
         allowed = allowed.clone().cpu()
         allowed[[SOS_EOS_ID, *{t for target in targets for t in target}]] = True
-        vocabulary = allowed.nonzero()[:, 0]
+        vocabulary, vocab_size = allowed.nonzero()[:, 0], len(allowed)  # (K,) of the V tokens
     logits = model.decoder.forward_tree(
         torch.tensor(tree.tokens, device=device), torch.tensor(tree.depths, device=device),
         ancestors_mask(tree.parents).to(device), encoded, None if vocabulary is None else vocabulary.to(device),
     ).float()
     log_probs = F.log_softmax(logits, dim=-1).cpu()  # (N, V), or (N, K) over `vocabulary`
     column = torch.arange(log_probs.shape[1]) if vocabulary is None else \
-        torch.full((len(allowed),), -1, dtype=torch.long).index_put_((vocabulary,), torch.arange(len(vocabulary)))
+        torch.full((vocab_size,), -1, dtype=torch.long).index_put_((vocabulary,), torch.arange(len(vocabulary)))
     scores = []
     for target, path in zip(targets, tree.paths):
-        following = column[torch.tensor([*target, SOS_EOS_ID])]  # what each position predicts, ending with end-of-sentence
+        following = column[torch.tensor([*target,
+                                         SOS_EOS_ID])]  # what each position predicts, ending with end-of-sentence
         scores.append(float(log_probs[torch.tensor(path), following].sum()))
     return scores
 

@@ -98,14 +98,16 @@ WORD_END_EXTENSION_S = {"cjk": 0.2, "other": 0.1}
 
 def word_results(tokenizer: Tokenizer, ranked: RescoredHypothesis, tokens: tuple[TokenResult, ...],
                  segment_end_s: float) -> tuple[WordResult, ...]:
-    """The hypothesis' tokens (with their `token_results`) grouped into words, each ending as WORD_END_EXTENSION_S says."""
+    """The hypothesis' tokens (with their `token_results`) grouped into words, each ending as WORD_END_EXTENSION_S
+    says."""
     words: list[WordResult] = []
     previous = None
     for timing, token in zip(ranked.hypothesis.tokens, tokens):
         surface = tokenizer.token_text(timing.token_id)
         if words and not starts_word(surface, previous):
             last = words[-1]
-            words[-1] = WordResult(last.text + surface.strip(), last.start_s, token.end_s, min(last.confidence, token.confidence))
+            words[-1] = WordResult(last.text + surface.strip(), last.start_s, token.end_s,
+                                   min(last.confidence, token.confidence))
         else:
             words.append(WordResult(surface.strip(), token.start_s, token.end_s, token.confidence))
         previous = surface

@@ -132,9 +132,13 @@ class _Beam:
         return _logaddexp(self.blank, self.non_blank)
 
 
+Prefix = tuple[int, ...]  # a hypothesis' token ids so far
+Beams = dict[Prefix, _Beam]  # the prefixes kept after a frame, each with its path probabilities
+
+
 @dataclass(frozen=True)
 class BeamState:
-    beams: dict = field(default_factory=lambda: {(): _Beam(0.0, -math.inf, ())})
+    beams: Beams = field(default_factory=lambda: {(): _Beam(0.0, -math.inf, ())})
     frames: int = 0
 
 
@@ -172,12 +176,13 @@ class _Candidate:
             timings = timings + (TokenTiming(self.token, frame, frame, math.exp(self.log_prob)),)
         elif self.repeated:
             last = timings[-1]
-            timings = timings[:-1] + (last._replace(end_frame=frame, confidence=max(last.confidence, math.exp(self.log_prob))),)
+            timings = timings[:-1] + (last._replace(end_frame=frame,
+                                                    confidence=max(last.confidence, math.exp(self.log_prob))),)
         return _Beam(self.blank, self.non_blank, timings, self.node, self.bias, self.lm_score)
 
 
-def _extend(following: dict, prefix: tuple, parent: _Beam, token: int, log_prob: float, path: float,
-            trie: HotwordTrie | None) -> None:
+def _extend(following: dict[Prefix, _Candidate], prefix: Prefix, parent: _Beam, token: int, log_prob: float,
+            path: float, trie: HotwordTrie | None) -> None:
     """Add the path `parent` -> `prefix + (token,)` with probability `path` (log) to the next frame's candidates.
     Its LM score is added later, and only if it can still rank (`_rank_fused`)."""
     new_prefix = prefix + (token,)
@@ -190,7 +195,8 @@ def _extend(following: dict, prefix: tuple, parent: _Beam, token: int, log_prob:
         entry.non_blank = _logaddexp(entry.non_blank, path)
 
 
-def _stay(following: dict, prefix: tuple, parent: _Beam, blank_path: float, repeat_path: float, log_prob: float) -> None:
+def _stay(following: dict[Prefix, _Candidate], prefix: Prefix, parent: _Beam, blank_path: float, repeat_path: float,
+          log_prob: float) -> None:
     """The prefix survives the frame: by a blank, or by repeating its last token (which extends its time span)."""
     entry = following.get(prefix)
     if entry is None:
@@ -202,14 +208,14 @@ def _stay(following: dict, prefix: tuple, parent: _Beam, blank_path: float, repe
         entry.non_blank = _logaddexp(entry.non_blank, repeat_path)
 
 
-def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
-                   options: BeamOptions, trie: HotwordTrie | None, fusion: LmFusion | None) -> dict:
-    following: dict = {}
+def _advance_frame(beams: Beams, frame: int, blank_lp: float, candidates: list[tuple[int, float]],
+                   options: BeamOptions, trie: HotwordTrie | None, fusion: LmFusion | None) -> Beams:
+    following: dict[Prefix, _Candidate] = {}
     token_lps = dict(candidates)
     kept = []  # (prefix, beam, its last token, its total, that token's log posterior in this frame)
     for prefix, beam in beams.items():
         last = prefix[-1] if prefix else None
-        kept.append((prefix, beam, last, beam.total, token_lps.get(last, -math.inf)))
+        kept.append((prefix, beam, last, beam.total, -math.inf if last is None else token_lps.get(last, -math.inf)))
     # Every kept prefix survives the frame with at least its own blank and repeat paths, so the beam_size-th best of
     # those scores is a floor the next beam cannot fall below. An extension whose one path, with the largest LM step
     # and hotword bonus any token can get, stays under that floor cannot rank, and is never built: the same beams
@@ -220,7 +226,7 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
         floor = heapq.nlargest(options.beam_size, (
             _logaddexp(total + blank_lp, beam.non_blank + repeat_lp) + beam.bias + beam.lm_score
             for _, beam, _, total, repeat_lp in kept))[-1]
-    merging: dict = {}
+    merging: dict[Prefix, set[int]] = {}
     for prefix in beams:
         if prefix:
             merging.setdefault(prefix[:-1], set()).add(prefix[-1])
@@ -244,8 +250,8 @@ def _advance_frame(beams: dict, frame: int, blank_lp: float, candidates: list[tu
     return {prefix: candidate.to_beam(frame) for prefix, candidate in ranked}
 
 
-def _rank_fused(following: dict, beam_size: int, fusion: LmFusion, skip_unrankable: bool = True
-                ) -> list[tuple[tuple, _Candidate]]:
+def _rank_fused(following: dict[Prefix, _Candidate], beam_size: int, fusion: LmFusion, skip_unrankable: bool = True
+                ) -> list[tuple[Prefix, _Candidate]]:
     """The `beam_size` best candidates with the LM step added to each new prefix: the same ranking as scoring every
     candidate, but a candidate is scored only while its score plus the largest possible LM step could still beat the
     k-th best so far (best-first, admissible bound). The LM and lexicon were three quarters of an English beam-16
@@ -306,7 +312,8 @@ def prefix_beam_search(
     if posteriors.candidates < options.token_candidates:
         raise ValueError("the posteriors hold fewer labels per frame than the search considers")
     skip = math.log(options.blank_skip_prob)
-    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()}
+    beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score)
+             for prefix, b in state.beams.items()}
     frames = zip(posteriors.top_log_probs, posteriors.top_ids, posteriors.blank_log_probs)
     for offset, (lps, ids, blank_lp) in enumerate(frames):
         frame = state.frames + offset

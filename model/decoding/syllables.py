@@ -123,9 +123,7 @@ class SyllableEncoder:
     def __call__(self, text: str, locale: str) -> list[int] | None:
         key = (locale, text)
         if key not in self._memo:
-            if locale == PHONEME_LOCALE and self.english:
-                syllables = english_phonemes(text, self.sounds)
-            else:
-                syllables = tonal_syllables(text, locale)
+            syllables = (english_phonemes(text, self.sounds) if locale == PHONEME_LOCALE and self.english
+                         else tonal_syllables(text, locale))
             self._memo[key] = None if syllables is None else [self.index.get(s, SYLLABLE_UNKNOWN) for s in syllables]
         return self._memo[key]

@@ -53,7 +53,8 @@ GRADIENT_TOLERANCE = 0.10  # relative, of the global gradient norm
 
 
 def sample_rows() -> list[dict]:
-    return [json.loads(line) for line in (SAMPLES / "samples.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = (SAMPLES / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def streamed_text(recognizer, samples: torch.Tensor, options) -> str:
@@ -81,16 +82,18 @@ def check_serving(checkpoint: str, device: torch.device) -> dict:
         expected, actual = on_cpu.transcribe_batch(audio, options), on_device.transcribe_batch(audio, options)
         report[mode] = text_agreement([t.text for t in expected], [t.text for t in actual], rows)
         ok &= report[mode]["units_differing"] <= SERVING_TOLERANCE
-    for mode, full_context_finals in (("streamed_640ms_auto", False), ("streamed_640ms_auto_full_context_finals", True)):
+    for mode, full_context_finals in (("streamed_640ms_auto", False),
+                                      ("streamed_640ms_auto_full_context_finals", True)):
         # The WebSocket path (model.recognition.stream_decoder: chunk steps, endpointing, finals), locale detected on
         # the way.
-        options = DecodeOptions(locale=None, full_context_finals=full_context_finals)
-        expected = [streamed_text(on_cpu, a, options) for a in audio]
-        actual = [streamed_text(on_device, a, options) for a in audio]
-        report[mode] = text_agreement(expected, actual, rows)
+        streamed = DecodeOptions(locale=None, full_context_finals=full_context_finals)
+        expected_texts = [streamed_text(on_cpu, a, streamed) for a in audio]
+        actual_texts = [streamed_text(on_device, a, streamed) for a in audio]
+        report[mode] = text_agreement(expected_texts, actual_texts, rows)
         ok &= report[mode]["units_differing"] <= SERVING_TOLERANCE
     detected = [on_device.transcribe(a, DecodeOptions(locale=None)).locale for a in audio]
-    report["locales_detected_alike"] = detected == [on_cpu.transcribe(a, DecodeOptions(locale=None)).locale for a in audio]
+    report["locales_detected_alike"] = detected == [on_cpu.transcribe(a, DecodeOptions(locale=None)).locale
+                                                    for a in audio]
     report["ok"] = bool(ok and report["locales_detected_alike"])
     return report
 
@@ -131,7 +134,8 @@ def training_loss(model, tokenizer, batch: tuple[torch.Tensor, torch.Tensor, lis
     left = model.config.encoder.left_context_frames if chunk_frames else None
     model.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training_autocast(device, autocast)):
-        model_outputs = model(features, lengths.to(device), chunk_frames, left, inputs.to(device), input_lengths.to(device))
+        model_outputs = model(features, lengths.to(device), chunk_frames, left, inputs.to(device),
+                              input_lengths.to(device))
     loss, _ = joint_loss(TrainConfig(train_manifest="", dev_manifest=""), model_outputs, targets, outputs, locale_ids)
     loss.backward()
     grads = [p.grad.detach().double() for p in model.parameters() if p.grad is not None]
@@ -139,15 +143,19 @@ def training_loss(model, tokenizer, batch: tuple[torch.Tensor, torch.Tensor, lis
     return float(loss.detach()), norm, all(bool(torch.isfinite(g).all()) for g in grads)
 
 
-def check_training(model, tokenizer, device: torch.device, batch: tuple[torch.Tensor, torch.Tensor, list[dict]]) -> dict:
-    report, ok = {}, True
+def check_training(model, tokenizer, device: torch.device,
+                   batch: tuple[torch.Tensor, torch.Tensor, list[dict]]) -> dict:
+    report: dict[str, dict[str, float] | bool] = {}
+    ok = True
     on_cpu = model.float().eval()
     on_device = copy.deepcopy(on_cpu).to(device)
     for mode, chunk_frames in (("full_context", None), ("chunk_640ms", 16)):
-        cpu_loss, cpu_norm, _ = training_loss(on_cpu, tokenizer, batch, torch.device("cpu"), chunk_frames, autocast=False)
+        cpu_loss, cpu_norm, _ = training_loss(on_cpu, tokenizer, batch, torch.device("cpu"), chunk_frames,
+                                              autocast=False)
         loss, norm, finite = training_loss(on_device, tokenizer, batch, device, chunk_frames, autocast=True)
         loss_error, norm_error = abs(loss - cpu_loss) / cpu_loss, abs(norm - cpu_norm) / cpu_norm
-        report[mode] = {"loss_cpu": round(cpu_loss, 4), "loss_device": round(loss, 4), "loss_relative_difference": round(loss_error, 5),
+        report[mode] = {"loss_cpu": round(cpu_loss, 4), "loss_device": round(loss, 4),
+                        "loss_relative_difference": round(loss_error, 5),
                         "grad_norm_cpu": round(cpu_norm, 4), "grad_norm_device": round(norm, 4),
                         "grad_norm_relative_difference": round(norm_error, 5), "gradients_finite": finite}
         ok &= loss_error <= LOSS_TOLERANCE and norm_error <= GRADIENT_TOLERANCE and finite
@@ -172,7 +180,8 @@ def run_checks(checkpoint: str, device: torch.device) -> dict:
         results["device_name"] = torch.cuda.get_device_name(device)
     results["serving"] = check_serving(checkpoint, device)
     loaded = load_checkpoint(checkpoint)
-    batch = sample_features(loaded.model.config.encoder.mel)  # the samples' features, computed once on the CPU, as the service does
+    # the samples' features, computed once on the CPU, as the service does
+    batch = sample_features(loaded.model.config.encoder.mel)
     results["streaming"] = check_streaming(loaded.model, device, *batch[:2])
     results["training"] = check_training(loaded.model, loaded.tokenizer, device, batch)
     results["export"] = check_export(loaded.model, device)

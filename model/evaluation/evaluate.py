@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,8 +95,8 @@ def add_intervals(results: dict, utterances: list[Utterance], per_utterance: dic
         summary["disparity_ci95"] = intervals["disparity"][mode]
         if mode in intervals["cost_over_reference"]:
             summary["cost_over_full_context"] = {
-                locale: {"relative": round(int(counts.errors[mode].sum()) / full[locale] - 1, 4) if full[locale] else None,
-                         "ci95": intervals["cost_over_reference"][mode][locale]}
+                locale: {"relative": round(int(counts.errors[mode].sum()) / full[locale] - 1, 4) if full[locale]
+                         else None, "ci95": intervals["cost_over_reference"][mode][locale]}
                 for locale, counts in by_locale.items()}
     results["intervals"] = {"method": "percentile bootstrap over each locale's utterances, the same draws for every "
                                       "mode (paired)", "level": options.level, "resamples": options.resamples,
@@ -114,15 +115,17 @@ def evaluate_streamed_auto(recognizer: Recognizer, utterances: list[Utterance], 
     hits: tuple[dict, dict] = (defaultdict(list), defaultdict(list))
     options = DecodeOptions(locale=None, full_context_finals=True)
     for utterance, samples in zip(utterances, audio):
-        for way, events in enumerate(streamed_finals_both_ways(recognizer, samples, options, chunk_ms // ENCODER_FRAME_MS)):
+        for way, events in enumerate(streamed_finals_both_ways(recognizer, samples, options,
+                                                               chunk_ms // ENCODER_FRAME_MS)):
             spoken = [e for e in events if isinstance(e, FinalEvent) and e.segment.text]
             texts[way].append(join_texts([e.segment.text for e in spoken]))
             hits[way][utterance.locale] += [e.segment.locale == utterance.locale for e in spoken]
     results = []
     for way, full_context_finals in enumerate((False, True)):
         summary, _ = error_table(utterances, texts[way])
+        accuracy = {k: round(float(np.mean(v)), 4) for k, v in sorted(hits[way].items()) if v}
         results.append({**summary, "chunk_ms": chunk_ms, "full_context_finals": full_context_finals,
-                        "final_locale_accuracy": {k: round(float(np.mean(v)), 4) for k, v in sorted(hits[way].items()) if v}})
+                        "final_locale_accuracy": accuracy})
     return results[0], results[1]
 
 
@@ -208,7 +211,7 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
     each wider beam in turn, a wider beam kept only where it cuts the dev error of the beam chosen so far by
     `beam_gain` (relative) or more: it costs search time on every chunk of every stream of that locale."""
     audio = [load_audio_file(u.audio) for u in utterances]
-    trials = []
+    trials: list[dict[str, Any]] = []
     for bonus in bonuses:
         for weight in weights:
             if weight == 0 and bonus != bonuses[0]:
@@ -216,13 +219,15 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
             recognizer.fusion_settings, recognizer.default_fusion = {}, FusionSetting(weight, bonus)
             texts = [t.text for t in transcribe_all(recognizer, utterances, audio, DecodeOptions())]
             rates = {k: v["error_rate"] for k, v in error_table(utterances, texts)[0]["per_locale"].items()}
-            trials.append({"weight": weight, "bonus": bonus, "per_locale": rates, "mean": float(np.mean(list(rates.values())))})
+            trials.append({"weight": weight, "bonus": bonus, "per_locale": rates,
+                           "mean": float(np.mean(list(rates.values())))})
             print(json.dumps(trials[-1]), flush=True)
     shared = min(trials, key=lambda t: t["mean"])  # min keeps the first (lightest) of equals
     per_locale = {}
     for locale in sorted(shared["per_locale"]):
         best = min(trials, key=lambda t: t["per_locale"][locale])
-        per_locale[locale] = {"weight": best["weight"], "bonus": best["bonus"], "dev_error_rate": best["per_locale"][locale]}
+        per_locale[locale] = {"weight": best["weight"], "bonus": best["bonus"],
+                              "dev_error_rate": best["per_locale"][locale]}
     recognizer.default_fusion = FusionSetting(shared["weight"], shared["bonus"])
     recognizer.fusion_settings = {k: FusionSetting(v["weight"], v["bonus"]) for k, v in per_locale.items()}
     for locale, chosen in per_locale.items():
@@ -230,7 +235,8 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
         own_utterances, own_audio = [utterances[i] for i in own], [audio[i] for i in own]
         setting = FusionSetting(chosen["weight"], chosen["bonus"])
         for value in oov_penalties if locale in recognizer.lexicons and chosen["weight"] > 0 else ():
-            rate = locale_dev_error_rate(recognizer, locale, replace(setting, oov_penalty=value), own_utterances, own_audio)
+            rate = locale_dev_error_rate(recognizer, locale, replace(setting, oov_penalty=value), own_utterances,
+                                         own_audio)
             trials.append({**{k: v for k, v in chosen.items() if k != "dev_error_rate"}, "oov_penalty": value,
                            "per_locale": {locale: rate}})
             print(json.dumps(trials[-1]), flush=True)
@@ -243,16 +249,18 @@ def tune_lm_fusion(recognizer: Recognizer, utterances: list[Utterance],
         own_segments = recognizer.encode_recordings(own_audio, [None] * len(own_audio))
         for beam in (setting.beam_size, *wider_beams):
             recognizer.fusion_settings[locale] = replace(setting, beam_size=beam)
-            weights, rate = tune_rescoring(recognizer, own_utterances, ranked_segments(recognizer, locale, own_segments),
-                                           rescore_grid)
+            ranking, rate = tune_rescoring(recognizer, own_utterances,
+                                           ranked_segments(recognizer, locale, own_segments), rescore_grid)
             wider = beam != setting.beam_size
             trials.append({**{k: v for k, v in chosen.items() if k not in ("dev_error_rate", "rescore")},
-                           **({"beam_size": beam} if wider else {}), "rescore": asdict(weights), "per_locale": {locale: rate}})
+                           **({"beam_size": beam} if wider else {}), "rescore": asdict(ranking),
+                           "per_locale": {locale: rate}})
             print(json.dumps(trials[-1]), flush=True)
             # A wider beam costs search time on every chunk of every stream of the locale: it must earn it.
             needed = (1 - beam_gain) * chosen["dev_error_rate"] if wider else chosen["dev_error_rate"]
             if rate < chosen["dev_error_rate"] and rate <= needed:
-                chosen.update({"rescore": asdict(weights), "dev_error_rate": rate, **({"beam_size": beam} if wider else {})})
+                chosen.update({"rescore": asdict(ranking), "dev_error_rate": rate,
+                               **({"beam_size": beam} if wider else {})})
         recognizer.fusion_settings[locale] = replace(setting, beam_size=chosen.get("beam_size", setting.beam_size),
                                                      rescore=RescoreWeights(**chosen.get("rescore", {})))
     return {"weight": shared["weight"], "bonus": shared["bonus"], "per_locale": per_locale,
@@ -272,8 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--card", help="also write the markdown model card here")
     parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata")
     parser.add_argument("--store-as", default="evaluation", choices=EVALUATION_KEYS,
-                        help="which evaluation the manifest is: the synthetic test (shown as the model's accuracy), real "
-                             "speech (../shared/realdev) or a synthesiser family no training utterance uses")
+                        help="which evaluation the manifest is: the synthetic test (shown as the model's accuracy), "
+                             "real speech (../shared/realdev) or a synthesiser family no training utterance uses")
     parser.add_argument("--limit-per-locale", type=int, help="evaluate only the first N utterances per locale")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tune-lm-on", help="a dev manifest: grid-search the LM fusion weight there first")

@@ -1,16 +1,17 @@
 """What the held-out split's errors come from: voices the model never heard, or sentences it never saw.
 
 The test and dev splits hold out both (model.corpus.build), so their error rate mixes the two. This renders fresh
-utterances per locale in cells of {training sentences, dev sentences} x {training voices, held-out voices, random
-voices never used in training (model/corpus/random_voices.py, from rnd90000)}, each cell the same sentences for every voice set, and decodes them greedily
-(CTC, no LM, no rescoring: the acoustic model itself) and as served. The LM has read the training sentences, so
-only the greedy rows separate sentences from voices fairly.
+utterances per locale in cells of {training sentences, dev sentences} x {training voices, held-out voices, random voices
+never used in training (model/corpus/random_voices.py, from rnd90000)}, each cell the same sentences for every voice
+set, and decodes them greedily (CTC, no LM, no rescoring: the acoustic model itself) and as served. The LM has read the
+training sentences, so only the greedy rows separate sentences from voices fairly.
 
     python -m model.evaluation.heldout_gap --corpus data/synth --per-cell 150 --out runs/heldout_gap.json
 
 The sentences come from the corpus's train.jsonl and dev.jsonl, or, without rendering its hours, from its plan: the
-same sentences (`python -m model.corpus.build --out data/synth --hours-per-locale 30 --plan-only data/synth_plan.jsonl.gz`,
-`make corpus`'s settings, then `--corpus data/synth_plan.jsonl.gz`).
+same sentences (`make corpus`'s settings, then `--corpus data/synth_plan.jsonl.gz`):
+
+    python -m model.corpus.build --out data/synth --hours-per-locale 30 --plan-only data/synth_plan.jsonl.gz
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.corpus.build import make_job, read_plan, run_jobs, split_variants
+from model.corpus.build import Job, make_job, read_plan, run_jobs, split_variants
 from model.corpus.manifest import read_manifest
 from model.corpus.random_voices import HELD_OUT_START, random_variant_names
 from model.evaluation.splits import error_table, transcribe_all
@@ -45,16 +46,19 @@ def corpus_sentences(corpus: Path) -> dict[str, list[tuple[str, str]]]:
     return {split: [(u.locale, u.text) for u in read_manifest(corpus / f"{split}.jsonl")] for split in SENTENCES}
 
 
-def plan_cells(corpus: Path, per_cell: int, locales: tuple[str, ...], seed: int = 0) -> list[tuple[tuple[str, str, str], object]]:
+def plan_cells(corpus: Path, per_cell: int, locales: tuple[str, ...],
+               seed: int = 0) -> list[tuple[tuple[str, str, str], Job]]:
     """((locale, sentences, voices), Job) for every utterance of every cell, deterministic."""
     train_voices, heldout_voices = split_variants(seed, 0.1)
-    voice_sets = {"train": train_voices, "heldout": heldout_voices, "random": random_variant_names(RANDOM_VOICES, HELD_OUT_START)}
+    voice_sets = {"train": train_voices, "heldout": heldout_voices,
+                  "random": random_variant_names(RANDOM_VOICES, HELD_OUT_START)}
     sentences_of = corpus_sentences(corpus)
     train, dev = sentences_of["train"], sentences_of["dev"]
     cells = []
     for locale_index, locale in enumerate(locales):
         seen = sorted({text for loc, text in train if loc == locale})
-        texts = {"train": [seen[i] for i in np.random.default_rng([seed, locale_index]).permutation(len(seen))[:per_cell]],
+        texts = {"train": [seen[i]
+                           for i in np.random.default_rng([seed, locale_index]).permutation(len(seen))[:per_cell]],
                  "dev": [text for loc, text in dev if loc == locale][:per_cell]}
         for s_index, sentences in enumerate(SENTENCES):
             for v_index, voices in enumerate(VOICES):
@@ -75,7 +79,8 @@ def measure(checkpoint: str, corpus: Path, render_dir: Path, per_cell: int, loca
     utterances = [replace(u, audio=str(render_dir / u.audio)) for u in utterances]
     audio = [load_audio_file(u.audio) for u in utterances]
     recognizer = Recognizer(load_checkpoint(checkpoint))
-    results: dict = {"checkpoint": checkpoint, "per_cell": per_cell, "random_voices": f"{RANDOM_VOICES} from rnd{HELD_OUT_START:05d}", "cells": {}}
+    results: dict = {"checkpoint": checkpoint, "per_cell": per_cell,
+                     "random_voices": f"{RANDOM_VOICES} from rnd{HELD_OUT_START:05d}", "cells": {}}
     for mode, options in (("greedy", DecodeOptions(rescore=False, lm_weight=0.0)), ("served", DecodeOptions())):
         texts = [t.text for t in transcribe_all(recognizer, utterances, audio, options)]
         for cell in sorted(set(cell_of.values())):
@@ -96,7 +101,8 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
-    parser.add_argument("--corpus", type=Path, default=Path("data/synth"), help="its train.jsonl and dev.jsonl give the sentences; or its plan (.jsonl.gz, --plan-only)")
+    parser.add_argument("--corpus", type=Path, default=Path("data/synth"),
+                        help="its train.jsonl and dev.jsonl give the sentences; or its plan (.jsonl.gz, --plan-only)")
     parser.add_argument("--render-dir", type=Path, default=Path("data/heldout_gap"))
     parser.add_argument("--per-cell", type=int, default=150)
     parser.add_argument("--locales", nargs="+", default=["zh-CN", "yue-HK", "en-US"])

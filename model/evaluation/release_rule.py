@@ -43,7 +43,8 @@ def paired_differences(released: dict, candidate: dict, resamples: int = 10_000,
             old, new = np.array(a["errors"][mode])[rows], np.array(b["errors"][mode])[rows]
             difference = (new[draws].sum(axis=1) - old[draws].sum(axis=1)) / total
             low, high = interval(difference, 0.95)
-            verdict = "falls" if high is not None and high < 0 else "rises" if low is not None and low > 0 else "within noise"
+            falls, rises = high is not None and high < 0, low is not None and low > 0
+            verdict = "falls" if falls else "rises" if rises else "within noise"
             out[locale][mode] = {"released": round(old.sum() / max(units[rows].sum(), 1), 4),
                                  "candidate": round(new.sum() / max(units[rows].sum(), 1), 4),
                                  "difference_ci95": [low, high], "verdict": verdict}

@@ -49,7 +49,8 @@ class SoundAlikeCounts:
         ref_sounds, hyp_sounds = [sounds.get(w, (w,)) for w in ref], [sounds.get(w, (w,)) for w in hyp]
         edits = levenshtein.editops(ref_sounds, hyp_sounds)
         self.sound_errors += len(edits)
-        self.near_misses += sum(e.tag == "replace" and levenshtein.distance(ref_sounds[e.src_pos], hyp_sounds[e.dest_pos]) == 1
+        self.near_misses += sum(e.tag == "replace"
+                                and levenshtein.distance(ref_sounds[e.src_pos], hyp_sounds[e.dest_pos]) == 1
                                 for e in edits)
         ref_phonemes, hyp_phonemes = [p for s in ref_sounds for p in s], [p for s in hyp_sounds for p in s]
         self.phonemes += len(ref_phonemes)
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
              "served": measure(recognizer, utterances, audio, served=True)}
     results = {"checkpoint": args.checkpoint, "manifest": args.manifest, "voice": VOICE, "modes": modes,
                "utterances": len(utterances)}
-    print(f"{'decoding':8} {'WER':>7} {'sound errors':>13} {'one phoneme off':>16} {'sounds alike':>13} {'phoneme errors':>15}")
+    print(f"{'decoding':8} {'WER':>7} {'sound errors':>13} {'one phoneme off':>16} {'sounds alike':>13} "
+          f"{'phoneme errors':>15}")
     for mode, r in modes.items():
         print(f"{mode:8} {r['wer']:7.1%} {r['sound_error_rate']:13.1%} {r['near_miss_rate']:16.1%} "
               f"{r['homophone_rate']:13.1%} {r['phoneme_error_rate']:15.1%}")

@@ -20,7 +20,8 @@ from model.recognition.recognizer import DecodeOptions, Recognizer
 
 
 def first_per_locale(utterances: list[Utterance], limit: int) -> list[Utterance]:
-    kept, seen = [], defaultdict(int)
+    kept: list[Utterance] = []
+    seen: defaultdict[str, int] = defaultdict(int)
     for utterance in utterances:
         seen[utterance.locale] += 1
         if seen[utterance.locale] <= limit:
@@ -53,7 +54,8 @@ def count_table(utterances: list[Utterance], counts: list[ErrorCount]) -> tuple[
     for utterance, count in zip(utterances, counts):
         by_locale[utterance.locale] += count
         by_condition[f"{utterance.locale}/{utterance.condition}"] += count
-    conditions = {k: {"error_rate": round(v.rate, 4), "reference_units": v.reference_units} for k, v in sorted(by_condition.items())}
+    conditions = {k: {"error_rate": round(v.rate, 4), "reference_units": v.reference_units}
+                  for k, v in sorted(by_condition.items())}
     return summarize(dict(by_locale)), conditions
 
 
@@ -64,13 +66,15 @@ def add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-per-locale", type=int, default=150)
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--store", action="store_true", help="store the results in the checkpoint's metadata (the model card shows them)")
+    parser.add_argument("--store", action="store_true",
+                        help="store the results in the checkpoint's metadata (the model card shows them)")
 
 
 def analysis_inputs(args: argparse.Namespace, locales) -> tuple[list[Utterance], list[torch.Tensor], Recognizer]:
     """The first `--limit-per-locale` utterances of these locales, their audio, and the checkpoint's recognizer."""
     torch.set_num_threads(args.threads)
-    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale) if u.locale in locales]
+    utterances = [u for u in first_per_locale(read_manifest(args.manifest), args.limit_per_locale)
+                  if u.locale in locales]
     return utterances, [load_audio_file(u.audio) for u in utterances], Recognizer(load_checkpoint(args.checkpoint))
 
 

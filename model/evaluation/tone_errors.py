@@ -80,12 +80,14 @@ def syllable_head_errors(recognizer, utterances, audio) -> dict[str, dict]:
         best = model.syllable_head(tapped[0, : int(lengths[0])]).argmax(-1).tolist()
         heard = [table[i] for j, i in enumerate(best) if i != SYLLABLE_BLANK and (j == 0 or best[j - 1] != i)]
         reference = tonal_syllables(utterance.text, utterance.locale)
+        assert reference is not None, utterance.text  # the analysis reads tonal locales only
         toneless = [without_tone(s) for s in reference], [without_tone(s) for s in heard]
         count = counts.setdefault(utterance.locale, [0, 0, 0])
         count[0] += len(reference)
         count[1] += levenshtein.distance(reference, heard)
         count[2] += levenshtein.distance(*toneless)
-    return {locale: {"syllable_error_rate": round(wrong / max(n, 1), 4), "tone_error_rate": round((tonal - wrong) / max(n, 1), 4),
+    return {locale: {"syllable_error_rate": round(wrong / max(n, 1), 4),
+                     "tone_error_rate": round((tonal - wrong) / max(n, 1), 4),
                      "syllables": n} for locale, (n, tonal, wrong) in counts.items()}
 
 
@@ -94,9 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     add_analysis_arguments(parser)
     args = parser.parse_args(argv)
     utterances, audio, recognizer = analysis_inputs(args, TONAL_LOCALES)
-    modes = {"with_pitch": measure(recognizer, utterances, audio), "served": measure(recognizer, utterances, audio, served=True)}
+    modes = {"with_pitch": measure(recognizer, utterances, audio),
+             "served": measure(recognizer, utterances, audio, served=True)}
     head = syllable_head_errors(recognizer, utterances, audio) if recognizer.model.syllable_head else None
-    pitch = recognizer.model.encoder.subsampling.pitch
+    pitch = recognizer.model.encoder.pitch_path
     pitch_dim = recognizer.model.config.encoder.pitch_dim
     if pitch is not None and pitch.weight.shape[1] > pitch_dim:  # the relative log F0 channel (EncoderConfig)
         with torch.no_grad():
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     if pitch is not None:
         with torch.no_grad():
             pitch.weight.zero_()
-            pitch.bias.zero_()
+            if pitch.bias is not None:
+                pitch.bias.zero_()
         modes["pitch_path_zeroed"] = measure(recognizer, utterances, audio)
     results = {"checkpoint": args.checkpoint, "manifest": args.manifest,
                "decoding": "greedy CTC, no LM, no rescoring; `served`: beam search, LM fusion and rescoring",

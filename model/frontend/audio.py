@@ -48,8 +48,8 @@ def to_model_rate(samples: torch.Tensor, rate: int) -> torch.Tensor:
     samples = samples.float()
     if rate == SAMPLE_RATE or not samples.numel():
         return samples.contiguous()
-    # soxr, as the stream path (service/streaming.py): one resampler for uploads and streams, milliseconds and bounded
-    # memory for any ratio (a sinc kernel per phase, as torchaudio builds, takes minutes for 44,101 Hz)
+    # soxr, as the stream path (service/routes/stream.py): one resampler for uploads and streams, milliseconds and
+    # bounded memory for any ratio (a sinc kernel per phase, as torchaudio builds, takes minutes for 44,101 Hz)
     return torch.from_numpy(soxr.resample(samples.numpy(), rate, SAMPLE_RATE).astype(np.float32))
 
 
@@ -119,7 +119,8 @@ def check_finite(block: np.ndarray, first_frame: int, rate: int) -> None:
     bad = first_non_finite(block)
     if bad is not None:
         at = first_frame + bad
-        raise AudioDecodeError(f"sample {at} ({at / rate:.3f} s) is NaN or infinite: float audio must hold finite numbers")
+        raise AudioDecodeError(f"sample {at} ({at / rate:.3f} s) is NaN or infinite: "
+                               "float audio must hold finite numbers")
 
 
 def read_frames(f: soundfile.SoundFile, out: np.ndarray) -> int:

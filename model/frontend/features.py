@@ -16,15 +16,12 @@ from dataclasses import dataclass
 import torch
 import torchaudio
 
+from model.frontend.geometry import HOP_SAMPLES, SAMPLE_RATE, WINDOW_SAMPLES
 from model.frontend.pitch import PITCH_DIMS, frame_pitch
 
-SAMPLE_RATE = 16_000
-WINDOW_SAMPLES = 400  # 25 ms
-HOP_SAMPLES = 160  # 10 ms
 N_MELS = 80
 N_MFCC = 80  # n_mfcc == n_mels: an orthonormal DCT of the log-mel, so no spectral detail (pitch harmonics) is lost
 FEATURE_DIM = N_MFCC + PITCH_DIMS  # columns of a feature frame: MFCC, then (voicing, log F0)
-FRAME_SHIFT_S = HOP_SAMPLES / SAMPLE_RATE
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ def checkpoint_payload(
     language_models: dict | None = None, half: bool = False,
 ) -> dict:
     """half: store float weights as float16 (halves the file; they are widened to float32 on load)."""
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items() if not key.startswith(BACKBONE_PREFIX)}
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()
+             if not key.startswith(BACKBONE_PREFIX)}
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     metadata = {**metadata, "stored_float16": half}

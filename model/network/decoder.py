@@ -36,6 +36,7 @@ def sinusoid_table(length: int, dim: int) -> torch.Tensor:
 
 
 class AttentionDecoder(nn.Module):
+    positions: torch.Tensor  # a buffer (register_buffer), typed
     def __init__(self, config: DecoderConfig, vocab_size: int) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, config.d_model)
@@ -76,7 +77,8 @@ class AttentionDecoder(nn.Module):
         `forward` on each sequence, since a causal decoder's state at a position depends only on its prefix.
         `vocabulary` (K,) token ids: only their logits, (N, K) (the output layer is most of the cost)."""
         x = self.embed(tokens) * self.scale + self.positions[depths]  # (N, D)
-        y = self.layers(x[None], memory[None], tgt_mask=~visible, tgt_is_causal=False)[0]  # (N, D); a tree mask is not causal
+        y = self.layers(x[None], memory[None], tgt_mask=~visible,
+                        tgt_is_causal=False)[0]  # (N, D); a tree mask is not causal
         if vocabulary is None:
             return self.output(y)
         return F.linear(y, self.output.weight[vocabulary], self.output.bias[vocabulary])

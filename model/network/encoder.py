@@ -15,7 +15,9 @@ Two entry points share every weight:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -117,7 +119,8 @@ class ConvSubsampling(nn.Module):
         self.feature_dim, self.pitch_dim = config.feature_dim, pitch_channels(config)
         # Pitch gets its own path over the same 7 frames per output (kernel 7, stride 4 = the two convs' span), so
         # the contour's slope is visible to it, and the tonal cue is not smeared into the spectral image.
-        self.pitch = nn.Conv1d(self.pitch_dim, config.d_model, SUBSAMPLING_CONTEXT, stride=SUBSAMPLING) if self.pitch_dim else None
+        self.pitch = (nn.Conv1d(self.pitch_dim, config.d_model, SUBSAMPLING_CONTEXT, stride=SUBSAMPLING)
+                      if self.pitch_dim else None)
         self.scale = math.sqrt(config.d_model)  # as in WeNet's x * xscale: keeps the residual stream at unit scale
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -301,16 +304,19 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
         cache=torch.cat([s.cache for s in states], dim=0),
         processed_frames=torch.cat([s.processed_frames for s in states], dim=0),
         pitch_stats=torch.cat([s.pitch_stats for s in states], dim=0),
-        backbone_cache=None if states[0].backbone_cache is None else torch.cat([s.backbone_cache for s in states], dim=0),
+        backbone_cache=None if states[0].backbone_cache is None else torch.cat(
+            [s.backbone_cache for s in states if s.backbone_cache is not None], dim=0),  # a model has one or none
     )
 
 
 def unstack_states(state: EncoderState) -> list[EncoderState]:
     """Split a batch state into batch-1 states, one per row."""
     return [
-        EncoderState(cache=state.cache[row : row + 1].clone(), processed_frames=state.processed_frames[row : row + 1].clone(),
+        EncoderState(cache=state.cache[row : row + 1].clone(),
+                     processed_frames=state.processed_frames[row : row + 1].clone(),
                      pitch_stats=state.pitch_stats[row : row + 1].clone(),
-                     backbone_cache=None if state.backbone_cache is None else state.backbone_cache[row : row + 1].clone())
+                     backbone_cache=None if state.backbone_cache is None
+                     else state.backbone_cache[row : row + 1].clone())
         for row in range(state.batch_size)
     ]
 
@@ -319,11 +325,13 @@ class StreamingEncoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         if config.relative_pitch_prior_frames > 0 and not (config.pitch_dim and config.pitch_voicing_gate):
-            raise ValueError("relative_pitch_prior_frames needs the pitch input and its voicing gate (it reads voiced frames)")
+            raise ValueError("relative_pitch_prior_frames needs the pitch input and its voicing gate "
+                             "(it reads voiced frames)")
         if config.backbone not in ("", "whisper"):
             raise ValueError(f"unknown backbone {config.backbone!r}")
         self.config = config
-        self.backbone = WhisperBackbone(BackboneConfig(config.backbone_width, config.backbone_heads, config.backbone_layers,
+        self.backbone = WhisperBackbone(BackboneConfig(config.backbone_width, config.backbone_heads,
+                                                       config.backbone_layers,
                                                        config.feature_dim)) if config.backbone else None
         self.subsampling = BackboneAdapter(config) if self.backbone is not None else ConvSubsampling(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layers))
@@ -331,11 +339,17 @@ class StreamingEncoder(nn.Module):
         # the log F0 column of the normalised input, when the relative pitch channel is derived from it
         self.log_f0_column = config.feature_dim + 1 if pitch_channels(config) > config.pitch_dim else None
 
+    @property
+    def pitch_path(self) -> nn.Conv1d | None:
+        """The subsampling's pitch convolution (`ConvSubsampling.pitch`); None without pitch or with a backbone."""
+        return self.subsampling.pitch if isinstance(self.subsampling, ConvSubsampling) else None
+
     def with_relative_pitch(self, features: torch.Tensor, pitch_stats: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> (B, T, F + 1) with the relative log F0 after the pitch columns; unchanged without it."""
         if self.log_f0_column is None:
             return features
-        relative = relative_log_f0(features[..., self.log_f0_column], pitch_stats, self.config.relative_pitch_prior_frames)
+        relative = relative_log_f0(features[..., self.log_f0_column], pitch_stats,
+                                   self.config.relative_pitch_prior_frames)
         end = self.config.feature_dim + self.config.pitch_dim
         return torch.cat([features[..., :end], relative[..., None]], dim=-1)
 
@@ -397,7 +411,8 @@ class StreamingEncoder(nn.Module):
                 tapped = x
         return self.final_norm(x), out_lengths, tapped
 
-    def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu", dtype=torch.float32) -> EncoderState:
+    def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.float32) -> EncoderState:
         c = self.config
         cache = torch.zeros(batch_size, c.n_layers, 2, c.left_context_frames, c.d_model, device=device, dtype=dtype)
         backbone = None if self.backbone is None else torch.zeros(
@@ -445,7 +460,7 @@ class StreamingEncoder(nn.Module):
         # The new cache is written layer by layer into one preallocated tensor.
         full = bool((valid == chunk).all())  # once per step: on a GPU it is a host sync
         new_cache = torch.empty_like(state.cache)  # (B, N, 2, L, D)
-        for index, layer in enumerate(self.layers):
+        for index, layer in enumerate(cast(Iterable[EncoderLayer], self.layers)):
             x, keys_values = layer.forward_chunk(x, state.cache[:, index], mask)  # kv (B, 2, L+C, D)
             new_cache[:, index] = newest_frames(keys_values, valid, left, 2, full)  # (B, 2, L, D)
         next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats, backbone_cache)

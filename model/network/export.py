@@ -2,9 +2,9 @@
 so a serving runtime can run the first pass without this package's Python code.
 
 The exported function is tensors in, tensors out: the `EncoderState` dataclass is flattened into its cache,
-processed-frame count and pitch statistics. The chunk size is fixed at export time (it sets the feature-frame count 4C+3); the batch
-size stays dynamic, which `export_torchscript` checks by running the traced module on a batch size other than the
-example's and comparing with eager.
+processed-frame count and pitch statistics. The chunk size is fixed at export time (it sets the feature-frame count
+4C+3); the batch size stays dynamic, which `export_torchscript` checks by running the traced module on a batch size
+other than the example's and comparing with eager.
 
 TorchScript (torch.jit.trace/save/load) is deprecated as of torch 2.14 in favour of torch.export, but it is still
 the one format that loads with nothing but libtorch (C++) or `torch.jit.load`; tracing works here because the step
@@ -35,7 +35,8 @@ EXAMPLE_BATCH = 2  # not 1: tracing at batch 1 could let a broadcast of a size-1
 CHECK_BATCH = 3  # a second batch size, to prove the traced graph did not bake in EXAMPLE_BATCH
 INPUT_NAMES = ("features", "lengths", "cache", "processed_frames", "pitch_stats")
 OUTPUT_NAMES = ("ctc_log_probs", "encoded", "valid", "next_cache", "next_processed_frames", "next_pitch_stats")
-BACKBONE_INPUT, BACKBONE_OUTPUT = "backbone_cache", "next_backbone_cache"  # a model with a backbone has one more of each
+# A model with a backbone has one more input and output: its cache
+BACKBONE_INPUT, BACKBONE_OUTPUT = "backbone_cache", "next_backbone_cache"
 METADATA_FILE = "streaming_step.json"  # stored inside the TorchScript archive (torch.jit.save _extra_files)
 
 
@@ -61,20 +62,24 @@ class StreamingStep(nn.Module):
         return self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames, state.pitch_stats
 
 
-class BackboneStreamingStep(StreamingStep):
+class BackboneStreamingStep(nn.Module):
     """`StreamingStep` of a model with a backbone: the backbone's cache (B, Nb, 2, 2L, E) in, its next one out, last."""
+
+    def __init__(self, model: SpeechRecognizer) -> None:
+        super().__init__()
+        self.model = model
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor, cache: torch.Tensor, processed_frames: torch.Tensor,
         pitch_stats: torch.Tensor, backbone_cache: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> tuple[torch.Tensor | None, ...]:
         state = EncoderState(cache, processed_frames, pitch_stats, backbone_cache)
         encoded, valid, state = self.model.encode_chunk(features, lengths, state)
         return (self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames,
                 state.pitch_stats, state.backbone_cache)
 
 
-def step_module(model: SpeechRecognizer) -> StreamingStep:
+def step_module(model: SpeechRecognizer) -> StreamingStep | BackboneStreamingStep:
     return BackboneStreamingStep(model) if model.encoder.backbone is not None else StreamingStep(model)
 
 
@@ -132,12 +137,14 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
     pitch_stats = torch.stack([torch.randn(batch, generator=generator) * voiced.sqrt(), voiced], dim=1)
     if model.encoder.backbone is None:
         return features, lengths, cache, processed, pitch_stats
-    backbone_cache = torch.randn(batch, c.backbone_layers, 2, 2 * c.left_context_frames, c.backbone_width, generator=generator)
+    backbone_cache = torch.randn(batch, c.backbone_layers, 2, 2 * c.left_context_frames, c.backbone_width,
+                                 generator=generator)
     return features, lengths, cache, processed, pitch_stats, backbone_cache
 
 
 def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> float:
-    return max(float((a.detach().double() - e.detach().double()).abs().max()) if a.numel() else 0.0 for a, e in zip(actual, expected))
+    return max(float((a.detach().double() - e.detach().double()).abs().max()) if a.numel() else 0.0
+               for a, e in zip(actual, expected))
 
 
 def exported_difference(exported, model: SpeechRecognizer, chunk_frames: int) -> float:
@@ -173,7 +180,8 @@ def trace_step(model: SpeechRecognizer, chunk_frames: int) -> torch.jit.ScriptMo
         # The tracer warns about Python ints read from shapes; the only ones that become constants are the chunk
         # and cache lengths, which are fixed per export by design. check_exported catches any batch constant.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return torch.jit.trace(step_module(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH), check_trace=False)
+        return torch.jit.trace(step_module(model), example_inputs(model, chunk_frames, EXAMPLE_BATCH),
+                               check_trace=False)
 
 
 def export_torchscript(model: SpeechRecognizer, path: str | os.PathLike, chunk_frames: int) -> Path:

@@ -7,6 +7,7 @@ Shape legend: B batch, T feature frames, S encoder frames, D width, V vocabulary
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.syllables and not 1 <= self.syllable_layer <= self.encoder.n_layers:
-            raise ValueError(f"syllable_layer must be an encoder layer, 1..{self.encoder.n_layers}, not {self.syllable_layer}")
+            raise ValueError(f"syllable_layer must be an encoder layer, 1..{self.encoder.n_layers}, "
+                             f"not {self.syllable_layer}")
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +56,10 @@ PITCH_PARAMETERS = "encoder.subsampling.pitch."  # name prefix of the pitch inpu
 
 
 class SpeechRecognizer(nn.Module):
+    cmvn_mean: torch.Tensor  # buffers (register_buffer), typed
+    cmvn_istd: torch.Tensor
+    locale_token_mask: torch.Tensor
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -67,8 +73,9 @@ class SpeechRecognizer(nn.Module):
         self.locale_head = nn.Linear(config.encoder.d_model, len(config.locales))
         self.decoder = AttentionDecoder(config.decoder, config.vocab_size)
         # Intermediate layers are not normalised (pre-LN): the head brings its own LayerNorm, as in InterCTC.
-        self.syllable_head = nn.Sequential(nn.LayerNorm(config.encoder.d_model),
-                                           nn.Linear(config.encoder.d_model, len(config.syllables))) if config.syllables else None
+        self.syllable_head = (nn.Sequential(nn.LayerNorm(config.encoder.d_model),
+                                            nn.Linear(config.encoder.d_model, len(config.syllables)))
+                              if config.syllables else None)
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
         """Front-end frames (..., FEATURE_DIM) -> the columns this model reads, mean/variance normalised. A model
@@ -122,7 +129,8 @@ class SpeechRecognizer(nn.Module):
         encoded lengths (B,), decoder logits (B, U, V), locale log-probs (B, G) and, with a syllable head,
         tonal-syllable log-probs (B, S, Y) from its encoder layer (else None)."""
         encoded, encoded_lengths, tapped = self.encoder.forward_with_tap(
-            self.normalize(features), lengths, chunk_frames, left_frames, self.config.syllable_layer if self.syllable_head else 0)
+            self.normalize(features), lengths, chunk_frames, left_frames,
+            self.config.syllable_layer if self.syllable_head else 0)
         decoder_logits = self.decoder(decoder_inputs, decoder_lengths, encoded, encoded_lengths)
         locale = self.locale_log_probs(self.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
         syllables = F.log_softmax(self.syllable_head(tapped).float(), dim=-1) if self.syllable_head else None
@@ -139,7 +147,8 @@ def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean
     what the old one did without its pitch path, and training teaches it to use the tonal cue. Its CMVN gets the
     new pitch columns' statistics. Grows an MFCC-only model, or re-reads pitch through a voicing gate."""
     old = model.config.encoder
-    new = EncoderConfig(**{**old.__dict__, "pitch_dim": encoder.pitch_dim, "pitch_voicing_gate": encoder.pitch_voicing_gate})
+    new = EncoderConfig(**{**old.__dict__, "pitch_dim": encoder.pitch_dim,
+                           "pitch_voicing_gate": encoder.pitch_voicing_gate})
     if not new.pitch_dim or (new.pitch_dim, new.pitch_voicing_gate) == (old.pitch_dim, old.pitch_voicing_gate):
         raise ValueError("the model already reads pitch this way")
     grown = SpeechRecognizer(replace(model.config, encoder=new))
@@ -148,8 +157,10 @@ def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean
     state["cmvn_istd"] = torch.cat([model.cmvn_istd[: old.feature_dim], pitch_istd.to(model.cmvn_istd)])
     missing, unexpected = grown.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(PITCH_PARAMETERS) for k in missing), (missing, unexpected)
-    nn.init.zeros_(grown.encoder.subsampling.pitch.weight)
-    nn.init.zeros_(grown.encoder.subsampling.pitch.bias)
+    pitch = grown.encoder.pitch_path
+    assert pitch is not None and pitch.bias is not None  # the grown model reads pitch
+    nn.init.zeros_(pitch.weight)
+    nn.init.zeros_(pitch.bias)
     return grown.to(model.cmvn_mean.device)
 
 
@@ -165,7 +176,8 @@ def with_relative_pitch_input(model: SpeechRecognizer, prior_frames: float) -> S
     state = dict(model.state_dict())
     weight = state[PITCH_PARAMETERS + "weight"]  # (D, P, K); already (D, P + 1, K) when only the prior changes
     if weight.shape[1] == old.pitch_dim:
-        state[PITCH_PARAMETERS + "weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])], dim=1)
+        state[PITCH_PARAMETERS + "weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])],
+                                                       dim=1)
     grown.load_state_dict(state)
     return grown.to(model.cmvn_mean.device)
 
@@ -181,8 +193,9 @@ def with_syllable_head(model: SpeechRecognizer, syllables: tuple[str, ...], laye
     missing, unexpected = grown.load_state_dict(kept, strict=False)
     assert not unexpected and all(k.startswith("syllable_head.") for k in missing), (missing, unexpected)
     if model.syllable_head is not None and model.config.syllable_layer == layer:
-        old_norm, old_linear = model.syllable_head
-        norm, linear = grown.syllable_head
+        old_norm, old_linear = syllable_layers(model.syllable_head)
+        assert grown.syllable_head is not None
+        norm, linear = syllable_layers(grown.syllable_head)
         old_index = {entry: i for i, entry in enumerate(model.config.syllables)}
         with torch.no_grad():
             norm.load_state_dict(old_norm.state_dict())
@@ -193,3 +206,9 @@ def with_syllable_head(model: SpeechRecognizer, syllables: tuple[str, ...], laye
                     linear.weight[i] = old_linear.weight[old_index[entry]]
                     linear.bias[i] = old_linear.bias[old_index[entry]]
     return grown.to(model.cmvn_mean.device)
+
+
+def syllable_layers(head: nn.Sequential) -> tuple[nn.LayerNorm, nn.Linear]:
+    """The syllable head's norm and output layer (`SpeechRecognizer.syllable_head`), typed."""
+    norm, linear = head
+    return cast(nn.LayerNorm, norm), cast(nn.Linear, linear)

@@ -70,7 +70,8 @@ class BackboneBlock(nn.Module):
         self.qkv = nn.Linear(config.width, 3 * config.width)
         self.out = nn.Linear(config.width, config.width)
         self.mlp_norm = nn.LayerNorm(config.width)
-        self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), nn.GELU(), nn.Linear(4 * config.width, config.width))
+        self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), nn.GELU(),
+                                 nn.Linear(4 * config.width, config.width))
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         batch, frames, width = x.shape
@@ -93,6 +94,9 @@ class BackboneBlock(nn.Module):
 
 class WhisperBackbone(nn.Module):
     """MFCC frames (B, T, n_mels) -> backbone frames (B, W, E), W = (T - 5) // 2 + 1, with Whisper's weights."""
+
+    mfcc_to_log_mel: torch.Tensor  # buffers (register_buffer), typed
+    positions: torch.Tensor
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
@@ -214,7 +218,8 @@ def backbone_state_from_ctranslate2(variables: dict[str, torch.Tensor], layers: 
              "positions": get("position_encodings/encodings")}
     for i in range(layers):
         prefix = f"layer_{i}/"
-        names = {"attn_norm.weight": "self_attention/layer_norm/gamma", "attn_norm.bias": "self_attention/layer_norm/beta",
+        names = {"attn_norm.weight": "self_attention/layer_norm/gamma",
+                 "attn_norm.bias": "self_attention/layer_norm/beta",
                  "qkv.weight": "self_attention/linear_0/weight", "qkv.bias": "self_attention/linear_0/bias",
                  "out.weight": "self_attention/linear_1/weight", "out.bias": "self_attention/linear_1/bias",
                  "mlp_norm.weight": "ffn/layer_norm/gamma", "mlp_norm.bias": "ffn/layer_norm/beta",

@@ -2,8 +2,10 @@
 sense that matters here: it holds no per-request state (WeNet's `DecodeResource`); per-stream state lives in
 `model.recognition.stream_decoder.StreamState` and is passed in and returned.
 
-Offline: `transcribe_batch` cuts each recording at silences, encodes all segments of all requests together
-(sorted by length), detects the locale where asked, then searches and rescores every segment.
+Offline: `transcribe_batch` cuts each recording at silences, encodes all spans of all requests together (sorted
+by length), decodes each span on its own (detecting its locale where asked: search, then rescoring) and merges each
+recording's spans under the locale they vote for (`model.recognition.spans`). `transcribe_spans` does the same for
+spans a caller has cut (the service's uploads).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from model.decoding.hotwords import HotwordTrie, correct_to_hotwords, normalise_
 from model.decoding.lexicon import Lexicon, LexiconPenalty, phrase_lexicon
 from model.decoding.lm import NgramLM
 from model.decoding.rescoring import RescoredHypothesis, RescoreWeights, rescore
-from model.decoding.results import SegmentResult, Transcript, join_texts, segment_result
+from model.decoding.results import Transcript, join_texts, segment_result
 from model.decoding.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion,
                                    beam_hypotheses, frame_posteriors, greedy_hypothesis, greedy_search,
                                    prefix_beam_search)
@@ -24,31 +26,17 @@ from model.frontend.features import SAMPLE_RATE, FeatureExtractor, pad_features
 from model.frontend.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from model.network.checkpoint import LoadedModel
 from model.network.encoder import ENCODER_FRAME_S, EncoderState, stack_states, unstack_states
+from model.recognition.options import DecodeOptions
+from model.recognition.spans import HeardSpan, merge_spans
 from model.recognition.streaming import AudioChunk, chunk_features
 from model.text.locales import LOCALE_SURE_PROBABILITY, LOCALE_SWITCH_S
 from model.text.normalize import is_chinese_locale
 from model.text.tokenizer import is_cjk
 
 
-@dataclass(frozen=True)
-class DecodeOptions:
-    locale: str | None = None  # a model locale, or None to detect
-    nbest: int = 1
-    hotwords: tuple[str, ...] = ()
-    hotword_boost: float = 2.0  # log-probability bonus per hotword token
-    beam_size: int | None = None  # prefixes kept per frame; None = the locale's tuned beam (Recognizer.beam_options)
-    rescore: bool = True  # attention rescoring of finals (second pass)
-    chunk_frames: int | None = None  # offline: None = full context; else the streaming chunk mask
-    lm_weight: float | None = None  # n-gram LM fusion weight; None = the checkpoint's tuned value, 0 = off
-    # Streams: decode each final again from its segment's audio at full context (second pass) instead of from the
-    # chunked encoder's frames; partials stay streaming. model.recognition.stream_decoder.full_context_final.
-    full_context_finals: bool = False
-
-    @property
-    def biases_hotwords(self) -> bool:
-        """Hotwords given and switched on: boost 0 switches off their bonus, their lexicon words and the Chinese
-        finals' correction alike."""
-        return bool(self.hotwords) and self.hotword_boost > 0
+# What the batched streaming step gives each stream: what the search reads of its CTC posteriors (C_valid frames),
+# its encoder output (C_valid, D) and its next encoder state.
+ChunkOutput = tuple[FramePosteriors, torch.Tensor, EncoderState]
 
 
 @dataclass(frozen=True)
@@ -58,7 +46,7 @@ class FusionSetting:
 
     weight: float
     bonus: float
-    oov_penalty: float = 0.0  # per word outside the locale's lexicon (model.decoding.lexicon); 0 = no spelling constraint
+    oov_penalty: float = 0.0  # per word outside the locale's lexicon (model.decoding.lexicon); 0: no spelling rule
     beam_size: int = DEFAULT_BEAM_SIZE
     rescore: RescoreWeights = RescoreWeights()  # how a final ranks the beam's n-best
 
@@ -83,7 +71,8 @@ class Recognizer:
         self._hotword_phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         tuned = self.loaded.metadata.get("lm_fusion", {})
         self.default_fusion = FusionSetting(float(tuned.get("weight", 0.3)), float(tuned.get("bonus", 0.5)))
-        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]), float(v.get("oov_penalty", 0.0)),
+        self.fusion_settings = {loc: FusionSetting(float(v["weight"]), float(v["bonus"]),
+                                                   float(v.get("oov_penalty", 0.0)),
                                                    int(v.get("beam_size", DEFAULT_BEAM_SIZE)),
                                                    RescoreWeights(**v.get("rescore", {})))
                                 for loc, v in tuned.get("per_locale", {}).items()}
@@ -156,7 +145,8 @@ class Recognizer:
 
     @torch.no_grad()
     def detect_locale(self, encoded_sum: torch.Tensor, frames: int) -> tuple[str, float]:
-        log_probs = self.model.locale_log_probs(encoded_sum[None].float(), torch.tensor([frames], device=encoded_sum.device))
+        log_probs = self.model.locale_log_probs(encoded_sum[None].float(),
+                                                torch.tensor([frames], device=encoded_sum.device))
         probability, index = log_probs[0].exp().max(dim=-1)
         return self.locales[int(index)], float(probability)
 
@@ -173,7 +163,8 @@ class Recognizer:
         beam = self.beam_options(locale, options)
         return beam_hypotheses(prefix_beam_search(log_probs, None, beam, trie, fusion), trie, final=True, fusion=fusion)
 
-    def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str, options: DecodeOptions) -> list[RescoredHypothesis]:
+    def finalize(self, encoded: torch.Tensor, hypotheses: list[Hypothesis], locale: str,
+                 options: DecodeOptions) -> list[RescoredHypothesis]:
         if options.rescore and len(hypotheses) > 1:
             allowed = self.model.locale_token_mask[self.locales.index(locale)]  # normalised like the first pass
             ranked = rescore(self.model, encoded.to(self.dtype), hypotheses, self.tokenizer.locale_start_id(locale),
@@ -192,7 +183,8 @@ class Recognizer:
         phrases = self.hotword_phrases(options.hotwords)
         corrected, seen = [], set()
         for entry in ranked:
-            hypothesis = replace(entry.hypothesis, tokens=corrected_tokens(entry.hypothesis.tokens, self.tokenizer, phrases, locale))
+            hypothesis = replace(entry.hypothesis,
+                                 tokens=corrected_tokens(entry.hypothesis.tokens, self.tokenizer, phrases, locale))
             if hypothesis.token_ids not in seen:
                 seen.add(hypothesis.token_ids)
                 corrected.append(replace(entry, hypothesis=hypothesis))
@@ -204,7 +196,8 @@ class Recognizer:
         hotwords, then attention rescoring of its n-best. Nothing for a segment without frames."""
         if not encoded.shape[0]:
             return []
-        hypotheses = self.search(self.ctc_log_probs(encoded, locale), locale, options, trie, self.lm_fusion(locale, options))
+        hypotheses = self.search(self.ctc_log_probs(encoded, locale), locale, options, trie,
+                                 self.lm_fusion(locale, options))
         return self.finalize(encoded, hypotheses, locale, options) if hypotheses else []
 
     # ------------------------------------------------------------------------------------------------ offline
@@ -221,53 +214,71 @@ class Recognizer:
             end = start + 1
             while end < len(order) and features[order[end]].shape[0] * (end - start + 1) <= self.max_batch_frames:
                 end += 1
-            batch, lengths = pad_features([features[i] if features[i].shape[0] else torch.zeros(1, features[i].shape[1]) for i in order[start:end]])
-            encoded, encoded_lengths = self.model.encode(batch.to(self.device, self.dtype), lengths.to(self.device), chunk_frames, left)
+            batch, lengths = pad_features([features[i] if features[i].shape[0]
+                                           else torch.zeros(1, features[i].shape[1]) for i in order[start:end]])
+            encoded, encoded_lengths = self.model.encode(batch.to(self.device, self.dtype), lengths.to(self.device),
+                                                         chunk_frames, left)
             for row, index in enumerate(order[start:end]):
                 outputs[index] = encoded[row, : int(encoded_lengths[row])]
             start = end
         return outputs  # type: ignore[return-value]
 
     def transcribe_batch(self, recordings: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
-        """Many recordings (16 kHz mono) at once; each with its own options."""
-        segments = self.encode_recordings(recordings, [o.chunk_frames for o in options])
-        return [self._transcript(*request) for request in zip(recordings, segments, options)]
+        """Many recordings (16 kHz mono) at once, each with its own options: each cut at silences, every span of
+        every recording decoded on its own (`span_transcript`), and each recording's spans merged with its locale
+        voted (`model.recognition.spans.merge_spans`), as the service merges an upload's spans."""
+        tries = {o: self.hotword_trie(o) for o in set(options)}
+        encoded = self.encode_recordings(recordings, [o.chunk_frames for o in options])
+        return [merge_spans([HeardSpan(span, self.span_transcript(span.end - span.start, enc, opts, tries[opts]))
+                             for span, enc in spans], opts.locale, self.locales[0], len(recording) / SAMPLE_RATE)
+                for recording, spans, opts in zip(recordings, encoded, options)]
+
+    def transcribe_spans(self, spans: list[torch.Tensor], options: list[DecodeOptions]) -> list[Transcript]:
+        """Spans of recordings that the caller has cut (the service cuts an upload at pauses, a call at its turns):
+        each decoded whole, as one segment (`span_transcript`), all encoded in batches together."""
+        tries = {o: self.hotword_trie(o) for o in set(options)}
+        encoded = self.encode_spans(spans, [o.chunk_frames for o in options])
+        return [self.span_transcript(len(s), e, o, tries[o]) for s, e, o in zip(spans, encoded, options)]
 
     def encode_recordings(self, recordings: list[torch.Tensor],
                           chunk_frames: list[int | None]) -> list[list[tuple[AudioSpan, torch.Tensor]]]:
-        """Per recording, its segments cut at silences, each with its encoder output (at that recording's chunk
-        size; None: full context): every recording's segments are encoded in batches together."""
+        """Per recording, its spans cut at silences (`split_at_silences`: the one cut of the model's offline path),
+        each with its encoder output (at that recording's chunk size; None: full context): every recording's spans
+        are encoded in batches together."""
         pieces = [(i, span) for i, r in enumerate(recordings) for span in split_at_silences(r, self.segmenter)]
-        encoded: list[torch.Tensor | None] = [None] * len(pieces)
-        for size in set(chunk_frames):  # one encoder batch per attention geometry
-            rows = [n for n, (i, _) in enumerate(pieces) if chunk_frames[i] == size]
-            outputs = self.encode_segments([recordings[pieces[n][0]][pieces[n][1].start : pieces[n][1].end] for n in rows], size)
-            for n, output in zip(rows, outputs):
-                encoded[n] = output
-        return [[(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request] for request in range(len(recordings))]
+        encoded = self.encode_spans([recordings[i][span.start : span.end] for i, span in pieces],
+                                    [chunk_frames[i] for i, _ in pieces])
+        return [[(span, enc) for (i, span), enc in zip(pieces, encoded) if i == request]
+                for request in range(len(recordings))]
 
-    def _transcript(self, recording: torch.Tensor, segments: list, options: DecodeOptions) -> Transcript:
+    def encode_spans(self, spans: list[torch.Tensor], chunk_frames: list[int | None]) -> list[torch.Tensor]:
+        """Waveforms -> encoder outputs (S_i, D), one encoder batch per attention geometry (chunk size)."""
+        encoded: list[torch.Tensor | None] = [None] * len(spans)
+        for size in set(chunk_frames):
+            rows = [n for n, frames in enumerate(chunk_frames) if frames == size]
+            for n, output in zip(rows, self.encode_segments([spans[n] for n in rows], size)):
+                encoded[n] = output
+        return encoded  # type: ignore[return-value]
+
+    def span_transcript(self, samples: int, encoded: torch.Tensor, options: DecodeOptions,
+                        trie: HotwordTrie | None) -> Transcript:
+        """One span (`samples` long, its encoder output (S, D)) decoded whole, as one segment timed from the span's
+        start; under `auto` as the locale it is heard as. A span in which nothing is heard has no segment."""
         locale, probability = options.locale, None
         if locale is None:
-            total = sum(enc.float().sum(0) for _, enc in segments if enc.shape[0])
-            frames = sum(enc.shape[0] for _, enc in segments)
-            locale, probability = self.detect_locale(total, frames) if frames else (self.locales[0], 0.0)
-        trie = self.hotword_trie(options)
-        results: list[SegmentResult] = []
-        for index, (span, enc) in enumerate(segments):
-            sure = self.sure_locale(enc) if options.locale is None else None
-            own = sure[0] if sure else locale
-            ranked = self.decode_segment(enc, own, options, trie)
-            result = segment_result(self.tokenizer, ranked, index, span.start / SAMPLE_RATE, span.end / SAMPLE_RATE, options.nbest)
-            results.append(replace(result, locale=own))
-        spoken = [r for r in results if r.text]
-        return Transcript(join_texts([r.text for r in spoken]), locale, probability, len(recording) / SAMPLE_RATE,
-                          tuple(spoken))
+            heard = encoded.shape[0] > 0
+            locale, probability = (self.detect_locale(encoded.float().sum(0), encoded.shape[0]) if heard
+                                   else (self.locales[0], 0.0))
+        ranked = self.decode_segment(encoded, locale, options, trie)
+        duration_s = samples / SAMPLE_RATE
+        segment = replace(segment_result(self.tokenizer, ranked, 0, 0.0, duration_s, options.nbest), locale=locale)
+        return Transcript(join_texts([segment.text]), locale, probability, duration_s,
+                          (segment,) if segment.text else ())
 
     def sure_locale(self, encoded: torch.Tensor) -> tuple[str, float] | None:
-        """`auto`, one segment's encoder output (S, D): its own locale and probability when it is LOCALE_SWITCH_S or
-        longer and surely that locale, which then decodes it whatever the recording's or stream's locale (a caller
-        who changes language between utterances); else None."""
+        """`auto`, one segment of a stream, its encoder output (S, D): its own locale and probability when it is
+        LOCALE_SWITCH_S or longer and surely that locale, which then decodes it whatever the stream's locale (a caller
+        who changes language between utterances); else None. (Offline, every span is decoded as its own locale.)"""
         if encoded.shape[0] * ENCODER_FRAME_S < LOCALE_SWITCH_S:
             return None
         locale, probability = self.detect_locale(encoded.float().sum(0), encoded.shape[0])
@@ -284,18 +295,17 @@ class Recognizer:
     @torch.no_grad()
     def encode_chunks(
         self, chunks: list[AudioChunk], states: list[EncoderState], locales: list[str | None]
-    ) -> list[tuple[FramePosteriors, torch.Tensor, EncoderState]]:
-        """One batched streaming step over many streams (one chunk each, any ages), MFCC included.
-        Returns per stream: what the search reads of its CTC posteriors (C_valid frames), encoder output
-        (C_valid, D), next state."""
+    ) -> list[ChunkOutput]:
+        """One batched streaming step over many streams (one chunk each, any ages), MFCC included; per stream, its
+        `ChunkOutput`."""
         features = chunk_features(self.extractor, chunks).to(self.device, self.dtype)  # (B, 4C+3, F)
         lengths = torch.tensor([c.valid_frames for c in chunks], device=self.device)
         encoded, valid, state = self.model.encode_chunk(features, lengths, stack_states(states))
         locale_ids = torch.tensor([self.locale_index(loc) for loc in locales], device=self.device)
         log_probs = self.model.ctc_log_probs(encoded, locale_ids).float().cpu()
-        valid = valid.tolist()
-        posteriors = frame_posteriors(log_probs, valid)
-        return [(posteriors[row], encoded[row, : valid[row]], next_state)
+        frames = valid.tolist()
+        posteriors = frame_posteriors(log_probs, frames)
+        return [(posteriors[row], encoded[row, : frames[row]], next_state)
                 for row, next_state in enumerate(unstack_states(state))]
 
 

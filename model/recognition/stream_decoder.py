@@ -3,7 +3,8 @@ partial and final results, with endpointing that splits one connection into segm
 
 Everything here is a pure function of (recognizer, state, inputs) -> (state, events); the service decides when
 to call which, and batches the encoder step of many streams in between (`Recognizer.encode_chunks`).
-Endpoint rules follow k2-fsa/sherpa's (`endpoint.h`): units are in the names.
+Endpoint rules (`EndpointConfig`, model.recognition.options) follow k2-fsa/sherpa's (`endpoint.h`): units are in
+the names.
 
 A stream with `locale=auto` is searched without a token mask or LM only until the locale is known: as soon as the
 locale head is sure (`LOCALE_SURE_PROBABILITY` after `LOCALE_COMMIT_S` of evidence, which starts with the first
@@ -18,8 +19,8 @@ again from it at full context (both passes, as an upload's segment is): the chun
 chunk, which costs accuracy (the model card's 640 ms column), while a final waits for the endpoint's silence anyway.
 Partials stay streaming; the final costs one full-context encoder pass and search over its segment more.
 That encoder pass is the device's work, not the search's: a segment that ends returns its state with
-`pending_final` set and no events, whoever owns the device encodes `pending_segment_audio` (the service batches
-those of many streams on its device thread, `service.scheduler`), and `finish_pending_final` makes the final from
+`pending_final` set and no events, the caller encodes `pending_segment_audio` (the service batches those of
+many streams on its device thread, `service.scheduler`), and `finish_pending_final` makes the final from
 the output. `run_pending_final` does all of it in place, for one stream (tests, evaluation, the CLI).
 """
 
@@ -33,25 +34,14 @@ import torch
 
 from model.decoding.hotwords import HotwordTrie
 from model.decoding.rescoring import RescoredHypothesis
-from model.decoding.results import SegmentResult, segment_result, token_results
+from model.decoding.results import SegmentResult, TokenResult, segment_result, token_results
 from model.decoding.search import BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
 from model.network.encoder import ENCODER_FRAME_S, EncoderState
-from model.recognition.recognizer import DecodeOptions, Recognizer
+from model.recognition.options import DecodeOptions, EndpointConfig, FinalReason, SegmentEnd
+from model.recognition.recognizer import Recognizer
 from model.recognition.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.text.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY
 from model.text.tokenizer import BLANK_ID
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    min_trailing_silence_s: float = 0.8  # after something was decoded
-    max_silence_without_speech_s: float = 5.0  # nothing decoded yet: give up on the segment and start afresh
-    max_segment_s: float = 20.0
-    # A segment this long ends at a shorter pause: a final rescores its whole segment, so its cost (and the wait
-    # for it) grows with the segment's length, and running speech whose pauses never reach 0.8 s would otherwise
-    # be cut mid-word at max_segment_s.
-    long_segment_s: float = 10.0
-    long_segment_trailing_silence_s: float = 0.4
 
 
 class StreamStatus(Enum):
@@ -63,15 +53,21 @@ class StreamStatus(Enum):
 class PartialEvent:
     segment: int
     text: str
-    tokens: tuple  # TokenResult, from the best current hypothesis
+    tokens: tuple[TokenResult, ...]  # from the best current hypothesis
     start_s: float
 
 
 @dataclass(frozen=True)
 class FinalEvent:
     segment: SegmentResult
-    reason: str  # "endpoint" | "max_segment" | "stop"
+    reason: FinalReason
     locale_probability: float | None = None  # `auto`: the detection's probability (the locale is segment.locale)
+
+    @property
+    def locale(self) -> str:
+        """The locale the segment was decoded as (a final's segment always says it)."""
+        assert self.segment.locale is not None
+        return self.segment.locale
 
 
 @dataclass(frozen=True)
@@ -96,11 +92,15 @@ class StreamState:
     hotwords: HotwordTrie | None = None  # built once per stream from options.hotwords, not once per chunk
     # Full-context finals: the segment ended for this reason and its final waits for the segment's encoder pass
     # at full context (`pending_segment_audio` -> encoder -> `finish_pending_final`).
-    pending_final: str | None = None
+    pending_final: FinalReason | None = None
 
     @property
     def samples_received(self) -> int:
         return self.audio.received
+
+
+StreamEvent = PartialEvent | FinalEvent
+StreamStep = tuple[StreamState, list[StreamEvent]]  # a stream's next state and the events of its step
 
 
 def new_stream(recognizer: Recognizer, options: DecodeOptions, chunk_frames: int,
@@ -140,7 +140,7 @@ def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, flo
     return recognizer.detect_locale(state.locale_sum, state.locale_frames)
 
 
-def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float,
+def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float | None,
                       locale_sum: torch.Tensor | None = None, locale_frames: int = 0,
                       search_again: bool = True) -> StreamState:
     """`auto` settles on `locale`: the open segment's frames are searched again from its start under the locale's
@@ -168,7 +168,9 @@ def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
     if state.locale_frames * ENCODER_FRAME_S < LOCALE_COMMIT_S:
         return state
     locale, probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
-    return search_segment_as(recognizer, state, locale, probability) if probability >= LOCALE_SURE_PROBABILITY else state
+    if probability < LOCALE_SURE_PROBABILITY:
+        return state
+    return search_segment_as(recognizer, state, locale, probability)
 
 
 def check_locale_before_final(recognizer: Recognizer, state: StreamState, search_again: bool = True) -> StreamState:
@@ -182,7 +184,7 @@ def check_locale_before_final(recognizer: Recognizer, state: StreamState, search
         return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
     segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
     sure = recognizer.sure_locale(segment) if segment is not None else None
-    if sure is not None and sure[0] != state.detected_locale:
+    if segment is not None and sure is not None and sure[0] != state.detected_locale:
         return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0], search_again=search_again)
     if stream_locale != state.detected_locale:
         return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
@@ -192,7 +194,7 @@ def check_locale_before_final(recognizer: Recognizer, state: StreamState, search
 def apply_chunk(
     recognizer: Recognizer, state: StreamState, posteriors: FramePosteriors, encoded: torch.Tensor,
     encoder_state: EncoderState,
-) -> tuple[StreamState, list]:
+) -> StreamStep:
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
     blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
@@ -219,7 +221,7 @@ def apply_chunk(
     return end_segment(recognizer, state, reason)
 
 
-def end_segment(recognizer: Recognizer, state: StreamState, reason: str) -> tuple[StreamState, list]:
+def end_segment(recognizer: Recognizer, state: StreamState, reason: SegmentEnd) -> StreamStep:
     """The open segment ends: its final now, or, for a full-context final, the state pending its encoder pass."""
     if state.options.full_context_finals and state.segment_audio and reason != "silence":
         return replace(state, pending_final=reason), []
@@ -232,14 +234,14 @@ def pending_segment_audio(state: StreamState) -> torch.Tensor:
     return torch.cat(state.segment_audio)
 
 
-def finish_pending_final(recognizer: Recognizer, state: StreamState, encoded: torch.Tensor) -> tuple[StreamState, list]:
+def finish_pending_final(recognizer: Recognizer, state: StreamState, encoded: torch.Tensor) -> StreamStep:
     """The final of a pending segment, from its encoder output at full context (`pending_segment_audio`'s)."""
     reason = state.pending_final
     assert reason is not None
     return finalize_segment(recognizer, replace(state, pending_final=None), reason, encoded)
 
 
-def run_pending_final(recognizer: Recognizer, state: StreamState, events: list) -> tuple[StreamState, list]:
+def run_pending_final(recognizer: Recognizer, state: StreamState, events: list[StreamEvent]) -> StreamStep:
     """A pending final made in place (one stream, the encoder called here); any other state passes through."""
     if state.pending_final is None:
         return state, events
@@ -256,7 +258,7 @@ def trailing_blanks(best_ids: list[int], previous: int) -> int:
     return run
 
 
-def endpoint_reason(state: StreamState) -> str | None:
+def endpoint_reason(state: StreamState) -> SegmentEnd | None:
     segment_frames = state.frames - state.segment_start_frame
     silence_s = state.trailing_blank_frames * ENCODER_FRAME_S
     decoded = bool(next(iter(state.search.beams.values())).timings)  # the best hypothesis has tokens
@@ -279,11 +281,12 @@ def partial_event(recognizer: Recognizer, state: StreamState, trie: HotwordTrie 
     return PartialEvent(state.segment_index, recognizer.tokenizer.decode(best.token_ids), tokens, start_s)
 
 
-def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str,
-                     full_context: torch.Tensor | None = None) -> tuple[StreamState, list]:
+def finalize_segment(recognizer: Recognizer, state: StreamState, reason: SegmentEnd,
+                     full_context: torch.Tensor | None = None) -> StreamStep:
     """Rescore the segment's n-best with the attention decoder, emit the final, open the next segment.
     `full_context`: the segment's encoder output at full context, for a final decoded again from it."""
-    events: list = []
+    events: list[StreamEvent] = []
+    spoke = False
     start_s = state.segment_start_frame * ENCODER_FRAME_S
     end_s = state.frames * ENCODER_FRAME_S
     if reason != "silence":
@@ -293,7 +296,7 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str,
         # that search is only its fallback, made below if the fallback is taken.
         state = check_locale_before_final(recognizer, state, search_again=not second_pass)
         locale, probability = current_locale(recognizer, state)
-        ranked = full_context_final(recognizer, state, locale, full_context) if second_pass else []
+        ranked = full_context_final(recognizer, state, locale, full_context) if full_context is not None else []
         # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
         # segment whose partials a client saw still ends with a final.)
         if not ranked or not ranked[0].hypothesis.token_ids:
@@ -304,9 +307,9 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: str,
             encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
             ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
         segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
-        if segment.text or reason == "stop":
+        spoke = bool(segment.text)
+        if spoke or reason == "stop":
             events.append(FinalEvent(replace(segment, locale=locale), reason, probability))
-    spoke = bool(events) and bool(events[0].segment.text)
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
         segment_start_frame=state.frames, segment_encoded=(), segment_audio=(), trailing_blank_frames=0,
@@ -322,25 +325,25 @@ def full_context_final(recognizer: Recognizer, state: StreamState, locale: str,
     return recognizer.decode_segment(encoded, locale, state.options, state.hotwords)
 
 
-def request_finish(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
+def request_finish(recognizer: Recognizer, state: StreamState) -> StreamStep:
     """After the last chunk: the final of the open segment (possibly empty text), and the stream is done; for a
     full-context final, the finished state pending its encoder pass (`finish_pending_final`)."""
     return end_segment(recognizer, replace(state, status=StreamStatus.FINISHED), "stop")
 
 
-def finish_stream(recognizer: Recognizer, state: StreamState) -> tuple[StreamState, list]:
+def finish_stream(recognizer: Recognizer, state: StreamState) -> StreamStep:
     """After the last chunk, in place: the final of the open segment, and the stream is done."""
     return run_pending_final(recognizer, *request_finish(recognizer, state))
 
 
 # What a one-stream caller does with a segment pending its full-context final (`run_pending_final` makes it).
-PendingFinalHandler = Callable[[Recognizer, StreamState, list], tuple[StreamState, list]]
+PendingFinalHandler = Callable[[Recognizer, StreamState, list[StreamEvent]], StreamStep]
 
 
 def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options: DecodeOptions,
                           chunk_frames: int, endpoint: EndpointConfig = EndpointConfig(),
                           piece_samples: int = 3200,
-                          finish_pending: PendingFinalHandler = run_pending_final) -> tuple[StreamState, list]:
+                          finish_pending: PendingFinalHandler = run_pending_final) -> StreamStep:
     """Run a whole recording through the streaming path one stream at a time (tests, CLI, benchmarks)."""
     state, events = new_stream(recognizer, options, chunk_frames, endpoint), []
     for start in range(0, len(samples), piece_samples):
@@ -354,12 +357,13 @@ def decode_stream_offline(recognizer: Recognizer, samples: torch.Tensor, options
 
 
 def drain(recognizer: Recognizer, state: StreamState, final: bool,
-          finish_pending: PendingFinalHandler = run_pending_final) -> tuple[StreamState, list]:
-    events: list = []
+          finish_pending: PendingFinalHandler = run_pending_final) -> StreamStep:
+    events: list[StreamEvent] = []
     while True:
         chunk, state = next_chunk(state, final)
         if chunk is None:
             return state, events
-        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder], [search_locale(state)])
+        [(posteriors, encoded, encoder_state)] = recognizer.encode_chunks([chunk], [state.encoder],
+                                                                          [search_locale(state)])
         state, more = finish_pending(recognizer, *apply_chunk(recognizer, state, posteriors, encoded, encoder_state))
         events += more

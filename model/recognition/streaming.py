@@ -38,7 +38,8 @@ class EncoderChunk:
     valid_frames: int  # feature frames that are real
 
 
-def take_chunk(buffer: FeatureBuffer, chunk_frames: int, final: bool = False) -> tuple[EncoderChunk | None, FeatureBuffer]:
+def take_chunk(buffer: FeatureBuffer, chunk_frames: int,
+               final: bool = False) -> tuple[EncoderChunk | None, FeatureBuffer]:
     """The next full chunk if the buffer holds one; at the end of a stream (`final`) also a short last chunk."""
     needed = chunk_feature_frames(chunk_frames)
     available = buffer.frames.shape[0]
@@ -77,7 +78,8 @@ class AudioChunk:
     valid_frames: int  # feature frames that are real; frames past them are zeroed by `chunk_features`
 
 
-def take_audio_chunk(buffer: SampleBuffer, chunk_frames: int, final: bool = False) -> tuple[AudioChunk | None, SampleBuffer]:
+def take_audio_chunk(buffer: SampleBuffer, chunk_frames: int,
+                     final: bool = False) -> tuple[AudioChunk | None, SampleBuffer]:
     """`take_chunk` in the sample domain: the next full chunk's samples if the buffer holds them; at the end of a
     stream (`final`) also a short last chunk. Keeps the samples of the frames the next chunk shares."""
     needed = chunk_samples(chunk_frames)
@@ -96,8 +98,8 @@ def take_audio_chunk(buffer: SampleBuffer, chunk_frames: int, final: bool = Fals
 
 @torch.no_grad()
 def chunk_features(extractor: FeatureExtractor, chunks: list[AudioChunk]) -> torch.Tensor:
-    """Features of many streams' chunks in one call -> (B, 4C+3, FEATURE_DIM), frames past each chunk's valid count zeroed
-    (as `take_chunk` pads). Each row depends only on its own samples, so batching changes no value."""
+    """Features of many streams' chunks in one call -> (B, 4C+3, FEATURE_DIM), frames past each chunk's valid count
+    zeroed (as `take_chunk` pads). Each row depends only on its own samples, so batching changes no value."""
     features = extractor(torch.stack([c.samples for c in chunks]))  # (B, 4C+3, FEATURE_DIM)
     valid = torch.tensor([c.valid_frames for c in chunks])
     real = torch.arange(features.shape[1])[None, :] < valid[:, None]  # (B, 4C+3)

@@ -18,10 +18,15 @@ ALIASES = {
 }
 
 
+def aliases_of(supported: Sequence[str]) -> dict[str, str]:
+    """The aliases that name one of the `supported` locales (what `resolve_locale` accepts besides the codes)."""
+    return {alias: code for alias, code in ALIASES.items() if code in supported}
+
+
 class UnsupportedLocaleError(ValueError):
     def __init__(self, requested: str, supported: Sequence[str]) -> None:
         super().__init__(f"unsupported locale {requested!r}; use one of {', '.join(supported)}, an alias "
-                         f"({', '.join(sorted(ALIASES))}) or {AUTO!r}")
+                         f"({', '.join(sorted(aliases_of(supported)))}) or {AUTO!r}")
         self.requested = requested
 
 
@@ -39,4 +44,4 @@ def resolve_locale(requested: str | None, supported: Sequence[str]) -> str | Non
 
 def bounded_locale_label(locale: str | None, supported: Sequence[str]) -> str:
     """A metrics label from a closed set: a supported locale, or 'unknown' (never the client's raw string)."""
-    return locale if locale in supported else "unknown"
+    return locale if locale is not None and locale in supported else "unknown"

@@ -8,6 +8,7 @@ import math
 import time
 import uuid
 from dataclasses import replace
+from typing import Any, overload
 
 import torch
 from fastapi import APIRouter, Request
@@ -17,32 +18,36 @@ from starlette.datastructures import UploadFile
 from model.decoding.results import Transcript
 from model.frontend.audio import AudioDecodeError, AudioTooLongError, decode_audio
 from model.network.encoder import ENCODER_FRAME_MS
-from model.recognition.recognizer import DecodeOptions
-from model.text.locales import UnsupportedLocaleError, bounded_locale_label, resolve_locale
+from model.recognition.options import DecodeOptions
+from model.text.locales import ALIASES, UnsupportedLocaleError, bounded_locale_label, resolve_locale
+from service.app_state import AppState, get_app_state
 from service.channels import ChannelResult, channel_request
 from service.errors import ApiError
 from service.formats import to_openai_verbose, to_srt, to_vtt, transcription_response
 from service.pii import PiiOptions
-from service.protocol import (MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, ErrorBody, RedactMode, TextFormat,
-                              TranscriptionResponse)
+from service.protocol import (MAX_CHUNK_MS, MAX_HOTWORD_BOOST, MAX_HOTWORD_CHARS, MAX_NBEST, ErrorBody, RedactMode,
+                              TextFormat, TranscriptionResponse)
 from service.recording import Shown, UploadResult, transcribe_recording
 from service.redaction import redact_transcript
-from service.written import written_transcript
-from service.runtime import Runtime, get_runtime
 from service.scheduler import Overloaded
+from service.stats import RequestStats
+from service.written import written_transcript
 
 router = APIRouter()
 RAW_AUDIO_TYPES = ("audio/", "application/octet-stream", "video/ogg", "video/webm")
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 429, 503)}
 TRANSCRIBE_FIELDS = {  # form fields, also read from the query string: published so clients and fuzzers see them
-    "locale": {"type": "string", "description": "zh-CN, yue-HK, en-US, an alias (zh, cmn, yue, en) or auto"},
-    "nbest": {"type": "integer", "minimum": 1, "maximum": 10},
+    "locale": {"type": "string", "description": f"a locale of the model (GET /v1/models), an alias of one "
+                                               f"({', '.join(ALIASES)}) or auto"},
+    "nbest": {"type": "integer", "minimum": 1, "maximum": MAX_NBEST},
     "hotwords": {"type": "string", "description": "comma-separated phrases to favour, written as names are (normalised "
                                                   "as transcripts are)"},
     "hotword_boost": {"type": "number", "minimum": 0, "maximum": MAX_HOTWORD_BOOST,
-                      "description": "log-probability bonus per token of a hotword (default 2; bench/bench_hotwords.py)"},
+                      "description": f"log-probability bonus per token of a hotword (default "
+                                     f"{DecodeOptions.hotword_boost:g}; bench/bench_hotwords.py)"},
     "timestamps": {"type": "boolean"},
-    "chunk_ms": {"type": "integer", "minimum": 40, "maximum": 2560, "multipleOf": 40},
+    "chunk_ms": {"type": "integer", "minimum": ENCODER_FRAME_MS, "maximum": MAX_CHUNK_MS,
+                 "multipleOf": ENCODER_FRAME_MS},
 }
 CALL_FIELDS = {  # both upload routes
     "channels": {"type": "string", "enum": ["mixed", "separate"],
@@ -68,7 +73,8 @@ OPENAI_FIELDS = {
 
 def upload_openapi(fields: dict, raw_body: bool) -> dict:
     """The request body of an upload route (it reads the request itself, so FastAPI cannot describe it)."""
-    multipart = {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}, **fields}}
+    multipart = {"type": "object", "required": ["file"],
+                 "properties": {"file": {"type": "string", "format": "binary"}, **fields}}
     content = {"multipart/form-data": {"schema": multipart}}
     if raw_body:  # any audio/* type is accepted too
         content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
@@ -107,11 +113,17 @@ async def audio_and_fields(request: Request, limit: int) -> tuple[bytes, dict[st
         return await upload.read(), fields
     if not content_type.startswith(RAW_AUDIO_TYPES):
         raise ApiError(415, "unsupported_media_type",
-                       f"send audio as multipart field 'file' or a raw body with an audio/* content type, not {content_type or 'none'!r}")
+                       "send audio as multipart field 'file' or a raw body with an audio/* content type, "
+                       f"not {content_type or 'none'!r}")
     return body, fields
 
 
+@overload
+def first(fields: dict[str, list[str]], *names: str, default: str) -> str: ...
+@overload
+def first(fields: dict[str, list[str]], *names: str, default: None = None) -> str | None: ...
 def first(fields: dict[str, list[str]], *names: str, default: str | None = None) -> str | None:
+    """The first value given of the fields `names` (in that order), or `default`."""
     for name in names:
         if fields.get(name):
             return fields[name][0]
@@ -123,10 +135,10 @@ def parse_hotwords(fields: dict[str, list[str]], *names: str) -> tuple[str, ...]
     return tuple(w.strip() for v in values for w in v.replace("\n", ",").split(",") if w.strip())
 
 
-def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field: str = "locale") -> DecodeOptions:
-    settings = runtime.settings
+def decode_options(app_state: AppState, fields: dict[str, list[str]], locale_field: str = "locale") -> DecodeOptions:
+    settings = app_state.settings
     try:
-        locale = resolve_locale(first(fields, locale_field), runtime.recognizer.locales)
+        locale = resolve_locale(first(fields, locale_field), app_state.recognizer.locales)
         nbest = int(first(fields, "nbest", default="1"))
     except UnsupportedLocaleError as error:
         raise ApiError(400, "unsupported_locale", str(error)) from error
@@ -143,8 +155,9 @@ def decode_options(runtime: Runtime, fields: dict[str, list[str]], locale_field:
     chunk_ms = first(fields, "chunk_ms")
     chunk_frames = None
     if chunk_ms is not None:
-        if not chunk_ms.isdecimal() or int(chunk_ms) % 40 or not 40 <= int(chunk_ms) <= 2560:
-            raise ApiError(422, "invalid_request", "chunk_ms must be a multiple of 40 in 40..2560")
+        if not chunk_ms.isdecimal() or int(chunk_ms) % ENCODER_FRAME_MS or not 0 < int(chunk_ms) <= MAX_CHUNK_MS:
+            raise ApiError(422, "invalid_request",
+                           f"chunk_ms must be a multiple of {ENCODER_FRAME_MS} in {ENCODER_FRAME_MS}..{MAX_CHUNK_MS}")
         chunk_frames = int(chunk_ms) // ENCODER_FRAME_MS
     return DecodeOptions(locale=locale, nbest=nbest, hotwords=hotwords, hotword_boost=hotword_boost,
                          beam_size=settings.default_beam_size, chunk_frames=chunk_frames)
@@ -161,10 +174,10 @@ def parse_hotword_boost(value: str) -> float:
     return boost
 
 
-async def decode_upload(runtime: Runtime, data: bytes, separate: bool) -> torch.Tensor:
+async def decode_upload(app_state: AppState, data: bytes, separate: bool) -> torch.Tensor:
     """(samples,) mono, or (channels, samples) when the channels are recognised apart."""
     try:
-        decoded = await asyncio.to_thread(decode_audio, data, runtime.settings.max_audio_duration_s, not separate)
+        decoded = await asyncio.to_thread(decode_audio, data, app_state.settings.max_audio_duration_s, not separate)
     except AudioTooLongError as error:
         raise ApiError(413, "audio_too_long", str(error)) from error
     except AudioDecodeError as error:
@@ -172,11 +185,11 @@ async def decode_upload(runtime: Runtime, data: bytes, separate: bool) -> torch.
     return decoded.samples
 
 
-def redact_mode(runtime: Runtime, fields: dict[str, list[str]]) -> RedactMode:
+def redact_mode(app_state: AppState, fields: dict[str, list[str]]) -> RedactMode:
     asked = (first(fields, "redact", default="none") or "none").strip().lower()
     if asked not in ("none", "pii"):
         raise ApiError(422, "invalid_request", "redact must be 'none' or 'pii'")
-    return runtime.redact_mode(asked)  # type: ignore[arg-type]
+    return app_state.redact_mode(asked)  # type: ignore[arg-type]
 
 
 def text_format(fields: dict[str, list[str]]) -> TextFormat:
@@ -198,43 +211,53 @@ def finished_text(transcript: Transcript, redact: RedactMode, form: TextFormat, 
     return Shown(transcript, spoken, raw_texts, redactions)
 
 
-async def recognise_upload(runtime: Runtime, data: bytes, fields: dict[str, list[str]],
+async def recognise_upload(app_state: AppState, data: bytes, fields: dict[str, list[str]],
                            options: DecodeOptions) -> tuple[Shown, tuple[ChannelResult, ...]]:
     call = channel_request(first(fields, "channels"), first(fields, "channel_names"))
-    redact, form = redact_mode(runtime, fields), text_format(fields)
-    samples = await decode_upload(runtime, data, call.separate)
+    redact, form = redact_mode(app_state, fields), text_format(fields)
+    samples = await decode_upload(app_state, data, call.separate)
     channels = samples if call.separate else samples.unsqueeze(0)  # (channels, samples)
     call.check_against(len(channels))
-    transcript, per_channel = await transcribe_recording(runtime, channels, options, call.separate)
+    transcript, per_channel = await transcribe_recording(app_state, channels, options, call.separate)
     per_channel = tuple(replace(c, name=call.name(c.index)) for c in per_channel)
     # off the event loop: an hour of segments takes a while to search for entities and to write
-    shown = await asyncio.to_thread(finished_text, transcript, redact, form, runtime.pii_options)
+    shown = await asyncio.to_thread(finished_text, transcript, redact, form, app_state.pii_options)
     return shown, per_channel
 
 
 async def run_transcription(request: Request, locale_field: str) -> UploadResult:
-    runtime = get_runtime(request)
+    app_state = get_app_state(request)
     started = time.perf_counter()
     request_id = uuid.uuid4().hex
     label = "unknown"
     try:
-        data, fields = await audio_and_fields(request, runtime.settings.max_upload_bytes)
-        options = decode_options(runtime, fields, locale_field)
-        label = bounded_locale_label(options.locale, runtime.recognizer.locales)
-        shown, channels = await recognise_upload(runtime, data, fields, options)
+        data, fields = await audio_and_fields(request, app_state.settings.max_upload_bytes)
+        options = decode_options(app_state, fields, locale_field)
+        label = bounded_locale_label(options.locale, app_state.recognizer.locales)
+        shown, channels = await recognise_upload(app_state, data, fields, options)
     except ApiError as error:
-        runtime.stats.error("rest", label, error.code)
+        app_state.stats.error("rest", label, error.code)
         raise
     except Overloaded as error:
-        runtime.stats.error("rest", label, "busy")
+        app_state.stats.error("rest", label, "busy")
         raise ApiError(503, "busy", str(error), {"Retry-After": str(error.retry_after_s)}) from error
     except Exception:  # a failed model step (a 500): counted here, answered by service.errors
-        runtime.stats.error("rest", label, "internal")
+        app_state.stats.error("rest", label, "internal")
         raise
     processing_s = time.perf_counter() - started
     # feedback scores the text as heard (masked when redaction is on), as the model is evaluated
-    runtime.record_rest(request_id, replace(shown.transcript, text=shown.spoken_text), processing_s)
+    record_upload(app_state, request_id, replace(shown.transcript, text=shown.spoken_text), processing_s)
     return UploadResult(shown, channels, request_id, processing_s, fields)
+
+
+def record_upload(app_state: AppState, request_id: str, transcript: Transcript, processing_s: float) -> None:
+    """An answered upload: its statistics, and its text kept for feedback."""
+    tokens = [t.confidence for s in transcript.segments for t in s.tokens]
+    app_state.stats.request(RequestStats(
+        mode="rest", locale=app_state.locale_label(transcript.locale), duration_s=processing_s,
+        audio_s=transcript.duration_s, processing_s=processing_s,
+        mean_confidence=sum(tokens) / len(tokens) if tokens else None, segments=len(transcript.segments)))
+    app_state.hypotheses.put(request_id, transcript.locale, transcript.text)
 
 
 @router.post("/transcribe", response_model=TranscriptionResponse, responses=ERRORS, tags=["transcription"],
@@ -245,14 +268,14 @@ async def transcribe(request: Request) -> TranscriptionResponse:
     """Transcribe an uploaded recording (WAV, FLAC, OGG/Opus, MP3; any rate and channel count).
 
     Send the audio as multipart field `file` or as the raw body with an audio content type. Parameters (query
-    string or form fields): `locale` (zh-CN, yue-HK, en-US, aliases zh/cmn/yue/en, or auto), `nbest` (1-10),
-    `hotwords` (comma-separated phrases to favour), `timestamps` (true/false: per-token times in segments),
-    `chunk_ms` (decode with the streaming model's chunked attention, as `/v1/stream` would; default full
-    context), `channels` (mixed or separate: one transcript per channel of a call), `channel_names`
+    string or form fields): `locale` (a locale of the model, an alias of one as /v1/models lists them, or auto),
+    `nbest` (1-10), `hotwords` (comma-separated phrases to favour), `timestamps` (true/false: per-token times in
+    segments), `chunk_ms` (decode with the streaming model's chunked attention, as `/v1/stream` would; default
+    full context), `channels` (mixed or separate: one transcript per channel of a call), `channel_names`
     (comma-separated, with separate), `redact` (pii: mask personal data)."""
     result = await run_transcription(request, "locale")
     timestamps = (first(result.fields, "timestamps", default="true") or "true").lower() not in {"false", "0", "no"}
-    return transcription_response(result.shown, result.request_id, get_runtime(request).model_info,
+    return transcription_response(result.shown, result.request_id, get_app_state(request).model_info,
                                   result.processing_s, timestamps, result.channels)
 
 

@@ -2,8 +2,9 @@
 
 Audio is decoded (PCM s16le/f32le), resampled with a stateful soxr stream so chunk borders leave no artefacts,
 and buffered; every full chunk of samples goes through the batching scheduler together with the chunks of all
-other streams, which computes their MFCC in one batched call off the event loop. The handler awaits each chunk before reading more, so a client that sends
-faster than real time is slowed by TCP back-pressure instead of growing a buffer.
+other streams, which computes their MFCC in one batched call off the event loop. The handler awaits each chunk
+before reading more, so a client that sends faster than real time is slowed by TCP back-pressure instead of
+growing a buffer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 import soxr
@@ -21,22 +24,21 @@ from pydantic import ValidationError
 
 from model.frontend.audio import first_non_finite
 from model.frontend.features import SAMPLE_RATE
-from model.network.encoder import ENCODER_FRAME_MS
-from model.recognition.recognizer import DecodeOptions
-from model.recognition.stream_decoder import (EndpointConfig, FinalEvent, PartialEvent, StreamState, accept_samples,
+from model.recognition.options import DecodeOptions, EndpointConfig
+from model.recognition.stream_decoder import (FinalEvent, PartialEvent, StreamEvent, StreamState, accept_samples,
                                               new_stream, next_chunk, search_locale)
 from model.text.locales import UnsupportedLocaleError, resolve_locale
 from service import protocol as p
-from service.auth import AuthError, chosen_subprotocol, presented_key
+from service.app_state import AppState, get_app_state
+from service.auth import ApiKey, AuthError, chosen_subprotocol, presented_key
 from service.formats import redactions_out, segment_out
 from service.redaction import StreamRedactor
-from service.runtime import Runtime, get_runtime
-from service.written import written_segment
 from service.scheduler import Overloaded
 from service.stats import RequestStats
+from service.written import written_segment
 
 router = APIRouter()
-log = logging.getLogger("service.streaming")
+log = logging.getLogger("service.routes.stream")
 
 
 class ServerShutdown(Exception):
@@ -66,22 +68,16 @@ def pcm_to_float(data: bytes, encoding: str) -> np.ndarray:
     return samples.clip(-1.0, 1.0).astype(np.float32)
 
 
-def endpoint_config(runtime: Runtime, start: p.StartMessage) -> EndpointConfig:
-    s = runtime.settings
+def endpoint_config(app_state: AppState, start: p.StartMessage) -> EndpointConfig:
+    """The server's endpointing rules, with those the stream's `start` sets itself."""
     overrides = start.endpointing.model_dump(exclude_none=True) if start.endpointing else {}
-    return EndpointConfig(
-        min_trailing_silence_s=overrides.get("min_trailing_silence_s", s.min_trailing_silence_s),
-        max_silence_without_speech_s=overrides.get("max_silence_without_speech_s", s.max_silence_without_speech_s),
-        max_segment_s=overrides.get("max_segment_s", s.max_segment_s),
-        long_segment_s=overrides.get("long_segment_s", s.long_segment_s),
-        long_segment_trailing_silence_s=overrides.get("long_segment_trailing_silence_s", s.long_segment_trailing_silence_s),
-    )
+    return replace(app_state.settings.endpoint, **overrides)
 
 
 class StreamConnection:
-    def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
-        self.websocket, self.runtime = websocket, runtime
-        self.settings = runtime.settings
+    def __init__(self, websocket: WebSocket, app_state: AppState) -> None:
+        self.websocket, self.app_state = websocket, app_state
+        self.settings = app_state.settings
         self.session_id = uuid.uuid4().hex
         self.state: StreamState | None = None
         self.start: p.StartMessage | None = None
@@ -96,7 +92,7 @@ class StreamConnection:
         self.segments_sent = 0
         self.token_confidences: list[float] = []
         self.stopping = False
-        self.api_key = None
+        self.api_key: ApiKey | None = None
         self.key_stream_open = False
         self.shutdown_requested = asyncio.Event()
         self._pending_receive: asyncio.Future | None = None
@@ -143,15 +139,25 @@ class StreamConnection:
 
     def authorize(self) -> None:
         try:
-            self.api_key = self.runtime.keys.identify(presented_key(self.websocket))
+            self.api_key = self.app_state.keys.identify(presented_key(self.websocket))
         except AuthError as error:
             raise StreamClosed(p.CLOSE_POLICY_VIOLATION, error.code, error.message) from None
+
+    def started(self) -> p.StartMessage:
+        """The stream's `start` message (the handshake sets it, before any audio is read)."""
+        assert self.start is not None
+        return self.start
+
+    def current(self) -> StreamState:
+        """The stream's decoding state (the handshake opens it, before any audio is read)."""
+        assert self.state is not None
+        return self.state
 
     def metrics_label(self) -> str:
         """The locale label of this stream's metrics: the named one, or under `auto` the detected one once the
         stream has settled on it ("unknown" before), so that per-locale dashboards also see the default streams."""
         detected = search_locale(self.state) if self.state is not None else None
-        return self.runtime.locale_label(detected) if detected else self.label
+        return self.app_state.locale_label(detected) if detected else self.label
 
     async def handshake(self) -> None:
         message = await self.receive(self.settings.stream_idle_timeout_s)
@@ -161,14 +167,14 @@ class StreamConnection:
         if not isinstance(start, p.StartMessage):
             raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "protocol", "the first message must be a JSON 'start'")
         try:
-            locale = resolve_locale(start.locale, self.runtime.recognizer.locales)
+            locale = resolve_locale(start.locale, self.app_state.recognizer.locales)
         except UnsupportedLocaleError as error:
             raise StreamClosed(p.CLOSE_UNSUPPORTED_DATA, "unsupported_locale", str(error)) from error
-        self.label = self.runtime.locale_label(locale)
-        if not self.runtime.accepting or self.runtime.active_streams >= self.settings.max_streams:
+        self.label = self.app_state.locale_label(locale)
+        if not self.app_state.accepting or self.app_state.active_streams >= self.settings.max_streams:
             raise StreamClosed(p.CLOSE_TRY_AGAIN_LATER, "busy", "stream limit reached; retry later")
         try:
-            self.runtime.keys.open_stream(self.api_key)
+            self.app_state.keys.open_stream(self.api_key)
         except AuthError as error:
             raise StreamClosed(p.CLOSE_POLICY_VIOLATION, error.code, error.message) from None
         self.key_stream_open = True
@@ -176,23 +182,24 @@ class StreamConnection:
         self.open_session(start, locale)
         await self.send(p.ReadyMessage(session_id=self.session_id, locale=locale or "auto",
                                        sample_rate=start.sample_rate, chunk_ms=self.settings.chunk_ms,
-                                       full_context_finals=self.state.options.full_context_finals,
-                                       redact="pii" if self.redactor else "none", model=self.runtime.model_info))
+                                       full_context_finals=self.current().options.full_context_finals,
+                                       redact="pii" if self.redactor else "none", model=self.app_state.model_info))
 
     def open_session(self, start: p.StartMessage, locale: str | None) -> None:
         options = DecodeOptions(locale=locale, nbest=start.nbest, hotwords=tuple(start.hotwords),
                                 hotword_boost=start.hotword_boost, beam_size=self.settings.default_beam_size,
-                                full_context_finals=(self.settings.full_context_finals if start.full_context_finals is None
+                                full_context_finals=(self.settings.full_context_finals
+                                                     if start.full_context_finals is None
                                                      else start.full_context_finals))
-        self.state = new_stream(self.runtime.recognizer, options, self.settings.chunk_ms // ENCODER_FRAME_MS,
-                                endpoint_config(self.runtime, start))
+        self.state = new_stream(self.app_state.recognizer, options, self.settings.chunk_frames,
+                                endpoint_config(self.app_state, start))
         if start.sample_rate != SAMPLE_RATE:
             self.resampler = soxr.ResampleStream(start.sample_rate, SAMPLE_RATE, 1, dtype="float32")
-        if self.runtime.redact_mode(start.redact) == "pii":
-            self.redactor = StreamRedactor(self.runtime.pii_options)
-        self.runtime.active_streams += 1
-        self.runtime.open_streams.add(self)
-        self.runtime.stats.active_streams(self.runtime.active_streams)
+        if self.app_state.redact_mode(start.redact) == "pii":
+            self.redactor = StreamRedactor(self.app_state.pii_options)
+        self.app_state.active_streams += 1
+        self.app_state.open_streams.add(self)
+        self.app_state.stats.active_streams(self.app_state.active_streams)
 
     def parse(self, text: str):
         try:
@@ -221,13 +228,13 @@ class StreamConnection:
         if len(data) > self.settings.max_frame_bytes:
             raise StreamClosed(p.CLOSE_TOO_BIG, "frame_too_large",
                                f"audio frames are limited to {self.settings.max_frame_bytes} bytes")
-        samples = pcm_to_float(data, self.start.encoding)
+        samples = pcm_to_float(data, self.started().encoding)
         if self.resampler is not None:
             samples = self.resampler.resample_chunk(samples)
         now = time.perf_counter()
         self.first_audio_at = self.first_audio_at or now
         self.last_audio_at = now
-        self.state = accept_samples(self.state, torch.from_numpy(samples))
+        self.state = accept_samples(self.current(), torch.from_numpy(samples))
         if self.state.samples_received / SAMPLE_RATE > self.settings.max_stream_duration_s:
             await self.finish("stop")
             raise StreamClosed(p.CLOSE_POLICY_VIOLATION, "max_duration",
@@ -236,14 +243,14 @@ class StreamConnection:
 
     async def decode_ready_chunks(self, final: bool) -> None:
         while True:
-            chunk, self.state = next_chunk(self.state, final)
+            chunk, self.state = next_chunk(self.current(), final)
             if chunk is None:
                 return
-            self.state, events = await self.runtime.scheduler.decode_stream_chunk(self.state, chunk)
+            self.state, events = await self.app_state.scheduler.decode_stream_chunk(self.state, chunk)
             for event in events:
                 await self.emit(event)
 
-    async def finish(self, reason: str) -> None:
+    async def finish(self, reason: Literal["stop", "shutdown"]) -> None:
         """Flush the last short chunk, send the open segment's final and `end`."""
         if self.stopping or self.state is None:
             return
@@ -252,16 +259,17 @@ class StreamConnection:
             tail = self.resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             self.state = accept_samples(self.state, torch.from_numpy(tail))
         await self.decode_ready_chunks(final=True)
-        self.state, events = await self.runtime.scheduler.finish_stream(self.state)
+        self.state, events = await self.app_state.scheduler.finish_stream(self.current())
         for event in events:
             await self.emit(event, reason_override=None if reason == "stop" else reason)
-        await self.send(p.EndMessage(segments=self.segments_sent, duration_s=round(self.state.samples_received / SAMPLE_RATE, 3)))
+        duration_s = round(self.state.samples_received / SAMPLE_RATE, 3)
+        await self.send(p.EndMessage(segments=self.segments_sent, duration_s=duration_s))
 
     # -------------------------------------------------------------------------------------------- sending
 
-    async def emit(self, event, reason_override: str | None = None) -> None:
+    async def emit(self, event: StreamEvent, reason_override: Literal["shutdown"] | None = None) -> None:
         if isinstance(event, PartialEvent):
-            if not self.start.interim_results:
+            if not self.started().interim_results:
                 return
             text, tokens, redactions = event.text, event.tokens, None
             if self.redactor is not None:  # masked before anything compares, counts or sends it
@@ -272,36 +280,39 @@ class StreamConnection:
             self.last_partial = text
             if text and not self.first_partial_sent:
                 self.first_partial_sent = True
-                self.runtime.stats.first_partial(self.metrics_label(), time.perf_counter() - self.first_audio_at)
+                heard_s = time.perf_counter() - (self.first_audio_at or self.opened_at)  # audio came before any text
+                self.app_state.stats.first_partial(self.metrics_label(), heard_s)
             await self.send(p.PartialMessage(segment=event.segment, text=text, tokens=segment_out_tokens(tokens),
                                              redactions=redactions))
         elif isinstance(event, FinalEvent):
             await self.send_final(event, reason_override)
 
-    async def send_final(self, event: FinalEvent, reason_override: str | None) -> None:
-        locale, probability = event.segment.locale, event.locale_probability
+    async def send_final(self, event: FinalEvent, reason_override: Literal["shutdown"] | None) -> None:
+        locale, probability = event.locale, event.locale_probability
         segment, redactions = event.segment, None
         if self.redactor is not None:  # masked before the feedback store or the client sees it
             segment, found = self.redactor.final(segment)
             redactions = redactions_out(found)
         heard = segment.text
-        if self.start.format == "written":
+        written = self.started().format == "written"
+        if written:
             segment = written_segment(segment)
-        out = segment_out(segment, raw_text=heard if self.start.format == "written" else None)
+        out = segment_out(segment, raw_text=heard if written else None)
         latency_s = time.perf_counter() - self.last_audio_at
-        reason = reason_override or event.reason
-        self.runtime.stats.final_latency(self.runtime.locale_label(locale), "stop" if reason in {"stop", "shutdown"} else "endpoint", latency_s)
+        reason: p.FinalMessageReason = reason_override or event.reason
+        stopped = reason in ("stop", "shutdown")  # the client's stop or the server's, not an endpoint
+        self.app_state.stats.final_latency(self.app_state.locale_label(locale), "stop" if stopped else "endpoint",
+                                           latency_s)
         self.last_partial = ""
-        if not out.text and reason not in {"stop", "shutdown"}:
+        if not out.text and not stopped:
             return
         self.segments_sent += 1
         self.token_confidences += [t.confidence for t in out.tokens]
-        self.runtime.hypotheses.put(f"{self.session_id}:{out.id}", locale, heard)  # scored as heard, as uploads are
-        await self.send(p.FinalMessage(segment=out.id, text=out.text, raw_text=out.raw_text, start=out.start, end=out.end,
-                                       confidence=out.confidence, tokens=out.tokens, words=out.words,
-                                       alternatives=out.alternatives,
-                                       locale=locale, locale_probability=probability, reason=reason,
-                                       latency_ms=round(latency_s * 1000, 1), redactions=redactions))
+        self.app_state.hypotheses.put(f"{self.session_id}:{out.id}", locale, heard)  # scored as heard, as uploads are
+        await self.send(p.FinalMessage(segment=out.id, text=out.text, raw_text=out.raw_text, start=out.start,
+                                       end=out.end, confidence=out.confidence, tokens=out.tokens, words=out.words,
+                                       alternatives=out.alternatives, locale=locale, locale_probability=probability,
+                                       reason=reason, latency_ms=round(latency_s * 1000, 1), redactions=redactions))
 
     async def send(self, message) -> None:
         # A client that stops reading fills the socket buffers and then blocks this send: the server holds no more
@@ -323,7 +334,7 @@ class StreamConnection:
             pass
 
     async def close_with_error(self, closed: StreamClosed) -> None:
-        self.runtime.stats.error("stream", self.metrics_label(), closed.code)
+        self.app_state.stats.error("stream", self.metrics_label(), closed.code)
         try:
             if closed.code != "slow_consumer":  # nothing more reaches a client that reads nothing
                 await self.send(p.ErrorMessage(code=closed.code, message=closed.message))
@@ -335,16 +346,17 @@ class StreamConnection:
     def release(self) -> None:
         if self.key_stream_open:
             self.key_stream_open = False
-            self.runtime.keys.close_stream(self.api_key)
-        if self in self.runtime.open_streams:
-            self.runtime.open_streams.discard(self)
-            self.runtime.active_streams -= 1
-            self.runtime.stats.active_streams(self.runtime.active_streams)
-            self.runtime.stats.request(RequestStats(
+            self.app_state.keys.close_stream(self.api_key)
+        if self in self.app_state.open_streams:
+            self.app_state.open_streams.discard(self)
+            self.app_state.active_streams -= 1
+            self.app_state.stats.active_streams(self.app_state.active_streams)
+            self.app_state.stats.request(RequestStats(
                 mode="stream", locale=self.metrics_label(), duration_s=time.perf_counter() - self.opened_at,
                 audio_s=self.state.samples_received / SAMPLE_RATE if self.state else 0.0,
                 processing_s=0.0, segments=self.segments_sent,
-                mean_confidence=sum(self.token_confidences) / len(self.token_confidences) if self.token_confidences else None))
+                mean_confidence=sum(self.token_confidences) / len(self.token_confidences) if self.token_confidences
+                else None))
 
 
 def segment_out_tokens(tokens) -> list[p.TokenOut]:
@@ -353,7 +365,7 @@ def segment_out_tokens(tokens) -> list[p.TokenOut]:
 
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
-    connection = StreamConnection(websocket, get_runtime(websocket))
+    connection = StreamConnection(websocket, get_app_state(websocket))
     try:
         await connection.run()
     finally:

@@ -14,7 +14,7 @@ import uvicorn
 from service.app import create_app
 from service.settings import Settings, check_environment
 
-log = logging.getLogger("service.server")
+log = logging.getLogger("service.uvicorn_runner")
 
 
 class RedactApiKeys(logging.Filter):
@@ -35,20 +35,20 @@ class DrainingServer(uvicorn.Server):
         self.draining = False
 
     def handle_exit(self, sig, frame) -> None:
-        runtime = getattr(self.config.app.state, "runtime", None) if hasattr(self.config.app, "state") else None
-        if self.draining or runtime is None:
+        app_state = getattr(self.config.app.state, "app_state", None) if hasattr(self.config.app, "state") else None
+        if self.draining or app_state is None:
             return super().handle_exit(sig, frame)
         self.draining = True
-        runtime.accepting = False
-        asyncio.get_event_loop().create_task(self.drain_then_exit(runtime, sig, frame))
+        app_state.accepting = False
+        asyncio.get_event_loop().create_task(self.drain_then_exit(app_state, sig, frame))
 
-    async def drain_then_exit(self, runtime, sig, frame) -> None:
-        streams = list(runtime.open_streams)
+    async def drain_then_exit(self, app_state, sig, frame) -> None:
+        streams = list(app_state.open_streams)
         log.info("draining %d open streams (grace %.0f s)", len(streams), self.grace_s)
         for connection in streams:
             connection.request_shutdown()
         deadline = asyncio.get_event_loop().time() + self.grace_s
-        while runtime.open_streams and asyncio.get_event_loop().time() < deadline:
+        while app_state.open_streams and asyncio.get_event_loop().time() < deadline:
             await asyncio.sleep(0.05)
         super().handle_exit(sig, frame)
 

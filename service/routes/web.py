@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"  # service/static
 # The files change with the service, not on their own schedule: revalidate every load so an upgraded server
 # never runs against a cached older page script.
 NO_CACHE = {"Cache-Control": "no-cache"}

@@ -13,7 +13,7 @@ from model.recognition.recognizer import DecodeOptions, Recognizer
 from model.recognition.stream_decoder import decode_stream_offline
 from service.settings import Settings
 
-log = logging.getLogger("service.engine")
+log = logging.getLogger("service.loading")
 
 
 def choose_device(requested: str) -> torch.device:

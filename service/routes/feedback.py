@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from model.accuracy.scoring import count_errors, uses_words
 from service.fairness import figures, window_intervals
 from service.errors import ApiError
-from service.runtime import get_runtime
+from service.app_state import get_app_state
 
 
 class FeedbackRequest(BaseModel):
@@ -48,17 +48,17 @@ router = APIRouter(tags=["accuracy"])
 @router.post("/v1/feedback", response_model=FeedbackResult)
 async def post_feedback(body: FeedbackRequest, request: Request) -> FeedbackResult:
     """Score a returned hypothesis against a reference transcript (a reviewer's or an agent's correction)."""
-    runtime = get_runtime(request)
-    stored = runtime.hypotheses.get(body.key)
+    app_state = get_app_state(request)
+    stored = app_state.hypotheses.get(body.key)
     if stored is None:
         raise ApiError(404, "unknown_id", "no hypothesis with that id (unknown, or older than the retention time)")
     locale, hypothesis = stored
     count = count_errors(body.reference, hypothesis, locale)
-    label = runtime.locale_label(locale)
-    runtime.fairness.add(label, count)
-    runtime.stats.feedback(label, count.errors, count.reference_units, time.time())
-    window = runtime.fairness.window_counts()
-    runtime.stats.window({k: v.rate for k, v in window.items()}, runtime.fairness.disparity(window))
+    label = app_state.locale_label(locale)
+    app_state.fairness.add(label, count)
+    app_state.stats.feedback(label, count.errors, count.reference_units, time.time())
+    window = app_state.fairness.window_counts()
+    app_state.stats.window({k: v.rate for k, v in window.items()}, app_state.fairness.disparity(window))
     return FeedbackResult(locale=label, metric="wer" if uses_words(locale) else "cer", errors=count.errors,
                           reference_units=count.reference_units, error_rate=round(count.rate, 4), hypothesis=hypothesis)
 
@@ -67,14 +67,14 @@ async def post_feedback(body: FeedbackRequest, request: Request) -> FeedbackResu
 async def fairness(request: Request) -> dict:
     """Per-locale live error rates (all time, and over the sliding window with 95% bootstrap intervals) next to the
     model card's evaluation."""
-    runtime = get_runtime(request)
-    window = runtime.fairness.window_counts()
-    intervals = await asyncio.to_thread(window_intervals, runtime.fairness.window_items())  # numpy, off the loop
+    app_state = get_app_state(request)
+    window = app_state.fairness.window_counts()
+    intervals = await asyncio.to_thread(window_intervals, app_state.fairness.window_items())  # numpy, off the loop
     return {
-        "window_s": runtime.fairness.window_s,
-        "live": {"all_time": figures(runtime.fairness.totals), "window": figures(window),
-                 "window_disparity": runtime.fairness.disparity(window),
+        "window_s": app_state.fairness.window_s,
+        "live": {"all_time": figures(app_state.fairness.totals), "window": figures(window),
+                 "window_disparity": app_state.fairness.disparity(window),
                  "window_ci95": intervals,
-                 "all_time_disparity": runtime.fairness.disparity(runtime.fairness.totals)},
-        "evaluated": runtime.recognizer.loaded.metadata.get("evaluation", {}),
+                 "all_time_disparity": app_state.fairness.disparity(app_state.fairness.totals)},
+        "evaluated": app_state.recognizer.loaded.metadata.get("evaluation", {}),
     }
