@@ -38,20 +38,26 @@ def max_order(vocab_size: int) -> int:
     return order
 
 
-@dataclass
-class NgramLM:
+class LanguageModel:
+    """What the search asks of a language model over token ids (`order`, `end_id`, `prob` and a `cache` dict are
+    the subclass's): log P(token | context), cached, for the contexts `context_of` cuts from a prefix."""
+
     order: int
-    vocab_size: int
-    alpha: dict[int, float] = field(default_factory=dict)  # key(h + (w,)) -> discounted probability
-    gamma: dict[int, float] = field(default_factory=dict)  # key(h) -> back-off weight
-    unigram: list[float] = field(default_factory=list)  # P(w | ())
-    end_id: int = 2  # <sos/eos>
+    end_id: int
     # (context, token) -> log P. Beams that differ only in older tokens ask the same questions, and a stream asks them
     # again frame after frame: about 2.5 lookups in 3 repeat in a Mandarin beam-16 search. Shared by every stream of
     # the locale (dict reads and writes are atomic under the GIL; a value never changes) and cleared when full: at
     # most about 18 MB per locale.
-    cache: dict = field(default_factory=dict, repr=False, compare=False)
-    cache_limit: int = 50_000
+    cache: dict
+    cache_limit: int
+
+    def prob(self, history: Sequence[int], token: int) -> float:
+        raise NotImplementedError
+
+    @property
+    def adaptation(self) -> dict | None:
+        """How the model was adapted to a deployment's own text (InterpolatedLM); None: as the checkpoint built it."""
+        return None
 
     def context_of(self, history: Sequence[int]) -> tuple[int, ...]:
         """The last order-1 tokens of a history that starts with the sentence (shorter ones: <sos>-padded)."""
@@ -71,6 +77,21 @@ class NgramLM:
             value = self.cache[key] = self.log_prob(context, token)  # context is order-1 long: used whole
         return value
 
+    def log_prob(self, history: Sequence[int], token: int) -> float:
+        return math.log(max(self.prob(history, token), 1e-12))
+
+
+@dataclass
+class NgramLM(LanguageModel):
+    order: int
+    vocab_size: int
+    alpha: dict[int, float] = field(default_factory=dict)  # key(h + (w,)) -> discounted probability
+    gamma: dict[int, float] = field(default_factory=dict)  # key(h) -> back-off weight
+    unigram: list[float] = field(default_factory=list)  # P(w | ())
+    end_id: int = 2  # <sos/eos>
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # LanguageModel.log_prob_after
+    cache_limit: int = 50_000
+
     def prob(self, history: Sequence[int], token: int) -> float:
         """P(token | the last order-1 tokens of history)."""
         context = tuple(history[-(self.order - 1):]) if self.order > 1 else ()
@@ -85,9 +106,6 @@ class NgramLM:
         if gamma is None:  # context never seen: all mass comes from the shorter context
             return lower
         return self.alpha.get(ngram_key(context + (token,), self.vocab_size), 0.0) + gamma * lower
-
-    def log_prob(self, history: Sequence[int], token: int) -> float:
-        return math.log(max(self.prob(history, token), 1e-12))
 
     # ------------------------------------------------------------------------------------------ storage
 
@@ -109,3 +127,64 @@ class NgramLM:
             gamma=dict(zip(payload["gamma_keys"].tolist(), payload["gamma_values"].float().tolist())),
             unigram=payload["unigram"].tolist(),
         )
+
+
+@dataclass
+class InterpolatedLM(LanguageModel):
+    """A deployment's own n-gram mixed into the general one, with a weight that follows the words just heard:
+        P(w | h) = (1 - d(h)) * P_general(w | h) + d(h) * P_domain(w | h),
+        d(h) = weight * P_domain(h) / (weight * P_domain(h) + (1 - weight) * P_general(h)),
+    where P(h) is each model's probability of the last order-1 tokens (the n-grams' own window). d(h) is the
+    posterior that the words come from the domain text, with `weight` as its prior: Bayes' rule over a window, as in
+    the sentence-level mixtures of Iyer & Ostendorf (1999) and the dynamic mixture weights of Kneser & Steinbiss
+    (1993). Where the window reads like the domain's scripts, the domain model leads; where it reads like anything
+    else, the general model keeps nearly all the mass, so speech outside the domain text loses little (a fixed linear
+    mixture taxes every token of it by up to log(1 - weight)). d depends on the history only, so each P(. | h) is a
+    proper distribution."""
+
+    general: NgramLM
+    domain: NgramLM
+    weight: float  # the prior of d(h): a sentence's start, or a window the two models find equally likely
+    source: dict = field(default_factory=dict)  # the domain text: name, lines, tuning (what /v1/models states)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    cache_limit: int = 50_000
+    weights: dict = field(default_factory=dict, repr=False, compare=False)  # context -> d(h), cleared with `cache`
+
+    def __post_init__(self) -> None:
+        if (self.general.vocab_size, self.general.end_id, self.general.order) != (
+                self.domain.vocab_size, self.domain.end_id, self.domain.order):
+            raise ValueError("a domain LM must be built over the general LM's tokens, at its order")
+        if not 0 < self.weight < 1:
+            raise ValueError(f"the domain weight must be within (0, 1), not {self.weight}")
+        self.order, self.end_id = self.general.order, self.general.end_id
+
+    @property
+    def adaptation(self) -> dict:
+        return {**self.source, "weight": self.weight, "order": self.domain.order}
+
+    def domain_share(self, context: tuple[int, ...]) -> float:
+        """d(h) for a context from `context_of` (its leading <sos> padding is given, not predicted)."""
+        share = self.weights.get(context)
+        if share is None:
+            if len(self.weights) >= self.cache_limit:
+                self.weights.clear()
+            start = next((i for i, token in enumerate(context) if token != self.end_id), len(context))
+            log_odds = math.log(self.weight / (1 - self.weight))
+            for i in range(start, len(context)):  # log P_domain(h) - log P_general(h), token by token
+                log_odds += self.domain.log_prob(context[:i], context[i]) - self.general.log_prob(context[:i], context[i])
+            share = self.weights[context] = 1 / (1 + math.exp(-min(max(log_odds, -50.0), 50.0)))
+        return share
+
+    def prob(self, history: Sequence[int], token: int) -> float:
+        share = self.domain_share(self.context_of(history))
+        return (1 - share) * self.general.prob(history, token) + share * self.domain.prob(history, token)
+
+
+def language_model(payload: dict) -> LanguageModel:
+    """A checkpoint's LM payload as the search queries it: the general n-gram, mixed with the deployment's own when
+    the checkpoint was adapted (payload["domain"], written by model.decoding.adaptation)."""
+    general = NgramLM.from_payload(payload)
+    domain = payload.get("domain")
+    if domain is None:
+        return general
+    return InterpolatedLM(general, NgramLM.from_payload(domain["lm"]), float(domain["weight"]), dict(domain["source"]))
