@@ -12,6 +12,7 @@ MAX_HOTWORD_BOOST = 10.0  # log-probability bonus per hotword token, streams and
 RedactMode = Literal["none", "pii"]  # what results mask: nothing, or personal data (service/redaction.py)
 EntityKind = Literal["phone_number", "cn_resident_id", "bank_card", "email", "digit_string"]  # service/pii.py
 TextFormat = Literal["spoken", "written"]  # numbers as words, as heard, or written as digits (service/written.py)
+ChannelMode = Literal["mixed", "separate"]  # an upload's channels: mixed to mono, or each on its own (service/channels.py)
 
 
 # ------------------------------------------------------------------------------------------------ results
