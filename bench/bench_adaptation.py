@@ -7,7 +7,8 @@ spoken by espeak-ng voices that no training utterance used (`--voices`). Both ar
 and in 640 ms chunks (the streaming search), locale named, by the model as built and by the model adapted to the 100
 lines. Then the general synthetic test (the first `--general-limit` utterances per locale of `--manifest`) with both,
 and the perplexity of both LMs on every sentence of that manifest: the adaptation must not raise either. Each
-difference comes with its 95% paired bootstrap interval (as bench.compare_models gives them).
+difference comes with its 95% paired bootstrap interval (as bench.compare_models gives them). Last, what the mixture
+costs the streamed search (bench.bench_search's case, at each locale's tuned beam).
 
     python -m bench.bench_adaptation [--checkpoint PATH] [--manifest data/synth/test.jsonl] [--general-limit 300]
 """
@@ -21,12 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import ROOT, machine_info, print_table, set_threads, write_results
+from bench.bench_finals import speech
+from bench.bench_search import CHUNK_FRAMES, streamed_search
+from bench.common import ROOT, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
 from bench.compare_models import paired_difference
 from model.corpus.manifest import Utterance, read_manifest
 from model.corpus.synthesize import VoiceSpec, synthesize
 from model.decoding.adaptation import adapt_checkpoint
 from model.decoding.kneser_ney import perplexity
+from model.decoding.search import BeamOptions
 from model.evaluation.splits import first_per_locale, transcribe_all, utterance_errors
 from model.frontend.audio import load_audio_file
 from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
@@ -87,6 +91,22 @@ def lm_perplexities(recognizers: dict[str, Recognizer], utterances: list[Utteran
             for name, r in recognizers.items()}
 
 
+def search_cost(recognizers: dict[str, Recognizer], seconds: float, repeats: int) -> list[dict]:
+    """Per locale, the streamed first-pass search of `seconds` of speech (bench.bench_search) with each model's LM
+    fusion at the locale's tuned beam, interleaved on one thread: ms per second of audio (median)."""
+    rows = []
+    for locale in LOCALES:
+        built = recognizers["built"]
+        log_probs = built.ctc_log_probs(built.encode_segments([speech(locale, seconds)], CHUNK_FRAMES)[0], locale)
+        beam = BeamOptions(beam_size=built.beam_options(locale, DecodeOptions()).beam_size)
+        cases = {name: streamed_search(log_probs, beam, r.lm_fusion(locale, DecodeOptions())) for name, r in recognizers.items()}
+        timings = {name: summarize(t) for name, t in interleaved_timings(cases, repeats).items()}
+        rows.append({"locale": locale, "beam": beam.beam_size, "audio_s": seconds,
+                     **{f"{name}_ms_per_audio_s": round(t.median_ms / seconds, 2) for name, t in timings.items()}})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def git_commit() -> str:
     result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     return result.stdout.strip() or "unknown"
@@ -104,7 +124,8 @@ def run(checkpoint: Path, manifest: Path | None, general_limit: int) -> dict:
         "adaptation": reports,
         "voices": {loc: [v.espeak_voice for v in voices] for loc, voices in VOICES.items()},
         "domain_utterances": len(utterances), "domain": paired_error_rates(recognizers, utterances, audio),
-        "general": None, "machine": machine_info(torch.get_num_threads()),
+        "general": None, "search": search_cost(recognizers, seconds=20.0, repeats=5),
+        "machine": machine_info(torch.get_num_threads()),
     }
     if manifest:
         every = [u for u in read_manifest(manifest) if u.locale in LOCALES]
@@ -126,6 +147,9 @@ def print_report(report: dict) -> None:
                              f"{r['difference_points']:+.2f} ({r['ci95_points'][0]:+.2f} to {r['ci95_points'][1]:+.2f})"))
     print_table("domain adaptation: error rates (CER, English WER) of the model as built and adapted",
                 ("speech", "mode", "locale", "reference units", "built", "adapted", "points (95%)"), rows)
+    print_table("the streamed first-pass search at the tuned beam: ms per second of audio (median)",
+                ("locale", "beam", "built", "adapted"),
+                [(r["locale"], r["beam"], r["built_ms_per_audio_s"], r["adapted_ms_per_audio_s"]) for r in report["search"]])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ import pytest
 from model.decoding.adaptation import (HELD_OUT_EVERY, MIN_LINES, WEIGHTS, DomainTextError, adapt_checkpoint,
                                        read_domain_text, split_held_out, tune_weight)
 from model.decoding.kneser_ney import perplexity, train_ngram
-from model.decoding.lm import InterpolatedLM, NgramLM, language_model
+from model.decoding.lm import DOMAIN_PRIOR, InterpolatedLM, NgramLM, language_model
 
 VOCAB = 40
 
@@ -32,20 +32,22 @@ def domain() -> NgramLM:
 
 
 def test_the_mixture_is_a_distribution_after_any_history(general, domain):
-    mixture = InterpolatedLM(general, domain, 0.2)
+    mixture = InterpolatedLM(general, domain, 0.9)
     for history in ([], [2, 2], [3, 4], [20, 31], [4, 5, 6]):
         assert sum(mixture.prob(history, w) for w in range(VOCAB)) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_the_domain_leads_where_the_words_read_like_it_and_yields_elsewhere(general, domain):
-    mixture = InterpolatedLM(general, domain, 0.2)
-    assert mixture.domain_share(mixture.context_of([])) == pytest.approx(0.2)  # a sentence's start: the prior
-    assert mixture.domain_share(mixture.context_of([3, 4])) > 0.9  # the start of a script
-    assert mixture.domain_share(mixture.context_of([25, 31])) < 0.01  # words the domain never says
-    # so a script's next word is far likelier than the general model alone makes it, and other speech keeps
-    # nearly all of the general model's probability (a fixed 0.2 mixture would leave it 0.8 of it)
+    mixture = InterpolatedLM(general, domain, 0.9, prior=DOMAIN_PRIOR)
+    start = mixture.domain_share(mixture.context_of([]))
+    assert start == pytest.approx(0.9 * DOMAIN_PRIOR)  # before a word is heard: presumed general
+    assert mixture.domain_share(mixture.context_of([3, 4])) > 0.75  # most of the weight: a script's words
+    assert mixture.domain_share(mixture.context_of([25, 31])) < 1e-3  # words the domain never says
+    # so a script's next word is far likelier than the general model alone makes it, and other speech keeps nearly
+    # all of the general model's probability (a fixed 0.9 mixture would leave it a tenth of it)
     assert mixture.prob([3, 4], 5) > 0.4 > 10 * general.prob([3, 4], 5)  # [3, 4] ends a script as often
-    assert mixture.prob([25, 31], 17) > 0.99 * general.prob([25, 31], 17)
+    assert mixture.prob([25, 31], 17) > 0.999 * general.prob([25, 31], 17)
+    assert mixture.prob([], 20) > (1 - DOMAIN_PRIOR) * general.prob([], 20)
 
 
 def test_the_weight_is_the_grid_point_least_perplexed_by_held_out_lines(general, domain):
@@ -60,7 +62,9 @@ def test_a_mixture_needs_the_same_tokens_and_a_weight_within_0_and_1(general, do
     with pytest.raises(ValueError, match="tokens"):
         InterpolatedLM(general, train_ngram([[3, 4]] * 5, VOCAB, order=2), 0.2)
     with pytest.raises(ValueError, match="within"):
-        InterpolatedLM(general, domain, 1.0)
+        InterpolatedLM(general, domain, 1.5)
+    with pytest.raises(ValueError, match="within"):
+        InterpolatedLM(general, domain, 0.5, prior=1.0)
 
 
 # ------------------------------------------------------------------------------------------ reading a text

@@ -2,12 +2,11 @@
 scripts, given as a text file of its sentences.
 
 The sentences become an n-gram of their own (model.decoding.kneser_ney, same order and tokens as the general one),
-mixed into the general LM (model.decoding.lm.InterpolatedLM) with a weight that follows the words just heard: the
-posterior that they come from the domain text, whose prior is the tuned weight. The weight is the one of WEIGHTS that
-gives the lowest perplexity on held-out lines of the same text (every HELD_OUT_EVERY-th line; the domain n-gram is
-estimated on the other lines for this); the served domain n-gram is then estimated on every line. Where the locale
-has a spelling lexicon (English), the text's words join it, so its names are not charged as misspellings. The
-general LM and its fusion weight and bonus (tuned on dev) stay as they are.
+mixed into the general LM (model.decoding.lm.InterpolatedLM) in proportion to how much the words just heard read like
+the domain's, up to a weight: the one of WEIGHTS that gives the lowest perplexity on held-out lines of the same text
+(every HELD_OUT_EVERY-th line; the domain n-gram is estimated on the other lines for this). The served domain n-gram
+is then estimated on every line. Where the locale has a spelling lexicon (English), the text's words join it, so its
+names are not charged as misspellings. The general LM and its fusion weight and bonus (tuned on dev) stay as they are.
 
 Both ways in end here: `openasr lm adapt` writes an adapted checkpoint, and `ASR_DOMAIN_TEXT` adapts the served
 model as the server starts (docs/adaptation.md).
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from model.decoding.kneser_ney import perplexity, train_ngram
 from model.decoding.lexicon import Lexicon
-from model.decoding.lm import InterpolatedLM, NgramLM
+from model.decoding.lm import DOMAIN_PRIOR, InterpolatedLM, NgramLM
 from model.network.checkpoint import LoadedModel
 from model.text.locales import resolve_locale
 from model.text.normalize import is_chinese_locale, normalize_text
@@ -31,11 +30,7 @@ from model.text.tokenizer import UNK_ID, Tokenizer
 
 HELD_OUT_EVERY = 10  # every 10th line of the text tunes the weight (10%)
 MIN_LINES = 20  # so that at least two lines are held out
-# The priors tried. Held-out lines are all domain text, so they would always have more of it; 0.5 (even odds: before a
-# word is heard, a segment is no likelier to be the domain's than not) is where the grid stops, since a deployment's
-# speech is more than its scripts. A caller's words outside the text keep the general model's predictions whatever
-# the prior (InterpolatedLM), which is why the general test does not move (docs/adaptation.md).
-WEIGHTS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)  # the weights tried; 1 would leave a domain word no general alternative
 # Chinese text is split into clauses at punctuation (as the general LM's text was), English into sentences.
 _CHINESE_CLAUSE = re.compile(r"[^\w]+|_+")
 _ENGLISH_SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -96,7 +91,7 @@ def split_held_out(text: DomainText) -> tuple[list[tuple[int, ...]], list[tuple[
 
 
 def tune_weight(general: NgramLM, domain: NgramLM, held_out: Sequence[Sequence[int]]) -> float:
-    """The domain prior of WEIGHTS under which the mixture is least perplexed by the held-out sentences."""
+    """The weight of WEIGHTS under which the mixture is least perplexed by the held-out sentences."""
     return min(WEIGHTS, key=lambda weight: perplexity(InterpolatedLM(general, domain, weight), held_out))
 
 
@@ -115,7 +110,7 @@ def adapt_language_model(payload: dict, text: DomainText, tokenizer: Tokenizer) 
             "adapted": round(perplexity(InterpolatedLM(general, tuning, weight), held_out), 1)},
     }
     served = train_ngram([list(s) for s in text.sentences], general.vocab_size, general.order, general.end_id, min_count=1)
-    adapted = {**payload, "domain": {"lm": served.to_payload(), "weight": weight, "source": report}}
+    adapted = {**payload, "domain": {"lm": served.to_payload(), "weight": weight, "prior": DOMAIN_PRIOR, "source": report}}
     if payload.get("lexicon") is not None:
         lexicon = Lexicon.from_payload(payload["lexicon"])
         words = Lexicon.from_sentences(tokenizer.decode(s) for s in text.sentences).words

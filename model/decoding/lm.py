@@ -80,6 +80,9 @@ class LanguageModel:
     def log_prob(self, history: Sequence[int], token: int) -> float:
         return math.log(max(self.prob(history, token), 1e-12))
 
+    def clear_cache(self) -> None:
+        self.cache.clear()
+
 
 @dataclass
 class NgramLM(LanguageModel):
@@ -129,22 +132,29 @@ class NgramLM(LanguageModel):
         )
 
 
+# Before any word is heard, a segment is presumed to be the domain's scripts with this probability: low, so a segment
+# of other speech keeps the general model's predictions from its first word (the held-out lines of a domain text are
+# all the domain's, so they cannot tell this share; docs/adaptation.md measures what a higher one costs).
+DOMAIN_PRIOR = 0.05
+
+
 @dataclass
 class InterpolatedLM(LanguageModel):
-    """A deployment's own n-gram mixed into the general one, with a weight that follows the words just heard:
-        P(w | h) = (1 - d(h)) * P_general(w | h) + d(h) * P_domain(w | h),
-        d(h) = weight * P_domain(h) / (weight * P_domain(h) + (1 - weight) * P_general(h)),
-    where P(h) is each model's probability of the last order-1 tokens (the n-grams' own window). d(h) is the
-    posterior that the words come from the domain text, with `weight` as its prior: Bayes' rule over a window, as in
-    the sentence-level mixtures of Iyer & Ostendorf (1999) and the dynamic mixture weights of Kneser & Steinbiss
-    (1993). Where the window reads like the domain's scripts, the domain model leads; where it reads like anything
-    else, the general model keeps nearly all the mass, so speech outside the domain text loses little (a fixed linear
-    mixture taxes every token of it by up to log(1 - weight)). d depends on the history only, so each P(. | h) is a
-    proper distribution."""
+    """A deployment's own n-gram mixed into the general one, in proportion to how much the words just heard read
+    like the domain's:
+        P(w | h) = (1 - d(h)) * P_general(w | h) + d(h) * P_domain(w | h),   d(h) = weight * posterior(h),
+        posterior(h) = prior * P_domain(h) / (prior * P_domain(h) + (1 - prior) * P_general(h)),
+    where P(h) is each model's probability of the last order-1 tokens (the n-grams' own window). The posterior is
+    Bayes' rule over that window, as in the sentence-level mixtures of Iyer & Ostendorf (1999) and the dynamic
+    mixture weights of Kneser & Steinbiss (1993); `weight`, how far to trust the domain model once the words read
+    like it, is tuned on held-out lines (model.decoding.adaptation). Speech outside the domain text keeps nearly all
+    of the general model's probability, where a fixed linear mixture would tax each of its tokens by up to
+    log(1 - weight). d depends on the history only, so each P(. | h) is a proper distribution."""
 
     general: NgramLM
     domain: NgramLM
-    weight: float  # the prior of d(h): a sentence's start, or a window the two models find equally likely
+    weight: float
+    prior: float = DOMAIN_PRIOR
     source: dict = field(default_factory=dict)  # the domain text: name, lines, tuning (what /v1/models states)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
     cache_limit: int = 50_000
@@ -154,13 +164,14 @@ class InterpolatedLM(LanguageModel):
         if (self.general.vocab_size, self.general.end_id, self.general.order) != (
                 self.domain.vocab_size, self.domain.end_id, self.domain.order):
             raise ValueError("a domain LM must be built over the general LM's tokens, at its order")
-        if not 0 < self.weight < 1:
-            raise ValueError(f"the domain weight must be within (0, 1), not {self.weight}")
+        if not (0 < self.weight <= 1 and 0 < self.prior < 1):
+            raise ValueError(f"the domain weight must be within (0, 1] and its prior within (0, 1), not "
+                             f"{self.weight} and {self.prior}")
         self.order, self.end_id = self.general.order, self.general.end_id
 
     @property
     def adaptation(self) -> dict:
-        return {**self.source, "weight": self.weight, "order": self.domain.order}
+        return {**self.source, "weight": self.weight, "prior": self.prior, "order": self.domain.order}
 
     def domain_share(self, context: tuple[int, ...]) -> float:
         """d(h) for a context from `context_of` (its leading <sos> padding is given, not predicted)."""
@@ -169,11 +180,15 @@ class InterpolatedLM(LanguageModel):
             if len(self.weights) >= self.cache_limit:
                 self.weights.clear()
             start = next((i for i, token in enumerate(context) if token != self.end_id), len(context))
-            log_odds = math.log(self.weight / (1 - self.weight))
+            log_odds = math.log(self.prior / (1 - self.prior))
             for i in range(start, len(context)):  # log P_domain(h) - log P_general(h), token by token
                 log_odds += self.domain.log_prob(context[:i], context[i]) - self.general.log_prob(context[:i], context[i])
-            share = self.weights[context] = 1 / (1 + math.exp(-min(max(log_odds, -50.0), 50.0)))
+            share = self.weights[context] = self.weight / (1 + math.exp(-min(max(log_odds, -50.0), 50.0)))
         return share
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
+        self.weights.clear()
 
     def prob(self, history: Sequence[int], token: int) -> float:
         share = self.domain_share(self.context_of(history))
@@ -187,4 +202,5 @@ def language_model(payload: dict) -> LanguageModel:
     domain = payload.get("domain")
     if domain is None:
         return general
-    return InterpolatedLM(general, NgramLM.from_payload(domain["lm"]), float(domain["weight"]), dict(domain["source"]))
+    return InterpolatedLM(general, NgramLM.from_payload(domain["lm"]), float(domain["weight"]), float(domain["prior"]),
+                          dict(domain["source"]))
