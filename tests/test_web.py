@@ -137,6 +137,26 @@ def open_page(browser, live_server, locale: str, query: str = ""):
     return page
 
 
+def spoken_wav(path: Path, text: str, voice: str) -> Path:
+    """`text` spoken by espeak-ng, as a 16 kHz WAV file."""
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    soundfile.write(path, synthesize(text, VoiceSpec(voice)), 16000, subtype="PCM_16")
+    return path
+
+
+def record_uploads(page) -> list[bytes]:
+    """The body of every POST /transcribe the page sends from now on (each still goes to the server)."""
+    uploads: list[bytes] = []
+
+    def record(route):
+        uploads.append(route.request.post_data_buffer)
+        route.continue_()
+
+    page.route("**/transcribe", record)
+    return uploads
+
+
 def record_from_microphone(page, seconds_of_audio: float) -> None:
     page.click("#mic-start")
     page.wait_for_function(f"window.__sentBytes >= {int(seconds_of_audio * 32000)}", timeout=60_000)
@@ -363,20 +383,11 @@ def test_hotwords_typed_on_the_page_go_with_the_upload_and_the_stream(playwright
     """A product name typed in the Hotwords box as it is written ("Kubernetes") is sent with the upload and in the
     stream's start message, and the upload shows the server's transcript, which then writes the name (without the
     hotword the model hears "cuban eats": tests/test_service_rest.py)."""
-    from model.corpus.synthesize import VoiceSpec, synthesize
-
-    wav = tmp_path / "kubernetes.wav"
-    soundfile.write(wav, synthesize("my kubernetes account is locked", VoiceSpec("en-us")), 16000, subtype="PCM_16")
+    wav = spoken_wav(tmp_path / "kubernetes.wav", "my kubernetes account is locked", "en-us")
     browser = launch(playwright, fake_microphone_file(wav, tmp_path)[0])
-    uploads: list[bytes] = []
-
-    def record_transcribe(route):
-        uploads.append(route.request.post_data_buffer)
-        route.continue_()
-
     try:
         page = open_page(browser, live_server, "en-US")
-        page.route("**/transcribe", record_transcribe)
+        uploads = record_uploads(page)
         page.fill("#hotwords", "Kubernetes, PayPal")
         page.set_input_files("#file", str(wav))
         page.click("#upload-button")
@@ -417,20 +428,11 @@ def upload_on_page(page, path: Path) -> dict:
 def test_mask_personal_data_toggles_masking_of_an_upload_and_a_stream(playwright, live_server, tmp_path):
     """Unchecked, the upload shows the number as heard; checked, the page sends redact=pii and shows the server's
     masked text and what it masked; the microphone's start message asks for masking and written numbers."""
-    from model.corpus.synthesize import VoiceSpec, synthesize
-
-    wav = tmp_path / "phone.wav"
-    soundfile.write(wav, synthesize("我嘅電話號碼係九一二三四五六七", VoiceSpec("yue")), 16000, subtype="PCM_16")
+    wav = spoken_wav(tmp_path / "phone.wav", "我嘅電話號碼係九一二三四五六七", "yue")
     browser = launch(playwright, fake_microphone_file(wav, tmp_path)[0])
-    uploads: list[bytes] = []
-
-    def record_transcribe(route):
-        uploads.append(route.request.post_data_buffer)
-        route.continue_()
-
     try:
         page = open_page(browser, live_server, "yue-HK")
-        page.route("**/transcribe", record_transcribe)
+        uploads = record_uploads(page)
         plain = upload_on_page(page, wav)
         page.check("#redact")
         masked = upload_on_page(page, wav)
