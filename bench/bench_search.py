@@ -50,7 +50,7 @@ class CountingFusion(LmFusion):
 def streamed_search(log_probs: torch.Tensor, options: BeamOptions, fusion: LmFusion):
     """The stream's whole search, chunk by chunk as the server runs it."""
     def run():
-        fusion.lm.cache.clear()  # what one stream's own lookups repeat, not what earlier runs left in the cache
+        fusion.lm.clear_cache()  # what one stream's own lookups repeat, not what earlier runs left in the cache
         state = None
         for start in range(0, log_probs.shape[0], CHUNK_FRAMES):
             state = prefix_beam_search(log_probs[start : start + CHUNK_FRAMES], state, options, None, fusion)

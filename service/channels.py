@@ -4,16 +4,13 @@ each channel is cut into turns, and what each channel returns."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
-
 import torch
 
 from model.frontend.audio import MAX_CHANNELS
 from model.frontend.segmenter import (FRAME_SAMPLES, AudioSpan, SegmenterOptions, cut_points, silent_frames,
                                       split_at_silences)
 from service.errors import ApiError
-
-ChannelMode = Literal["mixed", "separate"]
+from service.protocol import ChannelMode
 MAX_CHANNEL_NAME_CHARS = 40
 
 

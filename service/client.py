@@ -31,8 +31,9 @@ import soundfile
 import websockets
 from websockets.asyncio.client import connect as connect_async
 
-from service.protocol import (EndMessage, ErrorBody, ErrorMessage, FinalMessage, PartialMessage, ReadyMessage,
-                              StartMessage, TranscriptionResponse, server_message_adapter)
+from service.protocol import (ChannelMode, EndMessage, ErrorBody, ErrorMessage, FinalMessage, PartialMessage,
+                              ReadyMessage, RedactMode, StartMessage, TextFormat, TranscriptionResponse,
+                              server_message_adapter)
 
 AudioInput = str | os.PathLike | bytes | np.ndarray
 StreamEvent = ReadyMessage | PartialMessage | FinalMessage | EndMessage
@@ -94,9 +95,25 @@ def read_upload(audio: str | os.PathLike | bytes) -> tuple[str, bytes]:
     return Path(audio).name, Path(audio).read_bytes()
 
 
+@dataclass(frozen=True)
+class CallOptions:
+    """What an upload asks beyond decoding (docs/protocol.md): each channel recognised apart, and their names;
+    personal data masked; numbers written as digits. None leaves the server's default."""
+
+    channels: ChannelMode | None = None
+    channel_names: tuple[str, ...] = ()
+    redact: RedactMode | None = None
+    format: TextFormat | None = None
+
+    def fields(self) -> dict[str, str]:
+        fields = {"channels": self.channels, "redact": self.redact, "format": self.format,
+                  "channel_names": ",".join(self.channel_names) or None}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
 def upload_fields(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], chunk_ms: int | None,
-                  timestamps: bool, hotword_boost: float | None = None) -> dict[str, str]:
-    fields = {"locale": locale, "nbest": str(nbest), "timestamps": "true" if timestamps else "false"}
+                  timestamps: bool, hotword_boost: float | None = None, call: CallOptions = CallOptions()) -> dict[str, str]:
+    fields = {"locale": locale, "nbest": str(nbest), "timestamps": "true" if timestamps else "false", **call.fields()}
     if hotwords:
         fields["hotwords"] = ",".join(hotwords)
     if hotword_boost is not None:
@@ -189,12 +206,13 @@ def retryable_before_audio(error: Exception) -> bool:
 
 
 def stream_options(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], hotword_boost: float | None,
-                   interim_results: bool, endpointing: dict | None, full_context_finals: bool | None = None) -> dict:
+                   interim_results: bool, endpointing: dict | None, full_context_finals: bool | None = None,
+                   redact: RedactMode | None = None, format: TextFormat | None = None) -> dict:
     """The start message's fields; a None is left out, so the server's default applies (the message is sent
     with only the fields set here)."""
     options = {"locale": locale, "nbest": nbest, "hotwords": list(hotwords), "hotword_boost": hotword_boost,
                "interim_results": interim_results, "endpointing": endpointing,
-               "full_context_finals": full_context_finals}
+               "full_context_finals": full_context_finals, "redact": redact, "format": format}
     return {name: value for name, value in options.items() if value is not None}
 
 
@@ -236,20 +254,26 @@ class ASRClient:
 
     def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
                    hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
-                   timestamps: bool = True, hotword_boost: float | None = None) -> TranscriptionResponse:
+                   timestamps: bool = True, hotword_boost: float | None = None, channels: ChannelMode | None = None,
+                   channel_names: list[str] | tuple[str, ...] = (), redact: RedactMode | None = None,
+                   format: TextFormat | None = None) -> TranscriptionResponse:
         """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe. `hotword_boost`: None
-        leaves the server's default."""
-        return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost))
+        leaves the server's default. A call: `channels="separate"` (each channel on its own, `channel_names` in
+        order); `redact="pii"` masks personal data; `format="written"` writes numbers as digits."""
+        return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost,
+                                                 channels, channel_names, redact, format))
 
     def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
                hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float | None = None, interim_results: bool = True,
                endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100,
-               full_context_finals: bool | None = None) -> Iterator[StreamEvent]:
+               full_context_finals: bool | None = None, redact: RedactMode | None = None,
+               format: TextFormat | None = None) -> Iterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
         The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent.
-        `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting)."""
+        `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting);
+        `redact="pii"`: partials and finals masked; `format="written"`: finals with numbers as digits."""
         events = self._client.stream(audio, sample_rate, locale, nbest, hotwords, hotword_boost, interim_results,
-                                     endpointing, realtime, piece_ms, full_context_finals)
+                                     endpointing, realtime, piece_ms, full_context_finals, redact, format)
         try:
             while True:
                 try:
@@ -282,11 +306,15 @@ class AsyncASRClient:
 
     async def transcribe(self, audio: str | os.PathLike | bytes, locale: str = "auto", nbest: int = 1,
                          hotwords: list[str] | tuple[str, ...] = (), chunk_ms: int | None = None,
-                         timestamps: bool = True, hotword_boost: float | None = None) -> TranscriptionResponse:
+                         timestamps: bool = True, hotword_boost: float | None = None,
+                         channels: ChannelMode | None = None, channel_names: list[str] | tuple[str, ...] = (),
+                         redact: RedactMode | None = None, format: TextFormat | None = None) -> TranscriptionResponse:
         """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe. `hotword_boost`: None
-        leaves the server's default."""
+        leaves the server's default. A call: `channels="separate"` (each channel on its own, `channel_names` in
+        order); `redact="pii"` masks personal data; `format="written"` writes numbers as digits."""
         name, data = await asyncio.to_thread(read_upload, audio)
-        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost)
+        call = CallOptions(channels, tuple(channel_names), redact, format)
+        fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost, call)
         for attempt in range(self.max_retries + 1):
             try:
                 response = await self.http.post("/transcribe", files={"file": (name, data)}, data=fields)
@@ -304,11 +332,13 @@ class AsyncASRClient:
     async def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
                      hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float | None = None,
                      interim_results: bool = True, endpointing: dict | None = None, realtime: bool = False,
-                     piece_ms: int = 100, full_context_finals: bool | None = None) -> AsyncIterator[StreamEvent]:
+                     piece_ms: int = 100, full_context_finals: bool | None = None, redact: RedactMode | None = None,
+                     format: TextFormat | None = None) -> AsyncIterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
-        `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting)."""
+        `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting);
+        `redact="pii"`: partials and finals masked; `format="written"`: finals with numbers as digits."""
         request = await asyncio.to_thread(stream_request, audio, sample_rate, realtime, piece_ms, **stream_options(
-            locale, nbest, hotwords, hotword_boost, interim_results, endpointing, full_context_finals))
+            locale, nbest, hotwords, hotword_boost, interim_results, endpointing, full_context_finals, redact, format))
         for attempt in range(self.max_retries + 1):
             ready = None
             try:

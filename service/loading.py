@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from model.decoding.adaptation import adapt_checkpoint
 from model.frontend.features import SAMPLE_RATE
 from model.network.checkpoint import load_checkpoint
 from model.network.precision import serving_dtype
@@ -30,6 +31,8 @@ def load_recognizer(settings: Settings) -> Recognizer:
     device = choose_device(settings.device)
     dtype = serving_dtype(device, settings.half_precision)
     loaded = load_checkpoint(settings.checkpoint, device="cpu")
+    for locale, report in adapt_checkpoint(loaded, settings.domain_text).items():  # ASR_DOMAIN_TEXT
+        log.info("adapted the %s language model to %s: %s", locale, report["text"], report)
     recognizer = Recognizer(loaded, device=device, dtype=dtype)
     log.info("loaded %s %s on %s (%s), %d parameters", loaded.name, loaded.version, device, dtype,
              loaded.model.parameter_count())

@@ -20,6 +20,8 @@ RedactMode = Literal["none", "pii"]  # what results mask: nothing, or personal d
 EntityKind = Literal["phone_number", "cn_resident_id", "bank_card", "email", "digit_string"]  # service/pii.py
 TextFormat = Literal["spoken", "written"]  # numbers as words, as heard, or written as digits (service/written.py)
 FinalMessageReason = Literal[FinalReason, "shutdown"]  # a final's reason: the model's, or the server's shutdown
+# an upload's channels: mixed to mono, or each on its own (service/channels.py)
+ChannelMode = Literal["mixed", "separate"]
 
 
 # ------------------------------------------------------------------------------------------------ results

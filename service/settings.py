@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     # stream's `start` message may choose otherwise. Off by default: it searches each segment twice.
     full_context_finals: bool = False
 
+    # The deployment's own words: a JSON map of locale to a text file of its sentences, one per line, each mixed into
+    # that locale's LM as the server starts (model.decoding.adaptation; `openasr lm adapt` writes the same into a
+    # checkpoint instead), e.g. {"yue-HK": "/etc/openasr/calls_yue.txt"}. /v1/models states each adaptation.
+    domain_text: dict[str, Path] = Field(default_factory=dict)
+
     # Personal data: "pii" masks phone, resident ID and card numbers, emails and long digit strings in every
     # result of every upload and stream (service/redaction.py); a request may ask for it, never turn it off.
     redact: RedactMode = "none"

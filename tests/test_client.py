@@ -11,8 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 import httpx
+import numpy as np
 import pytest
 
+from audio_fixtures import encode, with_pauses
+from model.corpus.synthesize import VoiceSpec, synthesize
 from model.recognition.recognizer import DecodeOptions
 from service.client import ASRClient, ASRError, AsyncASRClient, StreamError, start_frame, stream_options, stream_request
 from service.protocol import (EndMessage, FinalMessage, PartialMessage, ReadyMessage, StartMessage,
@@ -100,6 +103,39 @@ def test_a_stream_leaves_options_it_was_not_given_to_the_server():
     boosted = stream_request(bytes(3200), 16000, False, 100,
                              **stream_options("en", 1, ("Kubernetes",), 4.0, True, None))
     assert json.loads(start_frame(boosted.start))["hotword_boost"] == 4.0
+
+
+def test_a_call_by_channel_masked_and_written(live_server):
+    """channels, channel_names, redact and format reach /transcribe as the form fields the API documents."""
+    agent = synthesize("我嘅電話號碼係九一二三四五六七", VoiceSpec("yue"))
+    customer = synthesize("i bought three books in nineteen ninety seven", VoiceSpec("en-us"))
+    stereo = np.zeros((max(len(agent), len(customer)), 2), dtype=np.float32)
+    stereo[: len(agent), 0], stereo[: len(customer), 1] = agent, customer
+    wav = encode(stereo, "WAV")
+    with ASRClient(live_server.url) as client:
+        result = client.transcribe(wav, channels="separate", channel_names=["agent", "customer"], redact="pii",
+                                   format="written")
+    fields = {"channels": "separate", "channel_names": "agent,customer", "redact": "pii", "format": "written"}
+    expected = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", wav)},
+                          data={"locale": "auto", **fields}, timeout=120).json()
+    assert [(c.name, c.text) for c in result.channels] == [(c["name"], c["text"]) for c in expected["channels"]]
+    assert [c.text for c in result.channels] == ["我嘅電話號碼係[PHONE]", "i bought three books in 1997"]
+    assert [r.entity for r in result.redactions] == ["phone_number"] and result.redactions[0].channel == 0
+    assert result.raw_text and "nineteen ninety seven" in result.raw_text
+
+
+def test_a_stream_asks_for_masked_and_written_finals(live_server):
+    audio = with_pauses([synthesize("我嘅電話號碼係九一二三四五六七", VoiceSpec("yue")),
+                         synthesize("我一九九七年買咗三本書", VoiceSpec("yue"))], pause_s=1.5)
+    with ASRClient(live_server.url) as client:
+        events = list(client.stream(audio, locale="yue", redact="pii", format="written"))
+    assert events[0].redact == "pii"
+    phone, year = (e for e in events if isinstance(e, FinalMessage) and e.text)
+    assert phone.text.endswith("[PHONE]") and phone.redactions[0].entity == "phone_number"
+    assert (year.text, year.raw_text) == ("我1997年買咗三本書", "我一九九七年買咗三本書")
+    sent = json.loads(start_frame(stream_request(bytes(3200), 16000, False, 100, **stream_options(
+        "yue", 1, (), None, True, None, redact="pii", format="written")).start))
+    assert (sent["redact"], sent["format"]) == ("pii", "written")
 
 
 def test_stream_errors_raise_stream_error_with_the_close_code(live_server, bundled_samples):

@@ -7,7 +7,7 @@ import torch
 
 from model.decoding.lexicon import Lexicon, LexiconPenalty
 from model.decoding.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
-from model.training.build_lm import train_ngram
+from model.decoding.kneser_ney import train_ngram
 
 # Token ids -> surface text as tokenizer.token_text gives it: a leading space starts a word.
 PIECES = ("<blank>", "<unk>", "<sos/eos>", " c", " k", "a", "t", " the", "s")

@@ -9,7 +9,7 @@ import torch
 
 from model.decoding.lm import NgramLM
 from model.decoding.search import BeamOptions, LmFusion, beam_hypotheses, prefix_beam_search
-from model.training.build_lm import perplexity, train_ngram
+from model.decoding.kneser_ney import perplexity, train_ngram
 
 
 def random_corpus(vocab: int = 40, sentences: int = 1500, seed: int = 0) -> list[list[int]]:

@@ -137,7 +137,7 @@ def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwor
     import random
 
     from model.decoding.search import LmFusion
-    from model.training.build_lm import train_ngram
+    from model.decoding.kneser_ney import train_ngram
 
     rng = random.Random(seed)
     torch.manual_seed(seed)

@@ -38,20 +38,26 @@ def max_order(vocab_size: int) -> int:
     return order
 
 
-@dataclass
-class NgramLM:
+class LanguageModel:
+    """What the search asks of a language model over token ids (`order`, `end_id`, `prob` and a `cache` dict are
+    the subclass's): log P(token | context), cached, for the contexts `context_of` cuts from a prefix."""
+
     order: int
-    vocab_size: int
-    alpha: dict[int, float] = field(default_factory=dict)  # key(h + (w,)) -> discounted probability
-    gamma: dict[int, float] = field(default_factory=dict)  # key(h) -> back-off weight
-    unigram: list[float] = field(default_factory=list)  # P(w | ())
-    end_id: int = 2  # <sos/eos>
+    end_id: int
     # (context, token) -> log P. Beams that differ only in older tokens ask the same questions, and a stream asks them
     # again frame after frame: about 2.5 lookups in 3 repeat in a Mandarin beam-16 search. Shared by every stream of
     # the locale (dict reads and writes are atomic under the GIL; a value never changes) and cleared when full: at
     # most about 18 MB per locale.
-    cache: dict = field(default_factory=dict, repr=False, compare=False)
-    cache_limit: int = 50_000
+    cache: dict
+    cache_limit: int
+
+    def prob(self, history: Sequence[int], token: int) -> float:
+        raise NotImplementedError
+
+    @property
+    def adaptation(self) -> dict | None:
+        """How the model was adapted to a deployment's own text (InterpolatedLM); None: as the checkpoint built it."""
+        return None
 
     def context_of(self, history: Sequence[int]) -> tuple[int, ...]:
         """The last order-1 tokens of a history that starts with the sentence (shorter ones: <sos>-padded)."""
@@ -71,6 +77,24 @@ class NgramLM:
             value = self.cache[key] = self.log_prob(context, token)  # context is order-1 long: used whole
         return value
 
+    def log_prob(self, history: Sequence[int], token: int) -> float:
+        return math.log(max(self.prob(history, token), 1e-12))
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
+
+
+@dataclass
+class NgramLM(LanguageModel):
+    order: int
+    vocab_size: int
+    alpha: dict[int, float] = field(default_factory=dict)  # key(h + (w,)) -> discounted probability
+    gamma: dict[int, float] = field(default_factory=dict)  # key(h) -> back-off weight
+    unigram: list[float] = field(default_factory=list)  # P(w | ())
+    end_id: int = 2  # <sos/eos>
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # LanguageModel.log_prob_after
+    cache_limit: int = 50_000
+
     def prob(self, history: Sequence[int], token: int) -> float:
         """P(token | the last order-1 tokens of history)."""
         context = tuple(history[-(self.order - 1):]) if self.order > 1 else ()
@@ -85,9 +109,6 @@ class NgramLM:
         if gamma is None:  # context never seen: all mass comes from the shorter context
             return lower
         return self.alpha.get(ngram_key(context + (token,), self.vocab_size), 0.0) + gamma * lower
-
-    def log_prob(self, history: Sequence[int], token: int) -> float:
-        return math.log(max(self.prob(history, token), 1e-12))
 
     # ------------------------------------------------------------------------------------------ storage
 
@@ -109,3 +130,78 @@ class NgramLM:
             gamma=dict(zip(payload["gamma_keys"].tolist(), payload["gamma_values"].float().tolist())),
             unigram=payload["unigram"].tolist(),
         )
+
+
+# Before any word is heard, a segment is presumed to be the domain's scripts with this probability: low, so a segment
+# of other speech keeps the general model's predictions from its first word (the held-out lines of a domain text are
+# all the domain's, so they cannot tell this share; docs/adaptation.md measures what a higher one costs).
+DOMAIN_PRIOR = 0.05
+
+
+@dataclass
+class InterpolatedLM(LanguageModel):
+    """A deployment's own n-gram mixed into the general one, in proportion to how much the words just heard read
+    like the domain's:
+        P(w | h) = (1 - d(h)) * P_general(w | h) + d(h) * P_domain(w | h),   d(h) = weight * posterior(h),
+        posterior(h) = prior * P_domain(h) / (prior * P_domain(h) + (1 - prior) * P_general(h)),
+    where P(h) is each model's probability of the last order-1 tokens (the n-grams' own window). The posterior is
+    Bayes' rule over that window, as in the sentence-level mixtures of Iyer & Ostendorf (1999) and the dynamic
+    mixture weights of Kneser & Steinbiss (1993); `weight`, how far to trust the domain model once the words read
+    like it, is tuned on held-out lines (model.decoding.adaptation). Speech outside the domain text keeps nearly all
+    of the general model's probability, where a fixed linear mixture would tax each of its tokens by up to
+    log(1 - weight). d depends on the history only, so each P(. | h) is a proper distribution."""
+
+    general: NgramLM
+    domain: NgramLM
+    weight: float
+    prior: float = DOMAIN_PRIOR
+    source: dict = field(default_factory=dict)  # the domain text: name, lines, tuning (what /v1/models states)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    cache_limit: int = 50_000
+    weights: dict = field(default_factory=dict, repr=False, compare=False)  # context -> d(h), cleared with `cache`
+
+    def __post_init__(self) -> None:
+        if (self.general.vocab_size, self.general.end_id, self.general.order) != (
+                self.domain.vocab_size, self.domain.end_id, self.domain.order):
+            raise ValueError("a domain LM must be built over the general LM's tokens, at its order")
+        if not (0 < self.weight <= 1 and 0 < self.prior < 1):
+            raise ValueError(f"the domain weight must be within (0, 1] and its prior within (0, 1), not "
+                             f"{self.weight} and {self.prior}")
+        self.order, self.end_id = self.general.order, self.general.end_id
+
+    @property
+    def adaptation(self) -> dict:
+        return {**self.source, "weight": self.weight, "prior": self.prior, "order": self.domain.order}
+
+    def domain_share(self, context: tuple[int, ...]) -> float:
+        """d(h) for a context from `context_of` (its leading <sos> padding is given, not predicted)."""
+        share = self.weights.get(context)
+        if share is None:
+            if len(self.weights) >= self.cache_limit:
+                self.weights.clear()
+            start = next((i for i, token in enumerate(context) if token != self.end_id), len(context))
+            log_odds = math.log(self.prior / (1 - self.prior))
+            for i in range(start, len(context)):  # log P_domain(h) - log P_general(h), token by token
+                word = context[i]
+                log_odds += self.domain.log_prob(context[:i], word) - self.general.log_prob(context[:i], word)
+            share = self.weights[context] = self.weight / (1 + math.exp(-min(max(log_odds, -50.0), 50.0)))
+        return share
+
+    def clear_cache(self) -> None:
+        self.cache.clear()
+        self.weights.clear()
+
+    def prob(self, history: Sequence[int], token: int) -> float:
+        share = self.domain_share(self.context_of(history))
+        return (1 - share) * self.general.prob(history, token) + share * self.domain.prob(history, token)
+
+
+def language_model(payload: dict) -> LanguageModel:
+    """A checkpoint's LM payload as the search queries it: the general n-gram, mixed with the deployment's own when
+    the checkpoint was adapted (payload["domain"], written by model.decoding.adaptation)."""
+    general = NgramLM.from_payload(payload)
+    domain = payload.get("domain")
+    if domain is None:
+        return general
+    return InterpolatedLM(general, NgramLM.from_payload(domain["lm"]), float(domain["weight"]), float(domain["prior"]),
+                          dict(domain["source"]))

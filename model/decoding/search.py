@@ -16,7 +16,7 @@ import torch
 
 from model.decoding.hotwords import HotwordTrie, NO_MATCH
 from model.decoding.lexicon import LexiconPenalty
-from model.decoding.lm import NgramLM
+from model.decoding.lm import LanguageModel
 from model.text.tokenizer import BLANK_ID
 
 
@@ -48,7 +48,7 @@ class LmFusion:
     """Shallow fusion: each new token adds weight * log P_LM(token | history) + bonus to a hypothesis' score
     (the bonus offsets the LM's bias towards short outputs)."""
 
-    lm: NgramLM
+    lm: LanguageModel
     weight: float = 0.3
     bonus: float = 0.5
     lexicon: LexiconPenalty | None = None  # word-piece locales: a penalty per word outside the LM's vocabulary

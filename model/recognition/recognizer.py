@@ -16,7 +16,7 @@ import torch
 
 from model.decoding.hotwords import HotwordTrie, correct_to_hotwords, normalise_phrase
 from model.decoding.lexicon import Lexicon, LexiconPenalty, phrase_lexicon
-from model.decoding.lm import NgramLM
+from model.decoding.lm import language_model
 from model.decoding.rescoring import RescoredHypothesis, RescoreWeights, rescore
 from model.decoding.results import Transcript, join_texts, segment_result
 from model.decoding.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion,
@@ -64,7 +64,7 @@ class Recognizer:
         self.tokenizer = self.loaded.tokenizer
         self.extractor = FeatureExtractor(self.model.config.encoder.mel)
         self.locales = list(self.tokenizer.locales)
-        self.language_models = {loc: NgramLM.from_payload(p) for loc, p in self.loaded.language_models.items()}
+        self.language_models = {loc: language_model(p) for loc, p in self.loaded.language_models.items()}
         self.lexicons = {loc: Lexicon.from_payload(p["lexicon"])
                          for loc, p in self.loaded.language_models.items() if p.get("lexicon") is not None}
         self.token_pieces = tuple(self.tokenizer.token_text(i) for i in range(self.tokenizer.vocab_size))
@@ -113,7 +113,8 @@ class Recognizer:
 
     def decoding_settings(self, options: DecodeOptions = DecodeOptions()) -> dict[str, dict]:
         """Per locale, how a request with `options` is decoded (what `GET /v1/models` tells operators): the beam, the
-        LM fusion (None: switched off), and the weights by which a final ranks its n-best."""
+        LM fusion (None: switched off) with the deployment text its LM was adapted to, and the weights by which a
+        final ranks its n-best."""
         described = {}
         for locale in self.locales:
             fusion = self.lm_fusion(locale, options)
@@ -121,7 +122,8 @@ class Recognizer:
                 "beam_size": self.beam_options(locale, options).beam_size,
                 "lm_fusion": None if fusion is None else {
                     "order": fusion.lm.order, "weight": fusion.weight, "length_bonus": fusion.bonus,
-                    "out_of_lexicon_penalty": fusion.lexicon.penalty if fusion.lexicon else None},
+                    "out_of_lexicon_penalty": fusion.lexicon.penalty if fusion.lexicon else None,
+                    "domain_adaptation": fusion.lm.adaptation},  # model.decoding.adaptation; None: not adapted
                 "final_ranking": asdict(self.final_ranking(locale, options)),
             }
         return described

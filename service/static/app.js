@@ -35,5 +35,6 @@ ui.micStop.addEventListener("click", () => live.stop());
 ui.uploadForm.addEventListener("submit", onUpload);
 ui.apiKey.addEventListener("change", loadLocales);
 ui.fullContextFinals.addEventListener("change", () => { ui.fullContextFinals.dataset.touched = "yes"; });
+ui.separateChannels.addEventListener("change", () => { ui.channelNames.parentElement.hidden = !ui.separateChannels.checked; });
 loadLocales();
 

@@ -1,6 +1,8 @@
 // Live transcription: microphone -> AudioWorklet (16 kHz s16le) -> WebSocket /v1/stream, with reconnects.
 
-import { KEY_NEEDED, apiKey, clearMessage, hotwordList, setStatus, showFinal, showMessage, showPartial, ui } from "./ui.js";
+import {
+  KEY_NEEDED, apiKey, clearMessage, hotwordList, resultOptions, setStatus, showFinal, showMessage, showPartial, ui,
+} from "./ui.js";
 
 const TARGET_RATE = 16000; // what the model expects; the page sends it so the server never resamples
 const MAX_PENDING_S = 20; // audio kept while (re)connecting (the server holds at most 30 s per stream)
@@ -55,7 +57,9 @@ export class LiveTranscriber {
     this.locale = ui.locale.value;
     this.fullContextFinals = ui.fullContextFinals.checked;
     this.hotwords = hotwordList();
+    this.resultOptions = resultOptions();
     ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = ui.hotwords.disabled = true;
+    ui.redact.disabled = ui.written.disabled = true;
     ui.micStop.disabled = false;
     this.connect();
   }
@@ -138,7 +142,7 @@ export class LiveTranscriber {
     if (this.attempt === 0) setStatus("connecting", "connecting…");
     ws.onopen = () => ws.send(JSON.stringify({
       type: "start", locale: this.locale, sample_rate: TARGET_RATE, encoding: "pcm_s16le", interim_results: true,
-      full_context_finals: this.fullContextFinals, hotwords: this.hotwords,
+      full_context_finals: this.fullContextFinals, hotwords: this.hotwords, ...this.resultOptions,
     }));
     ws.onmessage = (event) => ws === this.ws && this.onServerMessage(JSON.parse(event.data));
     ws.onclose = (event) => ws === this.ws && this.onClose(event);
@@ -226,6 +230,7 @@ export class LiveTranscriber {
     ui.micStart.disabled = false;
     ui.micStop.disabled = true;
     ui.locale.disabled = ui.apiKey.disabled = ui.fullContextFinals.disabled = ui.hotwords.disabled = false;
+    ui.redact.disabled = ui.written.disabled = false;
     setStatus(state, text);
   }
 }

@@ -4,10 +4,12 @@
 export const $ = (id) => document.getElementById(id);
 export const ui = {
   locale: $("locale"), fullContextFinals: $("full-context-finals"), hotwords: $("hotwords"), apiKey: $("api-key"),
+  redact: $("redact"), written: $("written"), separateChannels: $("separate-channels"), channelNames: $("channel-names"),
   status: $("status"), message: $("message"),
   micStart: $("mic-start"), micStop: $("mic-stop"), transcript: $("transcript"),
   uploadForm: $("upload-form"), file: $("file"), uploadButton: $("upload-button"), uploadStatus: $("upload-status"),
   uploadResult: $("upload-result"), uploadText: $("upload-text"), uploadSegments: $("upload-segments"),
+  uploadChannels: $("upload-channels"), uploadRedactions: $("upload-redactions"),
 };
 
 // ------------------------------------------------------------------------------------- status and messages
@@ -40,6 +42,13 @@ export const KEY_NEEDED = "This server needs an API key: enter it in the API key
 // The hotwords box: phrases separated by commas or new lines, as the server's `hotwords` field takes them (the
 // server normalises each one as transcripts are written: case, accents and punctuation do not matter).
 export const hotwordList = () => ui.hotwords.value.split(/[,\n]/).map((phrase) => phrase.trim()).filter(Boolean);
+
+// What uploads and streams alike ask for beyond decoding (docs/protocol.md: "Personal data", "Written numbers"); an
+// unchecked box leaves the server's default, so a server that masks everything (ASR_REDACT=pii) still does.
+export const resultOptions = () => ({
+  ...(ui.redact.checked ? { redact: "pii" } : {}),
+  ...(ui.written.checked ? { format: "written" } : {}),
+});
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const seconds = (s) => `${s.toFixed(2)} s`;
@@ -107,6 +116,7 @@ export function showFinal(key, message) {
   const row = segmentRow(key);
   row.classList.replace("partial", "final") || row.classList.add("final");
   renderTokens(row.querySelector(".seg-text"), message.text, message.tokens);
+  row.querySelector(".seg-text").title = message.raw_text ? `as heard: ${message.raw_text}` : "";  // format=written
   const detected = message.locale_probability == null ? "" : ` ${percent(message.locale_probability)}`;
   const meta = row.querySelector(".seg-meta");
   meta.textContent = `${message.locale}${detected} · ${seconds(message.start)}–${seconds(message.end)} · ${Math.round(message.latency_ms)} ms`;

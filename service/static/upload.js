@@ -1,6 +1,8 @@
 // File upload: POST /transcribe (multipart), retried while the server answers 503, shown segment by segment.
 
-import { KEY_NEEDED, authHeaders, clearMessage, hotwordList, percent, renderTokens, seconds, showMessage, sleep, ui } from "./ui.js";
+import {
+  KEY_NEEDED, authHeaders, clearMessage, hotwordList, percent, renderTokens, resultOptions, seconds, showMessage, sleep, ui,
+} from "./ui.js";
 
 const UPLOAD_ATTEMPTS = 4;
 
@@ -16,6 +18,7 @@ async function postUpload(file) {
     form.append("locale", ui.locale.value);
     form.append("timestamps", "true");
     if (hotwordList().length) form.append("hotwords", hotwordList().join(","));
+    for (const [name, value] of Object.entries({ ...resultOptions(), ...channelOptions() })) form.append(name, value);
     let response;
     try {
       response = await fetch("/transcribe", { method: "POST", body: form, headers: authHeaders() });
@@ -40,21 +43,68 @@ async function postUpload(file) {
   }
 }
 
-function renderUpload(body) {
-  ui.uploadText.textContent = body.text;
-  ui.uploadSegments.replaceChildren(...body.segments.map((segment) => {
+// A call with one party per channel (`channels=separate`), and the names of its channels in order.
+function channelOptions() {
+  if (!ui.separateChannels.checked) return {};
+  const names = ui.channelNames.value.split(",").map((name) => name.trim()).filter(Boolean);
+  return { channels: "separate", ...(names.length ? { channel_names: names.join(",") } : {}) };
+}
+
+const channelLabel = (channel) => channel.name || `channel ${channel.channel + 1}`;
+
+function renderChannels(body) {
+  ui.uploadChannels.hidden = !body.channels;
+  ui.uploadChannels.replaceChildren(...(body.channels || []).map((channel) => {
     const item = document.createElement("li");
-    const time = document.createElement("span");
-    time.className = "seg-time";
-    time.textContent = `${seconds(segment.start)}–${seconds(segment.end)}`;
+    item.dataset.channel = channel.channel;
+    const label = document.createElement("span");
+    label.className = "channel-name";
+    label.textContent = `${channelLabel(channel)} (${channel.locale})`;
     const text = document.createElement("span");
-    text.className = "seg-text";
-    renderTokens(text, segment.text, segment.tokens);
-    item.append(time, text);
+    text.className = "channel-text";
+    text.textContent = channel.text;
+    item.append(label, text);
     return item;
   }));
+}
+
+// Masked items by kind ("2 masked: phone_number, email"); the text itself shows each as [PHONE], [EMAIL], ...
+function renderRedactions(body) {
+  ui.uploadRedactions.hidden = !body.redactions;
+  const kinds = [...new Set((body.redactions || []).map((r) => r.entity))];
+  ui.uploadRedactions.textContent = body.redactions
+    ? `Personal data masked: ${body.redactions.length}${kinds.length ? ` (${kinds.join(", ")})` : ""}.` : "";
+}
+
+function segmentItem(segment, channels) {
+  const item = document.createElement("li");
+  const time = document.createElement("span");
+  time.className = "seg-time";
+  time.textContent = `${seconds(segment.start)}–${seconds(segment.end)}`;
+  const text = document.createElement("span");
+  text.className = "seg-text";
+  renderTokens(text, segment.text, segment.tokens);
+  if (segment.raw_text) text.title = `as heard: ${segment.raw_text}`;
+  item.append(time);
+  if (segment.channel != null) {
+    const who = document.createElement("span");
+    who.className = "seg-channel";
+    who.textContent = channelLabel(channels.find((c) => c.channel === segment.channel) || { channel: segment.channel });
+    item.append(who);
+  }
+  item.append(text);
+  return item;
+}
+
+function renderUpload(body) {
+  ui.uploadText.textContent = body.text;
+  ui.uploadText.title = body.raw_text ? `as heard: ${body.raw_text}` : "";
+  renderChannels(body);
+  renderRedactions(body);
+  ui.uploadSegments.replaceChildren(...body.segments.map((segment) => segmentItem(segment, body.channels || [])));
   const detected = body.locale_probability == null ? "" : ` (detected, ${percent(body.locale_probability)})`;
-  ui.uploadStatus.textContent = `${body.locale}${detected} · ${body.duration_s.toFixed(1)} s of audio in ${body.processing_s.toFixed(2)} s`;
+  const heard = body.channels ? `${body.channels.length} channels` : `${body.locale}${detected}`;  // each its own locale
+  ui.uploadStatus.textContent = `${heard} · ${body.duration_s.toFixed(1)} s of audio in ${body.processing_s.toFixed(2)} s`;
   ui.uploadResult.dataset.state = "done";
 }
 
