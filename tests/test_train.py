@@ -302,10 +302,11 @@ def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(ti
     with open(tmp_path / "stderr.txt", "w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "model.training.train", "--config", config, *no_periodic],
                                    cwd=Path(__file__).parents[1], stderr=stderr)
-        deadline = time.monotonic() + 300
-        while not (tmp_path / "run" / "tokenizer.pt").exists() and time.monotonic() < deadline:
+        # into the training loop: the trainer logs every 100 steps, so a log line means steps were taken (a fixed
+        # sleep is not enough on a loaded machine, where the first step may come late)
+        deadline, log_path = time.monotonic() + 300, tmp_path / "run" / "log.jsonl"
+        while not (log_path.exists() and log_path.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(8)  # into the training loop: a few hundred steps of the tiny model
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
     trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
