@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from .manifest import Utterance, write_manifest
 from .random_voices import HELD_OUT_START, random_variant_names
 from .readable import filter_readable
 from .summary import format_table, summarize
-from .synthesize import SAMPLE_RATE, VoiceSpec, list_languages, list_variants, synthesize, voice_argument
+from .synthesize import SAMPLE_RATE, VoiceSpec, list_languages, list_variants, synthesize, voice_argument, write_wav
 from .text_sources import load_sentences
 
 SPLITS = ("train", "dev", "test")
@@ -255,9 +254,7 @@ def render(job: Job, out: Path) -> float:
     rng = np.random.default_rng(job.seed)
     audio = augment(synthesize(job.text, job.voice, rng), job.condition, rng)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.wav")
-    sf.write(str(tmp), audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)  # atomic: an interrupted build never leaves half a WAV
+    write_wav(path, audio)
     return audio.size / SAMPLE_RATE
 
 

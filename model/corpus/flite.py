@@ -18,7 +18,7 @@ import numpy as np
 import soundfile
 
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
-from model.corpus.synthesize import pad_silence, to_16k, trim_silence
+from model.corpus.synthesize import pad_silence, to_16k, trim_silence, write_wav
 
 VOICES = ("slt", "awb", "rms", "kal16")  # kal (8 kHz) and awb_time (awb again) left out
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             # named by the sentence's place in the manifest, so a clip kept on disk is always its own sentence's
             path = args.out / "wav" / f"en-US_flite_{voice}_{index:04d}.wav"
             if not path.exists():
-                soundfile.write(path, flite_speak(text, voice), 16_000)
+                write_wav(path, flite_speak(text, voice))
             duration = soundfile.info(path).duration
             rows.append(Utterance(path.stem, f"wav/{path.name}", text, "en-US", f"flite-{voice}", round(duration, 3), "flite"))
     write_manifest(args.out / "manifest.jsonl", rows)

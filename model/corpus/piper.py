@@ -21,7 +21,7 @@ import soundfile
 
 from model.corpus.augment import augment, choose_condition, speed_perturb
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
-from model.corpus.synthesize import pad_silence, to_16k, trim_silence
+from model.corpus.synthesize import pad_silence, to_16k, trim_silence, write_wav
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         condition = choose_condition(rng)
         path = args.out / "wav" / f"en-US_piper_{index:05d}.wav"
         if index % args.workers == args.worker and not path.exists():
-            soundfile.write(path, augment(piper_speak(voice, text, style), condition, rng), 16_000)
+            write_wav(path, augment(piper_speak(voice, text, style), condition, rng))
         if path.exists():
             duration = soundfile.info(path).duration
             rows.append(Utterance(path.stem, f"wav/{path.name}", text, "en-US", style.speaker, round(duration, 3),
                                   f"piper-{condition}"))
-    if args.worker == 0:  # after the other workers: its manifest lists every clip on disk
+    if args.worker == 0:  # the clips on disk now; with several workers, run once more with one to list them all
         write_manifest(args.out / "manifest.jsonl", rows)
     print(f"{len(rows)} utterances in {args.out / 'manifest.jsonl'}")
 

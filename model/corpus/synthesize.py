@@ -6,6 +6,7 @@ to soundfile. Resampling uses scipy's polyphase filter (22050 * 320/441 = 16000)
 """
 from __future__ import annotations
 
+import os
 import re
 import struct
 import subprocess
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import soundfile
 from scipy.signal import resample_poly
 
 from model.corpus.random_voices import ensure_variant, is_random_variant
@@ -139,3 +141,11 @@ def list_languages() -> tuple[str, ...]:
     out = subprocess.run(["espeak-ng", "--voices"], capture_output=True, check=True).stdout
     rows = out.decode("utf-8", errors="replace").splitlines()[1:]
     return tuple(r.split()[1] for r in rows if len(r.split()) > 1)
+
+
+def write_wav(path: os.PathLike | str, audio: np.ndarray) -> None:
+    """16-bit 16 kHz WAV, written atomically: an interrupted render never leaves half a clip that a resumed one keeps."""
+    path = os.fspath(path)
+    tmp = path[: -len(".wav")] + ".tmp.wav" if path.endswith(".wav") else path + ".tmp.wav"
+    soundfile.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
