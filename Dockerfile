@@ -18,7 +18,7 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 # never loads. What the CUDA base image does contribute is the NVIDIA_* variables the container toolkit reads to
 # inject the host driver, including NVIDIA_REQUIRE_CUDA, which rejects a host driver too old for CUDA 13.0 at
 # container start rather than at the first kernel launch. Any 13.0.x tag would do; one is pinned so that builds
-# repeat, and tests/test_deploy.py checks that its 13.0 is torch.version.cuda.
+# repeat, and tests/deploy/test_deploy.py checks that its 13.0 is torch.version.cuda.
 FROM nvidia/cuda:13.0.2-base-ubuntu24.04
 
 # The PyTorch index makes the CUDA 13.0 build an explicit choice rather than whatever PyPI serves by default;

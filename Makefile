@@ -9,7 +9,7 @@ SYSTEM_PACKAGES := espeak-ng sox fortunes wamerican wbritish libsndfile1 prometh
 
 # System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo): fortunes holds the English
 # sentences of the synthetic corpus and wamerican / wbritish the spelling dictionaries of the English lexicon (`bundle`);
-# chromium runs the browser tests of the web page (tests/test_web.py); fonts-noto-cjk gives its screenshots CJK glyphs.
+# chromium runs the browser tests of the web page (tests/service/test_web.py); fonts-noto-cjk gives its screenshots CJK glyphs.
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

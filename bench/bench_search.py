@@ -3,7 +3,7 @@ LM fusion (and English's lexicon): the served search, which builds only the exte
 kept prefixes guarantee and LM-scores a frame's candidates best-first only while one can still reach the beam, against
 building and scoring every candidate (as the search did before 0.10.0, though with the cache of LM lookups by context it
 gained then, cleared before each run), timed interleaved in one run.
-Both find the same beams (tests/test_search.py); the table also counts LM lookups (cache hits included).
+Both find the same beams (tests/decoding/test_search.py); the table also counts LM lookups (cache hits included).
 
 The search runs once per chunk of every stream on the server's search threads, so its cost per second of audio
 bounds how many streams a core can follow (bench_streams measures that end to end).

@@ -1,5 +1,5 @@
 """Starting the real service in a child process (`python -m service`, uvicorn on 127.0.0.1 and a free port) and
-waiting until /readyz answers 200: the harness of the benchmarks and the tests (tests/live_server.py), which
+waiting until /readyz answers 200: the harness of the benchmarks and the tests (tests/helpers.py), which
 exercise the real server. It is no part of the service, and not in its wheel."""
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ class CallOptions:
 
 
 def upload_fields(locale: str, nbest: int, hotwords: list[str] | tuple[str, ...], chunk_ms: int | None,
-                  timestamps: bool, hotword_boost: float | None = None, call: CallOptions = CallOptions()) -> dict[str, str]:
+                  timestamps: bool, hotword_boost: float | None = None,
+                  call: CallOptions = CallOptions()) -> dict[str, str]:
     fields = {"locale": locale, "nbest": str(nbest), "timestamps": "true" if timestamps else "false", **call.fields()}
     if hotwords:
         fields["hotwords"] = ",".join(hotwords)
@@ -177,9 +178,10 @@ def stream_audio(audio: AudioInput, sample_rate: int) -> tuple[bytes, int]:
     return pcm16(samples.mean(axis=1)), rate
 
 
-def stream_request(audio: AudioInput, sample_rate: int, realtime: bool, piece_ms: int, **start: object) -> StreamRequest:
+def stream_request(audio: AudioInput, sample_rate: int, realtime: bool, piece_ms: int,
+                   **start: object) -> StreamRequest:
     pcm, rate = stream_audio(audio, sample_rate)
-    message = StartMessage(type="start", sample_rate=rate, encoding="pcm_s16le", **start)
+    message = StartMessage.model_validate({"type": "start", "sample_rate": rate, "encoding": "pcm_s16le", **start})
     return StreamRequest(message, pcm, max(2, rate * piece_ms // 1000 * 2), realtime)
 
 
@@ -264,9 +266,9 @@ class ASRClient:
                                                  channels, channel_names, redact, format))
 
     def stream(self, audio: AudioInput, sample_rate: int = 16000, locale: str = "auto", nbest: int = 1,
-               hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float | None = None, interim_results: bool = True,
-               endpointing: dict | None = None, realtime: bool = False, piece_ms: int = 100,
-               full_context_finals: bool | None = None, redact: RedactMode | None = None,
+               hotwords: list[str] | tuple[str, ...] = (), hotword_boost: float | None = None,
+               interim_results: bool = True, endpointing: dict | None = None, realtime: bool = False,
+               piece_ms: int = 100, full_context_finals: bool | None = None, redact: RedactMode | None = None,
                format: TextFormat | None = None) -> Iterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
         The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent.

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     max_queued_offline_audio_s: float = 4 * 3600.0
     retry_after_s: int = 2
     # Testing aid, off in service: every Nth device batch raises RuntimeError, to check that a failing model step
-    # fails only its own batch's requests (tests/test_cycles.py). 0 = off.
+    # fails only its own batch's requests (tests/service/test_cycles.py). 0 = off.
     fault_injection_every_n_batches: int = Field(default=0, ge=0)
 
     # Live accuracy

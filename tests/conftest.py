@@ -1,13 +1,11 @@
+"""Fixtures shared by every test folder. The repository root and tests/ are on the import path through pytest's
+`pythonpath` setting (pyproject.toml), so tests import the project's packages and their shared helpers (helpers.py)."""
+
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
 
 
@@ -88,7 +86,7 @@ def tiny_loaded():
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """The real service with the bundled checkpoint, shared by the service tests of one run."""
-    from live_server import start_server
+    from helpers import start_server
 
     server = start_server(tmp_path_factory.mktemp("server"))
     yield server
@@ -97,6 +95,6 @@ def live_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bundled_samples():
-    from live_server import samples
+    from helpers import samples
 
     return samples()

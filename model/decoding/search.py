@@ -114,7 +114,8 @@ class BeamOptions:
     min_token_log_prob: float = math.log(1e-4)  # ...and only those above this
     blank_skip_prob: float = 0.999  # a frame this sure of blank only extends blanks (CTC peaky behaviour)
     # Build and LM-score only the candidates that can still rank. False builds and scores them all: the same beams,
-    # slower; the reference the search is tested and benchmarked against (tests/test_search.py, bench_search.py).
+    # slower; the reference the search is tested and benchmarked against (tests/decoding/test_search.py,
+    # bench_search.py).
     skip_unrankable: bool = True
 
 

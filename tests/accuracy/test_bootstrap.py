@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import ROOT
 from model.accuracy.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 
-ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = str(ROOT / "model" / "checkpoints" / "default.pt")
 
 

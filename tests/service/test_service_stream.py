@@ -9,26 +9,9 @@ import pytest
 import torch
 import websockets
 
-from audio_fixtures import pcm16, read_mono16k, with_pauses
+from helpers import expect_error, finals, pcm16, read_mono16k, stream_audio, with_pauses
 
 CHUNK_MS = 640
-
-
-async def stream_audio(ws_url: str, pcm: bytes, start: dict | None = None, piece_bytes: int = 6400,
-                       pace_s: float = 0.0) -> list[dict]:
-    """Send start, the audio in pieces, stop; return every server message until the close."""
-    messages = []
-    async with websockets.connect(ws_url, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "start", "locale": "auto", **(start or {})}))
-        messages.append(json.loads(await ws.recv()))
-        for offset in range(0, len(pcm), piece_bytes):
-            await ws.send(pcm[offset : offset + piece_bytes])
-            if pace_s:
-                await asyncio.sleep(pace_s)
-        await ws.send(json.dumps({"type": "stop"}))
-        async for message in ws:
-            messages.append(json.loads(message))
-    return messages
 
 
 def offline_text(live_server, path, locale: str, chunk_ms: int | None = CHUNK_MS) -> str:
@@ -36,10 +19,6 @@ def offline_text(live_server, path, locale: str, chunk_ms: int | None = CHUNK_MS
         response = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", handle)},
                               data={"locale": locale, **({"chunk_ms": str(chunk_ms)} if chunk_ms else {})}, timeout=60)
     return response.json()["text"]
-
-
-def finals(messages: list[dict]) -> list[dict]:
-    return [m for m in messages if m["type"] == "final"]
 
 
 def finals_text(messages: list[dict], locale: str) -> str:
@@ -248,19 +227,6 @@ def test_a_stream_and_an_upload_interleave(live_server, bundled_samples):
     assert "".join(m["text"] for m in finals(messages)) == offline_text(live_server, stream_sample["path"], "yue-HK")
 
 
-async def expect_error(ws_url: str, *sends) -> tuple[dict, int]:
-    async with websockets.connect(ws_url) as ws:
-        for item in sends:
-            await ws.send(item)
-        messages = []
-        try:
-            async for m in ws:
-                messages.append(json.loads(m))
-        except websockets.ConnectionClosedError:
-            pass  # a non-1000 close ends iteration with this error; the close code is what we check
-        return messages[-1], ws.close_code
-
-
 @pytest.mark.parametrize("sends,code,close_code", [
     ((b"\x00\x01",), "protocol", 1008),
     (("{not json",), "bad_message", 1003),
@@ -282,7 +248,7 @@ def test_protocol_errors_close_with_a_reason(live_server, sends, code, close_cod
 
 def test_a_streams_hotwords_are_written_as_names_are_and_reach_its_finals(live_server):
     """The `start` message's hotwords as a caller writes them ("Kubernetes"): the stream's final writes the name,
-    which without them comes out as other words (tests/test_service_rest.py has the upload)."""
+    which without them comes out as other words (tests/service/test_service_rest.py has the upload)."""
     from model.corpus.synthesize import VoiceSpec, synthesize
 
     pcm = pcm16(synthesize("please transfer me to kubernetes support", VoiceSpec("en-us")))
@@ -294,7 +260,7 @@ def test_a_streams_hotwords_are_written_as_names_are_and_reach_its_finals(live_s
 
 def test_a_streams_cantonese_hotword_heard_with_the_wrong_tone_reaches_its_final_as_asked(live_server):
     """The stream's finals get the Chinese correction too (Recognizer.finalize): 港鐵 heard as 講鐵 without the
-    hotword is written 港鐵 with it (tests/test_service_rest.py has the upload)."""
+    hotword is written 港鐵 with it (tests/service/test_service_rest.py has the upload)."""
     from model.corpus.synthesize import VoiceSpec, synthesize
 
     pcm = pcm16(synthesize("唔該幫我轉去港鐵客服", VoiceSpec("yue")))

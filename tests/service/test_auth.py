@@ -8,7 +8,7 @@ import httpx
 import pytest
 import websockets
 
-from live_server import start_server
+from helpers import start_server
 from service.auth import hash_key
 
 OPEN_KEY = "k-open-0123456789"

@@ -5,10 +5,9 @@ import asyncio
 import httpx
 import pytest
 
-from audio_fixtures import encode, pcm16
+from helpers import encode, finals, pcm16, stream_audio
 from model.corpus.synthesize import VoiceSpec, synthesize
 from service.written import written
-from test_service_stream import finals, stream_audio
 
 CASES = [
     ("zh-CN", "一共三百五十块钱", "一共350块钱"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import ROOT
 from model.corpus.build import BuildConfig, build
 from model.evaluation.evaluate import main as evaluate_main
 from model.evaluation.model_card import averaging_words
@@ -266,7 +267,7 @@ def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_on
     config = write_config(tmp_path, tiny_corpus, 4, "syllable_ctc_weight = 0.3\n")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "model.training.train", "--config", config]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert finished.returncode == 0, finished.stderr[-3000:]
     trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
     assert trainer["step"] == 4
@@ -283,7 +284,7 @@ def test_data_parallel_training_through_torchrun_shares_steps_and_checkpoints_on
     assert 1.3 * alone["audio_hours"] < trainer["audio_hours"] < 3.0 * alone["audio_hours"]
 
     resumed = subprocess.run([*command[:-1], write_config(tmp_path, tiny_corpus, 6)], capture_output=True, text=True,
-                             timeout=600, cwd=Path(__file__).parents[1])
+                             timeout=600, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trainer = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["trainer"]
     assert trainer["step"] == 6 and [(r["first_step"], r["last_step"]) for r in trainer["runs"]] == [(0, 4), (4, 6)]
@@ -301,7 +302,7 @@ def test_sigterm_stops_training_after_its_step_with_a_checkpoint_and_no_error(ti
     no_periodic = ["--set", "checkpoint_every_minutes=600.0", "--set", "eval_every_minutes=600.0"]
     with open(tmp_path / "stderr.txt", "w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "model.training.train", "--config", config, *no_periodic],
-                                   cwd=Path(__file__).parents[1], stderr=stderr)
+                                   cwd=ROOT, stderr=stderr)
         # into the training loop: the trainer logs every 100 steps, so a log line means steps were taken (a fixed
         # sleep is not enough on a loaded machine, where the first step may come late)
         deadline, log_path = time.monotonic() + 300, tmp_path / "run" / "log.jsonl"

@@ -7,8 +7,7 @@ import signal
 
 import websockets
 
-from audio_fixtures import pcm16, read_mono16k
-from live_server import start_server
+from helpers import pcm16, read_mono16k, start_server
 
 
 async def open_stream_then_sigterm(server, audios: list[bytes]) -> list[tuple[list[dict], int]]:

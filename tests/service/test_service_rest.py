@@ -6,23 +6,14 @@ import httpx
 import numpy as np
 import pytest
 
-from audio_fixtures import encode, read_mono16k, with_pauses
+from helpers import SAMPLE_ERROR_BOUND, encode, read_mono16k, transcribe, with_pauses
 from model.accuracy.scoring import count_errors
-
-
-# Measured on the shipped model (0.8.0) over the bundled samples (zh-CN 0.167, yue-HK 0.00, en-US 0.10), plus 0.10.
-# Three utterances per locale: the corpus-wide rates are in the model card.
-SAMPLE_ERROR_BOUND = {"zh-CN": 0.24, "yue-HK": 0.10, "en-US": 0.20}
 
 
 @pytest.fixture(scope="module")
 def client(live_server):
     with httpx.Client(base_url=live_server.url, timeout=120) as client:
         yield client
-
-
-def transcribe(client, data: bytes, filename="a.wav", **params) -> httpx.Response:
-    return client.post("/transcribe", files={"file": (filename, data)}, data=params)
 
 
 def test_health_readiness_and_model_card(client):
@@ -221,7 +212,7 @@ def content_length(reply: str) -> int:
 def test_a_hotword_written_as_a_name_is_written_brings_out_that_name(client):
     """A support desk's product name, outside the English lexicon, sent as callers write it: without the hotword the
     model hears other words ("cuban eats", 0.11.2), with "Kubernetes" it writes the name (the hotword is normalised
-    and joins the request's lexicon: tests/test_recognizer.py)."""
+    and joins the request's lexicon: tests/recognition/test_recognizer.py)."""
     from model.corpus.synthesize import VoiceSpec, synthesize
 
     wav = encode(synthesize("my kubernetes account is locked", VoiceSpec("en-us")), "WAV")

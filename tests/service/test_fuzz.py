@@ -15,8 +15,7 @@ from pydantic import ValidationError
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from audio_fixtures import encode, read_mono16k
-from live_server import samples
+from helpers import encode, read_mono16k, samples
 from model.frontend.audio import AudioDecodeError, decode_audio
 from service.protocol import StartMessage, StopMessage, client_message_adapter
 

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from audio_fixtures import encode, with_pauses
+from helpers import encode, with_pauses
 from model.corpus.synthesize import VoiceSpec, synthesize
 from model.recognition.recognizer import DecodeOptions
 from service.client import ASRClient, ASRError, AsyncASRClient, StreamError, start_frame, stream_options, stream_request

@@ -14,8 +14,10 @@ import pytest
 import soundfile
 from websockets.sync.client import connect
 
+from helpers import ROOT
+
 CHROMIUM = Path("/usr/bin/chromium")
-OUTPUT_DIR = Path(__file__).resolve().parent / "output"
+OUTPUT_DIR = ROOT / "tests" / "output"
 LEAD_S, TAIL_S = 0.5, 1.5  # silence around the sample in the fake microphone file
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -386,7 +388,7 @@ def test_an_api_key_is_sent_with_every_request(playwright, live_server, bundled_
 def test_hotwords_typed_on_the_page_go_with_the_upload_and_the_stream(playwright, live_server, tmp_path):
     """A product name typed in the Hotwords box as it is written ("Kubernetes") is sent with the upload and in the
     stream's start message, and the upload shows the server's transcript, which then writes the name (without the
-    hotword the model hears "cuban eats": tests/test_service_rest.py)."""
+    hotword the model hears "cuban eats": tests/service/test_service_rest.py)."""
     wav = spoken_wav(tmp_path / "kubernetes.wav", "my kubernetes account is locked", "en-us")
     browser = launch(playwright, fake_microphone_file(wav, tmp_path)[0])
     try:

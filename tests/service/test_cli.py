@@ -7,14 +7,13 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
+from helpers import ROOT
 from service.protocol import TranscriptionResponse
 
-ROOT = Path(__file__).resolve().parent.parent
 CHUNK_MS = 640
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
 FINAL_LINE = re.compile(r"^\[(\d+\.\d\d)-(\d+\.\d\d)\] (.+)$")

@@ -23,9 +23,9 @@ import pytest
 import torch
 import yaml
 
+from helpers import ROOT
 from service.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 # The oldest Kubernetes the manifests support (the preStop hook avoids the 1.30 `sleep` action) and the newest
 # the installed kubernetes-validate knows.

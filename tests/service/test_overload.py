@@ -8,8 +8,7 @@ import httpx
 import pytest
 import websockets
 
-from audio_fixtures import encode, pcm16, read_mono16k, with_pauses
-from live_server import start_server
+from helpers import encode, pcm16, read_mono16k, start_server, with_pauses
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,7 @@ import pytest
 import soxr
 import websockets
 
-from audio_fixtures import pcm16, read_mono16k
-from live_server import start_server
-from test_bad_input import close_after
-from test_metrics import scrape
-from test_service_stream import stream_audio
+from helpers import close_after, pcm16, read_mono16k, scrape, start_server, stream_audio
 
 # RSS of a fresh server climbs in steps while the allocator's pools (glibc arenas of the event loop, device and
 # torch threads) grow to the largest batches they have seen: after every 100 cycles at 20 concurrent, 743, 757,
@@ -26,7 +22,7 @@ from test_service_stream import stream_audio
 # times the concurrency sets those high-water marks at once (717 MB after 100 cycles, 849 after 400 more at 60
 # concurrent, then 849 MB after each of the next 1,000 at 20), so that the measured cycles show only what stays
 # behind. A leaked stream keeps at least its encoder cache (0.8 MB): ~800 MB over 1,000 cycles.
-# CI runs 1,000 cycles; the full 10,000 of the issue: CYCLES=10000 pytest tests/test_cycles.py -k thousand -s
+# CI runs 1,000 cycles; the full 10,000 of the issue: CYCLES=10000 pytest tests/service/test_cycles.py -k thousand -s
 CYCLES, CONCURRENT = int(os.environ.get("CYCLES", "1000")), 20
 WARM_UP, WARM_UP_CONCURRENT = 400, 60
 RSS_GROWTH_LIMIT = 0.05

@@ -4,10 +4,8 @@ import httpx
 import numpy as np
 import pytest
 
-from audio_fixtures import encode, read_mono16k
+from helpers import SAMPLE_ERROR_BOUND, encode, read_mono16k, scrape, transcribe
 from model.accuracy.scoring import count_errors
-from test_metrics import scrape
-from test_service_rest import SAMPLE_ERROR_BOUND, transcribe
 
 CUSTOMER_DELAY_S = 1.2  # the customer starts while the agent is still speaking
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from audio_fixtures import encode
-from live_server import start_server
+from helpers import ROOT, encode, start_server
 from model.accuracy.scoring import ErrorCount, count_errors
 from model.corpus.synthesize import VoiceSpec, synthesize
 from model.decoding.adaptation import MIN_LINES, WEIGHTS
@@ -20,7 +19,6 @@ from model.decoding.lm import InterpolatedLM, NgramLM, language_model
 from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.text.normalize import normalize_text
 
-ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = ROOT / "bench" / "domain"
 VOICES = {"yue-HK": VoiceSpec("yue", "m1", 200), "en-US": VoiceSpec("en-us", "m1", 170)}  # held-out voices
 

@@ -12,12 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from audio_fixtures import encode, pcm16
-from live_server import start_server
+from helpers import encode, finals, pcm16, scrape, start_server, stream_audio
 from model.corpus.synthesize import VoiceSpec, synthesize
 from service.pii import DIGITS
-from test_metrics import scrape
-from test_service_stream import finals, stream_audio
 
 CHINESE_DIGITS = "".join(k for k in DIGITS if len(k) == 1)
 ENGLISH_DIGITS = re.compile(r"\b(zero|one|two|three|four|five|six|seven|eight|nine)+\b")

@@ -4,9 +4,9 @@ server that has started, warmed up and answered an upload with hotwords has load
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 NOT_SERVING = ("model.training", "model.evaluation", "model.corpus")
 SERVE_AND_LIST_MODULES = """
 import sys

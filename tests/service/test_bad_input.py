@@ -15,11 +15,8 @@ import pytest
 import soundfile
 import websockets
 
-from audio_fixtures import encode, pcm16, read_mono16k
-from live_server import start_server
-from test_metrics import scrape
-from test_service_rest import transcribe
-from test_service_stream import expect_error, finals, stream_audio
+from helpers import (close_after, close_after_with_reason, encode, expect_error, finals, pcm16, read_mono16k, scrape,
+                     start_server, stream_audio, transcribe)
 from model.frontend.audio import AudioTooLongError, decode_audio
 
 
@@ -301,29 +298,6 @@ def test_high_rate_many_channel_audio_is_bounded_by_decoded_samples(speech):
 
 
 # ------------------------------------------------------------------------------------------------ streams
-
-
-async def close_after(ws_url: str, *sends) -> tuple[list[dict], int | None]:
-    """Send each item (a send may fail once the server has closed), then every server message and the close code."""
-    messages, close_code, _ = await close_after_with_reason(ws_url, *sends)
-    return messages, close_code
-
-
-async def close_after_with_reason(ws_url: str, *sends) -> tuple[list[dict], int | None, str | None]:
-    """As close_after, with the close frame's reason too."""
-    messages = []
-    async with websockets.connect(ws_url, max_size=None) as ws:
-        try:
-            for item in sends:
-                await ws.send(item)
-        except websockets.ConnectionClosed:
-            pass
-        try:
-            async for message in ws:
-                messages.append(json.loads(message))
-        except websockets.ConnectionClosedError:
-            pass  # a non-1000 close; the close code is what is checked
-    return messages, ws.close_code, ws.close_reason
 
 
 def assert_stream_still_serving(server, bundled_samples) -> None:

@@ -13,19 +13,7 @@ import time
 import httpx
 import pytest
 
-from audio_fixtures import pcm16, read_mono16k
-from live_server import ROOT, free_port
-from test_service_stream import stream_audio
-
-
-def scrape(live_server) -> dict[str, float]:
-    """Parse /metrics text into {'name{labels}': value}."""
-    samples = {}
-    for line in httpx.get(f"{live_server.url}/metrics").text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
-    return samples
+from helpers import ROOT, free_port, pcm16, read_mono16k, scrape, stream_audio
 
 
 def upload(live_server, sample, **params) -> dict:

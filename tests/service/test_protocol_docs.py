@@ -1,14 +1,13 @@
 """The protocol is written down once: docs/protocol.md and the OpenAPI description match service/protocol.py."""
 
-from pathlib import Path
-
 import pytest
 
+from helpers import ROOT
 from service.app import create_app
 from service.protocol import STREAM_MESSAGES
 from service.settings import Settings
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+DOC = (ROOT / "docs" / "protocol.md").read_text()
 
 
 @pytest.mark.parametrize("model", STREAM_MESSAGES, ids=lambda m: m.__name__)

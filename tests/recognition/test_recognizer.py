@@ -102,7 +102,7 @@ def test_a_locale_switch_at_a_full_context_final_searches_the_streaming_segment_
     streaming final, is taken: then the final is the one a stream without the second pass gives."""
     from model.network.checkpoint import load_checkpoint
     import model.recognition.stream_decoder as stream_decoder
-    from tests.audio_fixtures import read_mono16k, with_pauses
+    from helpers import read_mono16k, with_pauses
 
     recognizer = Recognizer(load_checkpoint())
     cantonese = next(s for s in bundled_samples if s["locale"] == "yue-HK")

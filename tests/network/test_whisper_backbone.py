@@ -3,6 +3,7 @@ past Whisper's 30 s window."""
 
 import struct
 
+import librosa
 import pytest
 import torch
 import torchaudio
@@ -21,6 +22,14 @@ def test_inverse_dct_turns_the_front_ends_mfcc_back_into_its_log_mel():
         mel_scale="slaney", norm="slaney")(waveform).T
     torch.testing.assert_close(mfcc @ inverse_dct_matrix(80), torch.log(spectrogram + 1e-6), atol=2e-3, rtol=1e-4)
     assert MEL_FILTERBANKS["whisper"].mel_scale == "slaney"
+
+
+def test_the_whisper_filterbank_is_the_one_whisper_was_trained_with():
+    """Whisper computed its mel filters with librosa (`librosa.filters.mel(sr=16000, n_fft=400, n_mels=80)`, saved as
+    whisper/assets/mel_filters.npz); the front end's "whisper" filterbank is torchaudio's and must equal them."""
+    ours = FeatureExtractor("whisper").mfcc.MelSpectrogram.mel_scale.fb.T  # (n_mels, n_fft // 2 + 1)
+    whisper = torch.from_numpy(librosa.filters.mel(sr=16_000, n_fft=400, n_mels=80))
+    torch.testing.assert_close(ours, whisper, atol=1e-6, rtol=0)
 
 
 def test_whisper_input_is_scaled_log10_with_a_fixed_floor():
