@@ -54,7 +54,9 @@ def server_transcriber(args: argparse.Namespace) -> Callable:
     client = ASRClient(args.server, api_key=args.api_key, timeout=args.timeout)
     return lambda path: client.transcribe(path, locale=args.locale, nbest=args.nbest,
                                           hotwords=hotword_list(args.hotwords), chunk_ms=args.chunk_ms,
-                                          hotword_boost=args.hotword_boost)
+                                          hotword_boost=args.hotword_boost, channels=args.channels,
+                                          channel_names=hotword_list(args.channel_names), redact=args.redact,
+                                          format=args.text_format)
 
 
 def in_process_transcriber(args: argparse.Namespace) -> Callable:
@@ -69,8 +71,12 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     from service.loading import choose_device
     from service.formats import transcription_response
     from service.protocol import ModelInfo
-    from service.recording import Shown
+    from service.pii import PiiOptions
+    from service.routes.transcription import finished_text
 
+    if args.channels == "separate":
+        raise ValueError("--channels separate needs a server (the channels of a call decode in one device batch "
+                         "there); run `openasr serve` and leave out --in-process")
     if args.threads:
         torch.set_num_threads(args.threads)
     loaded = load_checkpoint(args.checkpoint or DEFAULT_CHECKPOINT)
@@ -85,8 +91,8 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     def transcribe_file(path: str):
         started = time.perf_counter()
         transcript = recognizer.transcribe(load_audio_file(path), options)
-        return transcription_response(Shown.as_heard(transcript), uuid.uuid4().hex, model,
-                                      time.perf_counter() - started)
+        shown = finished_text(transcript, args.redact or "none", args.text_format or "spoken", PiiOptions())
+        return transcription_response(shown, uuid.uuid4().hex, model, time.perf_counter() - started)
 
     return transcribe_file
 
@@ -112,6 +118,8 @@ def render(response, output_format: str) -> str:
 
         names = {c.channel: c.name for c in response.channels or []}
         return (to_srt if output_format == "srt" else to_vtt)(as_transcript(response), names)
+    if response.channels:  # a call: each party's text on its own line, named as the request named it
+        return "".join(f"{c.name or f'channel {c.channel}'}: {c.text}\n" for c in response.channels)
     return response.text + "\n"
 
 
@@ -196,7 +204,8 @@ def stream(args: argparse.Namespace) -> int:
             for event in client.stream(args.file, locale=args.locale, nbest=args.nbest,
                                        hotwords=hotword_list(args.hotwords), realtime=args.realtime,
                                        hotword_boost=args.hotword_boost,
-                                       full_context_finals=args.full_context_finals):
+                                       full_context_finals=args.full_context_finals, redact=args.redact,
+                                       format=args.text_format):
                 if event.type == "ready":
                     print(f"streaming {args.file} (locale {event.locale}, chunks of {event.chunk_ms} ms)",
                           file=sys.stderr)
@@ -319,6 +328,11 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nbest", type=int, default=1, help="alternatives per segment, 1-10")
     parser.add_argument("--hotwords", help="comma-separated phrases to favour, written as names are")
     parser.add_argument("--hotword-boost", type=float, help="bonus per hotword token, 0-10 (default: the server's, 2)")
+    parser.add_argument("--redact", choices=["none", "pii"],
+                        help="pii: mask phone, ID and card numbers, emails and long digit strings (default: the "
+                             "server's)")
+    parser.add_argument("--text-format", choices=["spoken", "written"],
+                        help="written: numbers, dates, times and amounts as digits (default: spoken)")
 
 
 def add_transcribe(commands) -> None:
@@ -333,6 +347,10 @@ def add_transcribe(commands) -> None:
                         help="output format (default %(default)s)")
     parser.add_argument("--chunk-ms", type=int, help="decode with the streaming model's chunk size (multiple of 40)")
     parser.add_argument("--output-dir", help="write FILE's result to DIR/<name>.<txt|json|srt|vtt> instead of stdout")
+    parser.add_argument("--channels", choices=["mixed", "separate"],
+                        help="separate: each channel of a call recognised on its own (default: mixed to mono)")
+    parser.add_argument("--channel-names", help="with --channels separate: names of the channels in order "
+                                                "(agent,customer)")
 
 
 def add_stream(commands) -> None:

@@ -131,3 +131,37 @@ def test_train_evaluate_and_bench_pass_their_arguments_through(args, delegate_sa
 def test_unknown_options_of_other_commands_are_refused():
     result = openasr("transcribe", "--no-such-option", "a.wav", timeout=60)
     assert result.returncode == 2 and "unrecognized arguments: --no-such-option" in result.stderr
+
+
+def test_transcribe_a_call_by_channel_masked_and_written(live_server, tmp_path):
+    """A stereo call: each party on its own line under its name, the phone number masked, as the API does."""
+    import numpy as np
+    import soundfile as sf
+
+    from helpers import read_mono16k
+    from model.corpus.synthesize import VoiceSpec, synthesize
+
+    agent = synthesize("我的电话号码是一三八零零一三八零零零", VoiceSpec("cmn-latn-pinyin", None))
+    customer = read_mono16k(ROOT / "model" / "samples" / "en-US_1.wav")
+    audio = np.zeros((max(len(agent), len(customer)) + 8000, 2), dtype=np.float32)
+    audio[: len(agent), 0], audio[: len(customer), 1] = agent, customer
+    path = tmp_path / "call.wav"
+    sf.write(path, audio, 16000)
+    args = ("--server", live_server.url, "--channels", "separate", "--channel-names", "agent,customer",
+            "--redact", "pii", "--text-format", "written")
+    result = openasr("transcribe", *args, str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["agent", "customer"]
+    assert "13800138000" not in result.stdout and "一三八" not in lines[0]
+    with open(path, "rb") as handle:
+        served = httpx.post(f"{live_server.url}/transcribe", files={"file": ("call.wav", handle)}, timeout=120,
+                            data={"channels": "separate", "channel_names": "agent,customer", "redact": "pii",
+                                  "format": "written"}).json()
+    assert lines == [f"{c['name']}: {c['text']}" for c in served["channels"]]
+    assert served["redactions"]
+
+
+def test_in_process_refuses_a_call_by_channel_with_a_reason(tmp_path):
+    result = openasr("transcribe", "--in-process", "--channels", "separate", str(ROOT / "model/samples/en-US_1.wav"))
+    assert result.returncode == 2 and "needs a server" in result.stderr
