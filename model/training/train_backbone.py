@@ -67,10 +67,12 @@ def init(args: argparse.Namespace) -> None:
 class CachedFrames:
     """The backbone frames of every cached utterance (both views), with its tokens and locale."""
 
-    def __init__(self, folders: list[Path], tokenizer, training: bool = True) -> None:
-        """training: only utterances the token table can spell (a dev set keeps every one; it is only scored)."""
+    def __init__(self, folders: list[Path], tokenizer, training: bool = True, repeats: list[int] | None = None) -> None:
+        """training: only utterances the token table can spell (a dev set keeps every one; it is only scored).
+        repeats: how many times each folder's utterances enter an epoch (a small new source weighed up)."""
         self.rows, self.full, self.chunk, self.targets, self.sources = [], [], [], [], []
-        for folder in folders:
+        self.repeats: list[int] = []
+        for folder, repeat in zip(folders, repeats or [1] * len(folders)):
             for shard in sorted(Path(folder).glob("shard_*.pt")):
                 data = torch.load(shard, weights_only=True)
                 for row, full, chunk in zip(data["rows"], data["full"], data["chunk"]):
@@ -82,11 +84,13 @@ class CachedFrames:
                     self.chunk.append(chunk)
                     self.targets.append(tokenizer.encode(text) if training else [])
                     self.sources.append(Path(folder).name)
+                    self.repeats.append(repeat)
         self.lengths = np.array([f.shape[0] for f in self.full])
 
     def batches(self, rng: np.random.Generator, max_frames: int) -> list[list[int]]:
         """Length-bucketed batches of at most `max_frames` padded backbone frames, in random order."""
-        order = np.argsort(self.lengths + rng.uniform(0, 20, len(self.lengths)))
+        pool = np.repeat(np.arange(len(self.lengths)), self.repeats)
+        order = pool[np.argsort(self.lengths[pool] + rng.uniform(0, 20, len(pool)))]
         batches, current = [], []
         for index in order:
             if current and (len(current) + 1) * self.lengths[index] > max_frames:
@@ -97,6 +101,12 @@ class CachedFrames:
             batches.append(current)
         rng.shuffle(batches)
         return batches
+
+
+def cache_spec(spec: str) -> tuple[Path, int]:
+    """`FOLDER` or `FOLDER:N`: a cache folder and how many times its utterances enter each epoch."""
+    folder, _, repeat = spec.rpartition(":")
+    return (Path(folder), int(repeat)) if folder and repeat.isdigit() and int(repeat) > 0 else (Path(spec), 1)
 
 
 def data_summary(data: CachedFrames) -> dict:
@@ -177,7 +187,8 @@ def train(args: argparse.Namespace) -> None:
     model.encoder.backbone.requires_grad_(False)
     model.encoder.backbone.eval()
     config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
-    data = CachedFrames([Path(c) for c in args.cache], tokenizer)
+    folders, repeats = zip(*(cache_spec(c) for c in args.cache))
+    data = CachedFrames(list(folders), tokenizer, repeats=list(repeats))
     dev = {name: CachedFrames([Path(c)], tokenizer, training=False) for name, c in zip(("dev", "real"), args.dev_cache)}
     print(f"{len(data.rows)} training utterances, {data.lengths.sum() / 50 / 3600:.1f} h; dev "
           + ", ".join(f"{k} {len(v.rows)}" for k, v in dev.items()), flush=True)
@@ -202,6 +213,7 @@ def train(args: argparse.Namespace) -> None:
                       "minutes": round(progress["seconds"] / 60, 1), "device": f"cpu x{args.threads}",
                       "lr_schedule": "cosine", "peak_lr": args.lr, "max_batch_frames": args.max_frames,
                       "data": "backbone frames of " + ", ".join(sorted(set(data.sources))),
+                      "repeats": {source: r for source, r in zip(data.sources, data.repeats) if r > 1},
                       "note": "the layers above the frozen backbone (python -m model.training.train_backbone)"}]}
         save_checkpoint(resume, model, tokenizer, loaded.name, loaded.version, loaded.metadata, loaded.language_models)
         torch.save({"optimizer": optimizer.state_dict(), "progress": progress}, out / "optimizer.pt")
@@ -255,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--version", default="0.15.0")
     t = sub.add_parser("train")
     t.add_argument("--init", required=True)
-    t.add_argument("--cache", nargs="+", required=True)
+    t.add_argument("--cache", nargs="+", required=True,
+                   help="cache folders; FOLDER:N puts its utterances N times into each epoch")
     t.add_argument("--dev-cache", nargs="+", default=[])
     t.add_argument("--out", required=True)
     t.add_argument("--minutes", type=float, default=40.0)

@@ -2,6 +2,7 @@
 are what the model computes, and a few steps on them lower the loss without touching the backbone."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,3 +63,15 @@ def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded
         losses.append(loss.item())
     assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
     assert all(torch.equal(v, frozen[k]) for k, v in model.encoder.backbone.state_dict().items())
+
+
+def test_a_repeated_cache_enters_each_epoch_that_many_times(tmp_path):
+    from model.training.train_backbone import cache_spec
+
+    assert cache_spec("data/bb/kokoro-yue:3") == (Path("data/bb/kokoro-yue"), 3)
+    assert cache_spec("data/bb/synth") == (Path("data/bb/synth"), 1)
+    data = CachedFrames.__new__(CachedFrames)
+    data.lengths, data.repeats = np.array([10, 20, 30]), [1, 1, 3]
+    batches = data.batches(np.random.default_rng(0), max_frames=10_000)
+    drawn = sorted(i for batch in batches for i in batch)
+    assert drawn == [0, 1, 2, 2, 2]
