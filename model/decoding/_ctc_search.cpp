@@ -246,6 +246,7 @@ private:
 
     double log_prob_after(const std::vector<int>& context, int token) const {
         if (lm_ != nullptr) return lm_->log_prob(context, token);
+        py::gil_scoped_acquire gil;  // the frame loop runs without the GIL (`search`)
         py::tuple key(context.size());  // a language model only Python knows: ask it (cached there)
         for (size_t i = 0; i < context.size(); ++i) key[i] = py::int_(context[i]);
         return python_lm_(key, token).cast<double>();
@@ -527,18 +528,22 @@ py::list search(const py::list& beams, const std::vector<std::vector<double>>& t
     }
     FrameSearch frames(options, trie, fusion, origin_last);
     std::vector<std::pair<int, double>> candidates;
-    for (size_t s = 0; s < blank_log_probs.size(); ++s) {
-        double blank_lp = blank_log_probs[s];
-        if (blank_lp > options.skip) {
-            frames.blank_frame(state, blank_lp);
-            continue;
+    size_t wanted = static_cast<size_t>(options.token_candidates);
+    {
+        // The frame loop reads only C++ data: other threads (the event loop, the other search thread) run meanwhile.
+        py::gil_scoped_release no_gil;
+        for (size_t s = 0; s < blank_log_probs.size(); ++s) {
+            double blank_lp = blank_log_probs[s];
+            if (blank_lp > options.skip) {
+                frames.blank_frame(state, blank_lp);
+                continue;
+            }
+            candidates.clear();
+            for (size_t k = 0; k < top_ids[s].size() && candidates.size() < wanted; ++k)
+                if (top_ids[s][k] != options.blank_id && top_log_probs[s][k] > options.min_token_log_prob)
+                    candidates.emplace_back(top_ids[s][k], top_log_probs[s][k]);
+            state = frames.advance(state, first_frame + static_cast<int>(s), blank_lp, candidates);
         }
-        candidates.clear();
-        for (size_t k = 0; k < top_ids[s].size() && candidates.size() < static_cast<size_t>(options.token_candidates);
-             ++k)
-            if (top_ids[s][k] != options.blank_id && top_log_probs[s][k] > options.min_token_log_prob)
-                candidates.emplace_back(top_ids[s][k], top_log_probs[s][k]);
-        state = frames.advance(state, first_frame + static_cast<int>(s), blank_lp, candidates);
     }
     py::list out;
     for (const Beam& beam : state) {

@@ -110,3 +110,23 @@ def test_the_compiled_search_equals_the_python_search_on_the_bundled_model(local
     expected = streamed(reference_prefix_beam_search, log_probs, 16, options, trie, fusion)
     assert len(expected.beams) == options.beam_size
     assert beams(streamed(prefix_beam_search, log_probs, 16, options, trie, fusion)) == beams(expected)
+
+
+@compiled
+def test_searches_on_two_threads_at_once_get_what_each_gets_alone():
+    """The compiled frame loop runs without the GIL (the server's two search threads share the LM, lexicon and
+    pieces), and an adapted LM is asked through Python from it: each stream still gets its own beams."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(3)
+    sentences = lambda: [[rng.randint(3, VOCAB - 1) for _ in range(rng.randint(2, 8))] for _ in range(200)]  # noqa
+    general = train_ngram(sentences(), VOCAB)
+    fusions = [LmFusion(general, 0.8, 1.0, random_lexicon(rng)),
+               LmFusion(InterpolatedLM(general, train_ngram(sentences(), VOCAB), weight=0.5), 0.8, 1.0)]
+    trie = HotwordTrie.build([[5, 6, 7], [9, 9]], 2.0)
+    jobs = [(random_posteriors(rng, 200), fusions[i % 2]) for i in range(8)]
+    options = BeamOptions(beam_size=16)
+    search = lambda job: beams(streamed(prefix_beam_search, job[0], 16, options, trie, job[1]))  # noqa: E731
+    alone = [search(job) for job in jobs]
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(search, jobs)) == alone
