@@ -2,12 +2,19 @@
 # The speech-recognition service: `docker build -t openasr .` then `docker run --gpus all -p 8000:8000 openasr`.
 # Without a GPU the same image serves on CPU (ASR_DEVICE=auto picks whatever torch finds).
 
-# Stage 1: build the project wheel. The wheel is pure Python, so this stage's Python version does not have to
-# match the runtime's; the bundled checkpoint, configs and samples ride along as package data (pyproject.toml).
+# Stage 1: build the project wheel; the bundled checkpoint, configs and samples ride along as package data
+# (pyproject.toml). The wheel holds one compiled module, the first-pass search (setup.py), so this stage's Python
+# (3.12) must be the runtime's (Ubuntu 24.04's python3, 3.12), and it needs a C++ compiler. Without one the wheel
+# would still build, and serve the slower Python search.
 FROM python:3.12-slim-bookworm AS wheel
+# As in the runtime stage below: Debian's archive drops superseded versions, so a pin breaks the build within weeks.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # README.m[d]: the glob copies the README when there is one without failing the build when there is not.
-COPY pyproject.toml README.m[d] ./
+COPY pyproject.toml setup.py README.m[d] ./
 COPY model/ model/
 COPY service/ service/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-SYSTEM_PACKAGES := espeak-ng sox fortunes wamerican wbritish libsndfile1 prometheus chromium fonts-noto-cjk
+SYSTEM_PACKAGES := espeak-ng sox fortunes wamerican wbritish libsndfile1 prometheus chromium fonts-noto-cjk g++ python3-dev
 
 .PHONY: serve test install system-deps corpus train evaluate bundle bundle-backbone bench clean
 
 # System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo): fortunes holds the English
 # sentences of the synthetic corpus and wamerican / wbritish the spelling dictionaries of the English lexicon (`bundle`);
-# chromium runs the browser tests of the web page (tests/service/test_web.py); fonts-noto-cjk gives its screenshots CJK glyphs.
+# chromium runs the browser tests of the web page (tests/service/test_web.py); fonts-noto-cjk gives its screenshots CJK glyphs;
+# g++ and python3-dev (the headers of Debian's Python) compile the first-pass search (setup.py).
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -24,7 +25,9 @@ $(BIN)/python:
 # torch 2.14.1 is a CUDA build: the finished .venv takes about 6.5 GB. Say so up front rather than let pip fail
 # half-way with "No space left on device" (what a nearly full CI disk once did).
 VENV_NEED_MB ?= 7000
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The install also compiles the first-pass search (setup.py; g++, about half a minute): its source is a prerequisite, so
+# that `make test` after editing it tests the new build.
+$(VENV)/.installed: pyproject.toml setup.py model/decoding/_ctc_search.cpp | $(BIN)/python
 	@have=$$(df -Pm $(VENV) | awk 'NR==2 {print $$4}'); used=$$(du -sm $(VENV) | cut -f1); \
 	if [ $$((have + used)) -lt $(VENV_NEED_MB) ]; then \
 	  echo "install: .venv needs about $(VENV_NEED_MB) MB (torch's CUDA build); $$have MB free on $$(df -P $(VENV) | awk 'NR==2 {print $$6}') with $$used MB already in .venv. Free some disk and rerun." >&2; \

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 
+from model.decoding import compiled_search
 from model.decoding.hotwords import HotwordTrie, NO_MATCH
 from model.decoding.lexicon import LexiconPenalty
 from model.decoding.lm import LanguageModel
@@ -231,9 +232,7 @@ def _advance_frame(beams: Beams, frame: int, blank_lp: float, candidates: list[t
     for prefix in beams:
         if prefix:
             merging.setdefault(prefix[:-1], set()).add(prefix[-1])
-    gain = (fusion.max_token_score if fusion else 0.0) + (trie.max_gain if trie else 0.0)
-    if not options.skip_unrankable:
-        gain = math.inf
+    gain = _max_gain(options, trie, fusion)
     for prefix, beam, last, total, repeat_lp in kept:
         _stay(following, prefix, beam, total + blank_lp, beam.non_blank + repeat_lp, repeat_lp)
         reach = floor - gain - beam.bias - beam.lm_score
@@ -249,6 +248,14 @@ def _advance_frame(beams: Beams, frame: int, blank_lp: float, candidates: list[t
     else:
         ranked = _rank_fused(following, options.beam_size, fusion, options.skip_unrankable)
     return {prefix: candidate.to_beam(frame) for prefix, candidate in ranked}
+
+
+def _max_gain(options: BeamOptions, trie: HotwordTrie | None, fusion: LmFusion | None) -> float:
+    """The most one token can add to a score besides its path: the largest LM step and hotword bonus (inf: no
+    pruning, the reference the pruning is tested against)."""
+    if not options.skip_unrankable:
+        return math.inf
+    return (fusion.max_token_score if fusion else 0.0) + (trie.max_gain if trie else 0.0)
 
 
 def _rank_fused(following: dict[Prefix, _Candidate], beam_size: int, fusion: LmFusion, skip_unrankable: bool = True
@@ -303,15 +310,30 @@ def prefix_beam_search(
     log_probs: torch.Tensor | FramePosteriors, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
     trie: HotwordTrie | None = None, fusion: LmFusion | None = None,
 ) -> BeamState:
-    """CTC prefix beam search (Graves 2006; Hannun et al. 2014) over the next frames (S, V) -> next state."""
-    state = state or BeamState()
-    if trie is not None and trie.empty:
-        trie = None
-    if isinstance(log_probs, torch.Tensor):
-        [log_probs] = frame_posteriors(log_probs[None], [log_probs.shape[0]], options.token_candidates)
-    posteriors = log_probs
-    if posteriors.candidates < options.token_candidates:
-        raise ValueError("the posteriors hold fewer labels per frame than the search considers")
+    """CTC prefix beam search (Graves 2006; Hannun et al. 2014) over the next frames (S, V) -> next state: the served
+    search, compiled (compiled_search.py) where the install built it, else `reference_prefix_beam_search`. Both give
+    the same beams, scores and timings (tests/decoding/test_compiled_search.py)."""
+    if not compiled_search.AVAILABLE:
+        return reference_prefix_beam_search(log_probs, state, options, trie, fusion)
+    state, posteriors, trie = _search_inputs(log_probs, state, options, trie)
+    rows = [(prefix, b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score) for prefix, b in state.beams.items()]
+    compiled_fusion = None if fusion is None else compiled_search.fusion(fusion.lm, fusion.weight, fusion.bonus,
+                                                                         fusion.lexicon)
+    bound = fusion.max_token_score if fusion is not None and options.skip_unrankable else math.inf
+    beams = compiled_search.search(
+        rows, posteriors.top_log_probs, posteriors.top_ids, posteriors.blank_log_probs, state.frames,
+        beam_size=options.beam_size, token_candidates=options.token_candidates, blank_id=BLANK_ID,
+        min_token_log_prob=options.min_token_log_prob, blank_skip_prob=options.blank_skip_prob,
+        gain=_max_gain(options, trie, fusion), bound=bound, trie=trie, fusion=compiled_fusion, timing_type=TokenTiming)
+    return BeamState({row[0]: _Beam(*row[1:]) for row in beams}, state.frames + posteriors.frames)
+
+
+def reference_prefix_beam_search(
+    log_probs: torch.Tensor | FramePosteriors, state: BeamState | None = None, options: BeamOptions = BeamOptions(),
+    trie: HotwordTrie | None = None, fusion: LmFusion | None = None,
+) -> BeamState:
+    """The search in Python: what the compiled one is tested against, and what serves where it was not built."""
+    state, posteriors, trie = _search_inputs(log_probs, state, options, trie)
     skip = math.log(options.blank_skip_prob)
     beams = {prefix: _Beam(b.blank, b.non_blank, b.timings, b.node, b.bias, b.lm_score)
              for prefix, b in state.beams.items()}
@@ -325,6 +347,17 @@ def prefix_beam_search(
         candidates = [(t, lp) for t, lp in zip(ids, lps) if t != BLANK_ID and lp > options.min_token_log_prob]
         beams = _advance_frame(beams, frame, blank_lp, candidates[: options.token_candidates], options, trie, fusion)
     return BeamState(beams, state.frames + posteriors.frames)
+
+
+def _search_inputs(log_probs: torch.Tensor | FramePosteriors, state: BeamState | None, options: BeamOptions,
+                   trie: HotwordTrie | None) -> tuple[BeamState, FramePosteriors, HotwordTrie | None]:
+    """What both searches start from: the state (a fresh one for None), the frames' posteriors, the trie (None if
+    empty)."""
+    if isinstance(log_probs, torch.Tensor):
+        [log_probs] = frame_posteriors(log_probs[None], [log_probs.shape[0]], options.token_candidates)
+    if log_probs.candidates < options.token_candidates:
+        raise ValueError("the posteriors hold fewer labels per frame than the search considers")
+    return state or BeamState(), log_probs, None if trie is not None and trie.empty else trie
 
 
 def beam_hypotheses(state: BeamState, trie: HotwordTrie | None = None, final: bool = False,

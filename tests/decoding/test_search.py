@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from model.decoding.hotwords import HotwordTrie
-from model.decoding.search import (BeamOptions, beam_hypotheses, greedy_search, prefix_beam_search)
+from model.decoding.search import (BeamOptions, beam_hypotheses, greedy_search, prefix_beam_search,
+                                   reference_prefix_beam_search)
 
 EXHAUSTIVE = BeamOptions(beam_size=10_000, token_candidates=100, min_token_log_prob=-math.inf, blank_skip_prob=1.0)
 
@@ -92,7 +93,8 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
     the floor its frame's kept prefixes guarantee, and a frame's candidates are LM-scored best-first only while one
     could still reach the beam: the same beams, scores and timings as building and scoring every candidate (the
     bundled English LM, lexicon and tuned wide beam on a bundled sample, streamed in 640 ms chunks, with a hotword),
-    for about half the LM lookups."""
+    for about half the LM lookups. (The Python search, whose LM lookups a subclass can count; the compiled one
+    prunes alike: the test below, and test_compiled_search.py.)"""
     from dataclasses import dataclass
 
     from model.decoding.search import LmFusion
@@ -123,17 +125,18 @@ def test_the_search_builds_and_lm_scores_only_candidates_that_can_rank_and_ranks
         options = BeamOptions(beam_size=beam, skip_unrankable=kind == "pruned")
         state = None
         for start in range(0, log_probs.shape[0], 16):
-            state = prefix_beam_search(log_probs[start : start + 16], state, options, trie, fusion)
+            state = reference_prefix_beam_search(log_probs[start : start + 16], state, options, trie, fusion)
         results.append([(h.tokens, h.log_prob, h.bias, h.lm_score) for h in beam_hypotheses(state, trie, True, fusion)])
     assert results[0] == results[1] and len(results[0]) == beam
     assert 0 < calls["pruned"] < 0.6 * calls["all"]
 
 
+@pytest.mark.parametrize("search", [prefix_beam_search, reference_prefix_beam_search], ids=["served", "python"])
 @pytest.mark.parametrize("seed", range(12))
-def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwords(seed):
+def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwords(seed, search):
     """Random posteriors, small LMs (a third of the cases none), hotwords and beam sizes, streamed in random chunks:
     the search with its floor and best-first LM scoring keeps exactly the beams (timings included) of building and
-    scoring every candidate (BeamOptions.skip_unrankable=False)."""
+    scoring every candidate (BeamOptions.skip_unrankable=False), compiled (served) and in Python."""
     import random
 
     from model.decoding.search import LmFusion
@@ -154,6 +157,6 @@ def test_pruned_candidates_never_change_the_beams_for_any_beam_size_lm_or_hotwor
         options = BeamOptions(beam_size=beam_size, skip_unrankable=skip_unrankable)
         state = None
         for start in range(0, frames, step):
-            state = prefix_beam_search(log_probs[start : start + step], state, options, trie, fusion)
+            state = search(log_probs[start : start + step], state, options, trie, fusion)
         results.append([(h.tokens, h.log_prob, h.bias, h.lm_score) for h in beam_hypotheses(state, trie, True, fusion)])
     assert results[0] == results[1]
