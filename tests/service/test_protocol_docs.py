@@ -4,7 +4,7 @@ import pytest
 
 from helpers import ROOT
 from service.app import create_app
-from service.protocol import STREAM_MESSAGES
+from service.protocol import STREAM_MESSAGES, OpenAITranscriptionFields, TranscribeFields
 from service.settings import Settings
 
 DOC = (ROOT / "docs" / "protocol.md").read_text()
@@ -17,6 +17,12 @@ def test_every_stream_message_and_field_is_documented(model):
     assert f'"type": "{kind}"' in DOC
     for field in model.model_fields:
         assert f'"{field}"' in DOC, f"{model.__name__}.{field} is not in docs/protocol.md"
+
+
+@pytest.mark.parametrize("model", (TranscribeFields, OpenAITranscriptionFields), ids=lambda m: m.__name__)
+def test_every_upload_parameter_is_documented(model):
+    for name, field in model.model_fields.items():
+        assert f"`{field.alias or name}`" in DOC, f"{model.__name__}.{name} is not in docs/protocol.md"
 
 
 def test_openapi_publishes_rest_routes_and_stream_messages():

@@ -69,6 +69,13 @@ def test_raw_body_upload_equals_multipart(client, bundled_samples):
     raw = client.post("/transcribe?locale=yue", content=data, headers={"content-type": "audio/wav"}).json()
     multipart = transcribe(client, data, locale="yue-HK").json()
     assert raw["text"] == multipart["text"] and raw["locale"] == "yue-HK"
+    # every parameter reads from the query string as from a form field (service/protocol.py TranscribeFields)
+    untimed = client.post("/transcribe?locale=yue&timestamps=false", content=data,
+                          headers={"content-type": "audio/wav"}).json()
+    assert untimed["text"] == raw["text"] and not any(s["tokens"] for s in untimed["segments"])
+    refused = client.post("/transcribe?nbest=0", content=data, headers={"content-type": "audio/wav"})
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_request"
+    assert refused.json()["message"].startswith("nbest: ")
 
 
 @pytest.mark.parametrize("container,rate,channels,subtype", [

@@ -1,0 +1,28 @@
+"""The model card's parts written from a checkpoint's metadata (model/evaluation/model_card.py). The card of the
+bundled model as a whole: tests/network/test_checkpoint.py."""
+
+from model.evaluation.model_card import lineage_table
+
+
+def test_the_lineage_is_one_table_each_release_continued_from_the_one_before():
+    meta = {"earlier_training_data": [
+        {"model": "m 0.1.0", "utterances": 1000, "speakers": 80, "hours_per_locale": {"en-US": 1.04, "zh-CN": 2.0}},
+        {"model": "m 0.2.0", "utterances": 3000, "speakers": 90,
+         "hours_per_locale": {"en-US": 3.0, "zh-CN": 2.5, "yue-HK": 1.5}}],
+        "training_data": {"utterances": 4000, "speakers": 120, "hours_per_locale": {"en-US": 4.0, "zh-CN": 3.0,
+                                                                                    "yue-HK": 2.0}}}
+    lines = lineage_table(meta, "m 0.3.0")
+    table = [line for line in lines if line.startswith("|")]
+    assert table == [
+        "| release | continued from | utterances | voices | en-US (h) | zh-CN (h) | yue-HK (h) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| m 0.1.0 | not recorded | 1000 | 80 | 1.0 | 2.0 | n/a |",
+        "| m 0.2.0 | m 0.1.0 | 3000 | 90 | 3.0 | 2.5 | 1.5 |",
+        "| m 0.3.0 (this model) | m 0.2.0 | 4000 | 120 | 4.0 | 3.0 | 2.0 |",
+    ]
+    assert not any(line.startswith("Continued from") for line in lines)
+    assert lines[-1] == ""  # a blank line before what follows
+
+
+def test_a_model_continued_from_nothing_has_no_lineage():
+    assert lineage_table({"training_data": {"utterances": 10}}, "m 0.1.0") == []
