@@ -16,7 +16,6 @@ costs the streamed search (bench.bench_search's case, at each locale's tuned bea
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,9 @@ import torch
 
 from bench.bench_finals import speech
 from bench.bench_search import CHUNK_FRAMES, streamed_search
-from bench.common import ROOT, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
+from bench.common import (
+    ROOT, git_commit, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results,
+)
 from bench.compare_models import paired_difference
 from model.corpus.manifest import Utterance, read_manifest
 from model.corpus.synthesize import VoiceSpec, synthesize
@@ -139,11 +140,6 @@ def search_cost(recognizers: dict[str, Recognizer], seconds: float, repeats: int
         )
         print(rows[-1], flush=True)
     return rows
-
-
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    return result.stdout.strip() or "unknown"
 
 
 def run(checkpoint: Path, manifest: Path | None, general_limit: int) -> dict:

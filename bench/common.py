@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -99,6 +100,12 @@ def machine_info(threads: int) -> dict:
         "platform": platform.platform(), "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def git_commit() -> str:
+    """The commit the benchmark ran on (uncommitted changes are not in it)."""
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
 
 
 def set_threads(threads: int) -> None:
