@@ -12,13 +12,13 @@ server must not grow with the variety of its input.
 
 CPUs may serve with int8 linear layers instead (`quantize_linear_layers`): dynamic quantisation (Jacob et al.,
 arXiv:1712.05877), weights int8 per output channel once at load, each call's activations quantised on the fly by
-fbgemm's kernels, so no calibration data is needed and the rest of the network stays float32. fbgemm packs each
-weight once and keeps no per-shape kernels, unlike oneDNN's bf16 above. The first-pass layers are quantised: the
-encoder (a Whisper backbone included), the CTC head, and the attention decoder's layers; the decoder's output
-layer stays float32 because rescoring reads rows of its weight (`AttentionDecoder.forward_tree`), and so does the
-tiny locale head. Each call's activations share one scale, so a batch's rows and a stream's chunks are computed
-within int8 rounding of what they give alone or at full context, no longer to float32's 1e-5. Speed and accuracy
-against float32: docs/benchmarks.md.
+fbgemm's kernels, so no calibration data is needed and the rest of the network stays float32 (whether a server's
+memory stays flat over the variety of its input, as bf16's did not, is not measured yet). The first-pass layers are
+quantised: the encoder (a Whisper backbone included), the CTC head, and the attention decoder's layers; the
+decoder's output layer stays float32 because rescoring reads rows of its weight (`AttentionDecoder.forward_tree`),
+and so does the tiny locale head. Each call's activations share one scale, so a batch's rows and a stream's chunks
+are computed within int8 rounding of what they give alone or at full context, no longer to float32's 1e-5. Speed and
+accuracy against float32: docs/benchmarks.md.
 """
 
 from __future__ import annotations
