@@ -1,4 +1,5 @@
-"""Loading the model for serving: device choice (CUDA when available, else CPU), half precision on GPU, warm-up."""
+"""Loading the model for serving: device choice (CUDA when available, else CPU), half precision on GPU, int8 linear
+layers on CPU where asked (ASR_QUANTIZE), warm-up."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from model.decoding.adaptation import adapt_checkpoint
 from model.frontend.features import SAMPLE_RATE
 from model.network.checkpoint import load_checkpoint
-from model.network.precision import serving_dtype
+from model.network.precision import serving_dtype, serving_quantization
 from model.recognition.recognizer import DecodeOptions, Recognizer
 from model.recognition.stream_decoder import decode_stream_offline
 from service.settings import Settings
@@ -30,12 +31,13 @@ def load_recognizer(settings: Settings) -> Recognizer:
         torch.set_num_threads(settings.torch_threads)
     device = choose_device(settings.device)
     dtype = serving_dtype(device, settings.half_precision)
+    quantization = serving_quantization(device, settings.quantize)
     loaded = load_checkpoint(settings.checkpoint, device="cpu")
     for locale, report in adapt_checkpoint(loaded, settings.domain_text).items():  # ASR_DOMAIN_TEXT
         log.info("adapted the %s language model to %s: %s", locale, report["text"], report)
-    recognizer = Recognizer(loaded, device=device, dtype=dtype)
-    log.info("loaded %s %s on %s (%s), %d parameters", loaded.name, loaded.version, device, dtype,
-             loaded.model.parameter_count())
+    recognizer = Recognizer(loaded, device=device, dtype=dtype, quantization=quantization)
+    log.info("loaded %s %s on %s (%s, linear layers quantised: %s), %d parameters", loaded.name, loaded.version,
+             device, dtype, quantization, loaded.model.parameter_count())
     return recognizer
 
 

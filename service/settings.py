@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.network.checkpoint import DEFAULT_CHECKPOINT
 from model.network.encoder import ENCODER_FRAME_MS
+from model.network.precision import Quantization
 from model.recognition.options import EndpointConfig
 from service.auth import ApiKey
 from service.pii import PiiOptions
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     checkpoint: Path = DEFAULT_CHECKPOINT
     device: Literal["auto", "cpu", "cuda"] = "auto"
     half_precision: bool = True  # float16 on CUDA; CPUs serve in float32 (model.network.precision says why)
+    # CPUs only: "int8" serves the linear layers dynamically quantised (model.network.precision), "none" in float32
+    quantize: Quantization = "none"
     torch_threads: int = Field(default=0, ge=0, description="0 = torch's default")
 
     # HTTP

@@ -31,6 +31,7 @@ from model.frontend.audio import load_audio_file
 from model.frontend.segmenter import AudioSpan
 from model.network.checkpoint import load_checkpoint, update_checkpoint
 from model.network.encoder import ENCODER_FRAME_MS
+from model.network.precision import QUANTIZATIONS
 from model.recognition.recognizer import DecodeOptions, FusionSetting, Recognizer
 from model.recognition.stream_decoder import (FinalEvent, StreamState, decode_stream_offline, finalize_segment,
                                               run_pending_final)
@@ -286,18 +287,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tune-lm-on", help="a dev manifest: grid-search the LM fusion weight there first")
     parser.add_argument("--tune-per-locale", type=int, default=60, help="dev utterances per locale for the search")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
+                        help="decode with int8 linear layers, as a CPU server with ASR_QUANTIZE=int8 does")
     args = parser.parse_args(argv)
+    if args.store and args.quantize != "none":
+        parser.error("--store writes the model back into the checkpoint: store the evaluation of the float model")
     torch.set_num_threads(args.threads)
     loaded = load_checkpoint(args.checkpoint)
     utterances = read_manifest(args.manifest)
     if args.limit_per_locale:
         utterances = first_per_locale(utterances, args.limit_per_locale)
-    recognizer = Recognizer(loaded)
+    recognizer = Recognizer(loaded, quantization=args.quantize)
     if args.tune_lm_on and loaded.language_models:
         dev = read_manifest(args.tune_lm_on)
         dev = first_per_locale(dev, args.tune_per_locale)
         loaded.metadata["lm_fusion"] = tune_lm_fusion(recognizer, dev)
-    results = {"manifest": str(args.manifest), **evaluate_pipeline(recognizer, utterances)}
+    results = {"manifest": str(args.manifest), "quantization": args.quantize,
+               **evaluate_pipeline(recognizer, utterances)}
     Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if args.store:
         loaded.metadata[args.store_as] = results

@@ -10,8 +10,11 @@ TorchScript (torch.jit.trace/save/load) is deprecated as of torch 2.14 in favour
 the one format that loads with nothing but libtorch (C++) or `torch.jit.load`; tracing works here because the step
 has no data-dependent Python control flow. The optional ONNX path needs the `onnx` package (not a dependency).
 
+`--quantize int8` exports the step with int8 linear layers, as a CPU server with ASR_QUANTIZE=int8 runs it
+(model.network.precision): TorchScript keeps fbgemm's packed weights; ONNX has no such operator, so it is refused.
+
     python -m model.network.export --checkpoint model/checkpoints/default.pt --chunk-ms 640 \
-        --out exported/encoder_step_640ms.pt
+        --out exported/encoder_step_640ms.pt [--quantize int8]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from model.frontend.features import FEATURE_DIM
 from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.network.encoder import ENCODER_FRAME_MS, SUBSAMPLING, EncoderState, chunk_feature_frames
 from model.network.model import SpeechRecognizer
+from model.network.precision import QUANTIZATIONS, Quantization, quantization_of, quantize_linear_layers
 
 EXAMPLE_BATCH = 2  # not 1: tracing at batch 1 could let a broadcast of a size-1 dim pass where B > 1 would not
 CHECK_BATCH = 3  # a second batch size, to prove the traced graph did not bake in EXAMPLE_BATCH
@@ -102,6 +106,7 @@ class StepMetadata:
     d_model: int
     vocab_size: int
     locales: tuple[str, ...]
+    quantization: Quantization  # "int8": the linear layers are fbgemm's int8 ones (a CPU runtime)
 
     @staticmethod
     def of(model: SpeechRecognizer, chunk_frames: int) -> "StepMetadata":
@@ -110,7 +115,7 @@ class StepMetadata:
             chunk_frames=chunk_frames, chunk_ms=chunk_frames * ENCODER_FRAME_MS,
             feature_frames=chunk_feature_frames(chunk_frames), feature_dim=FEATURE_DIM, n_layers=c.encoder.n_layers,
             left_context_frames=c.encoder.left_context_frames, d_model=c.encoder.d_model,
-            vocab_size=c.vocab_size, locales=tuple(c.locales),
+            vocab_size=c.vocab_size, locales=tuple(c.locales), quantization=quantization_of(model),
         )
 
     def to_json(self) -> str:
@@ -210,6 +215,8 @@ def onnx_available() -> bool:
 
 def export_onnx(model: SpeechRecognizer, path: str | os.PathLike, chunk_frames: int) -> Path | None:
     """ONNX export with a dynamic batch axis; None when the `onnx` package is not installed (it is optional)."""
+    if quantization_of(model) != "none":
+        raise ValueError("an int8 model exports as TorchScript only: ONNX has no operator for fbgemm's int8 linear")
     if not onnx_available():
         return None
     require_eval(model)
@@ -232,21 +239,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-ms", type=int, default=640)
     parser.add_argument("--out", required=True)
     parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none", help="int8 linear layers (TorchScript)")
     args = parser.parse_args(argv)
     try:
         chunk_frames = chunk_frames_from_ms(args.chunk_ms)
         loaded = load_checkpoint(args.checkpoint)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
+    quantize_linear_layers(loaded.model, args.quantize)
     if args.format == "onnx":
-        written = export_onnx(loaded.model, args.out, chunk_frames)
+        try:
+            written = export_onnx(loaded.model, args.out, chunk_frames)
+        except ValueError as error:
+            parser.error(str(error))
         if written is None:
             print("ONNX export skipped: the `onnx` package is not installed (pip install onnx onnxscript); "
                   "use --format torchscript")
             raise SystemExit(1)  # the requested file was not written: scripts must notice
     else:
         written = export_torchscript(loaded.model, args.out, chunk_frames)
-    print(f"exported {loaded.name} {loaded.version} streaming step ({args.format}, C={chunk_frames}, "
+    print(f"exported {loaded.name} {loaded.version} streaming step ({args.format}, {args.quantize}, C={chunk_frames}, "
           f"{args.chunk_ms} ms, dynamic batch) -> {written}")
 
 

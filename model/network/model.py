@@ -15,6 +15,7 @@ from torch import nn
 
 from model.network.decoder import AttentionDecoder, DecoderConfig
 from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder
+from model.network.precision import int8_weight_count
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class SpeechRecognizer(nn.Module):
         return self.ctc_log_probs(encoded), encoded_lengths, decoder_logits, locale, syllables
 
     def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Weights and biases, those of int8 layers too (served quantised: model.network.precision)."""
+        return sum(p.numel() for p in self.parameters()) + int8_weight_count(self)
 
 
 def with_pitch_input(model: SpeechRecognizer, encoder: EncoderConfig, pitch_mean: torch.Tensor,

@@ -26,6 +26,7 @@ from model.frontend.features import SAMPLE_RATE, FeatureExtractor, pad_features
 from model.frontend.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from model.network.checkpoint import LoadedModel
 from model.network.encoder import ENCODER_FRAME_S, EncoderState, stack_states, unstack_states
+from model.network.precision import Quantization, quantize_linear_layers
 from model.recognition.options import DecodeOptions
 from model.recognition.spans import HeardSpan, merge_spans
 from model.recognition.streaming import AudioChunk, chunk_features
@@ -56,11 +57,14 @@ class Recognizer:
     loaded: LoadedModel
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
+    # "int8": the model's linear layers quantised in place (model.network.precision; a float32 model on the CPU)
+    quantization: Quantization = "none"
     segmenter: SegmenterOptions = field(default_factory=SegmenterOptions)
     max_batch_frames: int = 60_000  # feature frames per encoder batch (offline)
 
     def __post_init__(self) -> None:
         self.model = self.loaded.model.to(self.device, self.dtype).eval()
+        quantize_linear_layers(self.model, self.quantization)
         self.tokenizer = self.loaded.tokenizer
         self.extractor = FeatureExtractor(self.model.config.encoder.mel)
         self.locales = list(self.tokenizer.locales)

@@ -49,6 +49,7 @@ def model_card(app_state: AppState) -> dict:
             "token_set_size": loaded.tokenizer.vocab_size, "parameters": loaded.model.parameter_count(),
             "device": str(recognizer.device),
             "precision": str(recognizer.dtype).removeprefix("torch."),  # model.network.precision.serving_dtype
+            "quantization": recognizer.quantization,  # "int8": linear layers in int8 (ASR_QUANTIZE, CPU only)
             "streaming": {"chunk_ms": settings.chunk_ms, "encoder_frame_ms": ENCODER_FRAME_MS,
                           "feature_frame_ms": FRAME_SHIFT_MS,
                           "left_context_ms": loaded.model.config.encoder.left_context_frames * ENCODER_FRAME_MS,

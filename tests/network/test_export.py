@@ -1,6 +1,8 @@
 """The exported TorchScript streaming step (saved, reloaded) equals the eager `encode_chunk` + `ctc_log_probs`
 over consecutive chunks, at batch sizes other than the one it was traced with, for streams of different ages."""
 
+import copy
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from model.frontend.features import FEATURE_DIM
 from model.network.encoder import EncoderState, chunk_feature_frames, stack_states
 from model.network.export import (EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available,
                                   read_torchscript_metadata)
+from model.network.precision import quantize_linear_layers
 
 # torch.jit is deprecated in torch 2.14 (see model/network/export.py for why it is still used); the warning is known.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
@@ -68,7 +71,7 @@ def test_exported_archive_describes_the_step(tiny_model, exported):
     assert metadata["chunk_frames"] == CHUNK and metadata["chunk_ms"] == 160
     assert metadata["feature_frames"] == chunk_feature_frames(CHUNK)
     assert (metadata["n_layers"], metadata["left_context_frames"], metadata["d_model"]) == (3, 12, 64)
-    assert metadata["vocab_size"] == 50
+    assert metadata["vocab_size"] == 50 and metadata["quantization"] == "none"
 
 
 def test_export_refuses_a_model_in_training_mode(tiny_model, tmp_path):
@@ -102,3 +105,21 @@ def test_exported_step_of_a_backbone_model_carries_the_backbone_cache(tiny_backb
             torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
             torch.testing.assert_close(got[6], state.backbone_cache, atol=1e-4, rtol=0)
             flat = (got[3], got[4], got[5], got[6])
+
+
+def test_an_int8_model_exports_its_int8_step_as_torchscript_only(tiny_model, tmp_path):
+    """ASR_QUANTIZE=int8's network (model.network.precision) traces with fbgemm's packed weights: the exported step
+    equals the eager int8 step at another batch size (export_torchscript checks it) and says it is int8; ONNX,
+    which has no such operator, is refused rather than exported in float."""
+    int8_model = quantize_linear_layers(copy.deepcopy(tiny_model), "int8")
+    path = export_torchscript(int8_model, tmp_path / "step.pt", CHUNK)
+    assert read_torchscript_metadata(path)["quantization"] == "int8"
+    state = stack_states([aged_state(int8_model, age, seed) for seed, age in enumerate((0, 4, 9))])
+    features = torch.randn(3, chunk_feature_frames(CHUNK), FEATURE_DIM, generator=torch.Generator().manual_seed(3))
+    lengths = torch.full((3,), chunk_feature_frames(CHUNK))
+    with torch.no_grad():
+        encoded, _, _ = int8_model.encode_chunk(features, lengths, state)
+        got = torch.jit.load(str(path))(features, lengths, state.cache, state.processed_frames, state.pitch_stats)
+    torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="TorchScript only"):
+        export_onnx(int8_model, tmp_path / "step.onnx", CHUNK)

@@ -24,6 +24,7 @@ def test_health_readiness_and_model_card(client):
     assert card["token_set_size"] > 1000
     assert card["streaming"]["encoder_frame_ms"] == 40
     assert card["device"] == "cpu" and card["precision"] == "float32"  # CPUs serve in float32 (model.network.precision)
+    assert card["quantization"] == "none"  # int8 is opted into (ASR_QUANTIZE: tests/network/test_quantization.py)
     assert set(card["training_data"]["hours_per_locale"]) >= {"zh-CN", "yue-HK", "en-US"}
     # real speech beside the synthetic test, per locale, as the model card shows it (model.evaluation.evaluate
     # --store-as)
