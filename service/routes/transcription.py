@@ -59,8 +59,8 @@ CALL_FIELDS = {  # both upload routes
                "description": "pii: mask phone, resident ID and card numbers, emails and long digit strings "
                               "(ASR_REDACT=pii masks them in every request whatever this says)"},
     "format": {"type": "string", "enum": ["spoken", "written"],
-               "description": "written: numbers, dates, times and amounts as digits (350块钱, $350, 23號); the text as "
-                              "heard stays in raw_text"},
+               "description": "written: punctuated, English cased, numbers, dates, times and amounts as digits "
+                              "(一共350块钱。, \"I paid $350.\", 23號); the text as heard stays in raw_text"},
 }
 TRANSCRIBE_FIELDS.update(CALL_FIELDS)
 OPENAI_FIELDS = {
