@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from model.corpus.text_sources import _fortune_files, _fortune_sentences, _fortunes, _yue_raw, _zh_cn_raw
-from model.text.punctuation import SENTENCE_ENDS, Case, Mark
+from model.text.punctuation import CHINESE_NUMERALS, SENTENCE_ENDS, TAG, Case, Mark
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
 # After NFKC: full-width ，？！；： are ASCII; 。 and 、 stay. An ellipsis (…, NFKC "...") ends a sentence.
@@ -28,6 +28,7 @@ _EN_PIECE = re.compile(r"[A-Za-z']+|[,;:.!?]")
 _EN_ORDINARY = re.compile(r"^[A-Za-z0-9' .,;:!?\"()\-]+$")
 HELD_OUT_ONE_IN = 20  # a document whose text hashes to 0 modulo this is held out (5%)
 HKCANCOR_UTTERANCES_PER_DOCUMENT = 8
+_DIGITS = re.compile(r"^[0-9a-z]*[0-9][0-9a-z]*$")
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,32 @@ def joined(parts: list[Labelled]) -> Labelled:
 def cut(example: Labelled, max_units: int) -> list[Labelled]:
     return [Labelled(example.units[i:i + max_units], example.marks[i:i + max_units], example.cases[i:i + max_units])
             for i in range(0, len(example.units), max_units)]
+
+
+def is_numeral_unit(unit: str) -> bool:
+    return unit in CHINESE_NUMERALS or bool(_DIGITS.match(unit))
+
+
+def entities_tagged(example: Labelled, rng: random.Random, rate: float) -> Labelled:
+    """Each number (a digit run, or two or more numerals without a mark between) collapsed into one TAG unit with
+    probability `rate`: what redaction makes of a phone or card number, which the raw text never shows."""
+    units: list[str] = []
+    marks: list[Mark] = []
+    cases: list[Case] = []
+    i = 0
+    while i < len(example.units):
+        end = i
+        while end < len(example.units) and is_numeral_unit(example.units[end]) and (
+                end == i or example.marks[end - 1] == Mark.NONE):
+            end += 1
+        number = end - i >= 2 or (end > i and bool(_DIGITS.match(example.units[i])))
+        collapse = number and rng.random() < rate
+        last = end - 1 if collapse else i
+        units.append(TAG if collapse else example.units[i])
+        marks.append(example.marks[last])
+        cases.append(Case.LOWER if collapse else example.cases[i])
+        i = last + 1
+    return Labelled(tuple(units), tuple(marks), tuple(cases))
 
 
 def split_windows(locale: str, seed: int = 0) -> tuple[list[Labelled], list[Labelled]]:

@@ -4,8 +4,8 @@ mark that follows it and (English) its case, and a held-out split that depends o
 import pytest
 
 from model.text.normalize import normalize_text
-from model.text.punctuation import Case, Mark, units_of
-from model.training.punctuation_data import is_held_out, labelled, sentences, windows
+from model.text.punctuation import TAG, Case, Mark, units_of
+from model.training.punctuation_data import entities_tagged, is_held_out, labelled, sentences, windows
 
 RAW = [
     ("zh-CN", "我爱北京天安门，你呢？iPhone４S手机很好用。"),
@@ -43,3 +43,13 @@ def test_windows_hold_whole_sentences_and_the_split_is_by_text():
         assert window.marks[-1] in (Mark.PERIOD, Mark.QUESTION)
     assert len(list(sentences(labelled(doc, chinese=True)))) == 15
     assert is_held_out(doc) == is_held_out(str(doc))  # a function of the text, not of chance or order
+
+
+def test_a_number_becomes_one_tag_keeping_the_mark_after_it():
+    import random
+
+    example = labelled("我的电话是一三八一二三四，好的。号码2024。", chinese=True)
+    tagged = entities_tagged(example, random.Random(0), rate=1.0)
+    assert tagged.units == ("我", "的", "电", "话", "是", TAG, "好", "的", "号", "码", TAG)
+    assert tagged.marks[5] == Mark.COMMA and tagged.marks[-1] == Mark.PERIOD
+    assert entities_tagged(example, random.Random(0), rate=0.0) == example
