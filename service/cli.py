@@ -332,7 +332,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
                         help="pii: mask phone, ID and card numbers, emails and long digit strings (default: the "
                              "server's)")
     parser.add_argument("--text-format", choices=["spoken", "written"],
-                        help="written: numbers, dates, times and amounts as digits (default: spoken)")
+                        help="written: punctuated, cased, numbers, dates and amounts as digits (default: spoken)")
 
 
 def add_transcribe(commands) -> None:

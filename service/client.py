@@ -98,7 +98,7 @@ def read_upload(audio: str | os.PathLike | bytes) -> tuple[str, bytes]:
 @dataclass(frozen=True)
 class CallOptions:
     """What an upload asks beyond decoding (docs/protocol.md): each channel recognised apart, and their names;
-    personal data masked; numbers written as digits. None leaves the server's default."""
+    personal data masked; text punctuated, cased, numbers as digits. None leaves the server's default."""
 
     channels: ChannelMode | None = None
     channel_names: tuple[str, ...] = ()
@@ -261,7 +261,7 @@ class ASRClient:
                    format: TextFormat | None = None) -> TranscriptionResponse:
         """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe. `hotword_boost`: None
         leaves the server's default. A call: `channels="separate"` (each channel on its own, `channel_names` in
-        order); `redact="pii"` masks personal data; `format="written"` writes numbers as digits."""
+        order); `redact="pii"` masks personal data; `format="written"` punctuates and writes numbers as digits."""
         return self._run(self._client.transcribe(audio, locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost,
                                                  channels, channel_names, redact, format))
 
@@ -273,7 +273,7 @@ class ASRClient:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
         The audio goes out on the client's loop while the caller reads events, so partials arrive as it is sent.
         `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting);
-        `redact="pii"`: partials and finals masked; `format="written"`: finals with numbers as digits."""
+        `redact="pii"`: partials and finals masked; `format="written"`: finals punctuated, numbers as digits."""
         events = self._client.stream(audio, sample_rate, locale, nbest, hotwords, hotword_boost, interim_results,
                                      endpointing, realtime, piece_ms, full_context_finals, redact, format)
         try:
@@ -313,7 +313,7 @@ class AsyncASRClient:
                          redact: RedactMode | None = None, format: TextFormat | None = None) -> TranscriptionResponse:
         """Upload a recording (a path, or the bytes of an audio file) to POST /transcribe. `hotword_boost`: None
         leaves the server's default. A call: `channels="separate"` (each channel on its own, `channel_names` in
-        order); `redact="pii"` masks personal data; `format="written"` writes numbers as digits."""
+        order); `redact="pii"` masks personal data; `format="written"` punctuates and writes numbers as digits."""
         name, data = await asyncio.to_thread(read_upload, audio)
         call = CallOptions(channels, tuple(channel_names), redact, format)
         fields = upload_fields(locale, nbest, hotwords, chunk_ms, timestamps, hotword_boost, call)
@@ -338,7 +338,7 @@ class AsyncASRClient:
                      format: TextFormat | None = None) -> AsyncIterator[StreamEvent]:
         """Stream audio over /v1/stream; yields ready, partial and final messages and end. Raises StreamError.
         `full_context_finals`: finals decoded again at full context, `hotword_boost` (None: the server's setting);
-        `redact="pii"`: partials and finals masked; `format="written"`: finals with numbers as digits."""
+        `redact="pii"`: partials and finals masked; `format="written"`: finals punctuated, numbers as digits."""
         request = await asyncio.to_thread(stream_request, audio, sample_rate, realtime, piece_ms, **stream_options(
             locale, nbest, hotwords, hotword_boost, interim_results, endpointing, full_context_finals, redact, format))
         for attempt in range(self.max_retries + 1):

@@ -23,7 +23,8 @@ MAX_NBEST = 10  # alternatives per segment (a server may allow fewer on uploads:
 MAX_CHUNK_MS = 2560  # the longest streaming chunk, of an upload's `chunk_ms` or the server's ASR_CHUNK_MS
 RedactMode = Literal["none", "pii"]  # what results mask: nothing, or personal data (service/redaction.py)
 EntityKind = Literal["phone_number", "cn_resident_id", "bank_card", "email", "digit_string"]  # service/pii.py
-TextFormat = Literal["spoken", "written"]  # numbers as words, as heard, or written as digits (service/written.py)
+# as heard (no punctuation, numbers as words), or written: punctuated, cased, numbers as digits (service/written.py)
+TextFormat = Literal["spoken", "written"]
 FinalMessageReason = Literal[FinalReason, "shutdown"]  # a final's reason: the model's, or the server's shutdown
 # an upload's channels: mixed to mono, or each on its own (service/channels.py)
 ChannelMode = Literal["mixed", "separate"]
@@ -164,8 +165,9 @@ class UploadFields(BaseModel):
         default="none", description="pii: mask phone, resident ID and card numbers, emails and long digit strings "
                                     "(ASR_REDACT=pii masks them in every request whatever this says)")
     format: Annotated[TextFormat, case_of("spoken")] = Field(
-        default="spoken", description="written: numbers, dates, times and amounts as digits (350块钱, $350, 23號); "
-                                      "the text as heard stays in raw_text")
+        default="spoken", description="written: punctuated, English cased, numbers, dates, times and amounts as "
+                                      "digits (一共350块钱。, \"I paid $350.\", 23號); the text as heard stays in "
+                                      "raw_text")
 
     @classmethod
     def from_form(cls, form: Mapping[str, list[str]]) -> Self:
@@ -246,8 +248,8 @@ class StartMessage(BaseModel):
     full_context_finals: bool | None = Field(
         default=None, description="decode each final again from its segment's audio at full context (partials stay "
                                   "streaming); unset: the server's ASR_FULL_CONTEXT_FINALS")
-    format: TextFormat = Field(default="spoken", description="written: finals with numbers, dates and amounts as "
-                               "digits, the text as heard in raw_text (partials stay as heard)")
+    format: TextFormat = Field(default="spoken", description="written: finals punctuated, English cased, with numbers, "
+                               "dates and amounts as digits, the text as heard in raw_text (partials stay as heard)")
     redact: RedactMode = Field(default="none", description="pii: mask personal data in partials and finals "
                                            "(the server's ASR_REDACT=pii masks them whatever this says)")
 

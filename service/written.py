@@ -1,4 +1,11 @@
-"""Numbers in their written form (inverse text normalisation, ITN) for `format=written`:
+"""Text in its written form for `format=written`: punctuated, English cased, and numbers written
+(一共三百五十块钱吗 -> 一共350块钱吗？, "i paid three hundred and fifty dollars" -> "I paid $350.").
+
+Punctuation and case come from model.text.punctuation's tagger, run on the text as heard (what it was trained on):
+a mark follows the unit it was predicted after, a case rewrites a word, and a segment ends with its likelier sentence
+end. Numbers are written per clause (the text between two marks), so a mark never lands inside a written number.
+
+Numbers in their written form (inverse text normalisation, ITN):
 一共三百五十块钱 -> 一共350块钱, "three hundred and fifty dollars" -> $350, 二零二四年 -> 2024年, 廿三號 -> 23號.
 
 The grammars are WeTextProcessing's, compiled for Mandarin and English and run by `wetext` (Apache-2.0, on kaldifst;
@@ -14,12 +21,17 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
+from difflib import SequenceMatcher
 from functools import cache
 
 from wetext import Normalizer
 
 from model.decoding.results import Alternative, SegmentResult, Transcript, join_texts
+from model.text.normalize import is_chinese_locale
+from model.text.punctuation import (CHINESE_MARKS, ENGLISH_MARKS, Mark, Punctuator, Tag, cased, load_punctuator,
+                                    units_of)
 
 NUMERAL_RUN = re.compile("[零〇一二三四五六七八九十百千萬万億亿兩两廿卅]{2,}")
 TO_MANDARIN = str.maketrans({"兩": "两", "萬": "万", "億": "亿"})
@@ -32,7 +44,48 @@ def normalizer(language: str) -> Normalizer:
     return Normalizer(lang=language, operator="itn")
 
 
+@cache
+def punctuator() -> Punctuator:
+    """The bundled taggers, loaded at the first written text (not at import)."""
+    return load_punctuator()
+
+
 def written(text: str, locale: str | None) -> str:
+    """`text` (a transcript in `locale`, as the model writes it) punctuated, cased, with its numbers written."""
+    matches = units_of(text)
+    if not matches:
+        return text
+    units = [m.group() for m in matches]
+    tagger_locale = punctuator().tagger_for(locale, text).config.locale
+    tags = punctuator().tag(units, tagger_locale)
+    chinese = is_chinese_locale(tagger_locale)
+    marks = CHINESE_MARKS if chinese else ENGLISH_MARKS
+    clauses = []
+    for first, last in clause_spans(tags):
+        clause = written_numbers(text[matches[first].start():matches[last].end()], locale)
+        if not chinese:
+            clause = recased(units[first:last + 1], tags[first:last + 1], clause)
+        clauses.append(clause + marks[tags[last].mark])
+    return ("" if chinese else " ").join(clauses)
+
+
+def clause_spans(tags: Sequence[Tag]) -> list[tuple[int, int]]:
+    """(first, last) unit of each clause: the units up to and including one followed by a mark."""
+    ends = [i for i, tag in enumerate(tags) if tag.mark != Mark.NONE]
+    return list(zip([0] + [end + 1 for end in ends[:-1]], ends))
+
+
+def recased(heard: Sequence[str], tags: Sequence[Tag], clause: str) -> str:
+    """The written clause with each word that ITN left as heard in its predicted case (a written number has none)."""
+    words = clause.split(" ")
+    for op, first, last, target, _ in SequenceMatcher(None, list(heard), words, autojunk=False).get_opcodes():
+        if op == "equal":
+            for offset in range(last - first):
+                words[target + offset] = cased(words[target + offset], tags[first + offset].case)
+    return " ".join(words)
+
+
+def written_numbers(text: str, locale: str | None) -> str:
     """`text` (a transcript in `locale`, as the model writes it) with its numbers, dates, times and amounts written."""
     if not text:
         return text
@@ -53,8 +106,10 @@ def cantonese_written(text: str) -> str:
 
 def written_segment(segment: SegmentResult) -> SegmentResult:
     """Its text and n-best written; tokens and words stay as heard (each is timed, a written number is not)."""
-    alternatives = tuple(Alternative(written(a.text, segment.locale), a.confidence) for a in segment.alternatives)
-    return replace(segment, text=written(segment.text, segment.locale), alternatives=alternatives)
+    text = written(segment.text, segment.locale)
+    alternatives = tuple(Alternative(text if a.text == segment.text else written(a.text, segment.locale), a.confidence)
+                         for a in segment.alternatives)
+    return replace(segment, text=text, alternatives=alternatives)
 
 
 def written_transcript(transcript: Transcript) -> tuple[Transcript, tuple[str, ...]]:

@@ -1,6 +1,7 @@
 """The layout's promise at run time: a serving process loads no training, evaluation or corpus-builder code.
 pyproject's import contracts (`lint-imports`, run by `make test`) check every static import; this checks what a
-server that has started, warmed up and answered an upload with hotwords has loaded, dynamic imports included."""
+server that has started, warmed up and answered an upload with hotwords, written (punctuated), has loaded, dynamic
+imports included."""
 
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from service.app import create_app
 from service.settings import Settings
 
 with TestClient(create_app(Settings())) as client, open("model/samples/zh-CN_1.wav", "rb") as audio:
-    response = client.post("/transcribe", files={"file": audio}, data={"locale": "zh", "hotwords": "北京"})
+    response = client.post("/transcribe", files={"file": audio},
+                           data={"locale": "zh", "hotwords": "北京", "format": "written"})
     assert response.status_code == 200, response.text
 print("\\n".join(sorted(sys.modules)))
 """
@@ -30,4 +32,5 @@ def test_a_serving_process_loads_no_training_evaluation_or_corpus_code():
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.split()
     assert "model.recognition.recognizer" in loaded and "model.decoding.syllables" in loaded  # it served, hotwords too
+    assert "model.text.punctuation" in loaded  # and punctuated
     assert [m for m in loaded if m.startswith(NOT_SERVING)] == []

@@ -1,4 +1,5 @@
-"""Written numbers (`format=written`, service/written.py): the function per locale, and through the real server."""
+"""The written form (`format=written`, service/written.py): numbers per locale, punctuation and English case from the
+bundled tagger, and both through the real server with the text as heard and every token's time kept."""
 
 import asyncio
 
@@ -7,7 +8,9 @@ import pytest
 
 from helpers import encode, finals, pcm16, stream_audio
 from model.corpus.synthesize import VoiceSpec, synthesize
-from service.written import written
+from model.decoding.results import Alternative, SegmentResult, TokenResult, Transcript
+from model.text.punctuation import Case, Mark, Tag
+from service.written import clause_spans, recased, written, written_numbers, written_transcript
 
 CASES = [
     ("zh-CN", "一共三百五十块钱", "一共350块钱"),
@@ -31,7 +34,53 @@ CASES = [
 
 @pytest.mark.parametrize("locale,spoken,expected", CASES, ids=[f"{c[0]}:{c[1][:12]}" for c in CASES])
 def test_numbers_are_written(locale, spoken, expected):
+    assert written_numbers(spoken, locale) == expected
+
+
+PUNCTUATED = [
+    ("zh-CN", "我的订单号是一二三四五", "我的订单号是12345。"),  # issue 29's example
+    ("zh-CN", "你今天晚上想吃什么", "你今天晚上想吃什么？"),
+    ("zh-CN", "我的电话号码是[PHONE]", "我的电话号码是[PHONE]。"),  # a tag passes through; the sentence still ends
+    ("yue-HK", "我一九九七年買咗三本書", "我1997年買咗三本書。"),
+    ("en-US", "i paid three hundred and fifty dollars", "I paid $350."),
+    ("en-US", "one of them sent it to [EMAIL]", "One of them sent it to [EMAIL]."),
+    ("en-US", "", ""),
+]
+
+
+@pytest.mark.parametrize("locale,spoken,expected", PUNCTUATED, ids=[f"{c[0]}:{c[1][:12]}" for c in PUNCTUATED])
+def test_written_text_is_punctuated_cased_and_has_its_numbers_written(locale, spoken, expected):
     assert written(spoken, locale) == expected
+
+
+def test_clauses_end_at_each_mark():
+    tags = [Tag(Mark.NONE, Case.LOWER), Tag(Mark.COMMA, Case.LOWER), Tag(Mark.NONE, Case.LOWER),
+            Tag(Mark.PERIOD, Case.LOWER)]
+    assert clause_spans(tags) == [(0, 1), (2, 3)]
+
+
+def test_a_case_rewrites_the_words_itn_left_and_not_a_written_number():
+    tags = [Tag(Mark.NONE, Case.CAPITALISED), Tag(Mark.NONE, Case.LOWER), Tag(Mark.NONE, Case.CAPITALISED),
+            Tag(Mark.NONE, Case.CAPITALISED), Tag(Mark.PERIOD, Case.UPPER)]
+    heard = ["i", "paid", "three", "hundred", "nasa"]
+    assert recased(heard, tags, "i paid 300 nasa") == "I paid 300 NASA"
+
+
+def segment(index: int, text: str, start_s: float) -> SegmentResult:
+    tokens = tuple(TokenResult(w, start_s + i * 0.3, start_s + i * 0.3 + 0.2, 0.9) for i, w in enumerate(text.split()))
+    return SegmentResult(index, start_s, start_s + 3.0, text, 0.9, tokens, (Alternative(text, 1.0),), "en-US")
+
+
+def test_each_segment_of_a_transcript_ends_its_own_sentence():
+    heard = ("where are you going", "i think it leaves at nine")
+    transcript = Transcript(" ".join(heard), "en-US", None, 6.0, (segment(0, heard[0], 0.0), segment(1, heard[1], 3.0)))
+    shown, raw_texts = written_transcript(transcript)
+    assert raw_texts == heard
+    first, second = shown.segments
+    assert first.text == "Where are you going?" and second.text.startswith("I think it leaves at")
+    assert second.text.endswith(".") and shown.text == f"{first.text} {second.text}"
+    assert [s.tokens for s in shown.segments] == [s.tokens for s in transcript.segments]  # timed as heard
+    assert first.alternatives[0].text == first.text
 
 
 def upload(live_server, audio, **fields) -> dict:
@@ -41,9 +90,13 @@ def upload(live_server, audio, **fields) -> dict:
     return response.json()
 
 
+def timed(items: list[dict]) -> list[tuple]:
+    return [(item["text"], item["start"], item["end"]) for item in items]
+
+
 @pytest.mark.parametrize("voice,locale,said,expected", [
-    ("yue", "yue-HK", "我一九九七年買咗三本書", "我1997年買咗三本書"),
-    ("en-us", "en-US", "i bought three books in nineteen ninety seven", "i bought three books in 1997"),
+    ("yue", "yue-HK", "我一九九七年買咗三本書", "我1997年買咗三本書。"),
+    ("en-us", "en-US", "i bought three books in nineteen ninety seven", "I bought three books in 1997."),
 ])
 def test_an_upload_in_written_form_keeps_the_text_as_heard(live_server, voice, locale, said, expected):
     audio = synthesize(said, VoiceSpec(voice))
@@ -54,7 +107,8 @@ def test_an_upload_in_written_form_keeps_the_text_as_heard(live_server, voice, l
     (segment,) = body["segments"]
     assert segment["text"] == expected and segment["raw_text"] == said
     assert segment["alternatives"][0]["text"] == expected
-    assert [t["text"] for t in segment["tokens"]] == [t["text"] for t in spoken["segments"][0]["tokens"]]
+    heard = spoken["segments"][0]
+    assert timed(segment["tokens"]) == timed(heard["tokens"]) and timed(segment["words"]) == timed(heard["words"])
     feedback = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": body["request_id"], "reference": said})
     assert feedback.json()["hypothesis"] == said and feedback.json()["errors"] == 0  # scored as heard
 
@@ -62,7 +116,8 @@ def test_an_upload_in_written_form_keeps_the_text_as_heard(live_server, voice, l
 def test_written_and_masked_together(live_server):
     audio = synthesize("我嘅電話號碼係九一二三四五六七", VoiceSpec("yue"))
     body = upload(live_server, audio, locale="yue", format="written", redact="pii")
-    assert body["text"] == body["raw_text"] == "我嘅電話號碼係[PHONE]"  # masked before it is written: no 9123 4567
+    assert body["raw_text"] == "我嘅電話號碼係[PHONE]"  # masked before it is written: no 9123 4567
+    assert body["text"] == "我嘅電話號碼係[PHONE]。"  # the tag untouched, the sentence closed after it
     response = httpx.post(f"{live_server.url}/transcribe", files={"file": ("a.wav", encode(audio, "WAV"))},
                           data={"format": "digits"}, timeout=120)
     assert response.status_code == 422 and response.json()["error"] == "invalid_request"
@@ -72,4 +127,18 @@ def test_a_stream_writes_its_finals(live_server):
     audio = synthesize("我一九九七年買咗三本書", VoiceSpec("yue"))
     messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "yue", "format": "written"}, 3200))
     (final,) = finals(messages)
-    assert final["text"] == "我1997年買咗三本書" and final["raw_text"] == "我一九九七年買咗三本書"
+    assert final["text"] == "我1997年買咗三本書。" and final["raw_text"] == "我一九九七年買咗三本書"
+    partials = [m["text"] for m in messages if m["type"] == "partial"]
+    assert partials and not any(p.endswith("。") or "1997" in p for p in partials)  # partials stay as heard
+
+
+def test_the_openai_endpoint_writes_its_text(live_server):
+    said = "i bought three books in nineteen ninety seven"
+    audio = encode(synthesize(said, VoiceSpec("en-us")), "WAV")
+    response = httpx.post(f"{live_server.url}/v1/audio/transcriptions", files={"file": ("a.wav", audio)}, timeout=120,
+                          data={"language": "en", "format": "written", "response_format": "verbose_json",
+                                "timestamp_granularities[]": "word"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"] == "I bought three books in 1997."
+    assert [w["word"] for w in body["words"]] == said.split()  # each word as heard, with its time
