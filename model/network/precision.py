@@ -78,8 +78,8 @@ def quantize_linear_layers(model: nn.Module, quantization: Quantization) -> nn.M
     with warnings.catch_warnings():
         # torch deprecates eager-mode quantisation in favour of torchao, but torchao's int8 layers without
         # torch.compile ran the encoder step several times slower than float32 on our CPUs, where fbgemm's run it
-        # faster (docs/benchmarks.md); so these kernels stay until torch removes them (tests/network/test_quantization.py
-        # fails that day).
+        # faster (docs/benchmarks.md); so these kernels stay until torch removes them
+        # (tests/network/test_quantization.py fails that day).
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", "torch.quantize_per_tensor, torch.quantize_per_channel", UserWarning)
         # Exactly nn.Linear: torch's default mapping would also swap the out_proj of nn.MultiheadAttention (the

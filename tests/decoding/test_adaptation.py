@@ -107,7 +107,8 @@ def test_adapting_a_checkpoint_mixes_in_the_text_and_replaces_an_earlier_adaptat
     path.write_text("the cat sat on the mat\nhello world\nthe mat\n" * 10)
     report = adapt_checkpoint(loaded, {"en": path})["en-US"]  # an alias names the locale
     assert report["lines"] == 30 and report["held_out_lines"] == 3 and report["weight"] in WEIGHTS
-    # (tests/service/test_service_adaptation.py checks the gain on the bundled model; this tiny one knows these words already)
+    # (tests/service/test_service_adaptation.py checks the gain on the bundled model; this tiny one knows these words
+    # already)
     assert report["held_out_perplexity"]["adapted"] <= report["held_out_perplexity"]["general"]
     assert loaded.metadata["language_model_adaptation"] == {"en-US": report}
     lm = language_model(loaded.language_models["en-US"])
