@@ -16,7 +16,7 @@ from service.auth import KeyRing
 from service.fairness import FairnessMonitor
 from service.feedback_store import RecentHypotheses
 from service.pii import PiiOptions
-from service.protocol import ModelInfo, RedactMode
+from service.protocol import ModelInfo, RedactMode, TextFormat
 from service.scheduler import BatchScheduler
 from service.settings import Settings
 from service.stats import StatsSink
@@ -59,6 +59,10 @@ class AppState:
         """What a request or stream gets: the server's ASR_REDACT is the least, so a caller can ask for masking but
         never unmask what the server masks."""
         return "pii" if "pii" in (asked, self.settings.redact) else "none"
+
+    def text_format(self, asked: TextFormat | None) -> TextFormat:
+        """A request's format, or the server's ASR_TEXT_FORMAT where it names none."""
+        return asked or self.settings.text_format
 
     def locale_label(self, locale: str | None) -> str:
         return bounded_locale_label(locale, self.recognizer.locales)

@@ -73,6 +73,7 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
     from service.protocol import ModelInfo
     from service.pii import PiiOptions
     from service.routes.transcription import finished_text
+    from service.settings import Settings
 
     if args.channels == "separate":
         raise ValueError("--channels separate needs a server (the channels of a call decode in one device batch "
@@ -87,11 +88,12 @@ def in_process_transcriber(args: argparse.Namespace) -> Callable:
                             else args.hotword_boost,
                             chunk_frames=args.chunk_ms // ENCODER_FRAME_MS if args.chunk_ms else None)
     model = ModelInfo(name=loaded.name, version=loaded.version)
+    text_format = args.text_format or Settings.model_fields["text_format"].default  # as a server would
 
     def transcribe_file(path: str):
         started = time.perf_counter()
         transcript = recognizer.transcribe(load_audio_file(path), options)
-        shown = finished_text(transcript, args.redact or "none", args.text_format or "spoken", PiiOptions())
+        shown = finished_text(transcript, args.redact or "none", text_format, PiiOptions(), options.hotwords)
         return transcription_response(shown, uuid.uuid4().hex, model, time.perf_counter() - started)
 
     return transcribe_file
@@ -332,7 +334,8 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
                         help="pii: mask phone, ID and card numbers, emails and long digit strings (default: the "
                              "server's)")
     parser.add_argument("--text-format", choices=["spoken", "written"],
-                        help="written: punctuated, cased, numbers, dates and amounts as digits (default: spoken)")
+                        help="written: punctuated, cased, numbers, dates and amounts as digits; spoken: as heard "
+                             "(default: the server's, written)")
 
 
 def add_transcribe(commands) -> None:

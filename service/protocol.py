@@ -114,7 +114,7 @@ class ErrorBody(BaseModel):
 # ------------------------------------------------------------------------------------------ REST: uploads
 
 
-def case_of(default: str) -> BeforeValidator:
+def case_of(default: str | None) -> BeforeValidator:
     """A case as a form sends it: in any letter case, spaces around it; an empty value is the default."""
     return BeforeValidator(lambda value: (value.strip().lower() or default) if isinstance(value, str) else value)
 
@@ -164,10 +164,10 @@ class UploadFields(BaseModel):
     redact: Annotated[RedactMode, case_of("none")] = Field(
         default="none", description="pii: mask phone, resident ID and card numbers, emails and long digit strings "
                                     "(ASR_REDACT=pii masks them in every request whatever this says)")
-    format: Annotated[TextFormat, case_of("spoken")] = Field(
-        default="spoken", description="written: punctuated, English cased, numbers, dates, times and amounts as "
-                                      "digits (一共350块钱。, \"I paid $350.\", 23號); the text as heard stays in "
-                                      "raw_text")
+    format: Annotated[TextFormat | SkipJsonSchema[None], case_of(None)] = Field(
+        default=None, description="written: punctuated, English cased, numbers, dates, times and amounts as digits "
+                                  "(一共350块钱。, \"I paid $350.\", 23號), the text as heard in raw_text; spoken: the "
+                                  "text as heard; unset: the server's ASR_TEXT_FORMAT (written)")
 
     @classmethod
     def from_form(cls, form: Mapping[str, list[str]]) -> Self:
@@ -248,8 +248,9 @@ class StartMessage(BaseModel):
     full_context_finals: bool | None = Field(
         default=None, description="decode each final again from its segment's audio at full context (partials stay "
                                   "streaming); unset: the server's ASR_FULL_CONTEXT_FINALS")
-    format: TextFormat = Field(default="spoken", description="written: finals punctuated, English cased, with numbers, "
-                               "dates and amounts as digits, the text as heard in raw_text (partials stay as heard)")
+    format: TextFormat | None = Field(default=None, description="written: finals punctuated, English cased, with "
+                                      "numbers, dates and amounts as digits, the text as heard in raw_text (partials "
+                                      "stay as heard); unset: the server's ASR_TEXT_FORMAT (written)")
     redact: RedactMode = Field(default="none", description="pii: mask personal data in partials and finals "
                                            "(the server's ASR_REDACT=pii masks them whatever this says)")
 

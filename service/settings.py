@@ -17,7 +17,7 @@ from model.network.precision import Quantization
 from model.recognition.options import EndpointConfig
 from service.auth import ApiKey
 from service.pii import PiiOptions
-from service.protocol import MAX_CHUNK_MS, MAX_HOTWORDS, MAX_NBEST, RedactMode
+from service.protocol import MAX_CHUNK_MS, MAX_HOTWORDS, MAX_NBEST, RedactMode, TextFormat
 
 DEFAULT_CHUNK_MS = 640  # the streaming chunk: partials every 640 ms (320 gives earlier ones at more cost per stream)
 
@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     redact: RedactMode = "none"
     # A digit string this long is masked though it validates as no number (order, account, one-time codes)
     redact_min_digits: int = Field(default=PiiOptions.min_digits, ge=3, le=30)
+    # The text of uploads and stream finals when a request does not say: "written" punctuates, cases and writes
+    # numbers, dates and amounts as digits (service/written.py), the text as heard in raw_text; "spoken" as heard.
+    text_format: TextFormat = "written"
 
 
     @property

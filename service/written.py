@@ -36,6 +36,7 @@ from model.text.punctuation import (CHINESE_MARKS, ENGLISH_MARKS, Mark, Punctuat
 NUMERAL_RUN = re.compile("[零〇一二三四五六七八九十百千萬万億亿兩两廿卅]{2,}")
 TO_MANDARIN = str.maketrans({"兩": "两", "萬": "万", "億": "亿"})
 TO_TRADITIONAL = str.maketrans({"两": "兩", "万": "萬", "亿": "億"})
+LATIN_LETTER = re.compile("[A-Za-z]")
 _lock = threading.Lock()  # one normalisation at a time: wetext does not say its graphs may be shared by threads
 
 
@@ -50,8 +51,9 @@ def punctuator() -> Punctuator:
     return load_punctuator()
 
 
-def written(text: str, locale: str | None) -> str:
-    """`text` (a transcript in `locale`, as the model writes it) punctuated, cased, with its numbers written."""
+def written(text: str, locale: str | None, names: Sequence[str] = ()) -> str:
+    """`text` (a transcript in `locale`, as the model writes it) punctuated, cased, with its numbers written, and
+    each of `names` (a request's hotwords) written as the request wrote it."""
     matches = units_of(text)
     if not matches:
         return text
@@ -66,7 +68,16 @@ def written(text: str, locale: str | None) -> str:
         if not chinese:
             clause = recased(units[first:last + 1], tags[first:last + 1], clause)
         clauses.append(clause + marks[tags[last].mark])
-    return ("" if chinese else " ").join(clauses)
+    return as_named(("" if chinese else " ").join(clauses), names)
+
+
+def as_named(text: str, names: Sequence[str]) -> str:
+    """Each name with Latin letters (Kubernetes, PayPal, iPhone) where the text has its words in another case: the
+    tagger knows sentence starts and common names, a hotword the request spelled is spelled so."""
+    for name in sorted((n for n in names if LATIN_LETTER.search(n)), key=len, reverse=True):
+        pattern = re.compile(rf"(?<![\w']){re.escape(name)}(?![\w'])", re.IGNORECASE)
+        text = pattern.sub(name.replace("\\", "\\\\"), text)  # the name as the replacement, literally
+    return text
 
 
 def clause_spans(tags: Sequence[Tag]) -> list[tuple[int, int]]:
@@ -104,16 +115,16 @@ def cantonese_written(text: str) -> str:
     return result.translate(TO_TRADITIONAL)
 
 
-def written_segment(segment: SegmentResult) -> SegmentResult:
+def written_segment(segment: SegmentResult, names: Sequence[str] = ()) -> SegmentResult:
     """Its text and n-best written; tokens and words stay as heard (each is timed, a written number is not)."""
-    text = written(segment.text, segment.locale)
-    alternatives = tuple(Alternative(text if a.text == segment.text else written(a.text, segment.locale), a.confidence)
-                         for a in segment.alternatives)
+    text = written(segment.text, segment.locale, names)
+    alternatives = tuple(Alternative(text if a.text == segment.text else written(a.text, segment.locale, names),
+                                     a.confidence) for a in segment.alternatives)
     return replace(segment, text=text, alternatives=alternatives)
 
 
-def written_transcript(transcript: Transcript) -> tuple[Transcript, tuple[str, ...]]:
+def written_transcript(transcript: Transcript, names: Sequence[str] = ()) -> tuple[Transcript, tuple[str, ...]]:
     """The transcript written, and each segment's text as heard (its `raw_text`)."""
-    segments = tuple(written_segment(s) for s in transcript.segments)
+    segments = tuple(written_segment(s, names) for s in transcript.segments)
     text = join_texts([s.text for s in segments])
     return replace(transcript, text=text, segments=segments), tuple(s.text for s in transcript.segments)

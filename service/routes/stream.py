@@ -294,9 +294,9 @@ class StreamConnection:
             segment, found = self.redactor.final(segment)
             redactions = redactions_out(found)
         heard = segment.text
-        written = self.started().format == "written"
+        written = self.app_state.text_format(self.started().format) == "written"
         if written:
-            segment = written_segment(segment)
+            segment = written_segment(segment, self.current().options.hotwords)
         out = segment_out(segment, raw_text=heard if written else None)
         latency_s = time.perf_counter() - self.last_audio_at
         reason: p.FinalMessageReason = reason_override or event.reason

@@ -132,29 +132,31 @@ async def decode_upload(app_state: AppState, data: bytes, separate: bool) -> tor
     return decoded.samples
 
 
-def finished_text(transcript: Transcript, redact: RedactMode, form: TextFormat, options: PiiOptions) -> Shown:
-    """Masked first, on the words as heard with their times; then written (service/written.py)."""
+def finished_text(transcript: Transcript, redact: RedactMode, form: TextFormat, options: PiiOptions,
+                  names: tuple[str, ...] = ()) -> Shown:
+    """Masked first, on the words as heard with their times; then written (service/written.py), `names` (the
+    request's hotwords) as the request spelled them."""
     redactions = None
     if redact == "pii":
         transcript, redactions = redact_transcript(transcript, options)
     spoken = transcript.text
     raw_texts = None
     if form == "written":
-        transcript, raw_texts = written_transcript(transcript)
+        transcript, raw_texts = written_transcript(transcript, names)
     return Shown(transcript, spoken, raw_texts, redactions)
 
 
 async def recognise_upload(app_state: AppState, data: bytes, fields: UploadFields,
                            options: DecodeOptions) -> tuple[Shown, tuple[ChannelResult, ...]]:
     call = channel_request(fields.channels, fields.channel_names)
-    redact, form = app_state.redact_mode(fields.redact), fields.format
+    redact, form = app_state.redact_mode(fields.redact), app_state.text_format(fields.format)
     samples = await decode_upload(app_state, data, call.separate)
     channels = samples if call.separate else samples.unsqueeze(0)  # (channels, samples)
     call.check_against(len(channels))
     transcript, per_channel = await transcribe_recording(app_state, channels, options, call.separate)
     per_channel = tuple(replace(c, name=call.name(c.index)) for c in per_channel)
     # off the event loop: an hour of segments takes a while to search for entities and to write
-    shown = await asyncio.to_thread(finished_text, transcript, redact, form, app_state.pii_options)
+    shown = await asyncio.to_thread(finished_text, transcript, redact, form, app_state.pii_options, options.hotwords)
     return shown, per_channel
 
 

@@ -43,11 +43,12 @@ export const KEY_NEEDED = "This server needs an API key: enter it in the API key
 // server normalises each one as transcripts are written: case, accents and punctuation do not matter).
 export const hotwordList = () => ui.hotwords.value.split(/[,\n]/).map((phrase) => phrase.trim()).filter(Boolean);
 
-// What uploads and streams alike ask for beyond decoding (docs/protocol.md: "Personal data", "Written numbers"); an
-// unchecked box leaves the server's default, so a server that masks everything (ASR_REDACT=pii) still does.
+// What uploads and streams alike ask for beyond decoding (docs/protocol.md: "Personal data", "Written numbers"): an
+// unchecked redaction box leaves the server's default, so a server that masks everything (ASR_REDACT=pii) still does;
+// the written-form box always says which form it wants.
 export const resultOptions = () => ({
   ...(ui.redact.checked ? { redact: "pii" } : {}),
-  ...(ui.written.checked ? { format: "written" } : {}),
+  format: ui.written.checked ? "written" : "spoken",
 });
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

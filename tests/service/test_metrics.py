@@ -55,7 +55,7 @@ def test_feedback_scores_the_returned_hypothesis(live_server, bundled_samples):
     body = upload(live_server, sample)
     scored = httpx.post(f"{live_server.url}/v1/feedback",
                         json={"request_id": body["request_id"], "reference": sample["text"]}).json()
-    assert scored["locale"] == "en-US" and scored["metric"] == "wer" and scored["hypothesis"] == body["text"]
+    assert scored["locale"] == "en-US" and scored["metric"] == "wer" and scored["hypothesis"] == body["raw_text"]
     assert scored["reference_units"] == len(sample["text"].split())
     unknown = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": "nope", "reference": "x"})
     assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_id"

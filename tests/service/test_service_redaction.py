@@ -92,7 +92,8 @@ def test_a_call_is_masked_per_channel(live_server):
     audio = np.zeros((len(agent) + len(customer) + 8000, 2), dtype=np.float32)
     audio[: len(agent), 0] = agent
     audio[len(agent) + 4000 : len(agent) + 4000 + len(customer), 1] = customer
-    body = upload(live_server, audio, locale="yue", channels="separate", channel_names="agent,customer", redact="pii")
+    body = upload(live_server, audio, locale="yue", channels="separate", channel_names="agent,customer", redact="pii",
+                  format="spoken")
     assert [(r["entity"], r["channel"]) for r in body["redactions"]] == [("phone_number", 1)]
     assert body["channels"][1]["text"].endswith("[PHONE]") and "[" not in body["channels"][0]["text"]
     assert body["redactions"][0]["start"] > len(agent) / 16000
@@ -114,7 +115,8 @@ def test_a_stream_masks_a_number_split_across_partials(live_server):
     """The number grows over several partials: each shows it masked (a trailing run of digits may still grow),
     never a digit of it; the final names it with its time."""
     audio = spoken("yue", "我嘅電話號碼係九一二三四五六七")
-    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "yue", "redact": "pii"}, 1600))
+    heard = {"locale": "yue", "redact": "pii", "format": "spoken"}
+    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), heard, 1600))
     assert messages[0]["redact"] == "pii"
     partials = [m for m in messages if m["type"] == "partial"]
     masked = [m for m in partials if "[" in m["text"]]
@@ -131,7 +133,8 @@ def test_a_number_said_over_an_endpoint_is_masked_in_the_next_final(live_server)
     were sent as heard, and the next final, which completes a Hong Kong number with them, is masked."""
     first, second = spoken("yue", "我嘅電話號碼係九一二三"), spoken("yue", "四五六七")
     audio = np.concatenate([first, np.zeros(12800, dtype=np.float32), second])  # 0.8 s and the voice's 0.2 s
-    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "yue", "redact": "pii"}, 3200))
+    heard = {"locale": "yue", "redact": "pii", "format": "spoken"}
+    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), heard, 3200))
     texts = [m["text"] for m in finals(messages)]
     assert len(texts) == 2 and texts[0].endswith("九一二三") and texts[1] == "[PHONE]"
 
@@ -150,9 +153,9 @@ def test_a_masking_server_masks_every_request_and_keeps_nothing_unmasked(masking
     audio = spoken("yue", "我嘅電話號碼係九一二三四五六七")
     for fields in ({}, {"redact": "none"}):  # a request cannot unmask what the server masks
         body = upload(masking_server, audio, locale="yue", **fields)
-        assert body["text"].endswith("[PHONE]") and body["redactions"][0]["entity"] == "phone_number"
+        assert body["text"].endswith("[PHONE]。") and body["redactions"][0]["entity"] == "phone_number"  # written
     messages = asyncio.run(stream_audio(masking_server.ws_url, pcm16(audio), {"locale": "yue", "redact": "none"}, 3200))
-    assert messages[0]["redact"] == "pii" and finals(messages)[0]["text"].endswith("[PHONE]")
+    assert messages[0]["redact"] == "pii" and finals(messages)[0]["text"].endswith("[PHONE]。")
     session = messages[0]["session_id"]
     # The feedback store holds the masked hypotheses: scoring returns them as they were sent.
     for target in ({"request_id": body["request_id"]}, {"session_id": session, "segment": 0}):

@@ -15,7 +15,8 @@ def test_defaults_are_the_documented_ones():
     fields = TranscribeFields.from_form({})
     assert (fields.locale, fields.nbest, fields.hotwords, fields.chunk_ms, fields.timestamps) == ("auto", 1, (), None,
                                                                                                  True)
-    assert (fields.channels, fields.channel_names, fields.redact, fields.format) == ("mixed", None, "none", "spoken")
+    assert (fields.channels, fields.channel_names, fields.redact, fields.format) == ("mixed", None, "none", None)
+    assert Settings().text_format == "written"  # what a request that names no format gets
 
 
 def test_a_repeated_field_keeps_every_value_and_any_other_its_first():
@@ -28,7 +29,8 @@ def test_a_repeated_field_keeps_every_value_and_any_other_its_first():
 
 def test_cases_are_read_in_any_letter_case_and_empty_is_the_default():
     fields = TranscribeFields.from_form({"channels": [" Separate "], "redact": ["PII"], "format": [""]})
-    assert (fields.channels, fields.redact, fields.format) == ("separate", "pii", "spoken")
+    assert (fields.channels, fields.redact, fields.format) == ("separate", "pii", None)
+    assert TranscribeFields.from_form({"format": [" Spoken "]}).format == "spoken"
 
 
 @pytest.mark.parametrize("value,on", [("false", False), ("NO", False), ("0", False), ("true", True), ("", True)])

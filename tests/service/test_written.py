@@ -98,10 +98,10 @@ def timed(items: list[dict]) -> list[tuple]:
     ("yue", "yue-HK", "我一九九七年買咗三本書", "我1997年買咗三本書。"),
     ("en-us", "en-US", "i bought three books in nineteen ninety seven", "I bought three books in 1997."),
 ])
-def test_an_upload_in_written_form_keeps_the_text_as_heard(live_server, voice, locale, said, expected):
+def test_an_upload_is_written_by_default_and_keeps_the_text_as_heard(live_server, voice, locale, said, expected):
     audio = synthesize(said, VoiceSpec(voice))
-    spoken = upload(live_server, audio, locale=locale)
-    body = upload(live_server, audio, locale=locale, format="written", nbest="2")
+    spoken = upload(live_server, audio, locale=locale, format="spoken")
+    body = upload(live_server, audio, locale=locale, nbest="2")  # the server's default, ASR_TEXT_FORMAT=written
     assert spoken["text"] == said and spoken["raw_text"] is None  # as the model hears it (0.14.0)
     assert body["text"] == expected and body["raw_text"] == said
     (segment,) = body["segments"]
@@ -123,13 +123,16 @@ def test_written_and_masked_together(live_server):
     assert response.status_code == 422 and response.json()["error"] == "invalid_request"
 
 
-def test_a_stream_writes_its_finals(live_server):
+def test_a_stream_writes_its_finals_by_default(live_server):
     audio = synthesize("我一九九七年買咗三本書", VoiceSpec("yue"))
-    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "yue", "format": "written"}, 3200))
+    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "yue"}, 3200))
     (final,) = finals(messages)
     assert final["text"] == "我1997年買咗三本書。" and final["raw_text"] == "我一九九七年買咗三本書"
     partials = [m["text"] for m in messages if m["type"] == "partial"]
     assert partials and not any(p.endswith("。") or "1997" in p for p in partials)  # partials stay as heard
+    messages = asyncio.run(stream_audio(live_server.ws_url, pcm16(audio), {"locale": "yue", "format": "spoken"}, 3200))
+    (final,) = finals(messages)
+    assert final["text"] == "我一九九七年買咗三本書" and final["raw_text"] is None
 
 
 def test_the_openai_endpoint_writes_its_text(live_server):
@@ -142,3 +145,9 @@ def test_the_openai_endpoint_writes_its_text(live_server):
     body = response.json()
     assert body["text"] == "I bought three books in 1997."
     assert [w["word"] for w in body["words"]] == said.split()  # each word as heard, with its time
+
+
+def test_a_requests_names_are_written_as_it_spelled_them():
+    assert written("my kubernetes account is locked", "en-US", ["Kubernetes"]) == "My Kubernetes account is locked."
+    assert written("pay with paypal", "en-US", ["PayPal", "pal"]) == "Pay with PayPal."  # longest name first
+    assert written("paypals", "en-US", ["PayPal"]) == "Paypals."  # a whole word or none
