@@ -28,7 +28,7 @@ from functools import cache
 
 from wetext import Normalizer
 
-from model.decoding.results import Alternative, SegmentResult, Transcript, join_texts
+from model.decoding.results import Alternative, SegmentResult, Transcript, WordResult, join_texts
 from model.text.normalize import is_chinese_locale
 from model.text.punctuation import (CHINESE_MARKS, ENGLISH_MARKS, Mark, Punctuator, Tag, cased, load_punctuator,
                                     units_of)
@@ -37,6 +37,7 @@ NUMERAL_RUN = re.compile("[零〇一二三四五六七八九十百千萬万億�
 TO_MANDARIN = str.maketrans({"兩": "两", "萬": "万", "億": "亿"})
 TO_TRADITIONAL = str.maketrans({"两": "兩", "万": "萬", "亿": "億"})
 LATIN_LETTER = re.compile("[A-Za-z]")
+MARKS = "".join(sorted({*CHINESE_MARKS.values(), *ENGLISH_MARKS.values()}))
 _lock = threading.Lock()  # one normalisation at a time: wetext does not say its graphs may be shared by threads
 
 
@@ -115,12 +116,50 @@ def cantonese_written(text: str) -> str:
     return result.translate(TO_TRADITIONAL)
 
 
+def written_words(text: str, heard: Sequence[WordResult]) -> tuple[WordResult, ...]:
+    """The words of a written text, each timed by the heard words it was written from: a word written as heard keeps
+    its time, a written number spans the words said for it ($350 those of "three hundred and fifty dollars"), and a
+    mark goes with the word before it ("locked.", 書。). Words are the units of model.text.punctuation (a Chinese
+    character, a Latin or digit run, a masked entity's tag), as the heard words are."""
+    units = [m.group() for m in units_of(text)]
+    words: list[str] = []
+    for unit in units:
+        if words and not unit.strip(MARKS):
+            words[-1] += unit
+        else:
+            words.append(unit)
+    if len(words) > 1 and not words[0].strip(MARKS):  # a text that begins with a mark: it joins the first word
+        words[1] = words[0] + words.pop(1)
+    if not heard or not words:
+        return ()
+    keys = [word.strip(MARKS).lower() for word in words]
+    timed: list[WordResult | None] = [None] * len(words)
+    matcher = SequenceMatcher(None, [w.text.lower() for w in heard], keys, autojunk=False)
+    for op, first, last, target, end in matcher.get_opcodes():
+        said = heard[first:last]
+        for offset, index in enumerate(range(target, end)):
+            if op == "equal" or (op == "replace" and last - first == end - target):
+                source = said[offset]
+                timed[index] = WordResult(words[index], source.start_s, source.end_s, source.confidence)
+            elif op == "replace":
+                timed[index] = WordResult(words[index], said[0].start_s, said[-1].end_s,
+                                          min(w.confidence for w in said))
+    for index, word in enumerate(timed):  # written with nothing heard for it: at the end of the word before
+        if word is None:
+            before = timed[index - 1] if index else None
+            at = before.end_s if before is not None else heard[0].start_s
+            confidence = before.confidence if before is not None else heard[0].confidence
+            timed[index] = WordResult(words[index], at, at, confidence)
+    return tuple(w for w in timed if w is not None)
+
+
 def written_segment(segment: SegmentResult, names: Sequence[str] = ()) -> SegmentResult:
-    """Its text and n-best written; tokens and words stay as heard (each is timed, a written number is not)."""
+    """Its text, words and n-best written; the tokens stay as heard (each word is timed by the tokens it was
+    written from)."""
     text = written(segment.text, segment.locale, names)
     alternatives = tuple(Alternative(text if a.text == segment.text else written(a.text, segment.locale, names),
                                      a.confidence) for a in segment.alternatives)
-    return replace(segment, text=text, alternatives=alternatives)
+    return replace(segment, text=text, alternatives=alternatives, words=written_words(text, segment.words))
 
 
 def written_transcript(transcript: Transcript, names: Sequence[str] = ()) -> tuple[Transcript, tuple[str, ...]]:

@@ -161,8 +161,10 @@ def test_an_int8_server_says_so_and_serves_uploads_and_streams(int8_server, bund
     with ASRClient(int8_server.url) as client:
         for sample in bundled_samples[::3]:  # one of each locale
             locale = sample["locale"]
-            texts = [client.transcribe(sample["path"], locale=locale, chunk_ms=ms).text for ms in (None, 640)]
-            finals = [e.text for e in client.stream(sample["path"], locale=locale) if isinstance(e, FinalMessage)]
+            texts = [client.transcribe(sample["path"], locale=locale, chunk_ms=ms, format="spoken").text
+                     for ms in (None, 640)]
+            finals = [e.text for e in client.stream(sample["path"], locale=locale, format="spoken")
+                      if isinstance(e, FinalMessage)]
             for text in (*texts, join_texts(finals)):
                 count = count_errors(sample["text"], text, locale)
                 errors, units = errors + count.errors, units + count.reference_units

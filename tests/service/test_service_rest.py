@@ -62,7 +62,8 @@ def test_upload_returns_text_segments_timestamps_and_confidences(client, bundled
         for token in segment["tokens"]:
             assert segment["start"] <= token["start"] < token["end"] <= segment["end"] + 0.05
             assert 0 < token["confidence"] <= 1
-        assert "".join(w["text"] for w in segment["words"]) == "".join(t["text"] for t in segment["tokens"])
+        assert "".join(w["text"] for w in segment["words"]) == segment["text"]  # Chinese: words joined are the text
+        assert "".join(t["text"] for t in segment["tokens"]) == segment["raw_text"]  # tokens as heard
 
 
 def test_raw_body_upload_equals_multipart(client, bundled_samples):

@@ -39,7 +39,7 @@ def test_stream_sends_ready_partials_finals_and_end(live_server, bundled_samples
     for token in last["tokens"]:
         assert last["start"] <= token["start"] < token["end"] <= last["end"] + 0.05
         assert 0 < token["confidence"] <= 1
-    assert [w["text"] for w in last["words"]] == list(last["raw_text"])  # Mandarin: a word per character heard
+    assert "".join(w["text"] for w in last["words"]) == last["text"]  # written words: 40亿。 from 四十亿
 
 
 def test_streamed_final_equals_offline_transcription_at_the_same_chunk_size(live_server, bundled_samples):

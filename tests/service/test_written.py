@@ -8,9 +8,9 @@ import pytest
 
 from helpers import encode, finals, pcm16, stream_audio
 from model.corpus.synthesize import VoiceSpec, synthesize
-from model.decoding.results import Alternative, SegmentResult, TokenResult, Transcript
+from model.decoding.results import Alternative, SegmentResult, TokenResult, Transcript, WordResult
 from model.text.punctuation import Case, Mark, Tag
-from service.written import clause_spans, recased, written, written_numbers, written_transcript
+from service.written import clause_spans, recased, written, written_numbers, written_transcript, written_words
 
 CASES = [
     ("zh-CN", "一共三百五十块钱", "一共350块钱"),
@@ -108,7 +108,12 @@ def test_an_upload_is_written_by_default_and_keeps_the_text_as_heard(live_server
     assert segment["text"] == expected and segment["raw_text"] == said
     assert segment["alternatives"][0]["text"] == expected
     heard = spoken["segments"][0]
-    assert timed(segment["tokens"]) == timed(heard["tokens"]) and timed(segment["words"]) == timed(heard["words"])
+    assert timed(segment["tokens"]) == timed(heard["tokens"])  # tokens as heard
+    words = [w["text"] for w in segment["words"]]
+    assert (" " if locale == "en-US" else "").join(words) == expected  # words as written, each timed by its heard words
+    said_for_year = [w for w in heard["words"] if w["text"] in ("一", "九", "七", "nineteen", "ninety", "seven")]
+    (year,) = [w for w in segment["words"] if "1997" in w["text"]]
+    assert (year["start"], year["end"]) == (said_for_year[0]["start"], said_for_year[-1]["end"])
     feedback = httpx.post(f"{live_server.url}/v1/feedback", json={"request_id": body["request_id"], "reference": said})
     assert feedback.json()["hypothesis"] == said and feedback.json()["errors"] == 0  # scored as heard
 
@@ -144,10 +149,22 @@ def test_the_openai_endpoint_writes_its_text(live_server):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["text"] == "I bought three books in 1997."
-    assert [w["word"] for w in body["words"]] == said.split()  # each word as heard, with its time
+    assert " ".join(w["word"] for w in body["words"]) == body["text"]  # its words as written, each with its time
+    assert body["words"][-1]["start"] < body["words"][-1]["end"]  # 1997. spans "nineteen ninety seven"
 
 
 def test_a_requests_names_are_written_as_it_spelled_them():
     assert written("my kubernetes account is locked", "en-US", ["Kubernetes"]) == "My Kubernetes account is locked."
     assert written("pay with paypal", "en-US", ["PayPal", "pal"]) == "Pay with PayPal."  # longest name first
     assert written("paypals", "en-US", ["PayPal"]) == "Paypals."  # a whole word or none
+
+
+def test_written_words_are_timed_by_the_words_said_for_them():
+    said = "i paid three hundred and fifty dollars".split()
+    heard = [WordResult(w, i * 0.5, i * 0.5 + 0.4, 0.9 - i / 100) for i, w in enumerate(said)]
+    words = written_words("I paid $350.", heard)
+    assert [(w.text, w.start_s, w.end_s) for w in words] == [("I", 0.0, 0.4), ("paid", 0.5, 0.9), ("$350.", 1.0, 3.4)]
+    assert words[2].confidence == heard[-1].confidence  # as sure as the least sure word said for it
+    heard = [WordResult(c, i * 0.2, i * 0.2 + 0.2, 0.8) for i, c in enumerate("我嘅電話號碼係[PHONE]")]
+    assert [w.text for w in written_words("我嘅電話號碼係[PHONE]。", heard)][-2:] == ["係", "[PHONE]。"]
+    assert written_words("Well, yes.", [WordResult("well", 0.0, 0.3, 1.0)])[1] == WordResult("yes.", 0.3, 0.3, 1.0)
