@@ -24,10 +24,11 @@ import soundfile
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine_info, print_table, write_results  # noqa: E402
+from bench.common import git_commit, machine_info, print_table, write_results  # noqa: E402
 from bench.server_process import ROOT, start_server  # noqa: E402
 
 SAMPLES = ROOT / "model" / "samples"
+CHURN_UTTERANCE_S = (2.0, 6.0)  # what each utterance of the churn pattern lasts
 
 
 @dataclass
@@ -69,6 +70,21 @@ async def paced_stream(url: str, pcm: bytes, piece_s: float, start_delay_s: floa
     except Exception as error:  # noqa: BLE001 - reported per stream
         timing.error = f"{type(error).__name__}: {error}"
     return timing
+
+
+async def churning_client(url: str, pcm: bytes, piece_s: float, start_delay_s: float, total_s: float,
+                          seed: int) -> list[StreamTiming]:
+    """A user who speaks 2-6 s, stops, waits for the final and speaks again in a new stream, for `total_s`: each
+    utterance a random stretch of the test audio, sent in real time."""
+    rng = np.random.default_rng(seed)
+    await asyncio.sleep(start_delay_s)
+    ends_at = time.perf_counter() + total_s
+    timings = []
+    while time.perf_counter() < ends_at:
+        length = int(rng.uniform(*CHURN_UTTERANCE_S) * 16000) * 2
+        offset = int(rng.integers(0, max(len(pcm) - length, 1) // 2)) * 2
+        timings.append(await paced_stream(url, pcm[offset : offset + length], piece_s, 0.0))
+    return timings
 
 
 async def receive(ws, timing: StreamTiming) -> None:
@@ -114,13 +130,19 @@ def histogram_quantiles(before: dict, after: dict, name: str, labels: str, quant
     return results
 
 
-def run_level(server_url: str, ws_url: str, streams: int, pcm: bytes, chunk_s: float, piece_s: float) -> dict:
+def run_level(server_url: str, ws_url: str, streams: int, pcm: bytes, chunk_s: float, piece_s: float,
+              churn: bool = False) -> dict:
     before = scrape(server_url)
     started = time.perf_counter()
 
-    async def all_streams():
+    async def all_streams() -> list[StreamTiming]:
         delays = np.linspace(0, chunk_s, streams, endpoint=False)  # spread starts over one chunk, as real users do
-        return await asyncio.gather(*(paced_stream(ws_url, pcm, piece_s, d) for d in delays))
+        if not churn:
+            return list(await asyncio.gather(*(paced_stream(ws_url, pcm, piece_s, d) for d in delays)))
+        total_s = len(pcm) / 32000
+        clients = await asyncio.gather(*(churning_client(ws_url, pcm, piece_s, d, total_s, seed)
+                                         for seed, d in enumerate(delays)))
+        return [timing for client in clients for timing in client]
 
     timings = asyncio.run(all_streams())
     wall_s = time.perf_counter() - started
@@ -138,7 +160,8 @@ def run_level(server_url: str, ws_url: str, streams: int, pcm: bytes, chunk_s: f
     final_steps = after.get(final_series, 0) - before.get(final_series, 0)
     cpu = after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
     result = {
-        "streams": streams, "errors": len(timings) - len(ok), "audio_s_per_stream": len(pcm) / 32000,
+        "streams": streams, "utterances": len(timings), "errors": len(timings) - len(ok),
+        "audio_s_per_stream": len(pcm) / 32000,
         "first_partial_p50_ms": pct(first_partial, 50), "first_partial_p95_ms": pct(first_partial, 95),
         "final_p50_ms": pct(final, 50), "final_p95_ms": pct(final, 95),
         "step_p50_ms": step[0] * 1000, "step_p95_ms": step[1] * 1000, "step_p99_ms": step[2] * 1000,
@@ -173,26 +196,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--piece-ms", type=int, default=200, help="client send interval (microphone buffer)")
     parser.add_argument("--server", help="an already running server's base URL (default: start one)")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at the first level that fails")
+    parser.add_argument("--churn", action="store_true",
+                        help="each client speaks 2-6 s, stops, waits for its final and starts a new stream, for "
+                             "--seconds in all (utterance churn) instead of one continuous stream")
     parser.add_argument("--full-context-finals", action="store_true",
                         help="the started server decodes each final again at full context (ASR_FULL_CONTEXT_FINALS)")
     args = parser.parse_args(argv)
     base, server = server_or_start(args.server, args.chunk_ms, args.full_context_finals)
     ws_url = base.replace("http", "ws", 1) + "/v1/stream"
     pcm = test_audio(args.seconds)
+    card = httpx.get(f"{base}/v1/models", timeout=30).json()["data"][0]
     rows = []
     try:
         for streams in args.streams:
-            rows.append(run_level(base, ws_url, streams, pcm, args.chunk_ms / 1000, args.piece_ms / 1000))
+            rows.append(run_level(base, ws_url, streams, pcm, args.chunk_ms / 1000, args.piece_ms / 1000, args.churn))
             print(json.dumps(rows[-1]), flush=True)
             if not rows[-1]["real_time"] and not args.keep_going:
                 break
     finally:
         if server:
             server.stop()
-    report(rows, args)
+    report(rows, args, f"{card['id']} {card['version']}")
 
 
-def report(rows: list[dict], args: argparse.Namespace) -> None:
+def report(rows: list[dict], args: argparse.Namespace, model: str) -> None:
     headers = ["streams", "errors", "1st partial p50/p95 ms", "final p50/p95 ms", "step p50/p95/p99 ms",
                "mean batch", "server CPU %", "RSS MB", "real time"]
     if args.full_context_finals:
@@ -205,14 +232,17 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
               f'{r["server_cpu_percent"]:.0f}', f'{r["server_rss_mb"]:.0f}', "yes" if r["real_time"] else "NO"]
              for r in rows]
     second = ", finals decoded again at full context" if args.full_context_finals else ""
-    print_table(f"Paced streams, {args.chunk_ms} ms chunks{second}, {args.seconds:.0f} s of audio each", headers, table)
+    pattern = (f"utterances of {CHURN_UTTERANCE_S[0]:.0f}-{CHURN_UTTERANCE_S[1]:.0f} s one after another for "
+               f"{args.seconds:.0f} s" if args.churn else f"{args.seconds:.0f} s of audio each")
+    print_table(f"Paced streams, {args.chunk_ms} ms chunks{second}, {pattern}", headers, table)
     best = max((r["streams"] for r in rows if r["real_time"]), default=0)
     print(f"\nlargest real-time level: {best} streams")
-    name = f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
+    name = (f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
+            + ("_churn" if args.churn else ""))
     write_results(name,
-                  {"machine": machine_info(2), "chunk_ms": args.chunk_ms,
-                   "full_context_finals": args.full_context_finals,
-                         "largest_real_time_streams": best, "levels": rows})
+                  {"machine": machine_info(2), "commit": git_commit(), "model": model, "chunk_ms": args.chunk_ms,
+                   "full_context_finals": args.full_context_finals, "churn": args.churn,
+                   "largest_real_time_streams": best, "levels": rows})
 
 
 if __name__ == "__main__":
