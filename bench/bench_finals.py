@@ -20,8 +20,8 @@ import numpy as np
 import soundfile
 import torch
 
-from bench.common import (benchmark_recognizer, interleaved_timings, machine_info, print_table, set_threads, summarize,
-                          write_results)
+from bench.common import (benchmark_recognizer, interleaved_timings, machine_info, print_measured_on, print_table,
+                          set_threads, summarize, write_results)
 from model.decoding.rescoring import rescore
 from model.decoding.search import beam_hypotheses
 from model.recognition.recognizer import DecodeOptions, Recognizer
@@ -92,9 +92,7 @@ def run(options: FinalsBenchOptions) -> dict:
 
 
 def print_report(report: dict) -> None:
-    machine = report["machine"]
-    print(f"model: {report['model']}; {machine['cpu_model']}, {machine['torch_threads']} threads, "
-          f"load {machine['load_average_1m_at_start']}")
+    print_measured_on(report)
     print_table(
         "one final (final n-best + attention rescoring) by segment length, median ms (p95)",
         ("locale", "segment s", "tokens", "locale vocabulary", "whole vocabulary", "ratio"),

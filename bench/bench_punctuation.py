@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import interleaved_timings, machine_info, print_table, set_threads, summarize, write_results
+from bench.common import (interleaved_timings, machine_info, print_measured_on, print_table, set_threads, summarize,
+                          write_results)
 from model.text.punctuation import DEFAULT_PUNCTUATION, units_of
 from service.written import punctuator, written, written_numbers
 
@@ -62,9 +63,7 @@ def run(options: PunctuationBenchOptions) -> dict:
 
 
 def print_report(report: dict) -> None:
-    machine = report["machine"]
-    print(f"model: {report['model']}; {machine['cpu_model']}, {machine['torch_threads']} threads, "
-          f"load {machine['load_average_1m_at_start']}")
+    print_measured_on(report)
     print_table(
         "the written form of one final by segment length, median ms (p95)",
         ("locale", "segment s", "units", "numbers only (before)", "tagger", "written now", "added"),

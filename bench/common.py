@@ -112,6 +112,13 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def print_measured_on(report: dict) -> None:
+    """One line: the model and the machine a report measured."""
+    machine = report["machine"]
+    print(f"model: {report['model']}; {machine['cpu_model']}, {machine['torch_threads']} threads, "
+          f"load {machine['load_average_1m_at_start']}")
+
+
 def write_results(name: str, payload: dict, directory: Path = RESULTS_DIR) -> Path:
     """bench/results/<name>.json, overwritten by each run (the last run is the one to read)."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -20,19 +20,17 @@ run with a single worker and --deadline-minutes 0 lists every clip in the manife
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import soundfile
 
 from model.corpus.augment import augment, choose_condition, speed_perturb
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
+from model.corpus.rendering import deadline_of, renderer_parser, renders
 from model.corpus.synthesize import pad_silence, to_16k, trim_silence, write_wav
 
 STYLE_TABLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -175,19 +173,8 @@ def phonemizer_for(locale: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest", required=True, help="its distinct sentences of --locale are spoken, in order")
-    p.add_argument("--locale", required=True, choices=("zh-CN", "yue-HK", "en-US"))
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (one process per core is fastest)")
-    p.add_argument("--worker", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--deadline-minutes", type=float, default=None,
-                   help="stop rendering after this long; clips on disk are still listed (0: only list them)")
-    args = p.parse_args(argv)
-    deadline = None if args.deadline_minutes is None else time.monotonic() + 60 * args.deadline_minutes
+    args = renderer_parser(__doc__, ("yue-HK", "zh-CN", "en-US")).parse_args(argv)
+    deadline = deadline_of(args)
     texts = [u.text for u in read_manifest(args.manifest) if u.locale == args.locale]
     sentences = list(dict.fromkeys(texts))[: args.count]
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
@@ -199,8 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         style = random_style(rng)
         condition = choose_condition(rng)
         path = args.out / "wav" / f"{args.locale}_kokoro_{index:05d}.wav"
-        in_time = deadline is None or time.monotonic() < deadline
-        if index % args.workers == args.worker and in_time and not path.exists():
+        if renders(index, path, args, deadline):
             phonemes = phonemize(text)
             audio = kokoro_speak(engine, phonemes, style) if phonemes else None
             if audio is not None:

@@ -12,15 +12,14 @@ Resumable: a clip already on disk is kept.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import soundfile
 
 from model.corpus.augment import augment, choose_condition, speed_perturb
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
+from model.corpus.rendering import deadline_of, renderer_parser, renders
 from model.corpus.synthesize import pad_silence, to_16k, trim_silence, write_wav
 
 
@@ -70,15 +69,8 @@ def piper_speak(voice, text: str, style: PiperStyle) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest", required=True, help="its distinct en-US sentences are spoken, in order")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (one process per core is fastest)")
-    p.add_argument("--worker", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1)
-    args = p.parse_args(argv)
+    args = renderer_parser(__doc__, ("en-US",)).parse_args(argv)
+    deadline = deadline_of(args)
     sentences = list(dict.fromkeys(u.text for u in read_manifest(args.manifest) if u.locale == "en-US"))[: args.count]
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     voice = load_voice(args.threads)
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         style = random_style(rng)
         condition = choose_condition(rng)
         path = args.out / "wav" / f"en-US_piper_{index:05d}.wav"
-        if index % args.workers == args.worker and not path.exists():
+        if renders(index, path, args, deadline):
             write_wav(path, augment(piper_speak(voice, text, style), condition, rng))
         if path.exists():
             duration = soundfile.info(path).duration

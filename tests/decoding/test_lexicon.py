@@ -47,14 +47,19 @@ def test_a_word_cut_short_is_charged_when_it_ends(penalty):
     assert penalty.partial_word(()) is None and penalty.partial_word((THE, C, A)) == "ca"
 
 
-def test_beam_search_turns_a_near_miss_spelling_into_the_lexicon_word(penalty):
-    # The audio slightly prefers " k" over " c": without the lexicon the result is "the kat".
+def near_miss_log_probs() -> torch.Tensor:
+    """CTC posteriors of "the kat" where the audio slightly prefers " k" over " c" (0.5 against 0.45)."""
     posteriors = torch.full((7, len(PIECES)), 1e-4)
     for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97},
                                    {T: 0.97}]):
         for token, p in probs.items():
             posteriors[frame, token] = p
-    log_probs = (posteriors / posteriors.sum(-1, keepdim=True)).log()
+    return (posteriors / posteriors.sum(-1, keepdim=True)).log()
+
+
+def test_beam_search_turns_a_near_miss_spelling_into_the_lexicon_word(penalty):
+    # The audio slightly prefers " k" over " c": without the lexicon the result is "the kat".
+    log_probs = near_miss_log_probs()
     lm = train_ngram([[THE, C, A, T], [THE, K, A, T]] * 5, vocab_size=len(PIECES))  # no spelling preference
     options = BeamOptions(beam_size=4, blank_skip_prob=1.0)
 
@@ -116,12 +121,7 @@ def test_a_requests_hotword_words_are_lexicon_words_for_that_request(penalty):
     assert requested.token_penalty((THE,), K) == 0.0 and requested.end_penalty((THE, K, A, T)) == 0.0
     assert requested.token_penalty((THE, C), T) == 4.0  # the lexicon still charges what neither holds
     assert phrase_lexicon(("kat " + "k" * 100_000,)).words == {"kat"}  # no word is that long: not stored
-    posteriors = torch.full((7, len(PIECES)), 1e-4)
-    for frame, probs in enumerate([{THE: 0.97}, {0: 0.97}, {K: 0.5, C: 0.45}, {0: 0.97}, {A: 0.97}, {0: 0.97},
-                                   {T: 0.97}]):
-        for token, p in probs.items():
-            posteriors[frame, token] = p
-    log_probs = (posteriors / posteriors.sum(-1, keepdim=True)).log()
+    log_probs = near_miss_log_probs()
     lm = train_ngram([[THE, C, A, T], [THE, K, A, T]] * 5, vocab_size=len(PIECES))
     options = BeamOptions(beam_size=4, blank_skip_prob=1.0)
     for lexicon, expected in ((penalty, (THE, C, A, T)), (requested, (THE, K, A, T))):
