@@ -37,22 +37,27 @@ FULL_CONTEXT_PROB = 0.4  # share of batches trained on the full-context view; th
 FRAME_DROPOUT = 0.1  # dropout on the backbone's channels
 
 
-def backbone_model(start: SpeechRecognizer, n_layers: int) -> SpeechRecognizer:
-    """`start`'s configuration on a Whisper backbone; every weight whose name and shape both models share is kept
-    (the layers above the subsampling, the heads, the decoder), the adapter starts fresh and the backbone empty."""
+def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int | None = None) -> SpeechRecognizer:
+    """`start`'s configuration on a Whisper backbone of `backbone_layers` blocks (the first of Whisper's; default:
+    `start`'s count); every weight whose name and shape both models share is kept (the layers above the subsampling,
+    the heads, the decoder; from a backbone model, its adapter too), a new adapter starts fresh and the backbone
+    empty."""
     encoder = replace(start.config.encoder, mel="whisper", backbone="whisper", pitch_dim=0, pitch_voicing_gate=0.0,
-                      relative_pitch_prior_frames=0.0, n_layers=n_layers)
+                      relative_pitch_prior_frames=0.0, n_layers=n_layers,
+                      backbone_layers=backbone_layers or start.config.encoder.backbone_layers)
     model = SpeechRecognizer(ModelConfig(start.config.vocab_size, start.config.locales, encoder, start.config.decoder))
     ours = model.state_dict()
+    # a convolutional front end and its CMVN do not carry over; a backbone model's adapter does
+    dropped = ("encoder.backbone.",) if start.config.encoder.backbone else ("cmvn_", "encoder.subsampling.")
     kept = {k: v for k, v in start.state_dict().items()
-            if k in ours and v.shape == ours[k].shape and not k.startswith(("cmvn_", "encoder.subsampling."))}
+            if k in ours and v.shape == ours[k].shape and not k.startswith(dropped)}
     model.load_state_dict(kept, strict=False)  # CMVN stays identity: the backbone reads the MFCC as they are
     return model
 
 
 def init(args: argparse.Namespace) -> None:
     start = load_checkpoint(args.start)
-    model = backbone_model(start.model, args.layers)
+    model = backbone_model(start.model, args.layers, args.backbone_layers)
     state = backbone_state_from_ctranslate2(read_ctranslate2(args.whisper), model.config.encoder.backbone_layers)
     model.encoder.backbone.load_state_dict(state)
     metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
@@ -264,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--whisper", required=True, help="CTranslate2 Whisper model.bin")
     i.add_argument("--out", required=True)
     i.add_argument("--layers", type=int, default=6, help="encoder layers above the backbone")
+    i.add_argument("--backbone-layers", type=int, default=6,
+                   help="Whisper's first N encoder blocks as the backbone (base has 6; fewer cost less per chunk)")
     i.add_argument("--version", default="0.15.0")
     t = sub.add_parser("train")
     t.add_argument("--init", required=True)

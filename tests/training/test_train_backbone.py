@@ -31,6 +31,15 @@ def test_the_grown_model_keeps_the_start_models_layers_heads_and_decoder(tiny_lo
     assert torch.equal(model.cmvn_mean, torch.zeros_like(model.cmvn_mean))  # the backbone reads the MFCC as they are
 
 
+def test_a_backbone_can_be_the_first_blocks_of_whispers_and_a_backbone_model_can_start_another(tiny_loaded):
+    model = grown(tiny_loaded)
+    shallower = backbone_model(model, 2, backbone_layers=1)
+    assert len(shallower.encoder.backbone.blocks) == 1 and shallower.config.encoder.backbone_layers == 1
+    ours, theirs = shallower.state_dict(), model.state_dict()
+    kept = [k for k in theirs if k.startswith("encoder.") and not k.startswith("encoder.backbone.") and k in ours]
+    assert kept and all(torch.equal(ours[k], theirs[k]) for k in kept)  # the adapter and upper layers go along
+
+
 def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded, tmp_path):
     torch.manual_seed(0)
     model = grown(tiny_loaded).train()
