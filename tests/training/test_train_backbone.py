@@ -5,12 +5,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from model.network.encoder import chunk_attention_mask
 from model.network.model import SpeechRecognizer
 from model.training.backbone_cache import backbone_frames
-from model.training.train_backbone import CachedFrames, backbone_model, forward_batch
+from model.training.train_backbone import CachedFrames, backbone_model, forward_batch, load_weights, trained_weights
 from model.training.train_config import TrainConfig
 
 
@@ -38,6 +39,19 @@ def test_a_backbone_can_be_the_first_blocks_of_whispers_and_a_backbone_model_can
     ours, theirs = shallower.state_dict(), model.state_dict()
     kept = [k for k in theirs if k.startswith("encoder.") and not k.startswith("encoder.backbone.") and k in ours]
     assert kept and all(torch.equal(ours[k], theirs[k]) for k in kept)  # the adapter and upper layers go along
+
+
+def test_a_runs_trained_weights_carry_over_to_a_new_model_of_its_shape(tiny_loaded, tmp_path):
+    torch.manual_seed(0)
+    trained = grown(tiny_loaded)
+    torch.save({"weights": trained_weights(trained), "trainer": {"step": 7}}, tmp_path / "w.pt")
+    torch.manual_seed(1)
+    fresh = grown(tiny_loaded)
+    assert load_weights(fresh, str(tmp_path / "w.pt")) == {"trainer": {"step": 7}}
+    for name, value in trained_weights(trained).items():
+        assert torch.equal(fresh.state_dict()[name].half(), value), name
+    with pytest.raises(SystemExit, match="does not fit"):
+        load_weights(backbone_model(trained, 1), str(tmp_path / "w.pt"))  # one upper layer fewer
 
 
 def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded, tmp_path):
