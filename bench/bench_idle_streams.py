@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import sys
 import tempfile
@@ -90,7 +89,6 @@ def run(url: str, ws_url: str, streams: int, speech_s: float, hold_s: float, set
         return readings
 
     readings = asyncio.run(scenario())
-    gc.collect()
     base = readings["before"]["rss_mb"]
     return {
         "streams": streams, "speech_s_per_stream": speech_s, "hold_s": hold_s, "readings": readings,

@@ -154,8 +154,8 @@ def written_words(text: str, heard: Sequence[WordResult]) -> tuple[WordResult, .
 
 
 def written_segment(segment: SegmentResult, names: Sequence[str] = ()) -> SegmentResult:
-    """Its text, words and n-best written; the tokens stay as heard (each word is timed by the tokens it was
-    written from)."""
+    """Its text, words and n-best written; the tokens stay as heard (each written word is timed by the heard words
+    it was written from, `written_words`)."""
     text = written(segment.text, segment.locale, names)
     alternatives = tuple(Alternative(text if a.text == segment.text else written(a.text, segment.locale, names),
                                      a.confidence) for a in segment.alternatives)

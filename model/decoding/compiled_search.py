@@ -30,7 +30,6 @@ except ImportError:  # not built: search.py falls back to Python
 AVAILABLE = _ctc_search is not None
 
 
-
 class _Built:
     """Python object -> its compiled form, keyed by id, holding the object so that the id is not reused while
     cached; emptied when full. Search threads share it: a race builds twice, never wrong."""

@@ -63,10 +63,11 @@ def trained_weights(model: SpeechRecognizer) -> dict[str, torch.Tensor]:
 
 def save_weights(args: argparse.Namespace) -> None:
     run = load_checkpoint(args.run)
-    torch.save({"weights": trained_weights(run.model), "trainer": run.metadata.get("trainer", {}),
+    weights = trained_weights(run.model)
+    torch.save({"weights": weights, "trainer": run.metadata.get("trainer", {}),
                 "training_data": run.metadata.get("training_data", {}), "started_from": run.metadata.get("started_from")},
                args.out)
-    print(f"{args.out}: {sum(v.numel() for v in trained_weights(run.model).values()) / 1e6:.1f} M weights")
+    print(f"{args.out}: {sum(v.numel() for v in weights.values()) / 1e6:.1f} M weights")
 
 
 def load_weights(model: SpeechRecognizer, path: str) -> dict:
