@@ -3,10 +3,18 @@
 Every function is pure: the randomness comes in through an explicit
 ``np.random.Generator`` so a seeded build reproduces byte-identical audio.
 All conditions except "speed" keep the length unchanged.
+
+"capture" is what a real recording does to a voice, chained in the order it happens: a room, a microphone's
+colouring and band limits, background noise, a careless gain, clipping, a lossy codec. It is not among the corpus's
+CONDITION_WEIGHTS (the espeak-ng dev and test splits stay the audio every release was measured on); the backbone
+cache applies it to natural voices (model.training.backbone_cache --augment capture).
 """
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import soundfile
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 SAMPLE_RATE = 16000
@@ -95,6 +103,65 @@ def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
     return protect_clipping(audio * 10 ** (gain_db / 20))
 
 
+def peaking_sos(centre_hz: float, gain_db: float, q: float, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """One peaking-EQ biquad (Bristow-Johnson's audio EQ cookbook) as a (1, 6) second-order section."""
+    a = 10 ** (gain_db / 40)
+    w = 2 * np.pi * centre_hz / sr
+    alpha = np.sin(w) / (2 * q)
+    b0, b1, b2 = 1 + alpha * a, -2 * np.cos(w), 1 - alpha * a
+    a0, a1, a2 = 1 + alpha / a, -2 * np.cos(w), 1 - alpha / a
+    return np.array([[b0 / a0, b1 / a0, b2 / a0, 1.0, a1 / a0, a2 / a0]])
+
+
+def microphone(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A microphone and its preamp: a high-pass at 50-300 Hz, a low-pass at 3.5-7.8 kHz and two or three resonances
+    or dips of up to 8 dB between 200 Hz and 6 kHz; loudness kept."""
+    sections = [butter(2, float(rng.uniform(50, 300)), btype="highpass", fs=SAMPLE_RATE, output="sos"),
+                butter(4, float(rng.uniform(3500, 7800)), btype="lowpass", fs=SAMPLE_RATE, output="sos")]
+    for _ in range(int(rng.integers(2, 4))):
+        sections.append(peaking_sos(float(np.exp(rng.uniform(np.log(200), np.log(6000)))), float(rng.uniform(-8, 8)),
+                                    float(rng.uniform(0.7, 2.0))))
+    coloured = sosfilt(np.concatenate(sections), audio)
+    rms_in = np.sqrt(np.mean(audio.astype(np.float64) ** 2)) + 1e-10
+    rms_out = np.sqrt(np.mean(coloured ** 2)) + 1e-10
+    return protect_clipping(coloured * (rms_in / rms_out))
+
+
+def hard_clip(audio: np.ndarray, drive_db: float) -> np.ndarray:
+    """Overdriven input: amplified by `drive_db` past full scale and clipped there."""
+    peak = float(np.max(np.abs(audio))) or 1.0
+    return np.clip(audio / peak * 10 ** (drive_db / 20), -_PEAK_LIMIT, _PEAK_LIMIT).astype(np.float32)
+
+
+def lossy_codec(audio: np.ndarray, codec: str, compression: float) -> np.ndarray:
+    """Through a lossy codec and back (libsndfile): "opus" or "mp3" at libsndfile's compression level in [0, 1)
+    (higher: fewer bits). Same length."""
+    format_, subtype = {"opus": ("OGG", "OPUS"), "mp3": ("MP3", "MPEG_LAYER_III")}[codec]
+    encoded = io.BytesIO()
+    soundfile.write(encoded, audio, SAMPLE_RATE, format=format_, subtype=subtype, compression_level=compression)
+    encoded.seek(0)
+    decoded, _ = soundfile.read(encoded, dtype="float32")
+    decoded = decoded[: audio.size]
+    return protect_clipping(np.pad(decoded, (0, audio.size - decoded.size)))
+
+
+def capture(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A real recording's chain: a room (half the time), the microphone, noise (half), a gain of -25 to +6 dB,
+    clipping (one in eight), a lossy codec (half)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if rng.random() < 0.5:
+        audio = add_reverb(audio, float(rng.uniform(0.15, 0.7)), rng)
+    audio = microphone(audio, rng)
+    if rng.random() < 0.5:
+        audio = add_noise(audio, float(rng.uniform(5, 25)), rng, ("white", "pink", "brown")[int(rng.integers(3))])
+    audio = apply_gain(audio, float(rng.uniform(-25, 6)))
+    if rng.random() < 0.125:
+        audio = hard_clip(audio, float(rng.uniform(3, 12)))
+    if rng.random() < 0.5:
+        audio = lossy_codec(audio, ("opus", "mp3")[int(rng.integers(2))], float(rng.uniform(0.5, 0.95)))
+    return audio
+
+
 def augment(audio: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
     """Apply ``condition`` with randomly drawn parameters from ``rng``."""
     audio = np.asarray(audio, dtype=np.float32)
@@ -111,4 +178,6 @@ def augment(audio: np.ndarray, condition: str, rng: np.random.Generator) -> np.n
         return protect_clipping(speed_perturb(audio, float(rng.choice([0.9, 1.1]))))
     if condition == "gain":
         return apply_gain(audio, float(rng.uniform(-20, 6)))
-    raise ValueError(f"unknown condition {condition!r}; have {sorted(CONDITION_WEIGHTS)}")
+    if condition == "capture":
+        return capture(audio, rng)
+    raise ValueError(f"unknown condition {condition!r}; have {sorted([*CONDITION_WEIGHTS, 'capture'])}")

@@ -6,6 +6,10 @@ and stored (float16, shards of utterances, resumable): full context, and the str
 
     python -m model.training.backbone_cache --checkpoint START.pt --manifest data/synth/train.jsonl \
         --out data/bb/train [--per-locale N] [--seed 0]
+
+`--augment capture` caches each utterance as a real recording would have it (model.corpus.augment.capture: room,
+microphone, noise, gain, clipping, codec), seeded per utterance: a second acoustic view of a natural voice at the
+cost of its backbone frames, far less than rendering it again.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.corpus.augment import augment
 from model.corpus.manifest import read_manifest
 from model.frontend.audio import load_audio_file
 from model.frontend.features import FeatureExtractor
@@ -38,6 +45,15 @@ def backbone_frames(model, features: list[torch.Tensor], view: str, chunk_frames
     return [frames[i, : int(n)].half().clone() for i, n in enumerate(frame_lengths)]
 
 
+def utterance_audio(row: dict, condition: str | None, seed: int) -> torch.Tensor:
+    """An utterance's audio as cached: as recorded, or under `condition` drawn from its own seed (seed, id)."""
+    audio = load_audio_file(row["audio"])
+    if condition is None:
+        return audio
+    rng = np.random.default_rng((seed, zlib.crc32(row["id"].encode())))
+    return torch.from_numpy(augment(audio.numpy(), condition, rng))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a model with a backbone (its frozen weights are used)")
@@ -51,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-frames", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--augment", choices=("capture",), default=None,
+                   help="cache every utterance under this acoustic condition (model.corpus.augment)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_checkpoint(args.checkpoint).model
@@ -77,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / f"shard_{number:05d}.pt"
         if path.exists():
             continue
-        features = [extractor(load_audio_file(row["audio"])) for row in shard]
+        features = [extractor(utterance_audio(row, args.augment, args.seed)) for row in shard]
         order = sorted(range(len(shard)), key=lambda i: features[i].shape[0])
         outputs: dict[str, list] = {view: [None] * len(shard) for view in VIEWS}
         with torch.inference_mode():

@@ -130,7 +130,7 @@ def _tone(n=16000):
     return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("condition", sorted(aug.CONDITION_WEIGHTS))
+@pytest.mark.parametrize("condition", [*sorted(aug.CONDITION_WEIGHTS), "capture"])
 def test_augment_shape_dtype_determinism(condition):
     x = _tone()
     a = aug.augment(x, condition, np.random.default_rng(5))
@@ -159,6 +159,30 @@ def test_augment_effects():
     assert abs(aug.speed_perturb(x, 1.1).size - x.size / 1.1) <= 1
     with pytest.raises(ValueError):
         aug.augment(x, "underwater", rng)
+
+
+def band_energy(audio: np.ndarray, low_hz: float, high_hz: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    hz = np.fft.rfftfreq(audio.size, 1 / SAMPLE_RATE)
+    return float(spectrum[(hz >= low_hz) & (hz < high_hz)].sum())
+
+
+def test_real_capture_colours_clips_and_compresses_as_a_recording_would():
+    noise = (0.1 * np.random.default_rng(1).standard_normal(32000)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    coloured = aug.microphone(noise, rng)  # band limits: below 50 Hz and above 7.8 kHz are always cut
+    assert np.isclose(np.sqrt(np.mean(coloured ** 2)), np.sqrt(np.mean(noise ** 2)), rtol=0.02)
+    assert band_energy(coloured, 7900, 8000) < 0.05 * band_energy(noise, 7900, 8000)
+    assert band_energy(coloured, 0, 40) < 0.1 * band_energy(noise, 0, 40)
+    clipped = aug.hard_clip(_tone(), 12.0)
+    assert np.max(np.abs(clipped)) <= 0.98 and np.mean(np.abs(clipped) >= 0.98) > 0.5
+    for codec in ("opus", "mp3"):
+        for level in (0.5, 0.95):
+            decoded = aug.lossy_codec(noise, codec, level)
+            assert decoded.size == noise.size and not np.array_equal(decoded, noise)
+            assert 0.3 < np.sqrt(np.mean(decoded ** 2)) / np.sqrt(np.mean(noise ** 2)) < 1.5
+    speech_band = aug.lossy_codec(_tone(), "opus", 0.5)  # a tone survives a codec
+    assert np.corrcoef(speech_band[2000:-2000], _tone()[2000:-2000])[0, 1] > 0.9
 
 
 def test_condition_weights():

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from model.network.encoder import chunk_attention_mask
 from model.network.model import SpeechRecognizer
-from model.training.backbone_cache import backbone_frames
+from model.training.backbone_cache import backbone_frames, utterance_audio
 from model.training.train_backbone import CachedFrames, backbone_model, forward_batch, load_weights, trained_weights
 from model.training.train_config import TrainConfig
 
@@ -98,3 +99,18 @@ def test_a_repeated_cache_enters_each_epoch_that_many_times(tmp_path):
     batches = data.batches(np.random.default_rng(0), max_frames=10_000)
     drawn = sorted(i for batch in batches for i in batch)
     assert drawn == [0, 1, 2, 2, 2]
+
+
+def test_a_cached_utterance_under_capture_is_its_own_recording_every_time(tmp_path):
+    """backbone_cache --augment capture: each utterance drawn from (seed, id), so a cache rebuilt is the same cache
+    and two utterances get different rooms, microphones and codecs."""
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    soundfile.write(tmp_path / "a.wav", tone, 16000)
+    row = {"id": "a", "audio": str(tmp_path / "a.wav")}
+    plain = utterance_audio(row, None, 0)
+    captured = utterance_audio(row, "capture", 0)
+    assert torch.allclose(plain, torch.from_numpy(tone), atol=1e-4)  # as written (16-bit)
+    assert captured.shape == plain.shape and not torch.equal(captured, plain)
+    assert torch.equal(captured, utterance_audio(row, "capture", 0))
+    assert not torch.equal(captured, utterance_audio({**row, "id": "b"}, "capture", 0))
+    assert not torch.equal(captured, utterance_audio(row, "capture", 1))
