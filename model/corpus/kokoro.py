@@ -16,6 +16,9 @@ Resumable: a clip already on disk is kept. One process per core is fastest (--wo
 run with a single worker and --deadline-minutes 0 lists every clip in the manifest.
 
     python -m model.corpus.kokoro --manifest data/synth/train.jsonl --locale yue-HK --out data/kokoro_yue --count 3000
+    # a natural-voice dev split to tune decoding on: the first 40 dev sentences of each locale
+    python -m model.corpus.kokoro --manifest data/synth/dev.jsonl --locale zh-CN yue-HK en-US --out data/kokoro_dev \
+        --count 40 --seed 7
 """
 
 from __future__ import annotations
@@ -175,26 +178,27 @@ def phonemizer_for(locale: str):
 def main(argv: list[str] | None = None) -> None:
     args = renderer_parser(__doc__, ("yue-HK", "zh-CN", "en-US")).parse_args(argv)
     deadline = deadline_of(args)
-    texts = [u.text for u in read_manifest(args.manifest) if u.locale == args.locale]
-    sentences = list(dict.fromkeys(texts))[: args.count]
+    plan = list(read_manifest(args.manifest))
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     engine = load_kokoro(args.threads)
-    phonemize = phonemizer_for(args.locale)
     rows = []
-    for index, text in enumerate(sentences):
-        rng = np.random.default_rng((args.seed, LOCALE_SEEDS[args.locale], index))
-        style = random_style(rng)
-        condition = choose_condition(rng)
-        path = args.out / "wav" / f"{args.locale}_kokoro_{index:05d}.wav"
-        if renders(index, path, args, deadline):
-            phonemes = phonemize(text)
-            audio = kokoro_speak(engine, phonemes, style) if phonemes else None
-            if audio is not None:
-                write_wav(path, augment(audio, condition, rng))
-        if path.exists():
-            duration = soundfile.info(path).duration
-            rows.append(Utterance(path.stem, f"wav/{path.name}", text, args.locale, style.speaker,
-                                  round(duration, 3), f"kokoro-{condition}"))
+    for locale in args.locale:
+        sentences = list(dict.fromkeys(u.text for u in plan if u.locale == locale))[: args.count]
+        phonemize = phonemizer_for(locale)
+        for index, text in enumerate(sentences):
+            rng = np.random.default_rng((args.seed, LOCALE_SEEDS[locale], index))
+            style = random_style(rng)
+            condition = choose_condition(rng)
+            path = args.out / "wav" / f"{locale}_kokoro_{index:05d}.wav"
+            if renders(index, path, args, deadline):
+                phonemes = phonemize(text)
+                audio = kokoro_speak(engine, phonemes, style) if phonemes else None
+                if audio is not None:
+                    write_wav(path, augment(audio, condition, rng))
+            if path.exists():
+                duration = soundfile.info(path).duration
+                rows.append(Utterance(path.stem, f"wav/{path.name}", text, locale, style.speaker,
+                                      round(duration, 3), f"kokoro-{condition}"))
     if args.worker == 0:  # the clips on disk now; with several workers, run once more with one to list them all
         write_manifest(args.out / "manifest.jsonl", rows)
     print(f"{len(rows)} utterances in {args.out / 'manifest.jsonl'}")

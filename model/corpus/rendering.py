@@ -12,9 +12,9 @@ from pathlib import Path
 def renderer_parser(description: str, locales: tuple[str, ...]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="its distinct sentences of the locale are spoken, in order")
-    p.add_argument("--locale", default=locales[0], choices=locales)
+    p.add_argument("--locale", nargs="+", default=[locales[0]], choices=locales, help="one or more, each in turn")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--count", type=int, default=1000, help="distinct sentences per locale")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (one process per core is fastest)")
     p.add_argument("--worker", type=int, default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -69,3 +70,15 @@ def test_cantonese_clips_are_rendered_resumably_and_listed(tmp_path):
           "--deadline-minutes", "0"])  # lists what is on disk, renders nothing
     assert os.stat(first).st_mtime_ns == stamp
     assert json.dumps(next(iter(read_manifest(out / "manifest.jsonl"))).__dict__, ensure_ascii=False) == first_row
+
+
+def test_several_locales_render_into_one_corpus_each_from_its_own_sentences(tmp_path):
+    source = tmp_path / "plan.jsonl"
+    write_manifest(source, [Utterance("a", "wav/a.wav", "我唔知", "yue-HK", "x", 1.0, "clean"),
+                            Utterance("b", "wav/b.wav", "今天天气很好", "zh-CN", "x", 1.0, "clean"),
+                            Utterance("c", "wav/c.wav", "the day was better", "en-US", "x", 1.0, "clean")])
+    out = tmp_path / "dev"
+    main(["--manifest", str(source), "--locale", "zh-CN", "en-US", "--out", str(out), "--count", "1"])
+    rows = list(read_manifest(out / "manifest.jsonl"))
+    assert [(r.locale, r.text, Path(r.audio).name) for r in rows] == [
+        ("zh-CN", "今天天气很好", "zh-CN_kokoro_00000.wav"), ("en-US", "the day was better", "en-US_kokoro_00000.wav")]
