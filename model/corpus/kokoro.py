@@ -33,7 +33,7 @@ import soundfile
 
 from model.corpus.augment import augment, choose_condition, speed_perturb
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
-from model.corpus.rendering import deadline_of, renderer_parser, renders
+from model.corpus.rendering import deadline_of, renderer_parser, renders, sentences_to_speak
 from model.corpus.synthesize import pad_silence, to_16k, trim_silence, write_wav
 
 STYLE_TABLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     engine = load_kokoro(args.threads)
     rows = []
     for locale in args.locale:
-        sentences = list(dict.fromkeys(u.text for u in plan if u.locale == locale))[: args.count]
+        sentences = sentences_to_speak([u.text for u in plan if u.locale == locale], args)
         phonemize = phonemizer_for(locale)
         for index, text in enumerate(sentences):
             rng = np.random.default_rng((args.seed, LOCALE_SEEDS[locale], index))

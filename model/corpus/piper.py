@@ -19,7 +19,7 @@ import soundfile
 
 from model.corpus.augment import augment, choose_condition, speed_perturb
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
-from model.corpus.rendering import deadline_of, renderer_parser, renders
+from model.corpus.rendering import deadline_of, renderer_parser, renders, sentences_to_speak
 from model.corpus.synthesize import pad_silence, to_16k, trim_silence, write_wav
 
 
@@ -71,7 +71,7 @@ def piper_speak(voice, text: str, style: PiperStyle) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     args = renderer_parser(__doc__, ("en-US",)).parse_args(argv)
     deadline = deadline_of(args)
-    sentences = list(dict.fromkeys(u.text for u in read_manifest(args.manifest) if u.locale == "en-US"))[: args.count]
+    sentences = sentences_to_speak([u.text for u in read_manifest(args.manifest) if u.locale == "en-US"], args)
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     voice = load_voice(args.threads)
     rows = []

@@ -15,6 +15,9 @@ def renderer_parser(description: str, locales: tuple[str, ...]) -> argparse.Argu
     p.add_argument("--locale", nargs="+", default=[locales[0]], choices=locales, help="one or more, each in turn")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--count", type=int, default=1000, help="distinct sentences per locale")
+    p.add_argument("--skip", type=int, default=0,
+                   help="pass over the first N distinct sentences of each locale (another corpus's); clips are "
+                        "numbered from the first spoken, so a different --skip needs its own --out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (one process per core is fastest)")
     p.add_argument("--worker", type=int, default=0)
@@ -22,6 +25,11 @@ def renderer_parser(description: str, locales: tuple[str, ...]) -> argparse.Argu
     p.add_argument("--deadline-minutes", type=float, default=None,
                    help="stop rendering after this long; clips on disk are still listed (0: only list them)")
     return p
+
+
+def sentences_to_speak(texts: list[str], args: argparse.Namespace) -> list[str]:
+    """The distinct sentences in order, past --skip, at most --count."""
+    return list(dict.fromkeys(texts))[args.skip : args.skip + args.count]
 
 
 def deadline_of(args: argparse.Namespace) -> float | None:

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from model.corpus.kokoro import cantonese_phonemes, english_phonemes, jyutping_syllable_ipa, load_kokoro, main
 from model.corpus.manifest import Utterance, read_manifest, write_manifest
+from model.corpus.rendering import renderer_parser, sentences_to_speak
 
 
 @pytest.mark.parametrize("syllable, ipa", [
@@ -82,3 +83,8 @@ def test_several_locales_render_into_one_corpus_each_from_its_own_sentences(tmp_
     rows = list(read_manifest(out / "manifest.jsonl"))
     assert [(r.locale, r.text, Path(r.audio).name) for r in rows] == [
         ("zh-CN", "今天天气很好", "zh-CN_kokoro_00000.wav"), ("en-US", "the day was better", "en-US_kokoro_00000.wav")]
+
+
+def test_a_renderer_speaks_each_distinct_sentence_once_past_the_ones_another_corpus_spoke():
+    args = renderer_parser("", ("en-US",)).parse_args(["--manifest", "m", "--out", "o", "--skip", "2", "--count", "2"])
+    assert sentences_to_speak(["a", "b", "a", "c", "d", "e"], args) == ["c", "d"]
