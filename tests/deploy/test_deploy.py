@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from helpers import ROOT
+from model.network.checkpoint import BUNDLED_CHECKPOINTS
 from service.settings import Settings
 
 K8S = ROOT / "deploy" / "k8s"
@@ -167,6 +168,9 @@ def test_dockerfile_builds_a_wheel_and_runs_it_as_non_root():
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     for path in (ROOT / "service" / "static").iterdir():
         assert any(fnmatch.fnmatch(f"static/{path.name}", glob) for glob in package_data["service"]), path
+    for name, checkpoint in BUNDLED_CHECKPOINTS.items():  # every model ASR_CHECKPOINT can name
+        packaged = checkpoint.relative_to(ROOT / "model").as_posix()
+        assert any(fnmatch.fnmatch(packaged, glob) for glob in package_data["model"]), name
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", "data", "runs", ".git"} <= ignored
     assert not {"model", "service", "pyproject.toml"} & ignored  # the wheel's sources, checkpoint included

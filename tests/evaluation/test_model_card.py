@@ -1,7 +1,8 @@
 """The model card's parts written from a checkpoint's metadata (model/evaluation/model_card.py). The card of the
 bundled model as a whole: tests/network/test_checkpoint.py."""
 
-from model.evaluation.model_card import lineage_table
+from model.evaluation.model_card import (CANTONESE_ESPEAK_ONLY, CANTONESE_KOKORO, backbone_limitations, lineage_table,
+                                          voices_words)
 
 
 def test_the_lineage_is_one_table_each_release_continued_from_the_one_before():
@@ -26,3 +27,15 @@ def test_the_lineage_is_one_table_each_release_continued_from_the_one_before():
 
 def test_a_model_continued_from_nothing_has_no_lineage():
     assert lineage_table({"training_data": {"utterances": 10}}, "m 0.1.0") == []
+
+
+def test_a_backbone_models_card_names_the_voices_each_locale_was_trained_on():
+    training = {"hours_per_condition": {"en-US/piper-en": 1.2, "en-US/synth": 1.0, "yue-HK/kokoro-yue": 0.8,
+                                        "yue-HK/synth": 0.5, "zh-CN/kokoro-zh": 2.7, "zh-CN/kokoro-zh-capture": 2.7}}
+    assert voices_words(training) == (
+        "Mandarin by Kokoro-82M's blended voices; Cantonese by Kokoro-82M's blended voices and espeak-ng; English by "
+        "Piper's voice joe and espeak-ng; the natural voices also a second time as a real recording would have them "
+        "(room, microphone, noise, gain, clipping, codec: model.corpus.augment.capture)")
+    assert CANTONESE_KOKORO in backbone_limitations(training)
+    espeak_cantonese = {"hours_per_condition": {"yue-HK/synth": 0.5}}
+    assert CANTONESE_ESPEAK_ONLY in backbone_limitations(espeak_cantonese)
