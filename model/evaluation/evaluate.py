@@ -25,7 +25,7 @@ from model.accuracy.scoring import ErrorCount
 from model.corpus.manifest import Utterance, read_manifest
 from model.decoding.rescoring import RescoredHypothesis, RescoreWeights
 from model.decoding.results import join_texts
-from model.evaluation.model_card import role_of, write_model_card
+from model.evaluation.model_card import bundled_as, write_model_card
 from model.evaluation.splits import count_table, error_table, first_per_locale, transcribe_all, utterance_errors
 from model.frontend.audio import load_audio_file
 from model.frontend.segmenter import AudioSpan
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         loaded.metadata[args.store_as] = results
         update_checkpoint(args.checkpoint, loaded)
     if args.card:
-        write_model_card(Path(args.card), loaded, results, role_of(args.checkpoint))
+        write_model_card(Path(args.card), loaded, results, bundled_as(args.checkpoint))
     print(json.dumps({m: r["per_locale"] for m, r in results["modes"].items()}, indent=1, ensure_ascii=False))
 
 

@@ -63,6 +63,11 @@ ROLES = {DEFAULT_CHECKPOINT: "the default model bundled with this service.",
                              "(`ASR_CHECKPOINT=real-speech-preview`): it hears real people far better than the default "
                              "model, has not passed the release rule (docs/model_releases.md) and carries fewer "
                              "streams."}
+REPRODUCE = {DEFAULT_CHECKPOINT: "Reproduce: `python -m model.evaluation.evaluate --checkpoint "
+                                  "model/checkpoints/default.pt --manifest data/synth/test.jsonl --card "
+                                  "model/checkpoints/MODEL_CARD.md` after `make corpus`.",
+             PREVIEW_CHECKPOINT: "Reproduce: `make bundle-preview BACKBONE_RUN=<the run>` after the recipe of "
+                                 "docs/training.md (its corpora, the natural-voice dev split and the flite cell)."}
 
 
 def engine_of(source: str) -> str:
@@ -404,7 +409,8 @@ def other_evaluation_lines(meta: dict, locales: list[str]) -> list[str]:
     return lines
 
 
-def render_model_card(loaded: LoadedModel, results: dict, role: str = ROLES[DEFAULT_CHECKPOINT]) -> str:
+def render_model_card(loaded: LoadedModel, results: dict, bundled_as: Path = DEFAULT_CHECKPOINT) -> str:
+    """bundled_as: which bundled model's card this is (ROLES), the default's for any other checkpoint."""
     meta, config = loaded.metadata, loaded.model.config
     training = meta.get("training_data", {})
     trainer = meta.get("trainer", {})
@@ -413,7 +419,7 @@ def render_model_card(loaded: LoadedModel, results: dict, role: str = ROLES[DEFA
     parts = [
         f"# Model card: {loaded.name} {loaded.version}", "",
         "A streaming Transformer speech recognizer for Mandarin (zh-CN), Cantonese (yue-HK) and English (en-US), "
-        + role, "",
+        + ROLES[bundled_as], "",
         "## Limitations (read first)", "", backbone_limitations(training) if encoder.backbone else LIMITATIONS,
         "## Model", "",
         f"- {loaded.model.parameter_count() / 1e6:.1f} M parameters: "
@@ -471,20 +477,19 @@ def render_model_card(loaded: LoadedModel, results: dict, role: str = ROLES[DEFA
         "Language identification with `locale=auto` (share of test utterances whose locale was detected correctly): "
         + ", ".join(f"{k} {pct(v)}" for k, v in results.get("locale_detection_accuracy", {}).items()) + ".", "",
         *streamed_auto_lines(results),
-        "Reproduce: `python -m model.evaluation.evaluate --checkpoint model/checkpoints/default.pt --manifest "
-        "data/synth/test.jsonl --card model/checkpoints/MODEL_CARD.md` after `make corpus`.", "",
+        REPRODUCE[bundled_as], "",
     ]
     return "\n".join(parts)
 
 
-def role_of(checkpoint: str | Path) -> str:
-    """What the card says the model is: the bundled default, the preview, or (another checkpoint) the default's
-    words, as a candidate for that place."""
-    return ROLES.get(validate_checkpoint_path(checkpoint), ROLES[DEFAULT_CHECKPOINT])
+def bundled_as(checkpoint: str | Path) -> Path:
+    """Which bundled model a checkpoint is (a key of ROLES); any other is a candidate for the default's place."""
+    resolved = validate_checkpoint_path(checkpoint)
+    return next((bundled for bundled in ROLES if bundled.resolve() == resolved), DEFAULT_CHECKPOINT)
 
 
-def write_model_card(path: Path, loaded: LoadedModel, results: dict, role: str = ROLES[DEFAULT_CHECKPOINT]) -> None:
-    path.write_text(render_model_card(loaded, results, role))
+def write_model_card(path: Path, loaded: LoadedModel, results: dict, bundled: Path = DEFAULT_CHECKPOINT) -> None:
+    path.write_text(render_model_card(loaded, results, bundled))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -498,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_checkpoint(args.checkpoint)
     if "evaluation" not in loaded.metadata:
         raise SystemExit(f"{args.checkpoint} holds no evaluation: run model.evaluation.evaluate --store first")
-    write_model_card(Path(args.out), loaded, loaded.metadata["evaluation"], role_of(args.checkpoint))
+    write_model_card(Path(args.out), loaded, loaded.metadata["evaluation"], bundled_as(args.checkpoint))
 
 
 if __name__ == "__main__":

@@ -39,3 +39,14 @@ def test_the_committed_model_card_is_what_the_bundled_checkpoint_measured(tmp_pa
 
     write_card(["--checkpoint", str(DEFAULT_CHECKPOINT), "--out", str(tmp_path / "card.md")])
     assert (tmp_path / "card.md").read_text() == Path("model/checkpoints/MODEL_CARD.md").read_text()
+
+
+def test_the_previews_committed_model_card_is_what_the_preview_measured(tmp_path):
+    """The same for the real-speech preview (make bundle-preview), whose card says it is the preview."""
+    from model.evaluation.model_card import main as write_card
+    from model.network.checkpoint import PREVIEW_CHECKPOINT
+
+    write_card(["--checkpoint", "real-speech-preview", "--out", str(tmp_path / "card.md")])
+    card = (tmp_path / "card.md").read_text()
+    assert card == (PREVIEW_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
+    assert "`ASR_CHECKPOINT=real-speech-preview`" in card.splitlines()[2]
