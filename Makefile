@@ -79,9 +79,9 @@ bundle: install
 	$(BIN)/python -m model.evaluation.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
 
 # Package a model trained on the Whisper backbone (docs/training.md) as the bundled model, or with BACKBONE_BUNDLE and
-# BACKBONE_NAME as another (`bundle-preview`): its last snapshot in float16, decoding tuned on dev (BACKBONE_TUNE_ON), then the synthetic
-# test, real speech (../shared/realdev, never trained on) and the held-out synthesiser family (flite English) evaluated
-# and stored, and the model card written from them, next to the checkpoint.
+# BACKBONE_NAME as another (`bundle-preview`): its last snapshot in float16, decoding tuned on dev (BACKBONE_TUNE_ON),
+# then the synthetic test, real speech (../shared/realdev, never trained on) and the held-out synthesiser family (flite
+# English) evaluated and stored, and the model card written from them, next to the checkpoint.
 BACKBONE_RUN ?= runs/bb
 BACKBONE_BUNDLE ?= $(BUNDLE)
 BACKBONE_NAME ?=
@@ -104,7 +104,8 @@ bundle-backbone: install
 
 # The real-speech preview (model/checkpoints/preview, served with ASR_CHECKPOINT=real-speech-preview): a backbone model
 # that hears real people far better than the bundled one and does not pass the release rule yet (docs/model_releases.md).
-# Its decoding is tuned on natural voices (Kokoro reading dev sentences: docs/training.md), nearer real speech than espeak-ng.
+# Its decoding is tuned on natural voices (Kokoro reading dev sentences: docs/training.md), nearer real speech than
+# espeak-ng.
 PREVIEW := model/checkpoints/preview/real_speech.pt
 NATURAL_DEV ?= data/kokoro_dev/manifest.jsonl
 bundle-preview:

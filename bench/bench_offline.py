@@ -19,7 +19,8 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import git_commit, machine_info, print_table, write_results  # noqa: E402
+from bench.common import (add_served_checkpoint_option, git_commit, machine_info, print_table,  # noqa: E402
+                          results_name, served_checkpoint_env, write_results)
 from bench.server_process import ROOT, start_server  # noqa: E402
 
 SAMPLES = ROOT / "model" / "samples"
@@ -61,11 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="alternating sequential/concurrent rounds")
     parser.add_argument("--server", help="an already running server's base URL (default: start one)")
-    parser.add_argument("--checkpoint", help="the started server's model (ASR_CHECKPOINT: a path or a bundled model's "
-                                             "name, e.g. real-speech-preview); default: the bundled model")
+    add_served_checkpoint_option(parser)
     args = parser.parse_args(argv)
-    env = {"ASR_CHECKPOINT": args.checkpoint} if args.checkpoint else {}
-    server = None if args.server else start_server(Path(tempfile.mkdtemp()), env=env)
+    server = None if args.server else start_server(Path(tempfile.mkdtemp()), env=served_checkpoint_env(args.checkpoint))
     url = args.server or server.url
     uploads = upload_set(args.files, args.seconds)
     audio_s = sum(d for _, d in uploads)
@@ -87,11 +86,11 @@ def main(argv: list[str] | None = None) -> None:
                 ["mode", "files", "audio s", "wall s", "RTF", "x real time"], rows)
     sequential, concurrent = (min(w) for w in walls.values())
     print(f"\nbatched speed-up: {sequential / concurrent:.2f}x")
-    name = "offline_rtf" + (f"_{Path(args.checkpoint).stem}" if args.checkpoint else "")
-    write_results(name, {"machine": machine_info(2), "commit": git_commit(), "model": model, "files": len(uploads),
-                         "audio_s": audio_s, "wall_s": {k: v for k, v in walls.items()},
-                         "rtf": {k: min(v) / audio_s for k, v in walls.items()},
-                         "batched_speedup": sequential / concurrent})
+    write_results(results_name("offline_rtf", args.checkpoint),
+                  {"machine": machine_info(2), "commit": git_commit(), "model": model, "files": len(uploads),
+                   "audio_s": audio_s, "wall_s": {k: v for k, v in walls.items()},
+                   "rtf": {k: min(v) / audio_s for k, v in walls.items()},
+                   "batched_speedup": sequential / concurrent})
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import soundfile
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import git_commit, machine_info, print_table, write_results  # noqa: E402
+from bench.common import (add_served_checkpoint_option, git_commit, machine_info, print_table,  # noqa: E402
+                          results_name, served_checkpoint_env, write_results)
 from bench.server_process import ROOT, start_server  # noqa: E402
 
 SAMPLES = ROOT / "model" / "samples"
@@ -185,8 +186,7 @@ def server_or_start(url: str | None, chunk_ms: int, full_context_finals: bool = 
     if url:
         return url.rstrip("/"), None
     env = {"ASR_CHUNK_MS": str(chunk_ms), "ASR_MAX_STREAMS": "1000",
-           "ASR_FULL_CONTEXT_FINALS": str(full_context_finals).lower(),
-           **({"ASR_CHECKPOINT": checkpoint} if checkpoint else {})}
+           "ASR_FULL_CONTEXT_FINALS": str(full_context_finals).lower(), **served_checkpoint_env(checkpoint)}
     server = start_server(Path(tempfile.mkdtemp()), env=env)
     return server.url, server
 
@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                              "--seconds in all (utterance churn) instead of one continuous stream")
     parser.add_argument("--full-context-finals", action="store_true",
                         help="the started server decodes each final again at full context (ASR_FULL_CONTEXT_FINALS)")
-    parser.add_argument("--checkpoint", help="the started server's model (ASR_CHECKPOINT: a path or a bundled model's "
-                                             "name, e.g. real-speech-preview); default: the bundled model")
+    add_served_checkpoint_option(parser)
     args = parser.parse_args(argv)
     base, server = server_or_start(args.server, args.chunk_ms, args.full_context_finals, args.checkpoint)
     ws_url = base.replace("http", "ws", 1) + "/v1/stream"
@@ -242,8 +241,8 @@ def report(rows: list[dict], args: argparse.Namespace, model: str) -> None:
     print_table(f"Paced streams, {args.chunk_ms} ms chunks{second}, {pattern}", headers, table)
     best = max((r["streams"] for r in rows if r["real_time"]), default=0)
     print(f"\nlargest real-time level: {best} streams")
-    name = (f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
-            + ("_churn" if args.churn else "") + (f"_{Path(args.checkpoint).stem}" if args.checkpoint else ""))
+    name = results_name(f"stream_load_{args.chunk_ms}ms" + ("_full_context_finals" if args.full_context_finals else "")
+                        + ("_churn" if args.churn else ""), args.checkpoint)
     write_results(name,
                   {"machine": machine_info(2), "commit": git_commit(), "model": model, "chunk_ms": args.chunk_ms,
                    "full_context_finals": args.full_context_finals, "churn": args.churn,

@@ -3,6 +3,7 @@ and the model under test (a checkpoint, or a random model of the bundled model's
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -117,6 +118,21 @@ def print_measured_on(report: dict) -> None:
     machine = report["machine"]
     print(f"model: {report['model']}; {machine['cpu_model']}, {machine['torch_threads']} threads, "
           f"load {machine['load_average_1m_at_start']}")
+
+
+def add_served_checkpoint_option(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint for a benchmark that starts its own server: the model it serves (ASR_CHECKPOINT)."""
+    parser.add_argument("--checkpoint", help="the started server's model (ASR_CHECKPOINT: a path or a bundled model's "
+                                             "name, e.g. real-speech-preview); default: the bundled model")
+
+
+def served_checkpoint_env(checkpoint: str | None) -> dict[str, str]:
+    return {"ASR_CHECKPOINT": checkpoint} if checkpoint else {}
+
+
+def results_name(name: str, checkpoint: str | None) -> str:
+    """A benchmark's results name, with the served model's name (a checkpoint's stem) where it is not the default."""
+    return name + (f"_{Path(checkpoint).stem}" if checkpoint else "")
 
 
 def write_results(name: str, payload: dict, directory: Path = RESULTS_DIR) -> Path:

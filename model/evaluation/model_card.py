@@ -86,8 +86,8 @@ def voices_per_locale(training: dict) -> dict[str, list[str]]:
 
 
 def voices_words(training: dict) -> str:
-    """"Mandarin: Kokoro-82M's ..., espeak-ng; ..." and, where natural voices were cached a second time under
-    real-capture conditions (a source named *-capture), that."""
+    """"Mandarin by Kokoro-82M's blended voices and espeak-ng; ..." and, where natural voices were cached a second
+    time under real-capture conditions (a source named *-capture), that."""
     voices = voices_per_locale(training)
     ordered = [*(locale for locale in LANGUAGE_NAMES if locale in voices), *sorted(set(voices) - set(LANGUAGE_NAMES))]
     words = "; ".join(f"{LANGUAGE_NAMES.get(locale, locale)} by {' and '.join(voices[locale])}" for locale in ordered)
@@ -97,9 +97,7 @@ def voices_words(training: dict) -> str:
 
 
 def backbone_limitations(training: dict) -> str:
-    kokoro_cantonese = any(engine_of(source) == VOICE_ENGINES["kokoro"]
-                           for key in training.get("hours_per_condition", {})
-                           for locale, source in [key.split("/", 1)] if locale == "yue-HK")
+    kokoro_cantonese = VOICE_ENGINES["kokoro"] in voices_per_locale(training).get("yue-HK", [])
     return BACKBONE_LIMITATIONS.format(voices=voices_words(training),
                                        cantonese=CANTONESE_KOKORO if kokoro_cantonese else CANTONESE_ESPEAK_ONLY)
 

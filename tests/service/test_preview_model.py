@@ -4,7 +4,6 @@ the espeak-ng the bundled model learned: here two of flite's voices, a synthesis
 either model used (the held-out-synthesiser cell of their evaluations), which the preview reads and the bundled model
 does not."""
 
-
 import httpx
 import pytest
 
