@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     chunk_ms: int = Field(default=DEFAULT_CHUNK_MS, ge=ENCODER_FRAME_MS, le=MAX_CHUNK_MS, multiple_of=ENCODER_FRAME_MS)
     max_streams: int = 256
     max_frame_bytes: int = 1024 * 1024
+    # permessage-deflate on WebSockets (RFC 7692). Off: a stream's messages are PCM audio, which deflate hardly
+    # shrinks, and small JSON events, yet inflating every audio message and deflating every event cost the server
+    # CPU per stream (docs/benchmarks.md); a client that offers it is answered without it.
+    ws_compression: bool = False
     stream_idle_timeout_s: float = 30.0
     stream_send_timeout_s: float = 15.0  # a send blocked this long (the client reads nothing) ends the stream
     max_stream_duration_s: float = 3600.0

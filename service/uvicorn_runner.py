@@ -57,6 +57,7 @@ def run(settings: Settings) -> None:
     check_environment()
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, ws_max_size=4 * settings.max_frame_bytes,
+                            ws_per_message_deflate=settings.ws_compression,
                             timeout_graceful_shutdown=int(settings.shutdown_grace_s), log_level="info")
     server = DrainingServer(config, settings.shutdown_grace_s)
     for name in ("uvicorn.access", "uvicorn.error"):

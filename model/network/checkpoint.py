@@ -42,7 +42,7 @@ def checkpoint_payload(
 ) -> dict:
     """half: store float weights as float16 (halves the file; they are widened to float32 on load)."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()
-             if not key.startswith(BACKBONE_PREFIX)}
+             if not key.startswith(BACKBONE_PREFIX) or key.startswith(tuned_backbone_prefixes(model))}
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     metadata = {**metadata, "stored_float16": half}
@@ -51,6 +51,16 @@ def checkpoint_payload(
         "config": model.config.to_dict(), "tokenizer": tokenizer.to_payload(),
         "state_dict": state, "metadata": metadata, "language_models": language_models or {},
     }
+
+
+def tuned_backbone_prefixes(model: SpeechRecognizer) -> tuple[str, ...]:
+    """Names of the backbone weights that training tuned (EncoderConfig.backbone_tuned_blocks): the checkpoint's own,
+    where the frozen rest comes from Whisper's package."""
+    backbone = model.encoder.backbone
+    if backbone is None:
+        return ()
+    tuned = backbone.tuned_prefixes(model.config.encoder.backbone_tuned_blocks)
+    return tuple(BACKBONE_PREFIX + prefix for prefix in tuned)
 
 
 def atomic_save(payload: dict, path: str | os.PathLike) -> None:
@@ -96,9 +106,9 @@ def load_checkpoint(path: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | 
         raise ValueError(f"unsupported checkpoint format {payload.get('format_version')}")
     model = SpeechRecognizer(ModelConfig.from_dict(payload["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-    if model.encoder.backbone is not None:
+    if model.encoder.backbone is not None:  # Whisper's weights, except the tuned ones the checkpoint holds
         backbone = whisper_base_backbone_state(model.config.encoder.backbone_layers)
-        state.update({BACKBONE_PREFIX + k: v for k, v in backbone.items()})
+        state = {**{BACKBONE_PREFIX + k: v for k, v in backbone.items()}, **state}
     model.load_state_dict(state)
     model.to(device).eval()
     return LoadedModel(

@@ -65,6 +65,9 @@ class EncoderConfig:
     # projected to d_model; "" = our convolutional subsampling.
     backbone: str = ""
     backbone_layers: int = 6
+    # The top N of those blocks (and the backbone's final norm) are tuned by training and stored in the checkpoint;
+    # the blocks below them stay Whisper's, read from its package (0: the whole backbone frozen).
+    backbone_tuned_blocks: int = 0
     backbone_width: int = 512
     backbone_heads: int = 8
 
@@ -380,22 +383,32 @@ class StreamingEncoder(nn.Module):
         return self.forward_layers(x, subsampled_lengths(lengths), chunk_frames, left_frames, tap_layer)
 
     def backbone_frames(self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None,
-                        left_frames: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+                        left_frames: int | None, blocks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Offline: the backbone's frames (B, W, E) of normalised features under the chunk mask at twice the frames
-        (what `forward_chunk` computes frame for frame), and their valid counts (B,)."""
+        (what `forward_chunk` computes frame for frame), and their valid counts (B,). blocks: the frames after its
+        first `blocks` blocks instead (before the final norm)."""
         assert self.backbone is not None
         frame_lengths = backbone_lengths(lengths)
-        mask = chunk_attention_mask(frame_lengths, backbone_frames_for(features.shape[1]),
-                                    None if chunk_frames is None else 2 * chunk_frames,
+        mask = self.backbone_mask(frame_lengths, backbone_frames_for(features.shape[1]), chunk_frames, left_frames)
+        return self.backbone(features[..., : self.config.feature_dim], mask, blocks), frame_lengths
+
+    @staticmethod
+    def backbone_mask(frame_lengths: torch.Tensor, frames: int, chunk_frames: int | None, left_frames: int | None
+                      ) -> torch.Tensor:
+        """The backbone's attention mask: the encoder's chunk mask at twice the frames."""
+        return chunk_attention_mask(frame_lengths, frames, None if chunk_frames is None else 2 * chunk_frames,
                                     None if left_frames is None else 2 * left_frames)
-        return self.backbone(features[..., : self.config.feature_dim], mask), frame_lengths
 
     def forward_from_backbone(
         self, frames: torch.Tensor, frame_lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
-        tap_layer: int = 0,
+        tap_layer: int = 0, after_block: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The layers above the backbone, from its frames (B, W, E) (computed under the matching mask, or cached:
-        model.training.backbone_cache) -> as `forward_with_tap`."""
+        model.training.backbone_cache) -> as `forward_with_tap`. after_block: the frames are those after the
+        backbone's first `after_block` blocks, so its blocks above them run first (under the same mask)."""
+        if after_block is not None and self.backbone is not None:
+            mask = self.backbone_mask(frame_lengths, frames.shape[1], chunk_frames, left_frames)
+            frames = self.backbone.forward_above(frames, mask, after_block)
         return self.forward_layers(self.subsampling(frames), torch.div(frame_lengths, 2, rounding_mode="floor"),
                                    chunk_frames, left_frames, tap_layer)
 

