@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     max_frame_bytes: int = 1024 * 1024
     # permessage-deflate on WebSockets (RFC 7692). Off: a stream's messages are PCM audio, which deflate hardly
     # shrinks, and small JSON events, yet inflating every audio message and deflating every event cost the server
-    # CPU per stream (docs/benchmarks.md); a client that offers it is answered without it.
+    # CPU per message (about 2% of a loaded server's time; docs/benchmarks.md); a client that offers it is answered
+    # without it.
     ws_compression: bool = False
     stream_idle_timeout_s: float = 30.0
     stream_send_timeout_s: float = 15.0  # a send blocked this long (the client reads nothing) ends the stream
