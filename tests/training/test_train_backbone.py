@@ -27,6 +27,20 @@ def grown(tiny_loaded, tuned_blocks: int = 0) -> SpeechRecognizer:
                           tuned_blocks=tuned_blocks)
 
 
+def train_steps(model, data: CachedFrames, tokenizer, optimizer, steps: int) -> list[float]:
+    """`steps` steps on every cached utterance at once, the views alternating; their losses."""
+    config = TrainConfig(train_manifest="", dev_manifest="")
+    losses = []
+    for step in range(steps):
+        loss, _ = forward_batch(model, data, list(range(len(data.rows))), ("full", "chunk")[step % 2], tokenizer,
+                                config, None)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
 def test_the_grown_model_keeps_the_start_models_layers_heads_and_decoder(tiny_loaded):
     start = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0))
     model = backbone_model(start, start.config.encoder.n_layers)
@@ -80,16 +94,8 @@ def test_cached_frames_train_the_layers_above_and_leave_the_backbone(tiny_loaded
     torch.save({"rows": rows, **views, "chunk_frames": 4, "left_frames": 12}, tmp_path / "shard_00000.pt")
     data = CachedFrames([tmp_path], tokenizer)
     assert len(data.rows) == len(texts)
-    config = TrainConfig(train_manifest="", dev_manifest="")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for step in range(12):
-        loss, _ = forward_batch(model, data, list(range(len(texts))), ("full", "chunk")[step % 2], tokenizer, config,
-                                None)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(model, data, tokenizer, optimizer, 12)
     assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
     assert all(torch.equal(v, frozen[k]) for k, v in model.encoder.backbone.state_dict().items())
 
@@ -135,14 +141,7 @@ def test_with_tuned_top_blocks_the_cache_holds_the_frames_below_them_and_trainin
                 "blocks.1.mlp.0.weight", "blocks.1.mlp.0.bias", "blocks.1.mlp.2.weight", "blocks.1.mlp.2.bias",
                 "final_norm.weight", "final_norm.bias")}
     before = {k: v.clone() for k, v in model.encoder.backbone.state_dict().items()}
-    optimizer = torch.optim.AdamW(trained, lr=3e-3)
-    config = TrainConfig(train_manifest="", dev_manifest="")
-    for step in range(3):
-        loss, _ = forward_batch(model, data, list(range(len(texts))), ("full", "chunk")[step % 2], tokenizer, config,
-                                None)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, data, tokenizer, torch.optim.AdamW(trained, lr=3e-3), 3)
     after = model.encoder.backbone.state_dict()
     assert not torch.equal(after["blocks.1.qkv.weight"], before["blocks.1.qkv.weight"])
     assert not torch.equal(after["final_norm.weight"], before["final_norm.weight"])
