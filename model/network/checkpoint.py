@@ -41,8 +41,7 @@ def checkpoint_payload(
     language_models: dict | None = None, half: bool = False,
 ) -> dict:
     """half: store float weights as float16 (halves the file; they are widened to float32 on load)."""
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()
-             if not key.startswith(BACKBONE_PREFIX) or key.startswith(tuned_backbone_prefixes(model))}
+    state = {key: value.detach().cpu() for key, value in stored_weights(model).items()}
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     metadata = {**metadata, "stored_float16": half}
@@ -53,14 +52,14 @@ def checkpoint_payload(
     }
 
 
-def tuned_backbone_prefixes(model: SpeechRecognizer) -> tuple[str, ...]:
-    """Names of the backbone weights that training tuned (EncoderConfig.backbone_tuned_blocks): the checkpoint's own,
-    where the frozen rest comes from Whisper's package."""
+def stored_weights(model: SpeechRecognizer) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint stores, which are the ones training changes: all but the frozen backbone's, which come
+    from Whisper's package; its tuned top blocks (EncoderConfig.backbone_tuned_blocks) are stored."""
     backbone = model.encoder.backbone
-    if backbone is None:
-        return ()
-    tuned = backbone.tuned_prefixes(model.config.encoder.backbone_tuned_blocks)
-    return tuple(BACKBONE_PREFIX + prefix for prefix in tuned)
+    tuned = () if backbone is None else tuple(
+        BACKBONE_PREFIX + prefix for prefix in backbone.tuned_prefixes(model.config.encoder.backbone_tuned_blocks))
+    return {key: value for key, value in model.state_dict().items()
+            if not key.startswith(BACKBONE_PREFIX) or key.startswith(tuned)}
 
 
 def atomic_save(payload: dict, path: str | os.PathLike) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from model.accuracy.scoring import count_errors
 from model.decoding.search import greedy_hypothesis, greedy_search
-from model.network.checkpoint import load_checkpoint, save_checkpoint, tuned_backbone_prefixes
+from model.network.checkpoint import BACKBONE_PREFIX, load_checkpoint, save_checkpoint, stored_weights
 from model.network.decoder import decoder_io
 from model.network.model import ModelConfig, SpeechRecognizer
 from model.network.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
@@ -51,21 +51,17 @@ def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int 
     model = SpeechRecognizer(ModelConfig(start.config.vocab_size, start.config.locales, encoder, start.config.decoder))
     ours = model.state_dict()
     # a convolutional front end and its CMVN do not carry over; a backbone model's adapter does
-    dropped = ("encoder.backbone.",) if start.config.encoder.backbone else ("cmvn_", "encoder.subsampling.")
+    dropped = (BACKBONE_PREFIX,) if start.config.encoder.backbone else ("cmvn_", "encoder.subsampling.")
     kept = {k: v for k, v in start.state_dict().items()
             if k in ours and v.shape == ours[k].shape and not k.startswith(dropped)}
     model.load_state_dict(kept, strict=False)  # CMVN stays identity: the backbone reads the MFCC as they are
     return model
 
 
-def is_trained(model: SpeechRecognizer, name: str) -> bool:
-    """Whether a weight is trained here: everything above the frozen backbone, and its tuned top blocks."""
-    return not name.startswith("encoder.backbone.") or name.startswith(tuned_backbone_prefixes(model))
-
-
 def trained_weights(model: SpeechRecognizer) -> dict[str, torch.Tensor]:
-    """Every weight trained here, in float16: what a run adds to its start."""
-    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items() if is_trained(model, k)}
+    """Every weight trained here (above the frozen backbone, and its tuned top blocks), in float16: what a run adds
+    to its start."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in stored_weights(model).items()}
 
 
 def save_weights(args: argparse.Namespace) -> None:
@@ -82,7 +78,7 @@ def load_weights(model: SpeechRecognizer, path: str) -> dict:
     saved = torch.load(path, weights_only=True)
     ours = model.state_dict()
     mismatched = [k for k, v in saved["weights"].items() if k not in ours or ours[k].shape != v.shape]
-    missing = [k for k in ours if is_trained(model, k) and k not in saved["weights"]]
+    missing = [k for k in stored_weights(model) if k not in saved["weights"]]
     if mismatched or missing:
         raise SystemExit(f"{path} does not fit this model: {(mismatched + missing)[:5]}")
     model.load_state_dict({k: v.to(ours[k].dtype) for k, v in saved["weights"].items()}, strict=False)
@@ -94,15 +90,16 @@ def init(args: argparse.Namespace) -> None:
     model = backbone_model(start.model, args.layers, args.backbone_layers, args.tune_backbone_blocks)
     state = backbone_state_from_ctranslate2(read_ctranslate2(args.whisper), model.config.encoder.backbone_layers)
     model.encoder.backbone.load_state_dict(state)
-    tuned = {k: v for k, v in start.model.state_dict().items() if is_trained(start.model, k) and is_trained(model, k)
-             and k.startswith("encoder.backbone.") and v.shape == model.state_dict()[k].shape}
+    ours = stored_weights(model)
+    tuned = {k: v for k, v in stored_weights(start.model).items()
+             if k.startswith(BACKBONE_PREFIX) and k in ours and v.shape == ours[k].shape}
     model.load_state_dict(tuned, strict=False)  # a start's tuned blocks carry over, over Whisper's
     metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
                 "started_from": f"{start.name} {start.version}"}
     if args.weights:
         metadata["continued_from"] = {"weights": str(args.weights), **load_weights(model, args.weights)}
     save_checkpoint(args.out, model, start.tokenizer, start.name, args.version, metadata, start.language_models)
-    frozen = sum(p.numel() for name, p in model.named_parameters() if not is_trained(model, name))
+    frozen = sum(p.numel() for name, p in model.named_parameters() if name not in ours)
     print(f"{args.out}: {model.parameter_count() / 1e6:.1f} M parameters, {frozen / 1e6:.1f} M of them the frozen backbone")
 
 
@@ -237,8 +234,9 @@ def train(args: argparse.Namespace) -> None:
     loaded = load_checkpoint(resume if resume.exists() else args.init)
     model, tokenizer = loaded.model, loaded.tokenizer
     model.train()
+    trained = stored_weights(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(is_trained(model, name))
+        parameter.requires_grad_(name in trained)
     model.encoder.backbone.eval()  # Whisper's blocks have no dropout; the layers above it train with theirs
     config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
     folders, repeats = zip(*(cache_spec(c) for c in args.cache))
@@ -253,7 +251,7 @@ def train(args: argparse.Namespace) -> None:
     groups = {"backbone": [], "above": []}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            groups["backbone" if name.startswith("encoder.backbone.") else "above"].append(parameter)
+            groups["backbone" if name.startswith(BACKBONE_PREFIX) else "above"].append(parameter)
     parameters = groups["backbone"] + groups["above"]
     optimizer = torch.optim.AdamW([{"params": groups["above"], "lr_scale": 1.0}]
                                   + ([{"params": groups["backbone"], "lr_scale": args.backbone_lr_scale}]

@@ -10,13 +10,12 @@ import pytest
 import soundfile
 import torch
 
-from model.network.checkpoint import load_checkpoint, save_checkpoint
+from model.network.checkpoint import load_checkpoint, save_checkpoint, stored_weights
 from model.network.encoder import chunk_attention_mask
 from model.network.model import SpeechRecognizer
 from model.network.whisper_backbone import whisper_base_backbone_state
 from model.training.backbone_cache import backbone_frames, frozen_blocks, utterance_audio
-from model.training.train_backbone import (CachedFrames, backbone_model, forward_batch, is_trained, load_weights,
-                                           trained_weights)
+from model.training.train_backbone import CachedFrames, backbone_model, forward_batch, load_weights, trained_weights
 from model.training.train_config import TrainConfig
 
 
@@ -133,9 +132,9 @@ def test_with_tuned_top_blocks_the_cache_holds_the_frames_below_them_and_trainin
     torch.save({"rows": rows, **views, "chunk_frames": 4, "left_frames": left, "after_block": 1},
                tmp_path / "shard_00000.pt")
     data = CachedFrames([tmp_path], tokenizer, after_block=1)
-    trained = [p for name, p in model.named_parameters() if is_trained(model, name)]
-    assert {name for name, _ in model.named_parameters() if name.startswith("encoder.backbone.")
-            and is_trained(model, name)} == {f"encoder.backbone.{n}" for n in (
+    stored = stored_weights(model)
+    trained = [p for name, p in model.named_parameters() if name in stored]
+    assert {name for name in stored if name.startswith("encoder.backbone.")} == {f"encoder.backbone.{n}" for n in (
                 "blocks.1.attn_norm.weight", "blocks.1.attn_norm.bias", "blocks.1.qkv.weight", "blocks.1.qkv.bias",
                 "blocks.1.out.weight", "blocks.1.out.bias", "blocks.1.mlp_norm.weight", "blocks.1.mlp_norm.bias",
                 "blocks.1.mlp.0.weight", "blocks.1.mlp.0.bias", "blocks.1.mlp.2.weight", "blocks.1.mlp.2.bias",
