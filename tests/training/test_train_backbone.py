@@ -60,6 +60,29 @@ def test_a_backbone_can_be_the_first_blocks_of_whispers_and_a_backbone_model_can
     assert kept and all(torch.equal(ours[k], theirs[k]) for k in kept)  # the adapter and upper layers go along
 
 
+def test_a_model_grown_deeper_and_wider_computes_what_its_start_computes_and_its_new_units_learn(tiny_loaded):
+    torch.manual_seed(0)
+    start = grown(tiny_loaded).eval()
+    bigger = backbone_model(start, 4, ffn_dim=256, decoder_ffn_dim=192).eval()
+    assert len(bigger.encoder.layers) == 4 and bigger.encoder.layers[0].ffn[0].out_features == 256
+    bigger.encoder.backbone.load_state_dict(start.encoder.backbone.state_dict())
+    frames, lengths = torch.randn(2, 40, 32), torch.tensor([40, 30])
+    tokens, token_lengths = torch.tensor([[3, 5, 6, 7], [3, 8, 9, 9]]), torch.tensor([4, 3])
+    with torch.no_grad():
+        for chunk in (None, 4):
+            ours, our_lengths, _ = bigger.encoder.forward_from_backbone(frames, lengths, chunk, 12)
+            theirs, their_lengths, _ = start.encoder.forward_from_backbone(frames, lengths, chunk, 12)
+            torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+            torch.testing.assert_close(bigger.decoder(tokens, token_lengths, ours, our_lengths),
+                                       start.decoder(tokens, token_lengths, theirs, their_lengths), atol=1e-6, rtol=0)
+    # the zeros that keep it equal are trainable: the new hidden units' outgoing weights and the new layers' outputs
+    encoded, encoded_lengths, _ = bigger.train().encoder.forward_from_backbone(frames, lengths, None, None)
+    bigger.decoder(tokens, token_lengths, encoded, encoded_lengths).square().mean().backward()
+    assert bigger.encoder.layers[0].ffn[3].weight.grad[:, 128:].abs().sum() > 0
+    assert bigger.encoder.layers[3].attn.out.weight.grad.abs().sum() > 0
+    assert bigger.decoder.layers.layers[0].linear2.weight.grad[:, 128:].abs().sum() > 0
+
+
 def test_a_runs_trained_weights_carry_over_to_a_new_model_of_its_shape(tiny_loaded, tmp_path):
     torch.manual_seed(0)
     trained = grown(tiny_loaded)
