@@ -29,7 +29,6 @@ from model.decoding.search import greedy_hypothesis, greedy_search
 from model.network.checkpoint import BACKBONE_PREFIX, load_checkpoint, save_checkpoint, stored_weights
 from model.network.decoder import decoder_io
 from model.network.model import ModelConfig, SpeechRecognizer
-from model.network.precision import training_autocast
 from model.network.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
 from model.text.normalize import normalize_text
 from model.training.backbone_cache import frozen_blocks
@@ -303,9 +302,6 @@ def train(args: argparse.Namespace) -> None:
         saved = torch.load(out / "optimizer.pt", weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
         progress = saved["progress"]
-    # bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX): twice the steps an hour on this project's
-    # 2-core Xeon, the same losses (docs/benchmarks.md); weights and optimizer state stay float32
-    amp = training_autocast(torch.device("cpu"), args.amp)
     total_s = args.minutes * 60
     rng = np.random.default_rng(args.seed + progress["step"])
     started, last_eval = time.time() - progress["seconds"], time.time()
@@ -318,7 +314,6 @@ def train(args: argparse.Namespace) -> None:
             "step": progress["step"], "audio_hours": round(audio_hours, 2), "elapsed_s": round(progress["seconds"], 1),
             "runs": [{"first_step": 0, "last_step": progress["step"], "audio_hours": round(audio_hours, 2),
                       "minutes": round(progress["seconds"] / 60, 1), "device": f"cpu x{args.threads}",
-                      "precision": "bf16 autocast" if amp else "float32",
                       "lr_schedule": "cosine", "peak_lr": args.lr, "max_batch_frames": args.max_frames,
                       "data": "backbone frames of " + ", ".join(sorted(set(data.sources))),
                       "repeats": {source: r for source, r in zip(data.sources, data.repeats) if r > 1},
@@ -340,8 +335,7 @@ def train(args: argparse.Namespace) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = group.get("lr_scale", 1.0) * args.lr * warm * 0.5 * (1 + math.cos(math.pi * fraction))
             view = "full" if rng.random() < FULL_CONTEXT_PROB else "chunk"
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                loss, parts = forward_batch(model, data, indices, view, tokenizer, config, rng)
+            loss, parts = forward_batch(model, data, indices, view, tokenizer, config, rng)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 5.0)
@@ -405,8 +399,6 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--eval-minutes", type=float, default=10.0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="bf16 autocast on CPUs with bf16 arithmetic (--no-amp: float32)")
     args = p.parse_args(argv)
     {"init": init, "weights": save_weights, "train": train}[args.command](args)
 
