@@ -44,10 +44,12 @@ class EncoderBenchOptions:
     quantize: tuple[Quantization, ...] = ("none",)
 
 
-def random_chunk(batch: int, chunk_frames: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full chunks of MFCC-scale noise; step cost does not depend on the values."""
+def random_chunk(batch: int, chunk_frames: int, generator: torch.Generator, columns: int = FEATURE_DIM
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full chunks of MFCC-scale noise (`columns` wide: the model's front end); step cost does not depend on the
+    values."""
     frames = chunk_feature_frames(chunk_frames)
-    features = torch.randn(batch, frames, FEATURE_DIM, generator=generator) * 10
+    features = torch.randn(batch, frames, columns, generator=generator) * 10
     return features, torch.full((batch,), frames, dtype=torch.long)
 
 
@@ -60,9 +62,10 @@ def step(model: SpeechRecognizer, features: torch.Tensor, lengths: torch.Tensor,
 
 def aged_state(model: SpeechRecognizer, chunk_frames: int, chunks: int, generator: torch.Generator) -> EncoderState:
     """A batch-1 stream after `chunks` real steps, so its cache holds what a stream of that age holds."""
-    state = model.encoder.initial_state(1)
+    state = model.initial_state(1)
+    columns = model.config.feature_extractor().feature_dim
     for _ in range(chunks):
-        state = step(model, *random_chunk(1, chunk_frames, generator), state)
+        state = step(model, *random_chunk(1, chunk_frames, generator, columns), state)
     return state
 
 
@@ -71,7 +74,8 @@ class Stream:
 
     def __init__(self, model: SpeechRecognizer, state: EncoderState, chunk_frames: int, seed: int) -> None:
         self.model, self.state = model, state
-        self.inputs = random_chunk(state.batch_size, chunk_frames, torch.Generator().manual_seed(seed))
+        self.inputs = random_chunk(state.batch_size, chunk_frames, torch.Generator().manual_seed(seed),
+                                   model.config.feature_extractor().feature_dim)
 
     def __call__(self) -> None:
         self.state = step(self.model, *self.inputs, self.state)
@@ -103,7 +107,7 @@ def timed_cases(models: dict[Quantization, SpeechRecognizer], chunk_frames: int,
         generator = torch.Generator().manual_seed(0)
         aged = {age: aged_state(model, chunk_frames, chunks_for_age(age, chunk_s), generator) for age in STREAM_AGES_S}
         # Mixed ages: a brand-new stream plus the three aged ones.
-        pool = [model.encoder.initial_state(1), *aged.values()]
+        pool = [model.initial_state(1), *aged.values()]
         for seed, (age, state) in enumerate(aged.items()):
             latency_cases[quantization, age] = Stream(model, state, chunk_frames, seed)
         for batch in BATCH_SIZES:

@@ -98,9 +98,10 @@ def check_serving(checkpoint: str, device: torch.device) -> dict:
     return report
 
 
-def sample_features(mel: str = "htk") -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+def sample_features(extractor: FeatureExtractor | None = None) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """The samples' features from the given front end (default: the convolutional model's)."""
     rows = sample_rows()
-    extractor = FeatureExtractor(mel)
+    extractor = extractor or FeatureExtractor()
     features, lengths = pad_features([extractor(load_audio_file(str(SAMPLES / row["audio"]))) for row in rows])
     return features, lengths, rows
 
@@ -181,7 +182,7 @@ def run_checks(checkpoint: str, device: torch.device) -> dict:
     results["serving"] = check_serving(checkpoint, device)
     loaded = load_checkpoint(checkpoint)
     # the samples' features, computed once on the CPU, as the service does
-    batch = sample_features(loaded.model.config.encoder.mel)
+    batch = sample_features(loaded.model.config.feature_extractor())
     results["streaming"] = check_streaming(loaded.model, device, *batch[:2])
     results["training"] = check_training(loaded.model, loaded.tokenizer, device, batch)
     results["export"] = check_export(loaded.model, device)

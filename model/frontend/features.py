@@ -48,40 +48,50 @@ def num_frames(num_samples: int) -> int:
     return 1 + (num_samples - WINDOW_SAMPLES) // HOP_SAMPLES
 
 
+def mfcc_transform(mel: str) -> torchaudio.transforms.MFCC:
+    """The chunk-invariant MFCC over the named mel filterbank."""
+    filterbank = MEL_FILTERBANKS[mel]
+    return torchaudio.transforms.MFCC(
+        sample_rate=SAMPLE_RATE,
+        n_mfcc=N_MFCC,
+        log_mels=True,
+        melkwargs=dict(
+            n_fft=WINDOW_SAMPLES,
+            win_length=WINDOW_SAMPLES,
+            hop_length=HOP_SAMPLES,
+            n_mels=N_MELS,
+            f_min=filterbank.f_min,
+            f_max=filterbank.f_max,
+            mel_scale=filterbank.mel_scale,
+            norm=filterbank.norm,
+            center=False,
+        ),
+    )
+
+
 class FeatureExtractor(torch.nn.Module):
-    """(..., samples) float waveform at 16 kHz -> (..., frames, FEATURE_DIM) float32: MFCC then pitch.
+    """(..., samples) float waveform at 16 kHz -> (..., frames, feature_dim) float32: MFCC then pitch
+    (FEATURE_DIM columns), then with `second_mel` the MFCC over that filterbank too (N_MFCC more columns, for a
+    companion encoder trained on it: model.network.companion).
 
     A model trained on MFCC alone (encoder pitch_dim 0) reads the first N_MFCC columns and ignores the rest."""
 
-    def __init__(self, mel: str = "htk") -> None:
+    def __init__(self, mel: str = "htk", second_mel: str | None = None) -> None:
         super().__init__()
-        filterbank = MEL_FILTERBANKS[mel]
-        self.mfcc = torchaudio.transforms.MFCC(
-            sample_rate=SAMPLE_RATE,
-            n_mfcc=N_MFCC,
-            log_mels=True,
-            melkwargs=dict(
-                n_fft=WINDOW_SAMPLES,
-                win_length=WINDOW_SAMPLES,
-                hop_length=HOP_SAMPLES,
-                n_mels=N_MELS,
-                f_min=filterbank.f_min,
-                f_max=filterbank.f_max,
-                mel_scale=filterbank.mel_scale,
-                norm=filterbank.norm,
-                center=False,
-            ),
-        )
+        self.mfcc = mfcc_transform(mel)
+        self.second_mfcc = mfcc_transform(second_mel) if second_mel else None
+        self.feature_dim = FEATURE_DIM + (N_MFCC if second_mel else 0)
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         frames = num_frames(waveform.shape[-1])
         if frames == 0:
-            return waveform.new_zeros(*waveform.shape[:-1], 0, FEATURE_DIM)
+            return waveform.new_zeros(*waveform.shape[:-1], 0, self.feature_dim)
         used = waveform[..., : (frames - 1) * HOP_SAMPLES + WINDOW_SAMPLES].float()
         mfcc = self.mfcc(used).transpose(-1, -2)  # (..., frames, N_MFCC)
         pitch = frame_pitch(used.unfold(-1, WINDOW_SAMPLES, HOP_SAMPLES), SAMPLE_RATE)  # (..., frames, PITCH_DIMS)
-        return torch.cat([mfcc, pitch], dim=-1)
+        second = [] if self.second_mfcc is None else [self.second_mfcc(used).transpose(-1, -2)]
+        return torch.cat([mfcc, pitch, *second], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ def push_samples(
     buffer = torch.cat([state.pending, samples.float().reshape(-1)])
     frames = num_frames(buffer.shape[0])
     if frames == 0:
-        return buffer.new_zeros(0, FEATURE_DIM), FeatureStreamState(buffer, state.frames_emitted)
+        return buffer.new_zeros(0, extractor.feature_dim), FeatureStreamState(buffer, state.frames_emitted)
     features = extractor(buffer)
     rest = buffer[frames * HOP_SAMPLES :].clone()
     return features, FeatureStreamState(rest, state.frames_emitted + frames)

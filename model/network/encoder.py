@@ -162,6 +162,25 @@ class BackboneAdapter(nn.Module):
         return self.project(pairs)
 
 
+def with_companion(x: torch.Tensor, companion: torch.Tensor | None) -> torch.Tensor:
+    """The subsampling's frames (B, S, D) plus a companion encoder's projected frames (B, S' >= S, D) where given."""
+    return x if companion is None else x + companion[:, : x.shape[1]].to(x.dtype)
+
+
+def normalize_columns(columns: torch.Tensor, config: EncoderConfig, mean: torch.Tensor, istd: torch.Tensor
+                      ) -> torch.Tensor:
+    """An encoder's input columns (..., feature_dim + pitch_dim) mean/variance normalised by its CMVN. With a voicing
+    gate, an unvoiced frame's log F0 becomes the voiced mean, i.e. exactly 0 once normalised. Per frame, so
+    chunk-invariant like the features themselves."""
+    gate, first = config.pitch_voicing_gate, config.feature_dim
+    if gate and config.pitch_dim:
+        voiced = columns[..., first : first + 1] >= gate
+        log_f0 = columns[..., first + 1 : first + 2]
+        gated = torch.where(voiced, log_f0, mean[first + 1].to(log_f0.dtype))
+        columns = torch.cat([columns[..., : first + 1], gated, columns[..., first + 2 :]], dim=-1)
+    return (columns - mean) * istd
+
+
 def cached_key_mask(seen: torch.Tensor, valid: torch.Tensor, left: int, chunk: int) -> torch.Tensor:
     """(B, L+C) True where a key is real: one of the stream's last `seen` frames in its right-aligned cache of `left`
     slots, or one of this chunk's `valid` frames."""
@@ -290,6 +309,8 @@ class EncoderState:
     pitch_stats: torch.Tensor  # (B, 2) float32 [sum, count] of voiced log F0 so far (`relative_log_f0`; else unused)
     # (B, Nb, 2, 2L, E) the backbone's keys and values of its last 2L frames, right-aligned as `cache` (else None)
     backbone_cache: torch.Tensor | None = None
+    # the companion encoder's own state, batched the same way (model.network.companion; else None)
+    companion: "EncoderState | None" = None
 
     @property
     def batch_size(self) -> int:
@@ -297,8 +318,9 @@ class EncoderState:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "EncoderState":
         backbone = None if self.backbone_cache is None else self.backbone_cache.to(device=device, dtype=dtype)
+        companion = None if self.companion is None else self.companion.to(device, dtype)
         return EncoderState(self.cache.to(device=device, dtype=dtype), self.processed_frames.to(device),
-                            self.pitch_stats.to(device), backbone)
+                            self.pitch_stats.to(device), backbone, companion)
 
 
 def stack_states(states: list[EncoderState]) -> EncoderState:
@@ -309,6 +331,8 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
         pitch_stats=torch.cat([s.pitch_stats for s in states], dim=0),
         backbone_cache=None if states[0].backbone_cache is None else torch.cat(
             [s.backbone_cache for s in states if s.backbone_cache is not None], dim=0),  # a model has one or none
+        companion=None if states[0].companion is None else stack_states(
+            [s.companion for s in states if s.companion is not None]),
     )
 
 
@@ -319,8 +343,11 @@ def unstack_states(state: EncoderState) -> list[EncoderState]:
                      processed_frames=state.processed_frames[row : row + 1].clone(),
                      pitch_stats=state.pitch_stats[row : row + 1].clone(),
                      backbone_cache=None if state.backbone_cache is None
-                     else state.backbone_cache[row : row + 1].clone())
-        for row in range(state.batch_size)
+                     else state.backbone_cache[row : row + 1].clone(),
+                     companion=companion)
+        for row, companion in zip(range(state.batch_size),
+                                  [None] * state.batch_size if state.companion is None
+                                  else unstack_states(state.companion))
     ]
 
 
@@ -362,24 +389,28 @@ class StreamingEncoder(nn.Module):
         lengths: torch.Tensor,
         chunk_frames: int | None = None,
         left_frames: int | None = None,
+        companion: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, T, F), lengths (B,) -> encoded (B, S, D), encoded_lengths (B,).
 
         chunk_frames None: full context. Otherwise each chunk sees itself and `left_frames` frames before it
-        (None = all of them; pass `config.left_context_frames` to match streaming exactly)."""
-        encoded, out_lengths, _ = self.forward_with_tap(features, lengths, chunk_frames, left_frames, tap_layer=0)
+        (None = all of them; pass `config.left_context_frames` to match streaming exactly). companion: (B, S, D)
+        frames added to the subsampling's output (a companion encoder's, projected: model.network.companion)."""
+        encoded, out_lengths, _ = self.forward_with_tap(features, lengths, chunk_frames, left_frames, tap_layer=0,
+                                                        companion=companion)
         return encoded, out_lengths
 
     def forward_with_tap(
         self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
-        tap_layer: int,
+        tap_layer: int, companion: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """`forward`, also returning the output of layer `tap_layer` (1-based; 0: None) for an intermediate loss."""
         if self.backbone is not None:
             frames, frame_lengths = self.backbone_frames(features, lengths, chunk_frames, left_frames)
-            return self.forward_from_backbone(frames, frame_lengths, chunk_frames, left_frames, tap_layer)
+            return self.forward_from_backbone(frames, frame_lengths, chunk_frames, left_frames, tap_layer,
+                                              companion=companion)
         no_stats = features.new_zeros(features.shape[0], 2, dtype=torch.float32)
-        x = self.subsampling(self.with_relative_pitch(features, no_stats))  # (B, S, D)
+        x = with_companion(self.subsampling(self.with_relative_pitch(features, no_stats)), companion)  # (B, S, D)
         return self.forward_layers(x, subsampled_lengths(lengths), chunk_frames, left_frames, tap_layer)
 
     def backbone_frames(self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None,
@@ -401,7 +432,7 @@ class StreamingEncoder(nn.Module):
 
     def forward_from_backbone(
         self, frames: torch.Tensor, frame_lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
-        tap_layer: int = 0, after_block: int | None = None,
+        tap_layer: int = 0, after_block: int | None = None, companion: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The layers above the backbone, from its frames (B, W, E) (computed under the matching mask, or cached:
         model.training.backbone_cache) -> as `forward_with_tap`. after_block: the frames are those after the
@@ -409,8 +440,9 @@ class StreamingEncoder(nn.Module):
         if after_block is not None and self.backbone is not None:
             mask = self.backbone_mask(frame_lengths, frames.shape[1], chunk_frames, left_frames)
             frames = self.backbone.forward_above(frames, mask, after_block)
-        return self.forward_layers(self.subsampling(frames), torch.div(frame_lengths, 2, rounding_mode="floor"),
-                                   chunk_frames, left_frames, tap_layer)
+        return self.forward_layers(with_companion(self.subsampling(frames), companion),
+                                   torch.div(frame_lengths, 2, rounding_mode="floor"), chunk_frames, left_frames,
+                                   tap_layer)
 
     def forward_layers(
         self, x: torch.Tensor, out_lengths: torch.Tensor, chunk_frames: int | None, left_frames: int | None,
@@ -449,13 +481,15 @@ class StreamingEncoder(nn.Module):
         return self.subsampling(frames[:, :chunk]), next_cache.contiguous()
 
     def forward_chunk(
-        self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
+        self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState,
+        companion: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
         """One streaming step.
 
         features (B, 4C+3, F): this chunk's feature frames, including the 3 frames shared with the next chunk;
         lengths (B,): valid feature frames per row (a stream's last chunk may be short; 0 = idle row);
-        state: the batch's EncoderState. Returns encoded (B, C, D), valid encoded frames (B,), next state.
+        state: the batch's EncoderState; companion: (B, C, D) frames added after the subsampling, as in `forward`.
+        Returns encoded (B, C, D), valid encoded frames (B,), next state (its `companion` is the caller's to set).
         Rows past their valid length return garbage frames that the caller must ignore.
         """
         left = self.config.left_context_frames
@@ -464,6 +498,7 @@ class StreamingEncoder(nn.Module):
             x, backbone_cache = self.backbone_chunk(features, lengths, state)
         else:
             x = self.subsampling(self.with_relative_pitch(features, state.pitch_stats))  # (B, C, D)
+        x = with_companion(x, companion)
         valid = subsampled_lengths(lengths)  # (B,)
         pitch_stats = state.pitch_stats
         if self.log_f0_column is not None:  # the frames this step consumed: all but the 3 shared with the next one
@@ -476,5 +511,6 @@ class StreamingEncoder(nn.Module):
         for index, layer in enumerate(cast(Iterable[EncoderLayer], self.layers)):
             x, keys_values = layer.forward_chunk(x, state.cache[:, index], mask)  # kv (B, 2, L+C, D)
             new_cache[:, index] = newest_frames(keys_values, valid, left, 2, full)  # (B, 2, L, D)
-        next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats, backbone_cache)
+        next_state = EncoderState(new_cache, state.processed_frames + valid, pitch_stats, backbone_cache,
+                                  state.companion)
         return self.final_norm(x), valid, next_state

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.frontend.features import FeatureExtractor
+from model.network.companion import CompanionEncoder
 from model.network.decoder import AttentionDecoder, DecoderConfig
-from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder
+from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder, normalize_columns
 from model.network.precision import int8_weight_count
 
 
@@ -28,6 +30,8 @@ class ModelConfig:
     # layer it reads (1-based). A training aid: decoding never uses it, the streaming step and its export leave it out.
     syllables: tuple[str, ...] = ()
     syllable_layer: int = 0
+    # A frozen second encoder beside the main one (model.network.companion); None: none.
+    companion: EncoderConfig | None = None
 
     def __post_init__(self) -> None:
         if self.syllables and not 1 <= self.syllable_layer <= self.encoder.n_layers:
@@ -39,18 +43,25 @@ class ModelConfig:
             "vocab_size": self.vocab_size, "locales": list(self.locales),
             "encoder": dict(self.encoder.__dict__), "decoder": dict(self.decoder.__dict__),
             "syllables": list(self.syllables), "syllable_layer": self.syllable_layer,
+            **({"companion": dict(self.companion.__dict__)} if self.companion else {}),
         }
 
     @staticmethod
     def from_dict(data: dict) -> "ModelConfig":
-        unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder", "syllables", "syllable_layer"}
+        unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder", "syllables", "syllable_layer",
+                               "companion"}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return ModelConfig(
             vocab_size=int(data["vocab_size"]), locales=tuple(data["locales"]),
             encoder=EncoderConfig(**data["encoder"]), decoder=DecoderConfig(**data["decoder"]),
             syllables=tuple(data.get("syllables", ())), syllable_layer=int(data.get("syllable_layer", 0)),
+            companion=EncoderConfig(**data["companion"]) if data.get("companion") else None,
         )
+
+    def feature_extractor(self) -> FeatureExtractor:
+        """The front end this model reads: its encoder's filterbank, and its companion's where it has one."""
+        return FeatureExtractor(self.encoder.mel, self.companion.mel if self.companion else None)
 
 
 PITCH_PARAMETERS = "encoder.subsampling.pitch."  # name prefix of the pitch input path's weights
@@ -77,32 +88,47 @@ class SpeechRecognizer(nn.Module):
         self.syllable_head = (nn.Sequential(nn.LayerNorm(config.encoder.d_model),
                                             nn.Linear(config.encoder.d_model, len(config.syllables)))
                               if config.syllables else None)
+        self.companion = (CompanionEncoder(config.companion, config.encoder.d_model)
+                          if config.companion is not None else None)
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
         """Front-end frames (..., FEATURE_DIM) -> the columns this model reads, mean/variance normalised. A model
         without pitch reads the MFCC columns only, so checkpoints from before the pitch features still load.
         With a voicing gate, an unvoiced frame's log F0 becomes the voiced mean, i.e. exactly 0 once normalised.
         Per frame, so chunk-invariant like the features themselves."""
-        columns = features[..., : self.input_dim]
-        gate, first = self.config.encoder.pitch_voicing_gate, self.config.encoder.feature_dim
-        if gate and self.config.encoder.pitch_dim:
-            voiced = columns[..., first : first + 1] >= gate
-            log_f0 = columns[..., first + 1 : first + 2]
-            gated = torch.where(voiced, log_f0, self.cmvn_mean[first + 1].to(log_f0.dtype))
-            columns = torch.cat([columns[..., : first + 1], gated, columns[..., first + 2 :]], dim=-1)
-        return (columns - self.cmvn_mean) * self.cmvn_istd
+        return normalize_columns(features[..., : self.input_dim], self.config.encoder, self.cmvn_mean, self.cmvn_istd)
+
+    def companion_frames(self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None,
+                         left_frames: int | None) -> torch.Tensor | None:
+        """The companion encoder's projected frames (B, S, D) under the same chunk mask; None without one."""
+        return None if self.companion is None else self.companion(features, lengths, chunk_frames, left_frames)
 
     def encode(
         self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None = None,
         left_frames: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw features (B, T, F) -> encoded (B, S, D), lengths (B,)."""
-        return self.encoder(self.normalize(features), lengths, chunk_frames, left_frames)
+        return self.encoder(self.normalize(features), lengths, chunk_frames, left_frames,
+                            self.companion_frames(features, lengths, chunk_frames, left_frames))
+
+    def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.float32) -> EncoderState:
+        """A new stream's encoder state, its companion's included."""
+        state = self.encoder.initial_state(batch_size, device, dtype)
+        if self.companion is not None:
+            state.companion = self.companion.encoder.initial_state(batch_size, device, dtype)
+        return state
 
     def encode_chunk(
         self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
     ) -> tuple[torch.Tensor, torch.Tensor, EncoderState]:
-        return self.encoder.forward_chunk(self.normalize(features), lengths, state)
+        if self.companion is None:
+            return self.encoder.forward_chunk(self.normalize(features), lengths, state)
+        assert state.companion is not None, "a state from `initial_state`, which holds the companion's"
+        companion, companion_state = self.companion.forward_chunk(features, lengths, state.companion)
+        encoded, valid, next_state = self.encoder.forward_chunk(self.normalize(features), lengths, state, companion)
+        next_state.companion = companion_state
+        return encoded, valid, next_state
 
     def ctc_log_probs(self, encoded: torch.Tensor, locale_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens."""
@@ -131,7 +157,8 @@ class SpeechRecognizer(nn.Module):
         tonal-syllable log-probs (B, S, Y) from its encoder layer (else None)."""
         encoded, encoded_lengths, tapped = self.encoder.forward_with_tap(
             self.normalize(features), lengths, chunk_frames, left_frames,
-            self.config.syllable_layer if self.syllable_head else 0)
+            self.config.syllable_layer if self.syllable_head else 0,
+            self.companion_frames(features, lengths, chunk_frames, left_frames))
         decoder_logits = self.decoder(decoder_inputs, decoder_lengths, encoded, encoded_lengths)
         locale = self.locale_log_probs(self.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
         syllables = F.log_softmax(self.syllable_head(tapped).float(), dim=-1) if self.syllable_head else None
@@ -214,3 +241,21 @@ def syllable_layers(head: nn.Sequential) -> tuple[nn.LayerNorm, nn.Linear]:
     """The syllable head's norm and output layer (`SpeechRecognizer.syllable_head`), typed."""
     norm, linear = head
     return cast(nn.LayerNorm, norm), cast(nn.Linear, linear)
+
+
+def with_companion_encoder(model: SpeechRecognizer, companion: SpeechRecognizer) -> SpeechRecognizer:
+    """`model` given `companion`'s encoder (with its CMVN) as a frozen companion (model.network.companion): every weight
+    of `model` is kept and the projection starts at zero, so the new model computes exactly what `model` does until
+    training teaches it to read the second stream."""
+    if companion.config.companion is not None or companion.config.encoder.backbone:
+        raise ValueError("a companion is a convolutional model's encoder, without a companion of its own")
+    grown = SpeechRecognizer(replace(model.config, companion=companion.config.encoder))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("companion.") for k in missing), (missing, unexpected)
+    assert grown.companion is not None
+    grown.companion.encoder.load_state_dict(companion.encoder.state_dict())
+    grown.companion.cmvn_mean.copy_(companion.cmvn_mean)
+    grown.companion.cmvn_istd.copy_(companion.cmvn_istd)
+    nn.init.zeros_(grown.companion.project.weight)
+    nn.init.zeros_(grown.companion.project.bias)
+    return grown.to(model.cmvn_mean.device)

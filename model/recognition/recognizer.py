@@ -22,7 +22,7 @@ from model.decoding.results import Transcript, join_texts, segment_result
 from model.decoding.search import (DEFAULT_BEAM_SIZE, BeamOptions, FramePosteriors, Hypothesis, LmFusion,
                                    beam_hypotheses, frame_posteriors, greedy_hypothesis, greedy_search,
                                    prefix_beam_search)
-from model.frontend.features import SAMPLE_RATE, FeatureExtractor, pad_features
+from model.frontend.features import SAMPLE_RATE, pad_features
 from model.frontend.segmenter import AudioSpan, SegmenterOptions, split_at_silences
 from model.network.checkpoint import LoadedModel
 from model.network.encoder import ENCODER_FRAME_S, EncoderState, stack_states, unstack_states
@@ -66,7 +66,7 @@ class Recognizer:
         self.model = self.loaded.model.to(self.device, self.dtype).eval()
         quantize_linear_layers(self.model, self.quantization)
         self.tokenizer = self.loaded.tokenizer
-        self.extractor = FeatureExtractor(self.model.config.encoder.mel)
+        self.extractor = self.model.config.feature_extractor()
         self.locales = list(self.tokenizer.locales)
         self.language_models = {loc: language_model(p) for loc, p in self.loaded.language_models.items()}
         self.lexicons = {loc: Lexicon.from_payload(p["lexicon"])
@@ -296,7 +296,7 @@ class Recognizer:
     # ---------------------------------------------------------------------------------------------- streaming
 
     def initial_encoder_state(self) -> EncoderState:
-        return self.model.encoder.initial_state(1, self.device, self.dtype)
+        return self.model.initial_state(1, self.device, self.dtype)
 
     @torch.no_grad()
     def encode_chunks(

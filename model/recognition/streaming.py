@@ -25,8 +25,8 @@ class FeatureBuffer:
     frames: torch.Tensor  # (n, FEATURE_DIM) feature frames received and not yet fully consumed
 
     @staticmethod
-    def empty() -> "FeatureBuffer":
-        return FeatureBuffer(torch.zeros(0, FEATURE_DIM))
+    def empty(feature_dim: int = FEATURE_DIM) -> "FeatureBuffer":
+        return FeatureBuffer(torch.zeros(0, feature_dim))
 
     def append(self, frames: torch.Tensor) -> "FeatureBuffer":
         return FeatureBuffer(torch.cat([self.frames, frames]))
@@ -47,9 +47,9 @@ def take_chunk(buffer: FeatureBuffer, chunk_frames: int,
         stride = SUBSAMPLING * chunk_frames
         return EncoderChunk(buffer.frames[:needed], needed), FeatureBuffer(buffer.frames[stride:])
     if final and available >= SUBSAMPLING_CONTEXT:
-        padded = torch.zeros(needed, FEATURE_DIM)
+        padded = torch.zeros(needed, buffer.frames.shape[1])
         padded[:available] = buffer.frames
-        return EncoderChunk(padded, available), FeatureBuffer.empty()
+        return EncoderChunk(padded, available), FeatureBuffer.empty(buffer.frames.shape[1])
     return None, buffer
 
 
@@ -114,8 +114,8 @@ def encode_streaming(
     (S, D) on the model's device. Used by tests, benchmarks and model.evaluation.device_check as the reference streaming
     path. The feature buffer stays on the host, as in the service; each chunk goes to the model's device."""
     device = model.cmvn_mean.device
-    state = model.encoder.initial_state(1, device)
-    buffer, outputs = FeatureBuffer.empty(), []
+    state = model.initial_state(1, device)
+    buffer, outputs = FeatureBuffer.empty(features.shape[1]), []
     step = piece_frames or features.shape[0]
     for start in range(0, features.shape[0] + 1, step):
         buffer = buffer.append(features[start : start + step].cpu())

@@ -31,7 +31,6 @@ from tqdm import tqdm
 from model.corpus.augment import augment
 from model.corpus.manifest import read_manifest
 from model.frontend.audio import load_audio_file
-from model.frontend.features import FeatureExtractor
 from model.network.checkpoint import load_checkpoint
 
 SHARD_UTTERANCES = 64
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                 kept.append(row)
         rows = kept
     args.out.mkdir(parents=True, exist_ok=True)
-    extractor = FeatureExtractor(model.config.encoder.mel)
+    extractor = model.config.feature_extractor()
     shards = [rows[i : i + SHARD_UTTERANCES] for i in range(0, len(rows), SHARD_UTTERANCES)]
     for number, shard in enumerate(tqdm(shards, desc="backbone")):
         path = args.out / f"shard_{number:05d}.pt"

