@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.frontend.features import FEATURE_DIM
 from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.network.encoder import ENCODER_FRAME_MS, SUBSAMPLING, EncoderState, chunk_feature_frames
 from model.network.model import SpeechRecognizer
@@ -41,6 +40,9 @@ INPUT_NAMES = ("features", "lengths", "cache", "processed_frames", "pitch_stats"
 OUTPUT_NAMES = ("ctc_log_probs", "encoded", "valid", "next_cache", "next_processed_frames", "next_pitch_stats")
 # A model with a backbone has one more input and output: its cache
 BACKBONE_INPUT, BACKBONE_OUTPUT = "backbone_cache", "next_backbone_cache"
+# A model with a companion encoder (model.network.companion) has three more: the companion's state, after the backbone's
+COMPANION_INPUTS = ("companion_cache", "companion_processed_frames", "companion_pitch_stats")
+COMPANION_OUTPUTS = tuple("next_" + name for name in COMPANION_INPUTS)
 METADATA_FILE = "streaming_step.json"  # stored inside the TorchScript archive (torch.jit.save _extra_files)
 
 
@@ -83,14 +85,41 @@ class BackboneStreamingStep(nn.Module):
                 state.pitch_stats, state.backbone_cache)
 
 
-def step_module(model: SpeechRecognizer) -> StreamingStep | BackboneStreamingStep:
+class CompanionStreamingStep(nn.Module):
+    """`BackboneStreamingStep` of a model with a companion encoder too: the companion's cache (B, Nc, 2, L, Dc),
+    processed frames (B,) and pitch statistics (B, 2) in after the backbone's cache, their next values out last."""
+
+    def __init__(self, model: SpeechRecognizer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, cache: torch.Tensor, processed_frames: torch.Tensor,
+        pitch_stats: torch.Tensor, backbone_cache: torch.Tensor, companion_cache: torch.Tensor,
+        companion_processed_frames: torch.Tensor, companion_pitch_stats: torch.Tensor,
+    ) -> tuple[torch.Tensor | None, ...]:
+        companion = EncoderState(companion_cache, companion_processed_frames, companion_pitch_stats)
+        state = EncoderState(cache, processed_frames, pitch_stats, backbone_cache, companion)
+        encoded, valid, state = self.model.encode_chunk(features, lengths, state)
+        assert state.companion is not None
+        return (self.model.ctc_log_probs(encoded), encoded, valid, state.cache, state.processed_frames,
+                state.pitch_stats, state.backbone_cache, state.companion.cache, state.companion.processed_frames,
+                state.companion.pitch_stats)
+
+
+def step_module(model: SpeechRecognizer) -> nn.Module:
+    if model.companion is not None:
+        if model.encoder.backbone is None:
+            raise ValueError("export takes a companion encoder beside a backbone, the one pairing trained")
+        return CompanionStreamingStep(model)
     return BackboneStreamingStep(model) if model.encoder.backbone is not None else StreamingStep(model)
 
 
 def io_names(model: SpeechRecognizer) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if model.encoder.backbone is None:
         return INPUT_NAMES, OUTPUT_NAMES
-    return INPUT_NAMES + (BACKBONE_INPUT,), OUTPUT_NAMES + (BACKBONE_OUTPUT,)
+    companion = (COMPANION_INPUTS, COMPANION_OUTPUTS) if model.companion is not None else ((), ())
+    return INPUT_NAMES + (BACKBONE_INPUT, *companion[0]), OUTPUT_NAMES + (BACKBONE_OUTPUT, *companion[1])
 
 
 @dataclass(frozen=True)
@@ -113,7 +142,8 @@ class StepMetadata:
         c = model.config
         return StepMetadata(
             chunk_frames=chunk_frames, chunk_ms=chunk_frames * ENCODER_FRAME_MS,
-            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=FEATURE_DIM, n_layers=c.encoder.n_layers,
+            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=c.feature_extractor().feature_dim,
+            n_layers=c.encoder.n_layers,
             left_context_frames=c.encoder.left_context_frames, d_model=c.encoder.d_model,
             vocab_size=c.vocab_size, locales=tuple(c.locales), quantization=quantization_of(model),
         )
@@ -133,7 +163,7 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
     generator = torch.Generator().manual_seed(seed)
     c = model.config.encoder
     frames = chunk_feature_frames(chunk_frames)
-    features = torch.randn(batch, frames, FEATURE_DIM, generator=generator) * 3
+    features = torch.randn(batch, frames, model.config.feature_extractor().feature_dim, generator=generator) * 3
     lengths = torch.full((batch,), frames, dtype=torch.long)
     lengths[-1] = max(frames - SUBSAMPLING, 7)  # a short last chunk: one encoder frame fewer (7 = one frame's context)
     cache = torch.randn(batch, c.n_layers, 2, c.left_context_frames, c.d_model, generator=generator)
@@ -144,7 +174,12 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
         return features, lengths, cache, processed, pitch_stats
     backbone_cache = torch.randn(batch, c.backbone_layers, 2, 2 * c.left_context_frames, c.backbone_width,
                                  generator=generator)
-    return features, lengths, cache, processed, pitch_stats, backbone_cache
+    companion = model.config.companion
+    if companion is None:
+        return features, lengths, cache, processed, pitch_stats, backbone_cache
+    companion_cache = torch.randn(batch, companion.n_layers, 2, companion.left_context_frames, companion.d_model,
+                                  generator=generator)
+    return features, lengths, cache, processed, pitch_stats, backbone_cache, companion_cache, processed, pitch_stats
 
 
 def max_difference(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> float:

@@ -6,10 +6,11 @@ import copy
 import pytest
 import torch
 
-from model.frontend.features import FEATURE_DIM
+from model.frontend.features import FEATURE_DIM, N_MFCC
 from model.network.encoder import EncoderState, chunk_feature_frames, stack_states
 from model.network.export import (EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available,
                                   read_torchscript_metadata)
+from model.network.model import with_companion_encoder
 from model.network.precision import quantize_linear_layers
 
 # torch.jit is deprecated in torch 2.14 (see model/network/export.py for why it is still used); the warning is known.
@@ -22,11 +23,11 @@ STEPS = 5
 def aged_state(model, chunks: int, seed: int) -> EncoderState:
     """A batch-1 state after `chunks` eager steps of random audio features."""
     generator = torch.Generator().manual_seed(seed)
-    state = model.encoder.initial_state(1)
+    state = model.initial_state(1)
     frames = chunk_feature_frames(CHUNK)
     with torch.no_grad():
         for _ in range(chunks):
-            features = torch.randn(1, frames, FEATURE_DIM, generator=generator) * 3
+            features = torch.randn(1, frames, model.config.feature_extractor().feature_dim, generator=generator) * 3
             _, _, state = model.encode_chunk(features, torch.tensor([frames]), state)
     return state
 
@@ -105,6 +106,34 @@ def test_exported_step_of_a_backbone_model_carries_the_backbone_cache(tiny_backb
             torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
             torch.testing.assert_close(got[6], state.backbone_cache, atol=1e-4, rtol=0)
             flat = (got[3], got[4], got[5], got[6])
+
+
+def test_exported_step_of_a_model_with_a_companion_carries_both_encoders_states(tiny_backbone_model, tiny_model,
+                                                                                 tmp_path):
+    """A companion encoder's state (cache, processed frames, pitch statistics) goes in after the backbone's cache and
+    comes out last; the step equals eager over chunks, for streams of different ages."""
+    model = with_companion_encoder(tiny_backbone_model, tiny_model).eval()
+    assert model.companion is not None
+    torch.nn.init.normal_(model.companion.project.weight, std=0.3)
+    path = export_torchscript(model, tmp_path / "step.pt", CHUNK)
+    step = torch.jit.load(str(path))
+    assert read_torchscript_metadata(path)["feature_dim"] == FEATURE_DIM + N_MFCC
+    state = stack_states([aged_state(model, age, seed) for seed, age in enumerate((0, 3, 9))])
+    assert state.companion is not None and state.backbone_cache is not None
+    frames = chunk_feature_frames(CHUNK)
+    generator = torch.Generator().manual_seed(5)
+    flat = (state.cache, state.processed_frames, state.pitch_stats, state.backbone_cache, state.companion.cache,
+            state.companion.processed_frames, state.companion.pitch_stats)
+    with torch.no_grad():
+        for _ in range(3):
+            features = torch.randn(3, frames, FEATURE_DIM + N_MFCC, generator=generator) * 3 + 1
+            lengths = torch.full((3,), frames)
+            encoded, valid, state = model.encode_chunk(features, lengths, state)
+            got = step(features, lengths, *flat)
+            assert state.companion is not None
+            torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
+            torch.testing.assert_close(got[7], state.companion.cache, atol=1e-4, rtol=0)
+            flat = tuple(got[3:])
 
 
 def test_an_int8_model_exports_its_int8_step_as_torchscript_only(tiny_model, tmp_path):
