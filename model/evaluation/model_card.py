@@ -303,6 +303,23 @@ def tone_lines(meta: dict) -> list[str]:
     return lines + [""]
 
 
+def companion_words(loaded) -> list[str]:
+    """The companion encoder's line of the card (model.network.companion); none without one."""
+    companion = loaded.model.config.companion
+    if companion is None:
+        return []
+    source = loaded.metadata.get("companion", {})
+    named = f"{source['name']} {source['version']}'s" if source.get("name") else "a convolutional model's"
+    weights = sum(p.numel() for p in loaded.model.companion.encoder.parameters())
+    return [f"- Beside the backbone, {named} encoder as a frozen companion stream ({weights / 1e6:.1f} M "
+            f"parameters: convolutional x4 subsampling and {companion.n_layers} layers, d={companion.d_model}, over "
+            f"80 MFCC of its own mel filterbank ({companion.mel})"
+            + (" and the pitch features" if companion.pitch_dim else "")
+            + "): its frames, projected, join the backbone's 40 ms frames before the layers above, which learned "
+            "when to trust which (`model/network/companion.py`). It is the model that reads espeak-ng's voices; the "
+            "backbone is the one that hears real people."]
+
+
 def syllable_head_words(config) -> str:
     """The training-only auxiliary CTC head (model/decoding/syllables.py), described from its table."""
     if not config.syllables:
@@ -440,6 +457,7 @@ def render_model_card(loaded: LoadedModel, results: dict, bundled_as: Path = DEF
         f"{subword_count(loaded.tokenizer.tokens)} English subword pieces), a {config.decoder.n_layers}-layer "
         "attention decoder for rescoring, and a language-identification head for `auto`."
         + syllable_head_words(config),
+        *companion_words(loaded),
         f"- Trained with dynamic chunk masks: one model for full context and any chunk size; streaming keeps "
         f"{encoder.left_context_frames * ENCODER_FRAME_S:.2f} s of left context in a fixed-size cache.",
         ("- Features: 80 MFCC over Whisper's mel filterbank (25 ms window, 10 ms hop, chunk-invariant), turned back "

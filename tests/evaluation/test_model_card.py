@@ -1,8 +1,8 @@
 """The model card's parts written from a checkpoint's metadata (model/evaluation/model_card.py). The card of the
 bundled model as a whole: tests/network/test_checkpoint.py."""
 
-from model.evaluation.model_card import (CANTONESE_ESPEAK_ONLY, CANTONESE_KOKORO, backbone_limitations, lineage_table,
-                                          voices_words)
+from model.evaluation.model_card import (CANTONESE_ESPEAK_ONLY, CANTONESE_KOKORO, backbone_limitations, companion_words,
+                                          lineage_table, voices_words)
 
 
 def test_the_lineage_is_one_table_each_release_continued_from_the_one_before():
@@ -39,3 +39,15 @@ def test_a_backbone_models_card_names_the_voices_each_locale_was_trained_on():
     assert CANTONESE_KOKORO in backbone_limitations(training)
     espeak_cantonese = {"hours_per_condition": {"yue-HK/synth": 0.5}}
     assert CANTONESE_ESPEAK_ONLY in backbone_limitations(espeak_cantonese)
+
+
+def test_a_model_with_a_companion_encoder_says_whose_encoder_it_is_and_what_it_reads(tiny_backbone_model, tiny_model):
+    from model.network.checkpoint import LoadedModel
+    from model.network.model import with_companion_encoder
+
+    fused = with_companion_encoder(tiny_backbone_model, tiny_model)
+    meta = {"companion": {"name": "openasr-synth-small", "version": "0.14.0"}}
+    (line,) = companion_words(LoadedModel(fused, None, "fused", "0.0.1", meta))  # type: ignore[arg-type]
+    assert line.startswith("- Beside the backbone, openasr-synth-small 0.14.0's encoder as a frozen companion stream")
+    assert "3 layers, d=64" in line and "(htk) and the pitch features" in line
+    assert companion_words(LoadedModel(tiny_backbone_model, None, "plain", "0.0.1", {})) == []  # type: ignore[arg-type]
