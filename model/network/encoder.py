@@ -338,16 +338,15 @@ def stack_states(states: list[EncoderState]) -> EncoderState:
 
 def unstack_states(state: EncoderState) -> list[EncoderState]:
     """Split a batch state into batch-1 states, one per row."""
+    companions = [None] * state.batch_size if state.companion is None else unstack_states(state.companion)
     return [
         EncoderState(cache=state.cache[row : row + 1].clone(),
                      processed_frames=state.processed_frames[row : row + 1].clone(),
                      pitch_stats=state.pitch_stats[row : row + 1].clone(),
                      backbone_cache=None if state.backbone_cache is None
                      else state.backbone_cache[row : row + 1].clone(),
-                     companion=companion)
-        for row, companion in zip(range(state.batch_size),
-                                  [None] * state.batch_size if state.companion is None
-                                  else unstack_states(state.companion))
+                     companion=companions[row])
+        for row in range(state.batch_size)
     ]
 
 

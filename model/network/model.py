@@ -115,9 +115,9 @@ class SpeechRecognizer(nn.Module):
                       dtype: torch.dtype = torch.float32) -> EncoderState:
         """A new stream's encoder state, its companion's included."""
         state = self.encoder.initial_state(batch_size, device, dtype)
-        if self.companion is not None:
-            state.companion = self.companion.encoder.initial_state(batch_size, device, dtype)
-        return state
+        if self.companion is None:
+            return state
+        return replace(state, companion=self.companion.encoder.initial_state(batch_size, device, dtype))
 
     def encode_chunk(
         self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
@@ -127,8 +127,7 @@ class SpeechRecognizer(nn.Module):
         assert state.companion is not None, "a state from `initial_state`, which holds the companion's"
         companion, companion_state = self.companion.forward_chunk(features, lengths, state.companion)
         encoded, valid, next_state = self.encoder.forward_chunk(self.normalize(features), lengths, state, companion)
-        next_state.companion = companion_state
-        return encoded, valid, next_state
+        return encoded, valid, replace(next_state, companion=companion_state)
 
     def ctc_log_probs(self, encoded: torch.Tensor, locale_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens."""
