@@ -2,10 +2,11 @@
 added to the main encoder's subsampled frames, before its layers (a two-stream acoustic front end).
 
 Why: a model on Whisper's frozen backbone (model.network.whisper_backbone) hears real people, but Whisper hears
-espeak-ng's voices as badly as it hears Cantonese, so such a model reads the synthetic test at about twice the error of
-the convolutional model trained on espeak-ng alone. The companion is that model's encoder (its own filterbank, pitch
-and CMVN), frozen; the layers above learn from the data when to trust which stream. It starts at a zero projection,
-so a model given a companion computes exactly what it did before (`model.network.model.with_companion_encoder`).
+espeak-ng's voices badly (Whisper base reads its Mandarin at about 60% CER and cannot read its Cantonese), so such a
+model reads the synthetic test at two to three times the error of the convolutional model trained on espeak-ng
+alone. The companion is that model's encoder (its own filterbank, pitch and CMVN), frozen; the layers above learn
+from the data when to trust which stream. It starts at a zero projection, so a model given a companion computes
+exactly what it did before (`model.network.model.with_companion_encoder`).
 
 Both streams make one frame per 40 ms over the same 7 feature frames (the companion's convolutional subsampling and
 the backbone's paired frames), so frame s of one is frame s of the other, offline and chunk by chunk.
