@@ -63,9 +63,8 @@ def step(model: SpeechRecognizer, features: torch.Tensor, lengths: torch.Tensor,
 def aged_state(model: SpeechRecognizer, chunk_frames: int, chunks: int, generator: torch.Generator) -> EncoderState:
     """A batch-1 stream after `chunks` real steps, so its cache holds what a stream of that age holds."""
     state = model.initial_state(1)
-    columns = model.config.feature_extractor().feature_dim
     for _ in range(chunks):
-        state = step(model, *random_chunk(1, chunk_frames, generator, columns), state)
+        state = step(model, *random_chunk(1, chunk_frames, generator, model.config.feature_columns), state)
     return state
 
 
@@ -75,7 +74,7 @@ class Stream:
     def __init__(self, model: SpeechRecognizer, state: EncoderState, chunk_frames: int, seed: int) -> None:
         self.model, self.state = model, state
         self.inputs = random_chunk(state.batch_size, chunk_frames, torch.Generator().manual_seed(seed),
-                                   model.config.feature_extractor().feature_dim)
+                                   model.config.feature_columns)
 
     def __call__(self) -> None:
         self.state = step(self.model, *self.inputs, self.state)

@@ -48,6 +48,11 @@ def num_frames(num_samples: int) -> int:
     return 1 + (num_samples - WINDOW_SAMPLES) // HOP_SAMPLES
 
 
+def feature_columns(second_mel: str | None = None) -> int:
+    """Columns of a feature frame: MFCC and pitch (FEATURE_DIM), and N_MFCC more with a second filterbank's MFCC."""
+    return FEATURE_DIM + (N_MFCC if second_mel else 0)
+
+
 def mfcc_transform(mel: str) -> torchaudio.transforms.MFCC:
     """The chunk-invariant MFCC over the named mel filterbank."""
     filterbank = MEL_FILTERBANKS[mel]
@@ -80,7 +85,7 @@ class FeatureExtractor(torch.nn.Module):
         super().__init__()
         self.mfcc = mfcc_transform(mel)
         self.second_mfcc = mfcc_transform(second_mel) if second_mel else None
-        self.feature_dim = FEATURE_DIM + (N_MFCC if second_mel else 0)
+        self.feature_dim = feature_columns(second_mel)
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:

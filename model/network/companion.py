@@ -25,8 +25,6 @@ from torch import nn
 from model.frontend.features import FEATURE_DIM, N_MFCC
 from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder, normalize_columns
 
-FROZEN_PREFIX = "companion.encoder."  # a recognizer's weights of the frozen companion (its projection trains)
-
 
 def companion_columns(features: torch.Tensor, config: EncoderConfig) -> torch.Tensor:
     """Feature frames (..., FEATURE_DIM + N_MFCC) -> the companion's input (..., N_MFCC + pitch_dim): its own MFCC,

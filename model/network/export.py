@@ -142,7 +142,7 @@ class StepMetadata:
         c = model.config
         return StepMetadata(
             chunk_frames=chunk_frames, chunk_ms=chunk_frames * ENCODER_FRAME_MS,
-            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=c.feature_extractor().feature_dim,
+            feature_frames=chunk_feature_frames(chunk_frames), feature_dim=c.feature_columns,
             n_layers=c.encoder.n_layers,
             left_context_frames=c.encoder.left_context_frames, d_model=c.encoder.d_model,
             vocab_size=c.vocab_size, locales=tuple(c.locales), quantization=quantization_of(model),
@@ -163,7 +163,7 @@ def example_inputs(model: SpeechRecognizer, chunk_frames: int, batch: int, seed:
     generator = torch.Generator().manual_seed(seed)
     c = model.config.encoder
     frames = chunk_feature_frames(chunk_frames)
-    features = torch.randn(batch, frames, model.config.feature_extractor().feature_dim, generator=generator) * 3
+    features = torch.randn(batch, frames, model.config.feature_columns, generator=generator) * 3
     lengths = torch.full((batch,), frames, dtype=torch.long)
     lengths[-1] = max(frames - SUBSAMPLING, 7)  # a short last chunk: one encoder frame fewer (7 = one frame's context)
     cache = torch.randn(batch, c.n_layers, 2, c.left_context_frames, c.d_model, generator=generator)

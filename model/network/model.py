@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.frontend.features import FeatureExtractor
+from model.frontend.features import FeatureExtractor, feature_columns
 from model.network.companion import CompanionEncoder
 from model.network.decoder import AttentionDecoder, DecoderConfig
 from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder, normalize_columns
@@ -59,9 +59,19 @@ class ModelConfig:
             companion=EncoderConfig(**data["companion"]) if data.get("companion") else None,
         )
 
+    @property
+    def second_mel(self) -> str | None:
+        """The companion's filterbank, whose MFCC the front end adds to the encoder's (None without a companion)."""
+        return self.companion.mel if self.companion else None
+
+    @property
+    def feature_columns(self) -> int:
+        """Columns of the feature frames this model reads (`feature_extractor`'s)."""
+        return feature_columns(self.second_mel)
+
     def feature_extractor(self) -> FeatureExtractor:
         """The front end this model reads: its encoder's filterbank, and its companion's where it has one."""
-        return FeatureExtractor(self.encoder.mel, self.companion.mel if self.companion else None)
+        return FeatureExtractor(self.encoder.mel, self.second_mel)
 
 
 PITCH_PARAMETERS = "encoder.subsampling.pitch."  # name prefix of the pitch input path's weights

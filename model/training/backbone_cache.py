@@ -21,6 +21,7 @@ import argparse
 import json
 import random
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,9 +32,10 @@ from tqdm import tqdm
 from model.corpus.augment import augment
 from model.corpus.manifest import read_manifest
 from model.frontend.audio import load_audio_file
-from model.network.checkpoint import load_checkpoint
+from model.network.checkpoint import atomic_save, load_checkpoint
 
 SHARD_UTTERANCES = 64
+BATCH_UTTERANCES = 8
 VIEWS = ("full", "chunk")
 
 
@@ -52,6 +54,21 @@ def backbone_frames(model, features: list[torch.Tensor], view: str, chunk_frames
     chunk, left = (None, None) if view == "full" else (chunk_frames, left_frames)
     frames, frame_lengths = model.encoder.backbone_frames(padded, lengths, chunk, left, frozen_blocks(model))
     return [frames[i, : int(n)].half().clone() for i, n in enumerate(frame_lengths)]
+
+
+def views_of(features: list[torch.Tensor], frames_of: Callable[[list[torch.Tensor], str], list[torch.Tensor]]
+             ) -> dict[str, list[torch.Tensor]]:
+    """Each utterance's frames in both views (`frames_of(features of a few utterances, view)`), computed in batches of
+    utterances of similar length; in the utterances' own order."""
+    order = sorted(range(len(features)), key=lambda i: features[i].shape[0])
+    outputs: dict[str, list] = {view: [None] * len(features) for view in VIEWS}
+    with torch.inference_mode():
+        for start in range(0, len(order), BATCH_UTTERANCES):
+            batch = order[start : start + BATCH_UTTERANCES]
+            for view in VIEWS:
+                for i, frames in zip(batch, frames_of([features[i] for i in batch], view)):
+                    outputs[view][i] = frames
+    return outputs
 
 
 def utterance_audio(row: dict, condition: str | None, seed: int) -> torch.Tensor:
@@ -105,20 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         if path.exists():
             continue
         features = [extractor(utterance_audio(row, args.augment, args.seed)) for row in shard]
-        order = sorted(range(len(shard)), key=lambda i: features[i].shape[0])
-        outputs: dict[str, list] = {view: [None] * len(shard) for view in VIEWS}
-        with torch.inference_mode():
-            for start in range(0, len(order), 8):
-                batch = order[start : start + 8]
-                for view in VIEWS:
-                    for i, frames in zip(batch, backbone_frames(model, [features[i] for i in batch], view,
-                                                                args.chunk_frames, left)):
-                        outputs[view][i] = frames
+        outputs = views_of(features, lambda batch, view: backbone_frames(model, batch, view, args.chunk_frames, left))
         meta = [{k: row[k] for k in ("id", "text", "locale", "duration") if k in row} for row in shard]
-        temporary = path.with_suffix(".tmp")
-        torch.save({"rows": meta, **outputs, "chunk_frames": args.chunk_frames, "left_frames": left,
-                    "after_block": frozen_blocks(model)}, temporary)
-        temporary.rename(path)
+        atomic_save({"rows": meta, **outputs, "chunk_frames": args.chunk_frames, "left_frames": left,
+                     "after_block": frozen_blocks(model)}, path)
     (args.out / "done.json").write_text(json.dumps({"utterances": len(rows), "shards": len(shards)}))
 
 

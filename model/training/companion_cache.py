@@ -22,11 +22,9 @@ from tqdm import tqdm
 
 from model.corpus.manifest import read_manifest
 from model.frontend.features import FeatureExtractor
-from model.network.checkpoint import load_checkpoint
+from model.network.checkpoint import atomic_save, load_checkpoint
 from model.network.model import SpeechRecognizer
-from model.training.backbone_cache import VIEWS, utterance_audio
-
-BATCH = 8
+from model.training.backbone_cache import utterance_audio, views_of
 
 
 def companion_path(shard: Path) -> Path:
@@ -69,22 +67,13 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{shard}: utterances not in the manifests, e.g. {missing[:3]}")
         shard_rows = [rows[r["id"]] for r in cached["rows"]]
         features = [extractor(utterance_audio(row, args.augment, args.seed)) for row in shard_rows]
-        order = sorted(range(len(features)), key=lambda i: features[i].shape[0])
-        outputs: dict[str, list] = {view: [None] * len(features) for view in VIEWS}
-        with torch.inference_mode():
-            for start in range(0, len(order), BATCH):
-                batch = order[start : start + BATCH]
-                for view in VIEWS:
-                    for i, frames in zip(batch, companion_frames(model, [features[i] for i in batch], view,
-                                                                 cached["chunk_frames"], cached["left_frames"])):
-                        outputs[view][i] = frames
+        outputs = views_of(features, lambda batch, view: companion_frames(model, batch, view, cached["chunk_frames"],
+                                                                          cached["left_frames"]))
         for i, (full, backbone) in enumerate(zip(outputs["full"], cached["full"])):
             if 2 * full.shape[0] != backbone.shape[0]:
                 raise SystemExit(f"{shard}: utterance {i} has {full.shape[0]} companion frames and "
                                  f"{backbone.shape[0]} backbone frames (two per companion frame)")
-        temporary = path.with_suffix(".tmp")
-        torch.save({"ids": [r["id"] for r in cached["rows"]], **outputs}, temporary)
-        temporary.rename(path)
+        atomic_save({"ids": [r["id"] for r in cached["rows"]], **outputs}, path)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ above the backbone on its cached outputs (model.training.backbone_cache).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import re
@@ -28,7 +29,6 @@ from model.accuracy.scoring import count_errors
 from model.decoding.search import greedy_hypothesis, greedy_search
 from model.network.checkpoint import BACKBONE_PREFIX, load_checkpoint, save_checkpoint, stored_weights
 from model.network.decoder import decoder_io
-from model.network.companion import FROZEN_PREFIX as COMPANION_FROZEN
 from model.network.model import ModelConfig, SpeechRecognizer, with_companion_encoder
 from model.network.whisper_backbone import backbone_state_from_ctranslate2, read_ctranslate2
 from model.text.normalize import normalize_text
@@ -181,7 +181,7 @@ class CachedFrames:
                     assert extra["ids"] == [row["id"] for row in data["rows"]], f"{shard}: companion rows differ"
                     both = zip(extra["full"], extra["chunk"])
                 else:
-                    both = zip([None] * len(data["rows"]), [None] * len(data["rows"]))
+                    both = itertools.repeat((None, None))
                 for row, full, chunk, (extra_full, extra_chunk) in zip(data["rows"], data["full"], data["chunk"], both):
                     text = normalize_text(row["text"], row["locale"])
                     if training and (not tokenizer.can_spell(text) or full.shape[0] < 8):
@@ -311,8 +311,8 @@ def train(args: argparse.Namespace) -> None:
     model, tokenizer = loaded.model, loaded.tokenizer
     model.train()
     trained = stored_weights(model)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name in trained and not name.startswith(COMPANION_FROZEN))
+    for name, parameter in model.named_parameters():  # a module frozen by its own choice (the companion) stays so
+        parameter.requires_grad_(name in trained and parameter.requires_grad)
     model.encoder.backbone.eval()  # Whisper's blocks have no dropout; the layers above it train with theirs
     config = TrainConfig(train_manifest="", dev_manifest="")  # only its loss weights are read
     folders, repeats = zip(*(cache_spec(c) for c in args.cache))

@@ -122,7 +122,7 @@ def test_a_checkpoint_keeps_the_companion_and_its_front_end(tiny_loaded, tmp_pat
     save_checkpoint(tmp_path / "m.pt", model, tiny_loaded.tokenizer, "fused", "0.0.1", {})
     loaded = load_checkpoint(tmp_path / "m.pt").model.eval()
     assert loaded.config == model.config and loaded.config.companion == model.config.companion
-    assert loaded.config.feature_extractor().feature_dim == COLUMNS
+    assert loaded.config.feature_extractor().feature_dim == loaded.config.feature_columns == COLUMNS
     x = features(60)
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode(x[None], torch.tensor([60]))[0], model.encode(x[None],

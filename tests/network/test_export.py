@@ -27,7 +27,7 @@ def aged_state(model, chunks: int, seed: int) -> EncoderState:
     frames = chunk_feature_frames(CHUNK)
     with torch.no_grad():
         for _ in range(chunks):
-            features = torch.randn(1, frames, model.config.feature_extractor().feature_dim, generator=generator) * 3
+            features = torch.randn(1, frames, model.config.feature_columns, generator=generator) * 3
             _, _, state = model.encode_chunk(features, torch.tensor([frames]), state)
     return state
 
