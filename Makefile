@@ -90,12 +90,14 @@ BACKBONE_DIR = $(dir $(BACKBONE_BUNDLE))
 BACKBONE_TUNE_ON ?= data/synth/dev.jsonl
 REAL_DEV ?= ../shared/realdev/manifest.jsonl
 HELDOUT_SYNTH ?= data/flite_test/manifest.jsonl
+# How many of the tuning manifest's utterances per locale the decoding search reads.
+BACKBONE_TUNE_PER_LOCALE ?= 60
 bundle-backbone: install
 	$(BIN)/python -c "from model.network.checkpoint import load_checkpoint, save_checkpoint; m = load_checkpoint('$(BACKBONE_RUN)/last.pt'); \
 	  save_checkpoint('$(BACKBONE_BUNDLE)', m.model, m.tokenizer, '$(BACKBONE_NAME)' or m.name, '$(BACKBONE_VERSION)' or m.version, \
 	  m.metadata, m.language_models, half=True)"
 	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BACKBONE_BUNDLE) --manifest data/synth/test.jsonl --limit-per-locale 150 \
-	  --tune-lm-on $(BACKBONE_TUNE_ON) --tune-per-locale 60 --store --out $(BACKBONE_DIR)eval.json
+	  --tune-lm-on $(BACKBONE_TUNE_ON) --tune-per-locale $(BACKBONE_TUNE_PER_LOCALE) --store --out $(BACKBONE_DIR)eval.json
 	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BACKBONE_BUNDLE) --manifest $(REAL_DEV) --store --store-as real_speech_evaluation \
 	  --out $(BACKBONE_DIR)eval_real_speech.json
 	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BACKBONE_BUNDLE) --manifest $(HELDOUT_SYNTH) --store \
