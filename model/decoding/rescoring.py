@@ -94,7 +94,8 @@ def attention_log_probs(
         vocabulary, vocab_size = allowed.nonzero()[:, 0], len(allowed)  # (K,) of the V tokens
     logits = model.decoder.forward_tree(
         torch.tensor(tree.tokens, device=device), torch.tensor(tree.depths, device=device),
-        ancestors_mask(tree.parents).to(device), encoded, None if vocabulary is None else vocabulary.to(device),
+        ancestors_mask(tree.parents).to(device), model.main_frames(encoded),
+        None if vocabulary is None else vocabulary.to(device),
     ).float()
     log_probs = F.log_softmax(logits, dim=-1).cpu()  # (N, V), or (N, K) over `vocabulary`
     column = torch.arange(log_probs.shape[1]) if vocabulary is None else \

@@ -317,7 +317,13 @@ def companion_words(loaded) -> list[str]:
             + (" and the pitch features" if companion.pitch_dim else "")
             + "): its frames, projected, join the backbone's 40 ms frames before the layers above, which learned "
             "when to trust which (`model/network/companion.py`). It is the model that reads espeak-ng's voices; the "
-            "backbone is the one that hears real people."]
+            "backbone is the one that hears real people."
+            + (" Its own CTC head is kept too, frozen, and a gate mixes the two heads' posteriors per frame: trained "
+               "to tell the voices the companion learned from the others (a classifier on both streams' frames, "
+               "`model/training/train_gate.py`), it hands frames that sound like "
+               + ", ".join(loaded.metadata.get("expert_gate", {}).get("companion_voices", ["them"]))
+               + " to the companion's head and all others to the main head."
+               if loaded.model.config.companion_gate else "")]
 
 
 def syllable_head_words(config) -> str:

@@ -11,6 +11,11 @@ exactly what it did before (`model.network.model.with_companion_encoder`).
 Both streams make one frame per 40 ms over the same 7 feature frames (the companion's convolutional subsampling and
 the backbone's paired frames), so frame s of one is frame s of the other, offline and chunk by chunk.
 
+With an expert gate (`ModelConfig.companion_gate`) the companion also keeps its own CTC head, and the model's CTC
+posteriors are a per-frame mixture of the two heads: g p_main + (1 - g) p_companion, g from a logistic gate over both
+streams' frames (`ExpertGate`, a mixture of experts). The gate learns which expert's training voices a frame sounds
+like (model.training.train_gate); the layers above keep learning from both streams as before.
+
 Its input columns follow the main encoder's in the feature frame (model.frontend.features.FeatureExtractor with
 `second_mel`): [main MFCC | pitch | the companion's MFCC]; it reads its MFCC and the pitch.
 
@@ -20,6 +25,7 @@ Shape legend: B batch, T feature frames, S encoder frames, Dc companion width, D
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.frontend.features import FEATURE_DIM, N_MFCC
@@ -33,13 +39,33 @@ def companion_columns(features: torch.Tensor, config: EncoderConfig) -> torch.Te
                       features[..., N_MFCC : N_MFCC + config.pitch_dim]], dim=-1)
 
 
+class ExpertGate(nn.Module):
+    """Per frame, the logit of trusting the main CTC head over the companion's: (..., D), (..., Dc) -> (..., 1)."""
+
+    def __init__(self, width: int, companion_width: int) -> None:
+        super().__init__()
+        self.main_norm = nn.LayerNorm(width)
+        self.companion_norm = nn.LayerNorm(companion_width)
+        self.score = nn.Linear(width + companion_width, 1)
+
+    def forward(self, encoded: torch.Tensor, companion: torch.Tensor) -> torch.Tensor:
+        return self.score(torch.cat([self.main_norm(encoded), self.companion_norm(companion)], dim=-1))
+
+
+def mixed_log_probs(main: torch.Tensor, companion: torch.Tensor, gate_logit: torch.Tensor) -> torch.Tensor:
+    """log(g p_main + (1 - g) p_companion) per frame, g = sigmoid(gate_logit): two heads' log posteriors (..., V) and
+    the gate's logit (..., 1) -> the mixture's log posteriors (..., V), still normalised."""
+    return torch.logaddexp(F.logsigmoid(gate_logit) + main, F.logsigmoid(-gate_logit) + companion)
+
+
 class CompanionEncoder(nn.Module):
-    """Feature frames -> the companion's frames (B, S, Dc), and their projection into the main encoder (B, S, D)."""
+    """Feature frames -> the companion's frames (B, S, Dc), and their projection into the main encoder (B, S, D);
+    with `vocab_size`, also its own CTC head (frozen) and the gate between the two heads."""
 
     cmvn_mean: torch.Tensor  # buffers (register_buffer), typed
     cmvn_istd: torch.Tensor
 
-    def __init__(self, config: EncoderConfig, width: int) -> None:
+    def __init__(self, config: EncoderConfig, width: int, vocab_size: int | None = None) -> None:
         super().__init__()
         if config.backbone:
             raise ValueError("a companion encoder has its own convolutional subsampling, not a backbone")
@@ -48,6 +74,9 @@ class CompanionEncoder(nn.Module):
         self.register_buffer("cmvn_istd", torch.ones(config.feature_dim + config.pitch_dim))
         self.encoder = StreamingEncoder(config).requires_grad_(False)  # frozen: only the projection learns
         self.project = nn.Linear(config.d_model, width)
+        self.ctc_head = (nn.Linear(config.d_model, vocab_size).requires_grad_(False)  # frozen, as its encoder
+                         if vocab_size is not None else None)
+        self.gate = ExpertGate(width, config.d_model) if vocab_size is not None else None
 
     def train(self, mode: bool = True) -> "CompanionEncoder":
         """The projection trains; the frozen encoder stays in inference mode (no dropout) whatever the model's mode."""
@@ -66,12 +95,9 @@ class CompanionEncoder(nn.Module):
         encoded, _ = self.encoder(self.normalize(features), lengths, chunk_frames, left_frames)
         return encoded
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None,
-                left_frames: int | None) -> torch.Tensor:
-        return self.project(self.frames(features, lengths, chunk_frames, left_frames))
-
     def forward_chunk(self, features: torch.Tensor, lengths: torch.Tensor, state: EncoderState
                       ) -> tuple[torch.Tensor, EncoderState]:
-        """One streaming step: (B, 4C+3, F) -> projected frames (B, C, D), its next state."""
+        """One streaming step: (B, 4C+3, F) -> its encoder's frames (B, C, Dc), before the projection, and its next
+        state."""
         encoded, _, next_state = self.encoder.forward_chunk(self.normalize(features), lengths, state)
-        return self.project(encoded), next_state
+        return encoded, next_state

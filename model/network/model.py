@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.frontend.features import FeatureExtractor, feature_columns
-from model.network.companion import CompanionEncoder
+from model.network.companion import CompanionEncoder, mixed_log_probs
 from model.network.decoder import AttentionDecoder, DecoderConfig
 from model.network.encoder import EncoderConfig, EncoderState, StreamingEncoder, normalize_columns
 from model.network.precision import int8_weight_count
@@ -32,8 +32,12 @@ class ModelConfig:
     syllable_layer: int = 0
     # A frozen second encoder beside the main one (model.network.companion); None: none.
     companion: EncoderConfig | None = None
+    # The companion keeps its own CTC head too, mixed with the main one per frame by a gate (model.network.companion).
+    companion_gate: bool = False
 
     def __post_init__(self) -> None:
+        if self.companion_gate and self.companion is None:
+            raise ValueError("companion_gate needs a companion encoder")
         if self.syllables and not 1 <= self.syllable_layer <= self.encoder.n_layers:
             raise ValueError(f"syllable_layer must be an encoder layer, 1..{self.encoder.n_layers}, "
                              f"not {self.syllable_layer}")
@@ -44,12 +48,13 @@ class ModelConfig:
             "encoder": dict(self.encoder.__dict__), "decoder": dict(self.decoder.__dict__),
             "syllables": list(self.syllables), "syllable_layer": self.syllable_layer,
             **({"companion": dict(self.companion.__dict__)} if self.companion else {}),
+            **({"companion_gate": True} if self.companion_gate else {}),
         }
 
     @staticmethod
     def from_dict(data: dict) -> "ModelConfig":
         unknown = set(data) - {"vocab_size", "locales", "encoder", "decoder", "syllables", "syllable_layer",
-                               "companion"}
+                               "companion", "companion_gate"}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         return ModelConfig(
@@ -57,6 +62,7 @@ class ModelConfig:
             encoder=EncoderConfig(**data["encoder"]), decoder=DecoderConfig(**data["decoder"]),
             syllables=tuple(data.get("syllables", ())), syllable_layer=int(data.get("syllable_layer", 0)),
             companion=EncoderConfig(**data["companion"]) if data.get("companion") else None,
+            companion_gate=bool(data.get("companion_gate", False)),
         )
 
     @property
@@ -98,7 +104,8 @@ class SpeechRecognizer(nn.Module):
         self.syllable_head = (nn.Sequential(nn.LayerNorm(config.encoder.d_model),
                                             nn.Linear(config.encoder.d_model, len(config.syllables)))
                               if config.syllables else None)
-        self.companion = (CompanionEncoder(config.companion, config.encoder.d_model)
+        self.companion = (CompanionEncoder(config.companion, config.encoder.d_model,
+                                           config.vocab_size if config.companion_gate else None)
                           if config.companion is not None else None)
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
@@ -110,16 +117,41 @@ class SpeechRecognizer(nn.Module):
 
     def companion_frames(self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None,
                          left_frames: int | None) -> torch.Tensor | None:
-        """The companion encoder's projected frames (B, S, D) under the same chunk mask; None without one."""
-        return None if self.companion is None else self.companion(features, lengths, chunk_frames, left_frames)
+        """The companion encoder's frames (B, S, Dc) under the same chunk mask, before the projection (None without
+        one)."""
+        return None if self.companion is None else self.companion.frames(features, lengths, chunk_frames, left_frames)
+
+    def projected(self, companion: torch.Tensor | None) -> torch.Tensor | None:
+        """The companion's frames (B, S, Dc) as the main encoder adds them (B, S, D)."""
+        return None if companion is None or self.companion is None else self.companion.project(companion)
+
+    def with_expert_frames(self, encoded: torch.Tensor, companion: torch.Tensor | None) -> torch.Tensor:
+        """The encoder output the heads read: with an expert gate, the companion's frames ride along after the main
+        ones, (B, S, D + Dc), so that a stream's segment, its batching and its rescoring carry them unchanged."""
+        if not self.config.companion_gate or companion is None:
+            return encoded
+        return torch.cat([encoded, companion.to(encoded.dtype)], dim=-1)
+
+    @property
+    def encoded_width(self) -> int:
+        """The width of `encode`'s output: D, or D + Dc with an expert gate (`with_expert_frames`)."""
+        companion = self.config.companion
+        return self.config.encoder.d_model + (companion.d_model if companion and self.config.companion_gate else 0)
+
+    def main_frames(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The main encoder's frames (..., D) of an encoder output: what the attention decoder and the locale head
+        read."""
+        return encoded[..., : self.config.encoder.d_model]
 
     def encode(
         self, features: torch.Tensor, lengths: torch.Tensor, chunk_frames: int | None = None,
         left_frames: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw features (B, T, F) -> encoded (B, S, D), lengths (B,)."""
-        return self.encoder(self.normalize(features), lengths, chunk_frames, left_frames,
-                            self.companion_frames(features, lengths, chunk_frames, left_frames))
+        """Raw features (B, T, F) -> encoded (B, S, D), or (B, S, D + Dc) with an expert gate; lengths (B,)."""
+        companion = self.companion_frames(features, lengths, chunk_frames, left_frames)
+        encoded, encoded_lengths = self.encoder(self.normalize(features), lengths, chunk_frames, left_frames,
+                                                self.projected(companion))
+        return self.with_expert_frames(encoded, companion), encoded_lengths
 
     def initial_state(self, batch_size: int = 1, device: torch.device | str = "cpu",
                       dtype: torch.dtype = torch.float32) -> EncoderState:
@@ -136,12 +168,25 @@ class SpeechRecognizer(nn.Module):
             return self.encoder.forward_chunk(self.normalize(features), lengths, state)
         assert state.companion is not None, "a state from `initial_state`, which holds the companion's"
         companion, companion_state = self.companion.forward_chunk(features, lengths, state.companion)
-        encoded, valid, next_state = self.encoder.forward_chunk(self.normalize(features), lengths, state, companion)
-        return encoded, valid, replace(next_state, companion=companion_state)
+        encoded, valid, next_state = self.encoder.forward_chunk(self.normalize(features), lengths, state,
+                                                                self.projected(companion))
+        return self.with_expert_frames(encoded, companion), valid, replace(next_state, companion=companion_state)
 
     def ctc_log_probs(self, encoded: torch.Tensor, locale_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens."""
-        logits = self.ctc_head(encoded).float()
+        """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens. With an
+        expert gate, the encoder output with the companion's frames (B, S, D + Dc) -> the gate's per-frame mixture of
+        the main head's and the companion's (the main frames alone, as in training, read the main head only)."""
+        main = self.main_frames(encoded)
+        log_probs = self.restricted_log_probs(self.ctc_head(main), locale_ids)
+        if encoded.shape[-1] == self.config.encoder.d_model:
+            return log_probs
+        assert self.companion is not None and self.companion.ctc_head is not None and self.companion.gate is not None
+        companion = encoded[..., self.config.encoder.d_model :]
+        return mixed_log_probs(log_probs, self.restricted_log_probs(self.companion.ctc_head(companion), locale_ids),
+                               self.companion.gate(main, companion).float())
+
+    def restricted_log_probs(self, logits: torch.Tensor, locale_ids: torch.Tensor | None) -> torch.Tensor:
+        logits = logits.float()
         if locale_ids is not None:
             allowed = self.locale_token_mask[locale_ids.clamp(min=0)]  # (B, V)
             allowed = allowed | (locale_ids < 0)[:, None]
@@ -150,7 +195,7 @@ class SpeechRecognizer(nn.Module):
 
     def locale_log_probs(self, encoded_sum: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Language identification from mean-pooled encoder output: sums (B, D), frame counts (B,) -> (B, G)."""
-        pooled = encoded_sum / frames.clamp(min=1)[:, None].to(encoded_sum.dtype)  # sums arrive in float32
+        pooled = self.main_frames(encoded_sum) / frames.clamp(min=1)[:, None].to(encoded_sum.dtype)  # float32 sums
         return F.log_softmax(self.locale_head(pooled.to(self.locale_head.weight.dtype)).float(), dim=-1)
 
     def pooled_sum(self, encoded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -163,11 +208,12 @@ class SpeechRecognizer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Training forward (one call, so DistributedDataParallel sees it): returns CTC log-probs (B, S, V),
         encoded lengths (B,), decoder logits (B, U, V), locale log-probs (B, G) and, with a syllable head,
-        tonal-syllable log-probs (B, S, Y) from its encoder layer (else None)."""
+        tonal-syllable log-probs (B, S, Y) from its encoder layer (else None). The CTC log-probs are the main head's, an
+        expert gate's mixture or not: the layers learn as without one, and the gate on its own."""
+        companion = self.companion_frames(features, lengths, chunk_frames, left_frames)
         encoded, encoded_lengths, tapped = self.encoder.forward_with_tap(
             self.normalize(features), lengths, chunk_frames, left_frames,
-            self.config.syllable_layer if self.syllable_head else 0,
-            self.companion_frames(features, lengths, chunk_frames, left_frames))
+            self.config.syllable_layer if self.syllable_head else 0, self.projected(companion))
         decoder_logits = self.decoder(decoder_inputs, decoder_lengths, encoded, encoded_lengths)
         locale = self.locale_log_probs(self.pooled_sum(encoded.float(), encoded_lengths), encoded_lengths)
         syllables = F.log_softmax(self.syllable_head(tapped).float(), dim=-1) if self.syllable_head else None
@@ -267,4 +313,23 @@ def with_companion_encoder(model: SpeechRecognizer, companion: SpeechRecognizer)
     grown.companion.cmvn_istd.copy_(companion.cmvn_istd)
     nn.init.zeros_(grown.companion.project.weight)
     nn.init.zeros_(grown.companion.project.bias)
+    return grown.to(model.cmvn_mean.device)
+
+
+GATE_OPEN = 20.0  # a new gate's logit: sigmoid(20) = 1 - 2e-9, the main head's posteriors all but unchanged
+
+
+def with_expert_gate(model: SpeechRecognizer, companion: SpeechRecognizer) -> SpeechRecognizer:
+    """`model` (with `companion`'s encoder as its companion) given `companion`'s CTC head too, frozen, and a gate
+    between the two heads (model.network.companion) that starts open to the main head, so the new model reads as
+    `model` did until the gate is trained (model.training.train_gate). The two must share one token table."""
+    if model.companion is None or companion.config.vocab_size != model.config.vocab_size:
+        raise ValueError("an expert gate needs a model with a companion encoder and the companion's token table")
+    grown = SpeechRecognizer(replace(model.config, companion_gate=True))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("companion.ctc_head.", "companion.gate.")) for k in missing), missing
+    assert grown.companion is not None and grown.companion.ctc_head is not None and grown.companion.gate is not None
+    grown.companion.ctc_head.load_state_dict(companion.ctc_head.state_dict())
+    nn.init.zeros_(grown.companion.gate.score.weight)
+    nn.init.constant_(grown.companion.gate.score.bias, GATE_OPEN)
     return grown.to(model.cmvn_mean.device)

@@ -129,4 +129,4 @@ def encode_streaming(
             outputs.append(encoded[0, : int(valid[0])])
         if final:
             break
-    return torch.cat(outputs) if outputs else torch.zeros(0, model.config.encoder.d_model, device=device)
+    return torch.cat(outputs) if outputs else torch.zeros(0, model.encoded_width, device=device)

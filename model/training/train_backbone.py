@@ -157,19 +157,20 @@ class CachedFrames:
     """The backbone frames of every cached utterance (both views), with its tokens and locale."""
 
     def __init__(self, folders: list[Path], tokenizer, training: bool = True, repeats: list[int] | None = None,
-                 after_block: int | None = None, companion: bool = False) -> None:
+                 after_block: int | None = None, companion: bool = False, shards: int | None = None) -> None:
         """training: only utterances the token table can spell (a dev set keeps every one; it is only scored).
         repeats: how many times each folder's utterances enter an epoch (a small new source weighed up).
         after_block: the backbone block whose output the caches must hold (None: the whole backbone's), the
         model's frozen part (model.training.backbone_cache.frozen_blocks). companion: also the companion encoder's
-        frames of each utterance (model.training.companion_cache), in `companion_full` and `companion_chunk`."""
+        frames of each utterance (model.training.companion_cache), in `companion_full` and `companion_chunk`.
+        shards: at most this many of each folder's shards, spread evenly over it (a sample)."""
         self.rows, self.full, self.chunk, self.targets, self.sources = [], [], [], [], []
         self.companion_full: list[torch.Tensor] = []
         self.companion_chunk: list[torch.Tensor] = []
         self.repeats: list[int] = []
         self.after_block = after_block
         for folder, repeat in zip(folders, repeats or [1] * len(folders)):
-            for shard in sorted(Path(folder).glob("shard_*.pt")):
+            for shard in evenly_spaced(sorted(Path(folder).glob("shard_*.pt")), shards):
                 data = torch.load(shard, weights_only=True)
                 if data.get("after_block") != after_block:
                     raise SystemExit(f"{shard} holds the backbone's frames after block {data.get('after_block')}, "
@@ -211,6 +212,13 @@ class CachedFrames:
             batches.append(current)
         rng.shuffle(batches)
         return batches
+
+
+def evenly_spaced(items: list, count: int | None) -> list:
+    """At most `count` of `items`, spread evenly over them (all of them for None)."""
+    if count is None or count >= len(items):
+        return items
+    return [items[i * len(items) // count] for i in range(count)]
 
 
 def cache_spec(spec: str) -> tuple[Path, int]:

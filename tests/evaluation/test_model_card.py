@@ -43,7 +43,7 @@ def test_a_backbone_models_card_names_the_voices_each_locale_was_trained_on():
 
 def test_a_model_with_a_companion_encoder_says_whose_encoder_it_is_and_what_it_reads(tiny_backbone_model, tiny_model):
     from model.network.checkpoint import LoadedModel
-    from model.network.model import with_companion_encoder
+    from model.network.model import with_companion_encoder, with_expert_gate
 
     fused = with_companion_encoder(tiny_backbone_model, tiny_model)
     meta = {"companion": {"name": "openasr-synth-small", "version": "0.14.0"}}
@@ -51,3 +51,8 @@ def test_a_model_with_a_companion_encoder_says_whose_encoder_it_is_and_what_it_r
     assert line.startswith("- Beside the backbone, openasr-synth-small 0.14.0's encoder as a frozen companion stream")
     assert "3 layers, d=64" in line and "(htk) and the pitch features" in line
     assert companion_words(LoadedModel(tiny_backbone_model, None, "plain", "0.0.1", {})) == []  # type: ignore[arg-type]
+    assert "gate" not in line
+    gated = with_expert_gate(fused, tiny_model)
+    meta["expert_gate"] = {"companion_voices": ["synth", "synth2"]}
+    (line,) = companion_words(LoadedModel(gated, None, "gated", "0.0.1", meta))  # type: ignore[arg-type]
+    assert "frames that sound like synth, synth2 to the companion's head and all others to the main head" in line

@@ -1,6 +1,7 @@
 """A companion encoder beside the backbone (model.network.companion): a model given one computes what it did before,
 its streams equal its chunk-masked offline output with both encoders' states carried, its frames are the convolutional
-model's own encoder output, and checkpoints keep it."""
+model's own encoder output, and checkpoints keep it. With an expert gate, the CTC posteriors mix the two models' heads:
+open, the model reads as before; closed, as the companion's own model; streamed, as offline."""
 
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ from model.frontend.features import FEATURE_DIM, N_MFCC, FeatureExtractor
 from model.network.checkpoint import load_checkpoint, save_checkpoint
 from model.network.companion import companion_columns
 from model.network.encoder import EncoderConfig, stack_states, unstack_states
-from model.network.model import ModelConfig, SpeechRecognizer, with_companion_encoder
+from model.network.model import GATE_OPEN, ModelConfig, SpeechRecognizer, with_companion_encoder, with_expert_gate
 from model.network.whisper_backbone import whisper_base_backbone_state
 from model.recognition.streaming import encode_streaming
 from model.training.train_backbone import backbone_model
@@ -141,3 +142,87 @@ def test_training_moves_the_projection_and_never_the_companion(tiny_loaded):
     assert model.companion.project.weight.grad is not None and model.companion.project.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.companion.encoder.parameters())
     assert all(torch.equal(v, frozen[k]) for k, v in model.companion.encoder.state_dict().items())
+
+
+def assert_same_posteriors(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    """Equal best tokens, and equal log posteriors wherever they are not negligible (a gate's sigmoid is never 0 or 1:
+    the other head's share of an all but impossible token shows)."""
+    assert torch.equal(ours.argmax(-1), theirs.argmax(-1))
+    likely = theirs > -8
+    torch.testing.assert_close(ours[likely], theirs[likely], atol=1e-3, rtol=0)
+
+
+def gated_model(tiny_loaded, start: SpeechRecognizer | None = None
+                ) -> tuple[SpeechRecognizer, SpeechRecognizer, SpeechRecognizer]:
+    """(the gated model, the same model without the gate, the companion's own model), the projection as if trained."""
+    companion = pitch_model(tiny_loaded)
+    before = with_companion_encoder(start or backbone_start(tiny_loaded), companion).eval()
+    assert before.companion is not None
+    torch.nn.init.normal_(before.companion.project.weight, std=0.3)
+    return with_expert_gate(before, companion).eval(), before, companion
+
+
+def test_a_new_expert_gate_leaves_the_models_posteriors_as_they_were(tiny_loaded):
+    model, before, _ = gated_model(tiny_loaded)
+    x = torch.stack([features(90), features(90, seed=1)])
+    lengths = torch.tensor([90, 71])
+    with torch.no_grad():
+        for chunk, left in ((None, None), (4, 12)):
+            ours, _ = model.encode(x, lengths, chunk, left)
+            theirs, _ = before.encode(x, lengths, chunk, left)
+            assert ours.shape[-1] == model.encoded_width == before.encoded_width + model.config.companion.d_model
+            torch.testing.assert_close(model.main_frames(ours), theirs)  # the decoder's memory is unchanged
+            assert_same_posteriors(model.ctc_log_probs(ours, torch.tensor([0, -1])),
+                                   before.ctc_log_probs(theirs, torch.tensor([0, -1])))
+
+
+def test_a_closed_expert_gate_reads_as_the_companions_own_model(tiny_loaded):
+    model, _, companion = gated_model(tiny_loaded)
+    assert model.companion is not None and model.companion.gate is not None
+    torch.nn.init.constant_(model.companion.gate.score.bias, -GATE_OPEN)
+    x = features(80)
+    own = companion_columns(x, companion.config.encoder)
+    with torch.no_grad():
+        for chunk, left in ((None, None), (4, 12)):
+            ours, _ = model.encode(x[None], torch.tensor([80]), chunk, left)
+            theirs, _ = companion.encode(own[None], torch.tensor([80]), chunk, left)
+            assert_same_posteriors(model.ctc_log_probs(ours), companion.ctc_log_probs(theirs))
+
+
+def trained_gate(model: SpeechRecognizer) -> SpeechRecognizer:
+    """As if trained: frames differ in which head they trust."""
+    assert model.companion is not None and model.companion.gate is not None
+    torch.nn.init.normal_(model.companion.gate.score.weight, std=0.05)
+    torch.nn.init.zeros_(model.companion.gate.score.bias)
+    return model
+
+
+def test_a_gated_stream_reads_as_the_chunk_masked_offline_model(tiny_loaded):
+    model = trained_gate(gated_model(tiny_loaded)[0])
+    assert model.companion is not None and model.companion.gate is not None
+    x = features(203)
+    left = model.config.encoder.left_context_frames
+    with torch.no_grad():
+        offline, _ = model.encode(x[None], torch.tensor([203]), 4, left)
+        logits = model.companion.gate(model.main_frames(offline), offline[..., model.config.encoder.d_model :])
+        model.companion.gate.score.bias -= logits.median()  # half the frames lean on each head
+        assert (logits - logits.median()).min() < -0.2 and (logits - logits.median()).max() > 0.2
+        expected = model.ctc_log_probs(offline)[0]
+        for piece in (None, 13):
+            streamed = encode_streaming(model, x, 4, piece_frames=piece)
+            torch.testing.assert_close(model.ctc_log_probs(streamed[None])[0], expected, atol=1e-4, rtol=0)
+
+
+def test_a_checkpoint_keeps_the_expert_gate(tiny_loaded, tmp_path):
+    start = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0))
+    whisper = backbone_model(start, 1, backbone_layers=2)  # Whisper base's width: a checkpoint reads its weights
+    whisper.encoder.backbone.load_state_dict(whisper_base_backbone_state(2))
+    model = trained_gate(gated_model(tiny_loaded, whisper)[0])
+    save_checkpoint(tmp_path / "m.pt", model, tiny_loaded.tokenizer, "gated", "0.0.1", {})
+    loaded = load_checkpoint(tmp_path / "m.pt").model.eval()
+    assert loaded.config == model.config and loaded.config.companion_gate
+    assert ModelConfig.from_dict(model.config.to_dict()) == model.config
+    x = features(60)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.ctc_log_probs(loaded.encode(x[None], torch.tensor([60]))[0]),
+                                   model.ctc_log_probs(model.encode(x[None], torch.tensor([60]))[0]))

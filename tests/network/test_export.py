@@ -10,7 +10,7 @@ from model.frontend.features import FEATURE_DIM, N_MFCC
 from model.network.encoder import EncoderState, chunk_feature_frames, stack_states
 from model.network.export import (EXAMPLE_BATCH, export_onnx, export_torchscript, onnx_available,
                                   read_torchscript_metadata)
-from model.network.model import with_companion_encoder
+from model.network.model import with_companion_encoder, with_expert_gate
 from model.network.precision import quantize_linear_layers
 
 # torch.jit is deprecated in torch 2.14 (see model/network/export.py for why it is still used); the warning is known.
@@ -134,6 +134,29 @@ def test_exported_step_of_a_model_with_a_companion_carries_both_encoders_states(
             torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
             torch.testing.assert_close(got[7], state.companion.cache, atol=1e-4, rtol=0)
             flat = tuple(got[3:])
+
+
+def test_exported_step_of_a_model_with_an_expert_gate_gives_the_gates_mixture(tiny_backbone_model, tiny_model,
+                                                                             tmp_path):
+    """With an expert gate the step's log posteriors are the two heads' mixture, and its encoder output carries the
+    companion's frames after the main ones, as eager."""
+    model = with_expert_gate(with_companion_encoder(tiny_backbone_model, tiny_model), tiny_model).eval()
+    assert model.companion is not None and model.companion.gate is not None
+    torch.nn.init.normal_(model.companion.project.weight, std=0.3)
+    torch.nn.init.normal_(model.companion.gate.score.weight, std=0.05)
+    step = torch.jit.load(str(export_torchscript(model, tmp_path / "step.pt", CHUNK)))
+    state = stack_states([aged_state(model, age, seed) for seed, age in enumerate((0, 3))])
+    assert state.companion is not None and state.backbone_cache is not None
+    frames = chunk_feature_frames(CHUNK)
+    features = torch.randn(2, frames, FEATURE_DIM + N_MFCC, generator=torch.Generator().manual_seed(5)) * 3 + 1
+    lengths = torch.full((2,), frames)
+    with torch.no_grad():
+        got = step(features, lengths, state.cache, state.processed_frames, state.pitch_stats, state.backbone_cache,
+                   state.companion.cache, state.companion.processed_frames, state.companion.pitch_stats)
+        encoded, _, _ = model.encode_chunk(features, lengths, state)
+        assert encoded.shape[-1] == model.encoded_width
+        torch.testing.assert_close(got[1], encoded, atol=1e-4, rtol=0)
+        torch.testing.assert_close(got[0], model.ctc_log_probs(encoded), atol=1e-4, rtol=0)
 
 
 def test_an_int8_model_exports_its_int8_step_as_torchscript_only(tiny_model, tmp_path):

@@ -3,6 +3,7 @@ are what the model computes, and a few steps on them lower the loss without touc
 blocks train with the layers above and are stored in the checkpoint)."""
 
 from dataclasses import replace
+import json
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +288,48 @@ def test_companion_frames_are_cached_beside_a_backbone_cache_and_train_the_proje
     assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
     assert not torch.equal(model.companion.project.weight, projection)
     assert all(torch.equal(v, frozen[k]) for k, v in model.companion.encoder.state_dict().items())
+
+
+def test_the_expert_gate_learns_which_heads_voices_a_frame_sounds_like(tiny_loaded, tmp_path):
+    """train_gate end to end on two caches whose companion frames differ in kind (as espeak-ng's and the natural voices'
+    do): the saved model has the companion's CTC head and a gate that leans to the companion on the one and to the
+    main head on the other, with greedy reports of both heads and the mixture; nothing but the gate moves."""
+    from model.network.model import with_companion_encoder
+    from model.training.companion_cache import companion_path
+    from model.training.train_gate import main as train_gate
+
+    torch.manual_seed(0)
+    companion = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0)).eval()
+    save_checkpoint(tmp_path / "companion.pt", companion, tiny_loaded.tokenizer, "conv", "0.0.1", {})
+    start = SpeechRecognizer(replace(tiny_loaded.model.config, syllables=(), syllable_layer=0))
+    model = with_companion_encoder(backbone_model(start, 1, backbone_layers=1), companion)  # Whisper base's width
+    save_checkpoint(tmp_path / "model.pt", model, tiny_loaded.tokenizer, "fused", "0.0.1", {})
+    generator = torch.Generator().manual_seed(0)
+    texts = [("今天天气很好", "zh-CN"), ("hello world", "en-US"), ("我哋去食飯", "yue-HK")] * 4
+    width = companion.config.encoder.d_model
+    for name, loud in (("espeak", slice(0, width // 2)), ("natural", slice(width // 2, width))):
+        frames = [torch.randn(40 + 8 * i, 512, generator=generator).half() for i in range(len(texts))]
+        kind = [torch.randn(f.shape[0] // 2, width, generator=generator) for f in frames]
+        for k in kind:
+            k[:, loud] += 3.0  # which half of the companion's channels is loud tells the kind of voice
+        rows = [{"id": f"{name}{i}", "text": t, "locale": loc, "duration": 1.0} for i, (t, loc) in enumerate(texts)]
+        (tmp_path / name).mkdir()
+        shard = tmp_path / name / "shard_00000.pt"
+        torch.save({"rows": rows, "full": frames, "chunk": frames, "chunk_frames": 16, "left_frames": 64}, shard)
+        halves = [k.half() for k in kind]
+        torch.save({"ids": [r["id"] for r in rows], "full": halves, "chunk": halves}, companion_path(shard))
+    train_gate(["--checkpoint", str(tmp_path / "model.pt"), "--companion", str(tmp_path / "companion.pt"),
+                "--companion-voices", str(tmp_path / "espeak"), "--main-voices", str(tmp_path / "natural"),
+                "--dev-cache", str(tmp_path / "espeak"), str(tmp_path / "natural"), "--epochs", "10", "--lr", "3e-2",
+                "--threads", "1", "--out", str(tmp_path / "gated")])
+    gated = load_checkpoint(tmp_path / "gated" / "last.pt")
+    assert gated.model.config.companion_gate and gated.metadata["expert_gate"]["main_voices"] == ["natural"]
+    assert gated.model.companion is not None and gated.model.companion.ctc_head is not None
+    torch.testing.assert_close(gated.model.companion.ctc_head.weight, companion.ctc_head.weight)
+    before = load_checkpoint(tmp_path / "model.pt").model.state_dict()
+    assert all(torch.equal(v, before[k]) for k, v in gated.model.state_dict().items() if k in before)
+    report = json.loads((tmp_path / "gated" / "gate.json").read_text())
+    for view in ("full", "chunk"):
+        espeak, natural = report["dev"]["espeak"][view], report["dev"]["natural"][view]
+        assert set(espeak) == {"main", "companion", "mixture", "mean_gate"}
+        assert max(espeak["mean_gate"].values()) < 0.2 and min(natural["mean_gate"].values()) > 0.8, report
