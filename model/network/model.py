@@ -176,16 +176,27 @@ class SpeechRecognizer(nn.Module):
         """(B, S, D) -> (B, S, V) log posteriors; rows with a locale id >= 0 are restricted to its tokens. With an
         expert gate, the encoder output with the companion's frames (B, S, D + Dc) -> the gate's per-frame mixture of
         the main head's and the companion's (the main frames alone, as in training, read the main head only)."""
-        main = self.main_frames(encoded)
-        log_probs = self.restricted_log_probs(self.ctc_head(main), locale_ids)
         if encoded.shape[-1] == self.config.encoder.d_model:
-            return log_probs
-        assert self.companion is not None and self.companion.ctc_head is not None and self.companion.gate is not None
-        companion = encoded[..., self.config.encoder.d_model :]
-        return mixed_log_probs(log_probs, self.restricted_log_probs(self.companion.ctc_head(companion), locale_ids),
-                               self.companion.gate(main, companion).float())
+            return self.restricted_log_probs(self.ctc_head(encoded), locale_ids)
+        return mixed_log_probs(*self.expert_log_probs(encoded, locale_ids))
+
+    def expert_log_probs(self, encoded: torch.Tensor, locale_ids: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """With an expert gate, the encoder output with the companion's frames (B, S, D + Dc) -> the main head's and the
+        companion's log posteriors (B, S, V) and the gate's logit (B, S, 1): what `ctc_log_probs` mixes."""
+        assert self.companion is not None and self.companion.ctc_head is not None
+        return (self.restricted_log_probs(self.ctc_head(self.main_frames(encoded)), locale_ids),
+                self.restricted_log_probs(self.companion.ctc_head(encoded[..., self.config.encoder.d_model :]),
+                                          locale_ids),
+                self.gate_logit(encoded).float())
+
+    def gate_logit(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The expert gate's logit per frame (..., 1) of an encoder output with the companion's frames (..., D + Dc)."""
+        assert self.companion is not None and self.companion.gate is not None
+        return self.companion.gate(self.main_frames(encoded), encoded[..., self.config.encoder.d_model :])
 
     def restricted_log_probs(self, logits: torch.Tensor, locale_ids: torch.Tensor | None) -> torch.Tensor:
+        """A CTC head's logits (B, S, V) -> log posteriors, rows with a locale id >= 0 restricted to its tokens."""
         logits = logits.float()
         if locale_ids is not None:
             allowed = self.locale_token_mask[locale_ids.clamp(min=0)]  # (B, V)

@@ -258,25 +258,44 @@ def time_masks(frames: torch.Tensor, rng: np.random.Generator, masks: int = 2, w
 
 def companion_input(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str,
                     rng: np.random.Generator | None) -> torch.Tensor | None:
-    """The companion's cached frames of a batch, projected into the encoder (None for a model without one);
+    """The companion's cached frames of a batch (B, S, Dc), before the projection (None for a model without one);
     in training with SpecAugment's time masks and channel dropout of their own."""
     if model.companion is None:
         return None
     frames, _ = padded([(data.companion_full if view == "full" else data.companion_chunk)[i] for i in indices])
     if rng is not None:
         frames = torch.nn.functional.dropout(time_masks(frames, rng, width=5), FRAME_DROPOUT)
-    return model.companion.project(frames)
+    return frames
+
+
+def encode_cached(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str,
+                  rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The layers above the backbone over a batch of cached utterances in one view (640 ms chunks or full context):
+    encoded (B, S, D), lengths (B,), and the companion's frames (B, S, Dc) that went in (None without one). With
+    `rng` (training), SpecAugment's time masks and dropout on both streams' channels."""
+    frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
+    if rng is not None:
+        frames = torch.nn.functional.dropout(time_masks(frames, rng), FRAME_DROPOUT)
+    chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
+    companion = companion_input(model, data, indices, view, rng)
+    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(
+        frames, lengths, chunk, left, after_block=data.after_block, companion=model.projected(companion))
+    return encoded, encoded_lengths, companion
+
+
+def greedy_rates(rows: list[dict], log_probs: list[torch.Tensor], tokenizer) -> dict[str, float]:
+    """Greedy CTC error (%) per locale of utterances' log posteriors (S, V) against their rows' texts."""
+    errors: dict[str, object] = {}
+    for row, utterance in zip(rows, log_probs):
+        text = tokenizer.decode(greedy_hypothesis(greedy_search(utterance)).token_ids)
+        count = count_errors(row["text"], text, row["locale"])
+        errors[row["locale"]] = errors[row["locale"]] + count if row["locale"] in errors else count
+    return {locale: round(100 * count.rate, 1) for locale, count in sorted(errors.items())}
 
 
 def forward_batch(model: SpeechRecognizer, data: CachedFrames, indices: list[int], view: str, tokenizer,
                   config: TrainConfig, rng: np.random.Generator | None) -> tuple[torch.Tensor, dict]:
-    frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
-    if rng is not None:  # training: SpecAugment's time masks, and dropout on the backbone's channels
-        frames = torch.nn.functional.dropout(time_masks(frames, rng), FRAME_DROPOUT)
-    chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
-    encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(
-        frames, lengths, chunk, left, after_block=data.after_block,
-        companion=companion_input(model, data, indices, view, rng))
+    encoded, encoded_lengths, _ = encode_cached(model, data, indices, view, rng)
     rows = [data.rows[i] for i in indices]
     targets = [data.targets[i] for i in indices]
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(r["locale"]) for r in rows])
@@ -291,23 +310,15 @@ def forward_batch(model: SpeechRecognizer, data: CachedFrames, indices: list[int
 def greedy_error(model: SpeechRecognizer, data: CachedFrames, tokenizer, view: str) -> dict[str, float]:
     """Greedy CTC error per locale (locale given) on cached frames: a cheap progress signal, not the served path."""
     model.eval()
-    errors: dict[str, object] = {}
-    chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
+    utterances = []
     for start in range(0, len(data.rows), 16):
         indices = list(range(start, min(start + 16, len(data.rows))))
-        frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
-        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(
-            frames, lengths, chunk, left, after_block=data.after_block,
-            companion=companion_input(model, data, indices, view, None))
+        encoded, encoded_lengths, _ = encode_cached(model, data, indices, view, None)
         locale_ids = torch.tensor([tokenizer.locales.index(data.rows[i]["locale"]) for i in indices])
         log_probs = model.ctc_log_probs(encoded, locale_ids)
-        for row, i in enumerate(indices):
-            text = tokenizer.decode(greedy_hypothesis(greedy_search(log_probs[row, : encoded_lengths[row]])).token_ids)
-            locale = data.rows[i]["locale"]
-            count = count_errors(data.rows[i]["text"], text, locale)
-            errors[locale] = errors[locale] + count if locale in errors else count
+        utterances += [log_probs[row, : encoded_lengths[row]] for row in range(len(indices))]
     model.train()
-    return {locale: round(100 * count.rate, 1) for locale, count in sorted(errors.items())}
+    return greedy_rates(data.rows, utterances, tokenizer)
 
 
 def train(args: argparse.Namespace) -> None:

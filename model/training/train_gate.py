@@ -26,14 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.accuracy.scoring import count_errors
-from model.decoding.search import greedy_hypothesis, greedy_search
 from model.network.checkpoint import load_checkpoint, save_checkpoint
+from model.network.companion import mixed_log_probs
 from model.network.model import SpeechRecognizer, with_expert_gate
-from model.training.backbone_cache import frozen_blocks
-from model.training.train_backbone import CachedFrames, padded
+from model.training.backbone_cache import VIEWS, frozen_blocks
+from model.training.train_backbone import CachedFrames, encode_cached, greedy_rates
 
-VIEWS = ("full", "chunk")
 MAIN, COMPANION = 1.0, 0.0  # the gate's target: trust the main head, or the companion's
 
 
@@ -41,23 +39,13 @@ MAIN, COMPANION = 1.0, 0.0  # the gate's target: trust the main head, or the com
 def expert_frames(model: SpeechRecognizer, data: CachedFrames, view: str, batch: int = 16) -> list[torch.Tensor]:
     """Each cached utterance's encoder output with the companion's frames after the main ones (S, D + Dc): what the
     heads and the gate read (`SpeechRecognizer.with_expert_frames`)."""
-    assert model.companion is not None
-    chunk, left = (None, None) if view == "full" else (16, model.config.encoder.left_context_frames)
     out = []
     for start in range(0, len(data.rows), batch):
-        indices = range(start, min(start + batch, len(data.rows)))
-        frames, lengths = padded([(data.full if view == "full" else data.chunk)[i] for i in indices])
-        companion, _ = padded([(data.companion_full if view == "full" else data.companion_chunk)[i] for i in indices])
-        encoded, encoded_lengths, _ = model.encoder.forward_from_backbone(
-            frames, lengths, chunk, left, after_block=data.after_block, companion=model.projected(companion))
+        indices = list(range(start, min(start + batch, len(data.rows))))
+        encoded, encoded_lengths, companion = encode_cached(model, data, indices, view, None)
         both = model.with_expert_frames(encoded, companion)
         out += [both[row, : int(encoded_lengths[row])] for row in range(len(indices))]
     return out
-
-
-def gate_logits(model: SpeechRecognizer, frames: torch.Tensor) -> torch.Tensor:
-    assert model.companion is not None and model.companion.gate is not None
-    return model.companion.gate(model.main_frames(frames), frames[..., model.config.encoder.d_model :])[..., 0]
 
 
 def fit_gate(model: SpeechRecognizer, examples: list[tuple[torch.Tensor, float]], epochs: int, lr: float,
@@ -80,7 +68,7 @@ def fit_gate(model: SpeechRecognizer, examples: list[tuple[torch.Tensor, float]]
             loss = torch.zeros(())
             for index in order[start : start + 32]:
                 frames, target = examples[index]
-                logits = gate_logits(model, frames)
+                logits = model.gate_logit(frames)[..., 0]
                 weight = len(examples) / (2 * counts[target]) * (main_weight if target == MAIN else 1.0)
                 loss = loss + weight * F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
             optimizer.zero_grad()
@@ -95,23 +83,15 @@ def fit_gate(model: SpeechRecognizer, examples: list[tuple[torch.Tensor, float]]
 @torch.no_grad()
 def greedy_report(model: SpeechRecognizer, data: CachedFrames, frames: list[torch.Tensor], tokenizer) -> dict:
     """Greedy CTC error per locale (locale given) of the main head, the companion's and the mixture, and the mean gate."""
-    d = model.config.encoder.d_model
-    errors: dict[str, dict] = {"main": {}, "companion": {}, "mixture": {}}
+    heads: dict[str, list[torch.Tensor]] = {"main": [], "companion": [], "mixture": []}
     gates: dict[str, list[float]] = {}
     for row, both in zip(data.rows, frames):
-        locale = row["locale"]
-        locale_id = torch.tensor([tokenizer.locales.index(locale)])
-        assert model.companion is not None and model.companion.ctc_head is not None
-        heads = {"main": model.restricted_log_probs(model.ctc_head(both[None, :, :d]), locale_id),
-                 "companion": model.restricted_log_probs(model.companion.ctc_head(both[None, :, d:]), locale_id),
-                 "mixture": model.ctc_log_probs(both[None], locale_id)}
-        for name, log_probs in heads.items():
-            text = tokenizer.decode(greedy_hypothesis(greedy_search(log_probs[0])).token_ids)
-            count = count_errors(row["text"], text, locale)
-            errors[name][locale] = errors[name][locale] + count if locale in errors[name] else count
-        gates.setdefault(locale, []).append(float(torch.sigmoid(gate_logits(model, both)).mean()))
-    return {**{name: {locale: round(100 * c.rate, 1) for locale, c in sorted(per.items())}
-               for name, per in errors.items()},
+        locale_id = torch.tensor([tokenizer.locales.index(row["locale"])])
+        main, companion, gate_logit = model.expert_log_probs(both[None], locale_id)
+        for name, log_probs in zip(heads, (main, companion, mixed_log_probs(main, companion, gate_logit))):
+            heads[name].append(log_probs[0])
+        gates.setdefault(row["locale"], []).append(float(torch.sigmoid(gate_logit).mean()))
+    return {**{name: greedy_rates(data.rows, log_probs, tokenizer) for name, log_probs in heads.items()},
             "mean_gate": {locale: round(float(np.mean(g)), 3) for locale, g in sorted(gates.items())}}
 
 
