@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SYSTEM_PACKAGES := espeak-ng sox fortunes wamerican wbritish libsndfile1 prometheus chromium fonts-noto-cjk g++ python3-dev
 
-.PHONY: serve test install system-deps corpus train evaluate bundle bundle-backbone bundle-preview bench clean
+.PHONY: serve test install system-deps corpus train evaluate bundle bundle-backbone bench clean
 
 # System packages the tests and the corpus builder use (Debian/Ubuntu; needs root or sudo): fortunes holds the English
 # sentences of the synthetic corpus and wamerican / wbritish the spelling dictionaries of the English lexicon (`bundle`);
@@ -58,14 +58,15 @@ train: install
 evaluate: install
 	$(BIN)/python -m model.evaluation.evaluate --checkpoint model/checkpoints/default.pt --manifest data/synth/test.jsonl
 
-# Package a trained run as the bundled model: average the last snapshots (float16), continuing the previous release's
-# history; add the n-gram LMs and the English lexicon (its LM text's words and two spelling dictionaries); tune the LM
-# weights, beams and finals' n-best ranking on dev (150 utterances per locale); evaluate on test; measure where the
-# Chinese errors come from (tones) and the English ones (sound-alike words) on dev; store every result in the
-# checkpoint and write the model card from it.
+# Package a run of the espeak-ng-only recipe as the synthetic-voices model (the default's companion, served by name):
+# average the last snapshots (float16), continuing the previous release's history; add the n-gram LMs and the English
+# lexicon (its LM text's words and two spelling dictionaries); tune the LM weights, beams and finals' n-best ranking on
+# dev (150 utterances per locale); evaluate on test; measure where the Chinese errors come from (tones) and the English
+# ones (sound-alike words) on dev; store every result in the checkpoint and write the model card from it.
 # BUNDLE_AVERAGE_ARGS: what the averaging step needs besides, e.g. for 0.14.0
 #   make bundle BUNDLE_AVERAGE_ARGS="--set 'output_dir=\"runs/s18\"' --interpolate-with runs/init_v0130.pt"
-BUNDLE := model/checkpoints/default.pt
+BUNDLE := model/checkpoints/synthetic/synthetic_voices.pt
+BUNDLE_DIR = $(dir $(BUNDLE))
 BUNDLE_AVERAGE_ARGS ?=
 bundle: install
 	$(BIN)/python -m model.training.train --config model/configs/synth_small.toml --average 2 --half --history-from $(BUNDLE) --export $(BUNDLE) $(BUNDLE_AVERAGE_ARGS)
@@ -73,25 +74,27 @@ bundle: install
 	  --word-list en-US=/usr/share/dict/american-english en-US=/usr/share/dict/british-english \
 	  --exclude data/synth/dev.jsonl data/synth/test.jsonl
 	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BUNDLE) --manifest data/synth/test.jsonl \
-	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out model/checkpoints/eval.json
+	  --tune-lm-on data/synth/dev.jsonl --tune-per-locale 150 --store --out $(BUNDLE_DIR)eval.json
 	$(BIN)/python -m model.evaluation.tone_errors --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store  # served split: after tuning
 	$(BIN)/python -m model.evaluation.sound_alike --checkpoint $(BUNDLE) --manifest data/synth/dev.jsonl --store
-	$(BIN)/python -m model.evaluation.model_card --checkpoint $(BUNDLE) --out model/checkpoints/MODEL_CARD.md
+	$(BIN)/python -m model.evaluation.model_card --checkpoint $(BUNDLE) --out $(BUNDLE_DIR)MODEL_CARD.md
 
-# Package a model trained on the Whisper backbone (docs/training.md) as the bundled model, or with BACKBONE_BUNDLE and
-# BACKBONE_NAME as another (`bundle-preview`): its last snapshot in float16, decoding tuned on dev (BACKBONE_TUNE_ON),
+# Package a model trained on the Whisper backbone, with its companion and gate (docs/training.md), as the bundled
+# default, or with BACKBONE_BUNDLE, BACKBONE_NAME and BACKBONE_VERSION as another: its last snapshot in float16,
+# decoding tuned on natural voices (Kokoro reading dev sentences, nearer real speech than espeak-ng: BACKBONE_TUNE_ON),
 # then the synthetic test, real speech (../shared/realdev, never trained on) and the held-out synthesiser family (flite
-# English) evaluated and stored, and the model card written from them, next to the checkpoint.
-BACKBONE_RUN ?= runs/bb
-BACKBONE_BUNDLE ?= $(BUNDLE)
-BACKBONE_NAME ?=
-BACKBONE_VERSION ?=
+# English) evaluated, where the errors come from measured on dev (tones, sound-alike words), all stored, and the model
+# card written from them, next to the checkpoint.
+BACKBONE_RUN ?= runs/bbg16
+BACKBONE_BUNDLE ?= model/checkpoints/default.pt
+BACKBONE_NAME ?= openasr-real-speech
+BACKBONE_VERSION ?= 0.16.0
 BACKBONE_DIR = $(dir $(BACKBONE_BUNDLE))
-BACKBONE_TUNE_ON ?= data/synth/dev.jsonl
+BACKBONE_TUNE_ON ?= data/kokoro_dev_all/manifest.jsonl
 REAL_DEV ?= ../shared/realdev/manifest.jsonl
 HELDOUT_SYNTH ?= data/flite_test/manifest.jsonl
 # How many of the tuning manifest's utterances per locale the decoding search reads.
-BACKBONE_TUNE_PER_LOCALE ?= 60
+BACKBONE_TUNE_PER_LOCALE ?= 100
 bundle-backbone: install
 	$(BIN)/python -c "from model.network.checkpoint import load_checkpoint, save_checkpoint; m = load_checkpoint('$(BACKBONE_RUN)/last.pt'); \
 	  save_checkpoint('$(BACKBONE_BUNDLE)', m.model, m.tokenizer, '$(BACKBONE_NAME)' or m.name, '$(BACKBONE_VERSION)' or m.version, \
@@ -102,17 +105,9 @@ bundle-backbone: install
 	  --out $(BACKBONE_DIR)eval_real_speech.json
 	$(BIN)/python -m model.evaluation.evaluate --checkpoint $(BACKBONE_BUNDLE) --manifest $(HELDOUT_SYNTH) --store \
 	  --store-as heldout_synthesiser_evaluation --out $(BACKBONE_DIR)eval_heldout_synthesiser.json
+	$(BIN)/python -m model.evaluation.tone_errors --checkpoint $(BACKBONE_BUNDLE) --manifest data/synth/dev.jsonl --store
+	$(BIN)/python -m model.evaluation.sound_alike --checkpoint $(BACKBONE_BUNDLE) --manifest data/synth/dev.jsonl --store
 	$(BIN)/python -m model.evaluation.model_card --checkpoint $(BACKBONE_BUNDLE) --out $(BACKBONE_DIR)MODEL_CARD.md
-
-# The real-speech preview (model/checkpoints/preview, served with ASR_CHECKPOINT=real-speech-preview): a backbone model
-# that hears real people far better than the bundled one and does not pass the release rule yet (docs/model_releases.md).
-# Its decoding is tuned on natural voices (Kokoro reading dev sentences: docs/training.md), nearer real speech than
-# espeak-ng.
-PREVIEW := model/checkpoints/preview/real_speech.pt
-NATURAL_DEV ?= data/kokoro_dev/manifest.jsonl
-bundle-preview:
-	$(MAKE) bundle-backbone BACKBONE_BUNDLE=$(PREVIEW) BACKBONE_NAME=openasr-real-speech-preview \
-	  BACKBONE_VERSION=0.15.0-preview BACKBONE_TUNE_ON=$(NATURAL_DEV)
 
 bench: install
 	$(BIN)/python bench/bench_features.py && $(BIN)/python bench/bench_encoder.py

@@ -25,6 +25,7 @@ from bench.common import (
     benchmark_model, git_commit, interleaved_timings, machine_info, print_table, set_threads, summarize, write_results,
 )
 from model.frontend.features import FEATURE_DIM
+from model.network.checkpoint import DEFAULT_CHECKPOINT
 from model.network.encoder import ENCODER_FRAME_MS, EncoderState, chunk_feature_frames, stack_states
 from model.network.export import chunk_frames_from_ms
 from model.network.model import SpeechRecognizer
@@ -205,7 +206,7 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None, help="default: random weights with the bundled model's config")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="default: the bundled default model")
     parser.add_argument("--chunk-ms", type=int, default=EncoderBenchOptions.chunk_ms)
     parser.add_argument("--threads", type=int, default=EncoderBenchOptions.threads)
     parser.add_argument("--repeats", type=int, default=EncoderBenchOptions.repeats)

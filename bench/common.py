@@ -123,7 +123,7 @@ def print_measured_on(report: dict) -> None:
 def add_served_checkpoint_option(parser: argparse.ArgumentParser) -> None:
     """--checkpoint for a benchmark that starts its own server: the model it serves (ASR_CHECKPOINT)."""
     parser.add_argument("--checkpoint", help="the started server's model (ASR_CHECKPOINT: a path or a bundled model's "
-                                             "name, e.g. real-speech-preview); default: the bundled model")
+                                             "name, e.g. synthetic-voices); default: the bundled model")
 
 
 def served_checkpoint_env(checkpoint: str | None) -> dict[str, str]:
@@ -165,8 +165,9 @@ def benchmark_recognizer(checkpoint: str | None):
 
 
 def benchmark_model(checkpoint: str | None):
-    """(model in eval mode, description). Without a checkpoint: random weights with the bundled model's config,
-    which costs the same compute as the trained model (timing does not depend on weight values)."""
+    """(model in eval mode, description). Without a checkpoint: random weights with the espeak-ng-only recipe's
+    config (the synthetic-voices model's network), which costs the same compute as that trained model (timing does
+    not depend on weight values)."""
     from model.network.checkpoint import load_checkpoint
     from model.network.model import ModelConfig, SpeechRecognizer
     from model.training.train_config import TrainConfig

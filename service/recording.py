@@ -12,7 +12,7 @@ import torch
 
 from model.decoding.results import Transcript
 from model.frontend.features import SAMPLE_RATE
-from model.frontend.segmenter import AudioSpan, split_at_silences
+from model.frontend.segmenter import AudioSpan, speech_spans, split_at_silences
 from model.recognition.recognizer import DecodeOptions
 from model.recognition.spans import HeardSpan, merge_spans, vote_locale
 from service.app_state import AppState
@@ -38,13 +38,14 @@ def decodable_spans(samples: torch.Tensor, spans: list[AudioSpan]) -> list[Audio
 
 def channel_spans(app_state: AppState, channels: torch.Tensor) -> list[tuple[int, AudioSpan]]:
     """Every channel's spans, in time order: a mono recording cut as ever (at pauses, where longer than a segment
-    may be), the channels of a call each cut at its party's turns."""
+    may be), the channels of a call each cut at its party's turns; each without the silence at its ends
+    (`speech_spans`), as the recognizer's own offline path cuts them."""
     segmenter = app_state.recognizer.segmenter
     spans = []
     for channel, samples in enumerate(channels):
         cuts = (turn_spans(samples, segmenter, app_state.settings.min_trailing_silence_s) if len(channels) > 1
                 else split_at_silences(samples, segmenter))
-        spans += [(channel, span) for span in decodable_spans(samples, cuts)]
+        spans += [(channel, span) for span in speech_spans(samples, decodable_spans(samples, cuts), segmenter)]
     return sorted(spans, key=lambda cs: (cs[1].start, cs[0]))
 
 

@@ -128,7 +128,7 @@ def training_loss(model, tokenizer, batch: tuple[torch.Tensor, torch.Tensor, lis
     so both devices compute the same function), with the trainer's bf16 autocast where `autocast` and the device has
     it (model.network.precision), else float32."""
     features, lengths, rows = batch
-    features = features[..., : model.input_dim].to(device)
+    features = features[..., : model.config.feature_columns].to(device)
     targets = [tokenizer.encode(row["text"]) for row in rows]
     inputs, outputs, input_lengths = decoder_io(targets, [tokenizer.locale_start_id(row["locale"]) for row in rows])
     locale_ids = torch.tensor([tokenizer.locales.index(row["locale"]) for row in rows], device=device)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from model.decoding.syllables import is_english_phoneme
 from model.evaluation.tone_errors import homophone_rate
-from model.network.checkpoint import (DEFAULT_CHECKPOINT, PREVIEW_CHECKPOINT, LoadedModel, load_checkpoint,
+from model.network.checkpoint import (DEFAULT_CHECKPOINT, SYNTHETIC_CHECKPOINT, LoadedModel, load_checkpoint,
                                       validate_checkpoint_path)
 from model.network.encoder import ENCODER_FRAME_S
 from model.network.model import SpeechRecognizer
@@ -59,15 +59,17 @@ CANTONESE_KOKORO = ("no Cantonese synthesiser is in the package registries but e
 VOICE_ENGINES = {"kokoro": "Kokoro-82M's blended voices", "piper": "Piper's voice joe", "synth": "espeak-ng"}
 LANGUAGE_NAMES = {"zh-CN": "Mandarin", "yue-HK": "Cantonese", "en-US": "English"}
 ROLES = {DEFAULT_CHECKPOINT: "the default model bundled with this service.",
-         PREVIEW_CHECKPOINT: "a preview bundled with this service and served when asked for by name "
-                             "(`ASR_CHECKPOINT=real-speech-preview`): it hears real people far better than the default "
-                             "model, has not passed the release rule (docs/model_releases.md) and carries fewer "
-                             "streams."}
-REPRODUCE = {DEFAULT_CHECKPOINT: "Reproduce: `python -m model.evaluation.evaluate --checkpoint "
-                                  "model/checkpoints/default.pt --manifest data/synth/test.jsonl --card "
-                                  "model/checkpoints/MODEL_CARD.md` after `make corpus`.",
-             PREVIEW_CHECKPOINT: "Reproduce: `make bundle-preview BACKBONE_RUN=<the run>` after the recipe of "
-                                 "docs/training.md (its corpora, the natural-voice dev split and the flite cell)."}
+         SYNTHETIC_CHECKPOINT: "the model trained on espeak-ng's voices alone, bundled with this service and served "
+                               "when asked for by name (`ASR_CHECKPOINT=synthetic-voices`): the default carries its "
+                               "encoder and CTC head as a frozen companion expert, and it is where training a new "
+                               "default starts (docs/training.md). It reads espeak-ng well and real people hardly at "
+                               "all."}
+REPRODUCE = {DEFAULT_CHECKPOINT: "Reproduce: `make bundle-backbone` after the recipe of docs/training.md (its corpora, "
+                                 "the backbone run with its companion and gate, the natural-voice dev split and the "
+                                 "flite cell).",
+             SYNTHETIC_CHECKPOINT: "Reproduce: `python -m model.evaluation.evaluate --checkpoint "
+                                   "model/checkpoints/synthetic/synthetic_voices.pt --manifest data/synth/test.jsonl "
+                                   "--card model/checkpoints/synthetic/MODEL_CARD.md` after `make corpus`."}
 
 
 def engine_of(source: str) -> str:
@@ -434,8 +436,23 @@ def other_evaluation_lines(meta: dict, locales: list[str]) -> list[str]:
         results = meta.get(key)
         if results:
             shown = [locale for locale in locales if any(locale in m["per_locale"] for m in results["modes"].values())]
-            lines += [f"{words} {results['utterances']} utterances.", "", *evaluation_table(results, shown), ""]
+            lines += [f"{words} {results['utterances']} utterances.", "", *evaluation_table(results, shown), "",
+                      *auto_lines(results)]
     return lines
+
+
+def auto_lines(results: dict) -> list[str]:
+    """What `locale=auto` made of an evaluation's utterances, where it was measured: the locale detected per upload,
+    and streams' error and finals' locale."""
+    detected, streamed = results.get("locale_detection_accuracy"), results.get("streamed_auto")
+    if not detected or not streamed:
+        return []
+    return ["With `locale=auto`, the locale detected correctly: "
+            + ", ".join(f"{k} {pct(v)}" for k, v in detected.items())
+            + f"; streamed in {streamed['chunk_ms']} ms chunks: "
+            + ", ".join(f"{k} {pct(v['error_rate'])}" for k, v in streamed["per_locale"].items())
+            + ", its finals decoded as the right locale: "
+            + ", ".join(f"{k} {pct(v)}" for k, v in streamed.get("final_locale_accuracy", {}).items()) + ".", ""]
 
 
 def render_model_card(loaded: LoadedModel, results: dict, bundled_as: Path = DEFAULT_CHECKPOINT) -> str:

@@ -18,6 +18,7 @@ class SegmenterOptions:
     min_silence_s: float = 0.3  # a pause this long is a cut point
     silence_below_db: float = 35.0  # below the recording's 95th-percentile frame energy
     min_segment_s: float = 0.2  # shorter voiced pieces are merged into neighbours
+    kept_silence_s: float = 0.25  # silence kept at either end of a span (`speech_spans`); the rest is left out
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,24 @@ def split_at_silences(samples: torch.Tensor, options: SegmenterOptions = Segment
         start = end
     spans.append(AudioSpan(start, total))
     return spans
+
+
+def speech_spans(samples: torch.Tensor, spans: list[AudioSpan], options: SegmenterOptions) -> list[AudioSpan]:
+    """Each span without the silence at its ends beyond `kept_silence_s` (its frames quieter than the recording's
+    silence level, `silent_frames`). The model learned from utterances with a fraction of a second of silence
+    around them: a second or two of it around the speech, in the encoder's context, raised its error by up to half
+    again and took its locale detection with it (docs/model_releases.md). A span without a voiced frame is kept
+    as it is."""
+    silent = silent_frames(samples, options)
+    kept = int(options.kept_silence_s * SAMPLE_RATE)
+    trimmed = []
+    for span in spans:
+        first = span.start // FRAME_SAMPLES
+        voiced = (~silent[first : max(span.end // FRAME_SAMPLES, first + 1)]).nonzero()
+        if len(voiced) == 0:
+            trimmed.append(span)
+            continue
+        start = max(span.start, (first + int(voiced[0])) * FRAME_SAMPLES - kept)
+        end = min(span.end, (first + int(voiced[-1]) + 1) * FRAME_SAMPLES + kept)
+        trimmed.append(AudioSpan(start, end))
+    return trimmed

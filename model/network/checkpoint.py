@@ -18,11 +18,12 @@ BACKBONE_PREFIX = "encoder.backbone."  # frozen weights that come from their pac
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).parent.parent / "checkpoints" / "default.pt"
-# A model on Whisper's frozen encoder that hears real people far better than the default but does not pass the
-# release rule yet (docs/model_releases.md): served only when asked for, by its name
-PREVIEW_CHECKPOINT = DEFAULT_CHECKPOINT.parent / "preview" / "real_speech.pt"
+# The model trained on espeak-ng's voices alone: it reads them best and real people hardly at all. The default carries
+# its encoder and CTC head as a frozen companion expert (model.network.companion), and training a new default starts
+# from it (docs/training.md); served by name for comparison
+SYNTHETIC_CHECKPOINT = DEFAULT_CHECKPOINT.parent / "synthetic" / "synthetic_voices.pt"
 # The models the package ships, by name: wherever a checkpoint path is taken, one of these names is too
-BUNDLED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT, "real-speech-preview": PREVIEW_CHECKPOINT}
+BUNDLED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT, "synthetic-voices": SYNTHETIC_CHECKPOINT}
 
 
 @dataclass

@@ -36,12 +36,17 @@ from model.decoding.hotwords import HotwordTrie
 from model.decoding.rescoring import RescoredHypothesis
 from model.decoding.results import SegmentResult, TokenResult, segment_result, token_results
 from model.decoding.search import BeamState, FramePosteriors, beam_hypotheses, prefix_beam_search
+from model.frontend.features import SAMPLE_RATE
+from model.frontend.segmenter import AudioSpan, SegmenterOptions, speech_spans
 from model.network.encoder import ENCODER_FRAME_S, EncoderState
 from model.recognition.options import DecodeOptions, EndpointConfig, FinalReason, SegmentEnd
 from model.recognition.recognizer import Recognizer
 from model.recognition.streaming import AudioChunk, SampleBuffer, take_audio_chunk
 from model.text.locales import LOCALE_COMMIT_S, LOCALE_SURE_PROBABILITY
 from model.text.tokenizer import BLANK_ID
+
+
+HEARD_TOKENS_KEPT = 256
 
 
 class StreamStatus(Enum):
@@ -86,6 +91,9 @@ class StreamState:
     trailing_blank_frames: int = 0
     locale_sum: torch.Tensor | None = None  # (D,) running sum of encoder output, for `auto`
     locale_frames: int = 0  # the frames in locale_sum
+    # `auto`: what the finished segments said with no locale imposed (Recognizer.heard_tokens), the newest
+    # HEARD_TOKENS_KEPT: the locale's text evidence, beside the head's (Recognizer.detect_locale)
+    locale_heard: tuple[int, ...] = ()
     detected_locale: str | None = None  # `auto`: the locale the search runs under, once the detection is sure
     detected_probability: float | None = None
     status: StreamStatus = StreamStatus.ACTIVE
@@ -130,6 +138,18 @@ def search_locale(state: StreamState) -> str | None:
     return state.options.locale or state.detected_locale
 
 
+def heard_so_far(recognizer: Recognizer, state: StreamState) -> tuple[int, ...]:
+    """What the stream has said with no locale imposed: its finished segments' words and its open segment's."""
+    open_segment = recognizer.heard_tokens(torch.cat(state.segment_encoded)) if state.segment_encoded else ()
+    return (state.locale_heard + open_segment)[-HEARD_TOKENS_KEPT:]
+
+
+def stream_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float]:
+    """The locale of all the stream's evidence: its speech frames and what it said (`heard_so_far`)."""
+    assert state.locale_sum is not None
+    return recognizer.detect_locale(state.locale_sum, state.locale_frames, heard_so_far(recognizer, state))
+
+
 def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
     if state.options.locale is not None:
         return state.options.locale, None
@@ -137,7 +157,7 @@ def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, flo
         return state.detected_locale, state.detected_probability
     if state.locale_sum is None or state.locale_frames == 0:
         return recognizer.locales[0], 0.0
-    return recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    return stream_locale(recognizer, state)
 
 
 def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float | None,
@@ -167,7 +187,7 @@ def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
         return state
     if state.locale_frames * ENCODER_FRAME_S < LOCALE_COMMIT_S:
         return state
-    locale, probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    locale, probability = stream_locale(recognizer, state)
     if probability < LOCALE_SURE_PROBABILITY:
         return state
     return search_segment_as(recognizer, state, locale, probability)
@@ -179,16 +199,16 @@ def check_locale_before_final(recognizer: Recognizer, state: StreamState, search
     the stream's whole evidence where it now disagrees with an early decision. (`search_again`: search_segment_as)"""
     if state.options.locale is not None or state.locale_sum is None or state.locale_frames == 0:
         return state
-    stream_locale, stream_probability = recognizer.detect_locale(state.locale_sum, state.locale_frames)
+    whole_locale, whole_probability = stream_locale(recognizer, state)
     if state.detected_locale is None:
-        return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
+        return search_segment_as(recognizer, state, whole_locale, whole_probability, search_again=search_again)
     segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
     sure = recognizer.sure_locale(segment) if segment is not None else None
     if segment is not None and sure is not None and sure[0] != state.detected_locale:
         return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0], search_again=search_again)
-    if stream_locale != state.detected_locale:
-        return search_segment_as(recognizer, state, stream_locale, stream_probability, search_again=search_again)
-    return replace(state, detected_probability=stream_probability)
+    if whole_locale != state.detected_locale:
+        return search_segment_as(recognizer, state, whole_locale, whole_probability, search_again=search_again)
+    return replace(state, detected_probability=whole_probability)
 
 
 def apply_chunk(
@@ -198,6 +218,17 @@ def apply_chunk(
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
     blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
+    unmasked = state.options.locale is not None or state.detected_locale is None  # blank means silence, not a
+    # language the search's token mask leaves out
+    if unmasked and blank_run >= state.frames + posteriors.frames - state.segment_start_frame:
+        # The open segment has heard nothing, this chunk included: it begins again with this chunk (whose audio a
+        # full-context final keeps: speech that starts late in a chunk is often heard only in the next), and the
+        # encoder starts afresh with no context. The model learned from utterances with a fraction of a second of
+        # silence before the speech; two seconds of a quiet room in its context raised its streamed error by up to
+        # half and took its locale detection with it (docs/model_releases.md).
+        state = replace(state, segment_start_frame=state.frames, segment_encoded=(),
+                        segment_audio=state.segment_audio[-1:], search=BeamState())
+        encoder_state = recognizer.initial_encoder_state()
     # The locale evidence starts with the first chunk that holds speech: leading silence says nothing about the
     # locale, and averaged in, it would keep the head unsure for seconds after the speech began.
     speaking = state.locale_frames > 0 or any(label != BLANK_ID for label in posteriors.best_ids)
@@ -228,17 +259,28 @@ def end_segment(recognizer: Recognizer, state: StreamState, reason: SegmentEnd) 
     return finalize_segment(recognizer, state, reason)
 
 
-def pending_segment_audio(state: StreamState) -> torch.Tensor:
-    """The samples of a segment whose final waits for its full-context encoder pass."""
+def pending_segment_span(state: StreamState) -> AudioSpan:
+    """What a segment whose final waits for its full-context encoder pass gives that pass of its samples: all but
+    the silence at its ends beyond what an upload's span keeps (`speech_spans`), so that the final reads the
+    segment as an upload reads it."""
     assert state.pending_final is not None
-    return torch.cat(state.segment_audio)
+    samples = sum(len(piece) for piece in state.segment_audio)
+    (span,) = speech_spans(torch.cat(state.segment_audio), [AudioSpan(0, samples)], SegmenterOptions())
+    return span
+
+
+def pending_segment_audio(state: StreamState) -> torch.Tensor:
+    """The samples of a segment whose final waits for its full-context encoder pass (`pending_segment_span`)."""
+    span = pending_segment_span(state)
+    return torch.cat(state.segment_audio)[span.start : span.end]
 
 
 def finish_pending_final(recognizer: Recognizer, state: StreamState, encoded: torch.Tensor) -> StreamStep:
     """The final of a pending segment, from its encoder output at full context (`pending_segment_audio`'s)."""
     reason = state.pending_final
     assert reason is not None
-    return finalize_segment(recognizer, replace(state, pending_final=None), reason, encoded)
+    offset_s = pending_segment_span(state).start / SAMPLE_RATE
+    return finalize_segment(recognizer, replace(state, pending_final=None), reason, encoded, offset_s)
 
 
 def run_pending_final(recognizer: Recognizer, state: StreamState, events: list[StreamEvent]) -> StreamStep:
@@ -282,9 +324,10 @@ def partial_event(recognizer: Recognizer, state: StreamState, trie: HotwordTrie 
 
 
 def finalize_segment(recognizer: Recognizer, state: StreamState, reason: SegmentEnd,
-                     full_context: torch.Tensor | None = None) -> StreamStep:
+                     full_context: torch.Tensor | None = None, full_context_offset_s: float = 0.0) -> StreamStep:
     """Rescore the segment's n-best with the attention decoder, emit the final, open the next segment.
-    `full_context`: the segment's encoder output at full context, for a final decoded again from it."""
+    `full_context`: the encoder output at full context of the segment's audio from `full_context_offset_s` on, for a
+    final decoded again from it."""
     events: list[StreamEvent] = []
     spoke = False
     start_s = state.segment_start_frame * ENCODER_FRAME_S
@@ -299,20 +342,27 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: Segment
         ranked = full_context_final(recognizer, state, locale, full_context) if full_context is not None else []
         # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
         # segment whose partials a client saw still ends with a final.)
+        frame_offset_s = start_s + full_context_offset_s
         if not ranked or not ranked[0].hypothesis.token_ids:
+            frame_offset_s = start_s
             if second_pass and search_locale(state) != searched_as:
                 state = search_segment_as(recognizer, state, locale, probability)
             hypotheses = beam_hypotheses(state.search, trie, final=True,
                                          fusion=recognizer.lm_fusion(search_locale(state), state.options))
             encoded = torch.cat(state.segment_encoded) if state.segment_encoded else torch.zeros(0, 1)
             ranked = recognizer.finalize(encoded, hypotheses, locale, state.options)
-        segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest)
+        segment = segment_result(recognizer.tokenizer, ranked, state.segment_index, start_s, end_s, state.options.nbest,
+                                 frame_offset_s)
         spoke = bool(segment.text)
         if spoke or reason == "stop":
             events.append(FinalEvent(replace(segment, locale=locale), reason, probability))
+    heard = state.locale_heard
+    if state.options.locale is None and spoke and state.segment_encoded:
+        heard = (heard + recognizer.heard_tokens(torch.cat(state.segment_encoded)))[-HEARD_TOKENS_KEPT:]
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
         segment_start_frame=state.frames, segment_encoded=(), segment_audio=(), trailing_blank_frames=0,
+        locale_heard=heard,
     )
     return next_state, events
 

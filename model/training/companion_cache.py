@@ -4,7 +4,7 @@ that training the layers above both reads both from disk.
 For every shard of a backbone cache, the same utterances in the same order, the same audio (the same acoustic
 condition drawn from the same seed) and both views (full context; the streaming view under the cache's chunk mask):
 
-    python -m model.training.companion_cache --companion model/checkpoints/default.pt --cache data/bb/kokoro-zh \
+    python -m model.training.companion_cache --companion model/checkpoints/synthetic/synthetic_voices.pt --cache data/bb/kokoro-zh \
         --manifest ../shared/corpora/kokoro-zh/manifest.jsonl [--augment capture] [--seed 0]
 
 The frames are the companion's encoder output before its projection (float16), `companion_NNNNN.pt` beside

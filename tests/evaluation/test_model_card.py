@@ -1,8 +1,8 @@
 """The model card's parts written from a checkpoint's metadata (model/evaluation/model_card.py). The card of the
 bundled model as a whole: tests/network/test_checkpoint.py."""
 
-from model.evaluation.model_card import (CANTONESE_ESPEAK_ONLY, CANTONESE_KOKORO, backbone_limitations, companion_words,
-                                          lineage_table, voices_words)
+from model.evaluation.model_card import (CANTONESE_ESPEAK_ONLY, CANTONESE_KOKORO, auto_lines, backbone_limitations,
+                                          companion_words, lineage_table, voices_words)
 
 
 def test_the_lineage_is_one_table_each_release_continued_from_the_one_before():
@@ -56,3 +56,13 @@ def test_a_model_with_a_companion_encoder_says_whose_encoder_it_is_and_what_it_r
     meta["expert_gate"] = {"companion_voices": ["synth", "synth2"]}
     (line,) = companion_words(LoadedModel(gated, None, "gated", "0.0.1", meta))  # type: ignore[arg-type]
     assert "frames that sound like synth, synth2 to the companion's head and all others to the main head" in line
+
+
+def test_real_speech_says_what_auto_made_of_it_where_measured():
+    """The real-speech section carries locale detection and streams with `auto`: the head that learned locales from
+    synthesisers is weakest on real people, and an operator choosing `auto` should see how weak."""
+    real = {"locale_detection_accuracy": {"yue-HK": 0.6667}, "streamed_auto": {
+        "chunk_ms": 640, "per_locale": {"yue-HK": {"error_rate": 0.824}}, "final_locale_accuracy": {"yue-HK": 0.1818}}}
+    assert auto_lines(real) == ["With `locale=auto`, the locale detected correctly: yue-HK 66.7%; streamed in 640 ms "
+                                "chunks: yue-HK 82.4%, its finals decoded as the right locale: yue-HK 18.2%.", ""]
+    assert auto_lines({"modes": {}}) == []

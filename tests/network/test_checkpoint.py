@@ -41,12 +41,12 @@ def test_the_committed_model_card_is_what_the_bundled_checkpoint_measured(tmp_pa
     assert (tmp_path / "card.md").read_text() == Path("model/checkpoints/MODEL_CARD.md").read_text()
 
 
-def test_the_previews_committed_model_card_is_what_the_preview_measured(tmp_path):
-    """The same for the real-speech preview (make bundle-preview), whose card says it is the preview."""
+def test_the_synthetic_voices_committed_model_card_is_what_it_measured(tmp_path):
+    """The same for the synthetic-voices model (make bundle), whose card says how it is served and what it is for."""
     from model.evaluation.model_card import main as write_card
-    from model.network.checkpoint import PREVIEW_CHECKPOINT
+    from model.network.checkpoint import SYNTHETIC_CHECKPOINT
 
-    write_card(["--checkpoint", "real-speech-preview", "--out", str(tmp_path / "card.md")])
+    write_card(["--checkpoint", "synthetic-voices", "--out", str(tmp_path / "card.md")])
     card = (tmp_path / "card.md").read_text()
-    assert card == (PREVIEW_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
-    assert "`ASR_CHECKPOINT=real-speech-preview`" in card.splitlines()[2]
+    assert card == (SYNTHETIC_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
+    assert "`ASR_CHECKPOINT=synthetic-voices`" in card.splitlines()[2]

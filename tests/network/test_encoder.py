@@ -90,24 +90,26 @@ def test_state_size_is_fixed_whatever_the_stream_age(tiny_model):
     assert int(state.processed_frames[0]) == 120
 
 
-def test_the_training_forward_keeps_every_tensor_on_the_model_device_even_cuda():
+@pytest.mark.parametrize("bundled", ["default", "synthetic-voices"])
+def test_the_training_forward_keeps_every_tensor_on_the_model_device_even_cuda(bundled):
     """No GPU here, so the network runs on a fake CUDA device (torch's FakeTensorMode: shapes, dtypes and devices
     without data). A tensor made on the CPU inside the forward (a mask, a position table) and met by a CUDA one
     raises a device mismatch, as it would on a GPU. Covers the training forward and the offline encoder, full context
-    and chunked, with the bundled model's pitch path and syllable head; the backward pass, the CTC loss and the
-    streaming step (its branches read data) need a real GPU."""
+    and chunked, for each bundled model (the default's backbone, companion and gate; the synthetic-voices model's pitch
+    path and syllable head); the backward pass, the CTC loss and the streaming step (its branches read data) need a
+    real GPU."""
     from torch._subclasses.fake_tensor import FakeTensorDeviceMismatchError, FakeTensorMode
 
-    from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from model.network.checkpoint import load_checkpoint
 
-    model = load_checkpoint(DEFAULT_CHECKPOINT).model
+    model = load_checkpoint(bundled).model
     cuda = torch.device("cuda", 0)
     overwrite = torch.__future__.get_overwrite_module_params_on_conversion()
     torch.__future__.set_overwrite_module_params_on_conversion(True)  # fake parameters cannot be swapped in place
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):
             model = model.to(cuda)
-            features = torch.randn(2, 300, FEATURE_DIM, device=cuda)
+            features = torch.randn(2, 300, model.config.feature_columns, device=cuda)
             lengths = torch.tensor([300, 250], device=cuda)
             tokens, token_lengths = torch.randint(4, 100, (2, 10), device=cuda), torch.tensor([10, 7], device=cuda)
             for chunk, left in ((None, None), (16, 64)):

@@ -1,4 +1,4 @@
-"""int8 CPU serving (model.network.precision.quantize_linear_layers, ASR_QUANTIZE=int8) on the bundled model: the
+"""int8 CPU serving (model.network.precision.quantize_linear_layers, ASR_QUANTIZE=int8) on the bundled models: the
 encoder stays within quantisation noise of float32, a stream in 640 ms chunks stays within that noise of its full
 forward, and the recognizer decodes uploads and streams as float32 does up to rare beam decisions. Dynamic int8
 scales each call's activations by that call's range, so chunked and full forwards are close, never equal."""
@@ -14,9 +14,8 @@ from helpers import ROOT, start_server
 from model.accuracy.scoring import count_errors
 from model.decoding.results import join_texts
 from model.frontend.audio import load_audio_file
-from model.frontend.features import FeatureExtractor
 from model.network.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from model.network.precision import (int8_weight_count, quantization_of, quantize_linear_layers,
+from model.network.precision import (KEPT_FLOAT, int8_weight_count, quantization_of, quantize_linear_layers,
                                      serving_quantization)
 from model.recognition.recognizer import DecodeOptions, Recognizer
 from model.recognition.stream_decoder import FinalEvent, decode_stream_offline
@@ -26,16 +25,17 @@ from service.protocol import FinalMessage
 
 SAMPLES = ROOT / "model" / "samples"
 CHUNK_FRAMES = 16  # 640 ms, the streaming default
-# Measured on the bundled model's samples: the encoder output's RMS error is about 3% of its RMS and the largest
-# error about 5% of its largest value, for int8 against float32 and for an int8 stream against its full forward alike.
-RELATIVE_RMS_NOISE = 0.06
-RELATIVE_MAX_NOISE = 0.1
+# Measured on the samples (one per locale), int8 against float32 and an int8 stream against its full forward alike:
+# the synthetic-voices model's encoder output errs by about 3% of its RMS (RMS error) and 3-5% of its largest value
+# (largest error); the default's by 3-7% and 5-19%, its Whisper backbone and layers above quantised and its companion's
+# frames exact. The limits: (RMS, largest) error relative to the output's.
+NOISE = {"default": (0.1, 0.25), "synthetic-voices": (0.06, 0.1)}
 
 
-@pytest.fixture(scope="module")
-def models():
-    float_model = load_checkpoint(DEFAULT_CHECKPOINT).model
-    return float_model, quantize_linear_layers(copy.deepcopy(float_model), "int8")
+@pytest.fixture(scope="module", params=sorted(NOISE))
+def models(request):
+    float_model = load_checkpoint(request.param).model
+    return float_model, quantize_linear_layers(copy.deepcopy(float_model), "int8"), NOISE[request.param]
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +45,14 @@ def samples() -> list[tuple[dict, torch.Tensor]]:
 
 
 def sample_features(model, samples) -> list[torch.Tensor]:
-    extractor = FeatureExtractor(model.config.encoder.mel)
+    extractor = model.config.feature_extractor()
     return [extractor(audio) for _, audio in samples[::3]]  # one of each locale
 
 
-def assert_within_noise(actual: torch.Tensor, expected: torch.Tensor) -> None:
+def assert_within_noise(actual: torch.Tensor, expected: torch.Tensor, noise: tuple[float, float]) -> None:
     error = actual - expected
-    assert float(error.pow(2).mean().sqrt()) <= RELATIVE_RMS_NOISE * float(expected.pow(2).mean().sqrt())
-    assert float(error.abs().max()) <= RELATIVE_MAX_NOISE * float(expected.abs().max())
+    assert float(error.pow(2).mean().sqrt()) <= noise[0] * float(expected.pow(2).mean().sqrt())
+    assert float(error.abs().max()) <= noise[1] * float(expected.abs().max())
 
 
 def greedy_tokens(model, encoded: torch.Tensor) -> torch.Tensor:
@@ -60,13 +60,13 @@ def greedy_tokens(model, encoded: torch.Tensor) -> torch.Tensor:
 
 
 def test_int8_encoder_output_stays_within_quantisation_noise_of_float32(models, samples):
-    float_model, int8_model = models
+    float_model, int8_model, noise = models
     with torch.no_grad():
         for features in sample_features(float_model, samples):
             lengths = torch.tensor([features.shape[0]])
             expected, _ = float_model.encode(features[None], lengths)
             actual, _ = int8_model.encode(features[None], lengths)
-            assert_within_noise(actual[0], expected[0])
+            assert_within_noise(actual[0], expected[0], noise)
             agree = greedy_tokens(int8_model, actual[0]) == greedy_tokens(float_model, expected[0])
             assert float(agree.float().mean()) >= 0.97
 
@@ -74,14 +74,14 @@ def test_int8_encoder_output_stays_within_quantisation_noise_of_float32(models, 
 def test_an_int8_stream_in_chunks_matches_its_full_forward_within_quantisation_noise(models, samples):
     """forward_chunk with its caches, as the service streams: the chunked int8 encoder against the int8 masked full
     forward (float32 streams equal theirs to 2e-5: tests/network/test_encoder.py)."""
-    _, int8_model = models
+    _, int8_model, noise = models
     left = int8_model.config.encoder.left_context_frames
     with torch.no_grad():
         for features in sample_features(int8_model, samples):
             full, lengths = int8_model.encode(features[None], torch.tensor([features.shape[0]]), CHUNK_FRAMES, left)
             streamed = encode_streaming(int8_model, features, CHUNK_FRAMES)
             assert streamed.shape[0] == int(lengths[0])
-            assert_within_noise(streamed, full[0, : int(lengths[0])])
+            assert_within_noise(streamed, full[0, : int(lengths[0])], noise)
 
 
 def test_an_int8_recognizer_decodes_uploads_and_streams_as_float32_does(samples):
@@ -111,16 +111,19 @@ def test_an_int8_recognizer_decodes_uploads_and_streams_as_float32_does(samples)
 
 
 def test_int8_quantises_the_first_pass_and_keeps_what_reads_weights_directly_in_float(models):
-    """The encoder, CTC head and decoder layers become int8; the decoder's output layer (rescoring reads its rows)
-    and nn.MultiheadAttention's out_proj (its forward reads the weight) stay float32; no weight goes uncounted."""
-    float_model, int8_model = models
+    """The encoder, CTC head and decoder layers become int8, but for the backbone's MLP output layers (KEPT_FLOAT);
+    the decoder's output layer (rescoring reads its rows) and nn.MultiheadAttention's out_proj (its forward reads the
+    weight) stay float32; no weight goes uncounted."""
+    float_model, int8_model, _ = models
     assert quantization_of(float_model) == "none" and quantization_of(int8_model) == "int8"
     assert quantization_of(int8_model.encoder) == quantization_of(int8_model.decoder.layers) == "int8"
     assert quantization_of(int8_model.ctc_head) == "int8"
     assert isinstance(int8_model.decoder.output, torch.nn.Linear)
     assert isinstance(int8_model.decoder.layers.layers[0].self_attn.out_proj, torch.nn.Linear)
-    quantised = [float_model.encoder, float_model.ctc_head, float_model.decoder.layers]
-    linear = [m for part in quantised for m in part.modules() if type(m) is torch.nn.Linear]
+    quantised = {"encoder": float_model.encoder, "ctc_head": float_model.ctc_head,
+                 "decoder.layers": float_model.decoder.layers}
+    linear = [m for prefix, part in quantised.items() for name, m in part.named_modules()
+              if type(m) is torch.nn.Linear and not KEPT_FLOAT.match(f"{prefix}.{name}")]
     assert int8_weight_count(int8_model) == sum(p.numel() for m in linear for p in m.parameters())
     assert int8_model.parameter_count() == float_model.parameter_count()
 

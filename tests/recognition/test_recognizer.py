@@ -9,7 +9,7 @@ import torch
 
 from model.decoding.results import join_texts
 from model.frontend.features import SAMPLE_RATE
-from model.frontend.segmenter import SegmenterOptions, split_at_silences
+from model.frontend.segmenter import AudioSpan, SegmenterOptions, speech_spans, split_at_silences
 from model.recognition.recognizer import DecodeOptions, Recognizer
 from model.recognition.stream_decoder import EndpointConfig, FinalEvent, PartialEvent, decode_stream_offline
 
@@ -167,6 +167,17 @@ def test_long_recordings_are_cut_at_silences():
     assert all((s.end - s.start) / SAMPLE_RATE <= 20.0 for s in spans)
 
 
+def test_a_span_keeps_a_quarter_second_of_the_silence_at_either_end_and_a_silent_one_stays_whole():
+    speech = noise_burst(2.0, 5)
+    audio = torch.cat([torch.zeros(2 * SAMPLE_RATE), speech, torch.zeros(SAMPLE_RATE)])
+    options = SegmenterOptions()
+    (span,) = speech_spans(audio, split_at_silences(audio, options), options)
+    kept = int(options.kept_silence_s * SAMPLE_RATE)
+    assert (span.start, span.end) == (2 * SAMPLE_RATE - kept, 4 * SAMPLE_RATE + kept)
+    silence = torch.zeros(SAMPLE_RATE)
+    assert speech_spans(silence, [AudioSpan(0, SAMPLE_RATE)], options) == [AudioSpan(0, SAMPLE_RATE)]
+
+
 def test_hour_long_silence_free_audio_is_hard_cut(recognizer):
     spans = split_at_silences(noise_burst(61.0, 4), SegmenterOptions(max_segment_s=20.0))
     assert [round((s.end - s.start) / SAMPLE_RATE) for s in spans] == [20, 20, 20, 1]
@@ -312,6 +323,37 @@ def test_half_precision_decodes_like_float32():
     for (_, enc32, state32), (_, enc16, state16) in zip(outputs["full"], outputs["half"]):
         assert state16.cache.dtype == torch.float16 and state32.cache.dtype == torch.float32
         assert (enc16.float() - enc32).abs().max() < 0.05 * enc32.abs().max()
+
+
+def test_silence_before_speech_leaves_a_stream_no_context(bundled_samples):
+    """Four 640 ms chunks of a quiet room, then a sample: each chunk that hears nothing starts the encoder afresh, so
+    the sample is heard as it is heard alone, its words 2.56 s later (a chunk's features near its start aside)."""
+    import soundfile
+
+    from model.network.checkpoint import load_checkpoint
+
+    recognizer = Recognizer(load_checkpoint())
+    room = 0.003 * torch.randn(4 * 16 * 640, generator=torch.Generator().manual_seed(0))
+    for sample in bundled_samples[::3]:
+        speech = torch.from_numpy(soundfile.read(sample["path"], dtype="float32")[0])
+        heard = []
+        for audio in (speech, torch.cat([room, speech])):
+            _, events = decode_stream_offline(recognizer, audio, DecodeOptions(locale=sample["locale"]), 16)
+            heard.append([(w.text, w.start_s) for e in events if isinstance(e, FinalEvent) for w in e.segment.words])
+        alone, after_room = heard
+        assert [w for w, _ in after_room] == [w for w, _ in alone] != []
+        assert all(abs(late - (early + 2.56)) <= 0.08 for (_, early), (_, late) in zip(alone, after_room))
+
+
+def test_a_spans_locale_weighs_what_it_said(tiny_loaded):
+    """`auto`: each locale's LM probability of the words heard with no locale imposed weighs in beside the locale
+    head, whatever the head made of the voice."""
+    recognizer = Recognizer(tiny_loaded)
+    silence = torch.zeros(tiny_loaded.model.config.encoder.d_model)
+    for locale, text in (("yue-HK", "我哋去食飯"), ("en-US", "the cat sat on the mat"), ("zh-CN", "今天天气很好")):
+        said = tiny_loaded.tokenizer.encode(text)
+        assert recognizer.detect_locale(silence, 1, said)[0] == locale
+    assert recognizer.text_evidence(()).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_an_auto_stream_settles_on_its_locale_within_two_chunks_of_speech_after_any_silence(bundled_samples):

@@ -235,12 +235,12 @@ def test_a_hotword_written_as_a_name_is_written_brings_out_that_name(client):
 
 
 def test_a_cantonese_hotword_heard_with_the_wrong_tone_is_written_as_asked(client):
-    """Cantonese 港鐵 (gong2 tit3) comes out as 講鐵 (gong3 tit3, 0.11.2) without the hotword; with it the final is
+    """Cantonese 港鐵 (gong2 tit3) comes out as 講鐵 (gong3 tit3) without the hotword; with it the final is
     corrected to the name (model.decoding.hotwords.correct_to_hotwords), where the search's boost alone does not lift
     it."""
     from model.corpus.synthesize import VoiceSpec, synthesize
 
-    wav = encode(synthesize("唔該幫我轉去港鐵客服", VoiceSpec("yue")), "WAV")
+    wav = encode(synthesize("我想問下港鐵站喺邊度", VoiceSpec("yue")), "WAV")
     plain = transcribe(client, wav, locale="yue").json()["text"]
     biased = transcribe(client, wav, locale="yue", hotwords="港鐵").json()
     assert "港鐵" not in plain

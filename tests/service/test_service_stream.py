@@ -282,7 +282,7 @@ def test_a_streams_cantonese_hotword_heard_with_the_wrong_tone_reaches_its_final
     hotword is written 港鐵 with it (tests/service/test_service_rest.py has the upload)."""
     from model.corpus.synthesize import VoiceSpec, synthesize
 
-    pcm = pcm16(synthesize("唔該幫我轉去港鐵客服", VoiceSpec("yue")))
+    pcm = pcm16(synthesize("我想問下港鐵站喺邊度", VoiceSpec("yue")))
     plain = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "yue-HK"}))
     biased = asyncio.run(stream_audio(live_server.ws_url, pcm, {"locale": "yue-HK", "hotwords": ["港鐵"]}))
     assert "港鐵" not in finals_text(plain, "yue-HK")

@@ -424,7 +424,7 @@ def stereo_call(tmp_path: Path) -> Path:
     from model.corpus.synthesize import VoiceSpec, synthesize
 
     agent = synthesize("我嘅電話號碼係九一二三四五六七", VoiceSpec("yue"))
-    customer = synthesize("i bought three books in nineteen ninety seven", VoiceSpec("en-us"))
+    customer = synthesize("i bought three books in two thousand and seven", VoiceSpec("en-us"))
     audio = np.zeros((max(len(agent), len(customer)), 2), dtype=np.float32)
     audio[: len(agent), 0], audio[: len(customer), 1] = agent, customer
     path = tmp_path / "call.wav"
@@ -488,6 +488,6 @@ def test_a_stereo_call_shows_each_channel_by_name(playwright, live_server, bundl
     assert shown["channels"] == [f"{c['name']} ({c['locale']}){c['text']}" for c in body["channels"]]
     agent, customer = shown["channels"]
     assert agent.startswith("agent (yue-HK)我嘅電話號碼") and agent.endswith("[PHONE]。")  # punctuated, masked
-    assert customer == "customer (en-US)I bought three books in 1997."
+    assert customer == "customer (en-US)I bought three books in 2007."
     assert shown["speakers"] == [s["channel_name"] for s in body["segments"]] and shown["text"] == body["text"]
     assert shown["redactions"] == "Personal data masked: 1 (phone_number)."

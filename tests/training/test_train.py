@@ -173,14 +173,15 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor_at_the_time_budget():
     assert config.peak_lr == 8e-4
 
 
-def test_every_shipped_config_describes_the_bundled_network():
-    """The configs continue the bundled model: same encoder and decoder, and its tonal-syllable head on the layer
-    they train it on (a config that disagreed would grow or re-read a network that was never meant to)."""
+def test_every_shipped_config_describes_the_synthetic_voices_network():
+    """The configs (the espeak-ng-only recipe) continue the synthetic-voices model: same encoder and decoder, and its
+    tonal-syllable head on the layer they train it on (a config that disagreed would grow or re-read a network that
+    was never meant to)."""
     from glob import glob
 
     from model.training.train_config import TrainConfig
 
-    bundled = load_checkpoint().model.config
+    bundled = load_checkpoint("synthetic-voices").model.config
     for path in sorted(glob("model/configs/*.toml")):
         config = TrainConfig.from_toml(path)
         assert config.encoder == bundled.encoder and config.decoder == bundled.decoder, path
