@@ -309,13 +309,14 @@ class Recognizer:
         return Transcript(join_texts([segment.text]), locale, probability, duration_s,
                           (segment,) if segment.text else ())
 
-    def sure_locale(self, encoded: torch.Tensor) -> tuple[str, float] | None:
+    def sure_locale(self, encoded: torch.Tensor, heard: Sequence[int]) -> tuple[str, float] | None:
         """`auto`, one segment of a stream, its encoder output (S, D): its own locale and probability when it is
         LOCALE_SWITCH_S or longer and surely that locale, which then decodes it whatever the stream's locale (a caller
-        who changes language between utterances); else None. (Offline, every span is decoded as its own locale.)"""
+        who changes language between utterances); else None. `heard`: what it said with no locale imposed
+        (`heard_tokens`). (Offline, every span is decoded as its own locale.)"""
         if encoded.shape[0] * ENCODER_FRAME_S < LOCALE_SWITCH_S:
             return None
-        locale, probability = self.detect_locale(encoded.float().sum(0), encoded.shape[0], self.heard_tokens(encoded))
+        locale, probability = self.detect_locale(encoded.float().sum(0), encoded.shape[0], heard)
         return (locale, probability) if probability >= LOCALE_SURE_PROBABILITY else None
 
     def transcribe(self, recording: torch.Tensor, options: DecodeOptions = DecodeOptions()) -> Transcript:

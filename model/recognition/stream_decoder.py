@@ -138,26 +138,27 @@ def search_locale(state: StreamState) -> str | None:
     return state.options.locale or state.detected_locale
 
 
-def heard_so_far(recognizer: Recognizer, state: StreamState) -> tuple[int, ...]:
-    """What the stream has said with no locale imposed: its finished segments' words and its open segment's."""
-    open_segment = recognizer.heard_tokens(torch.cat(state.segment_encoded)) if state.segment_encoded else ()
-    return (state.locale_heard + open_segment)[-HEARD_TOKENS_KEPT:]
+def segment_heard(recognizer: Recognizer, state: StreamState) -> tuple[int, ...]:
+    """What the open segment said with no locale imposed (`Recognizer.heard_tokens`)."""
+    return recognizer.heard_tokens(torch.cat(state.segment_encoded)) if state.segment_encoded else ()
 
 
-def stream_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float]:
-    """The locale of all the stream's evidence: its speech frames and what it said (`heard_so_far`)."""
+def stream_locale(recognizer: Recognizer, state: StreamState, said: tuple[int, ...]) -> tuple[str, float]:
+    """The locale of all the stream's evidence: its speech frames, and what it said: its finished segments' words
+    and `said`, the open segment's (`segment_heard`)."""
     assert state.locale_sum is not None
-    return recognizer.detect_locale(state.locale_sum, state.locale_frames, heard_so_far(recognizer, state))
+    return recognizer.detect_locale(state.locale_sum, state.locale_frames,
+                                    (state.locale_heard + said)[-HEARD_TOKENS_KEPT:])
 
 
-def current_locale(recognizer: Recognizer, state: StreamState) -> tuple[str, float | None]:
+def current_locale(recognizer: Recognizer, state: StreamState, said: tuple[int, ...]) -> tuple[str, float | None]:
     if state.options.locale is not None:
         return state.options.locale, None
     if state.detected_locale is not None:
         return state.detected_locale, state.detected_probability
     if state.locale_sum is None or state.locale_frames == 0:
         return recognizer.locales[0], 0.0
-    return stream_locale(recognizer, state)
+    return stream_locale(recognizer, state, said)
 
 
 def search_segment_as(recognizer: Recognizer, state: StreamState, locale: str, probability: float | None,
@@ -187,23 +188,25 @@ def settle_locale(recognizer: Recognizer, state: StreamState) -> StreamState:
         return state
     if state.locale_frames * ENCODER_FRAME_S < LOCALE_COMMIT_S:
         return state
-    locale, probability = stream_locale(recognizer, state)
+    locale, probability = stream_locale(recognizer, state, segment_heard(recognizer, state))
     if probability < LOCALE_SURE_PROBABILITY:
         return state
     return search_segment_as(recognizer, state, locale, probability)
 
 
-def check_locale_before_final(recognizer: Recognizer, state: StreamState, search_again: bool = True) -> StreamState:
+def check_locale_before_final(recognizer: Recognizer, state: StreamState, said: tuple[int, ...],
+                              search_again: bool = True) -> StreamState:
     """`auto` at a final: decide if still undecided (whatever the probability); switch to the segment's own locale
     when the segment alone is surely another one (LOCALE_SWITCH_S of it at LOCALE_SURE_PROBABILITY); or follow
-    the stream's whole evidence where it now disagrees with an early decision. (`search_again`: search_segment_as)"""
+    the stream's whole evidence where it now disagrees with an early decision. `said`: what the segment said
+    (`segment_heard`). (`search_again`: search_segment_as)"""
     if state.options.locale is not None or state.locale_sum is None or state.locale_frames == 0:
         return state
-    whole_locale, whole_probability = stream_locale(recognizer, state)
+    whole_locale, whole_probability = stream_locale(recognizer, state, said)
     if state.detected_locale is None:
         return search_segment_as(recognizer, state, whole_locale, whole_probability, search_again=search_again)
     segment = torch.cat(state.segment_encoded).float() if state.segment_encoded else None
-    sure = recognizer.sure_locale(segment) if segment is not None else None
+    sure = recognizer.sure_locale(segment, said) if segment is not None else None
     if segment is not None and sure is not None and sure[0] != state.detected_locale:
         return search_segment_as(recognizer, state, *sure, segment.sum(0), segment.shape[0], search_again=search_again)
     if whole_locale != state.detected_locale:
@@ -218,8 +221,8 @@ def apply_chunk(
     """Consume the encoder step's output for this stream: search, then endpoint checks. Returns events."""
     trie = state.hotwords
     blank_run = trailing_blanks(posteriors.best_ids, state.trailing_blank_frames)
-    unmasked = state.options.locale is not None or state.detected_locale is None  # blank means silence, not a
-    # language the search's token mask leaves out
+    # Blank means silence only where no other locale's token mask can have hidden the speech.
+    unmasked = state.options.locale is not None or state.detected_locale is None
     if unmasked and blank_run >= state.frames + posteriors.frames - state.segment_start_frame:
         # The open segment has heard nothing, this chunk included: it begins again with this chunk (whose audio a
         # full-context final keeps: speech that starts late in a chunk is often heard only in the next), and the
@@ -330,6 +333,7 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: Segment
     final decoded again from it."""
     events: list[StreamEvent] = []
     spoke = False
+    said: tuple[int, ...] = ()
     start_s = state.segment_start_frame * ENCODER_FRAME_S
     end_s = state.frames * ENCODER_FRAME_S
     if reason != "silence":
@@ -337,8 +341,9 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: Segment
         searched_as = search_locale(state)
         # A final decoded again at full context needs no streaming search under a locale `auto` switches to here:
         # that search is only its fallback, made below if the fallback is taken.
-        state = check_locale_before_final(recognizer, state, search_again=not second_pass)
-        locale, probability = current_locale(recognizer, state)
+        said = segment_heard(recognizer, state) if state.options.locale is None else ()
+        state = check_locale_before_final(recognizer, state, said, search_again=not second_pass)
+        locale, probability = current_locale(recognizer, state, said)
         ranked = full_context_final(recognizer, state, locale, full_context) if full_context is not None else []
         # (A second pass that hears nothing where the partials showed words falls back to the streaming pass: each
         # segment whose partials a client saw still ends with a final.)
@@ -356,9 +361,7 @@ def finalize_segment(recognizer: Recognizer, state: StreamState, reason: Segment
         spoke = bool(segment.text)
         if spoke or reason == "stop":
             events.append(FinalEvent(replace(segment, locale=locale), reason, probability))
-    heard = state.locale_heard
-    if state.options.locale is None and spoke and state.segment_encoded:
-        heard = (heard + recognizer.heard_tokens(torch.cat(state.segment_encoded)))[-HEARD_TOKENS_KEPT:]
+    heard = (state.locale_heard + said)[-HEARD_TOKENS_KEPT:] if spoke else state.locale_heard
     next_state = replace(
         state, search=BeamState(), segment_index=state.segment_index + (1 if spoke else 0),
         segment_start_frame=state.frames, segment_encoded=(), segment_audio=(), trailing_blank_frames=0,
